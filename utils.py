@@ -1,0 +1,418 @@
+"""Shared pieces of every script: classes and leads, the SNOMED-CT label map,
+fold splits, seeding, run naming, atomic writes, device/precision selection,
+and the metrics (vectorised F1-optimal thresholds, bootstrap CIs).
+
+Nothing here is a script; `python -c "import utils"` must stay cheap, so heavy
+imports (torch, sklearn) happen inside the functions that need them.
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+# --------------------------------------------------------------------------
+# Classes, leads, label mapping: the one place they are defined.
+
+CLASSES = ['SNR', 'AF', 'IAVB', 'LBBB', 'RBBB', 'PAC', 'PVC', 'STD', 'STE']
+CLASS_NAMES = {
+    'SNR': 'sinus rhythm', 'AF': 'atrial fibrillation',
+    'IAVB': 'first-degree AV block', 'LBBB': 'left bundle branch block',
+    'RBBB': 'right bundle branch block', 'PAC': 'premature atrial contraction',
+    'PVC': 'premature ventricular contraction', 'STD': 'ST-segment depression',
+    'STE': 'ST-segment elevation',
+}
+LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF',
+         'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
+FS = 500          # every record is resampled to this rate (CPSC2018's own)
+WINDOW = 15000    # 30 s at 500 Hz: the study's input length
+
+# SNOMED-CT code -> class. The study's codes first, then the equivalent codes
+# that other PhysioNet/CinC 2020/2021 sources use for the same diagnosis
+# (scored as equivalent by the challenge).
+SNOMED_TO_CLASS = {
+    '426783006': 'SNR',
+    '164889003': 'AF',
+    '270492004': 'IAVB',
+    '164909002': 'LBBB', '733534002': 'LBBB',
+    '713427006': 'RBBB', '59118001': 'RBBB',
+    '284470004': 'PAC', '63593006': 'PAC',
+    '164884008': 'PVC', '427172004': 'PVC', '17338001': 'PVC',
+    '429622005': 'STD',
+    '164931005': 'STE',
+}
+# The code we write for each class (synthetic data, reports): the study's own.
+CLASS_TO_SNOMED = {
+    'SNR': '426783006', 'AF': '164889003', 'IAVB': '270492004',
+    'LBBB': '164909002', 'RBBB': '59118001', 'PAC': '284470004',
+    'PVC': '164884008', 'STD': '429622005', 'STE': '164931005',
+}
+# The original CPSC2018 challenge download: REFERENCE.csv labels 1..9.
+CPSC_NUMBER_TO_CLASS = {i + 1: c for i, c in enumerate(CLASSES)}
+
+
+def dx_to_classes(codes):
+    """SNOMED-CT codes (iterable of str/int) -> sorted list of class names."""
+    found = {SNOMED_TO_CLASS[str(c).strip()] for c in codes
+             if str(c).strip() in SNOMED_TO_CLASS}
+    return [c for c in CLASSES if c in found]
+
+
+def parse_leads(leads):
+    """'all' or 'I,aVR,V5' (or a list) -> list of lead names in standard order
+    of the request. Unknown names fail with the list of valid ones."""
+    if isinstance(leads, str):
+        if leads.strip().lower() == 'all':
+            return list(LEADS)
+        leads = [s.strip() for s in leads.split(',') if s.strip()]
+    canon = {name.lower(): name for name in LEADS}
+    out = []
+    for name in leads:
+        if name.lower() not in canon:
+            raise SystemExit(f"error: unknown lead {name!r} in --leads; "
+                             f"use 'all' or names from {','.join(LEADS)}")
+        out.append(canon[name.lower()])
+    if len(set(out)) != len(out):
+        raise SystemExit(f'error: --leads repeats a lead: {leads}')
+    return out
+
+
+def leads_tag(leads):
+    """Lead list -> the short tag used in run names ('all', 'I', 'I-aVR')."""
+    leads = parse_leads(leads)
+    return 'all' if leads == LEADS else '-'.join(leads)
+
+
+# --------------------------------------------------------------------------
+# Folds and runs.
+
+NFOLDS = 10
+
+
+def split_data(seed=42, test_fold=None):
+    """Folds 1..10 -> (train_folds, val_folds, test_folds), lists of ints.
+
+    Without test_fold this is the study's split: a permutation of the folds
+    seeded by `seed`, 8 train / 1 val / 1 test. With test_fold=K (10-fold
+    cross-validation) the test fold is K, validation the next fold (K % 10 + 1),
+    and training the other eight.
+    """
+    if test_fold is None:
+        folds = np.random.RandomState(seed).permutation(range(1, NFOLDS + 1))
+        return ([int(f) for f in folds[:8]], [int(folds[8])], [int(folds[9])])
+    if not 1 <= int(test_fold) <= NFOLDS:
+        raise SystemExit(f'error: --test-fold must be 1..{NFOLDS}, got {test_fold}')
+    k = int(test_fold)
+    val = k % NFOLDS + 1
+    train = [f for f in range(1, NFOLDS + 1) if f not in (k, val)]
+    return train, [val], [k]
+
+
+def database_name(data_dir):
+    """data/CPSC -> 'CPSC' (the folder name identifies the database)."""
+    return Path(data_dir).resolve().name
+
+
+def run_name(data_dir, leads, seed, test_fold=None):
+    """The one name of a run, shared by every script:
+    '<database>-<leads>-s<seed>-f<test fold>', e.g. 'CPSC-all-s42-f7'.
+
+    Checkpoints live in models/<run>/, results in results/<run>/, SHAP in
+    shap/<run>/, so runs of different leads, seeds or folds never collide.
+    The test fold is resolved from the seed when not given (the study's split).
+    """
+    test = split_data(seed, test_fold)[2][0]
+    return f'{database_name(data_dir)}-{leads_tag(leads)}-s{seed}-f{test}'
+
+
+def run_dirs(name, root='.'):
+    """Paths derived from a run name."""
+    root = Path(root)
+    return {'models': root / 'models' / name, 'results': root / 'results' / name,
+            'shap': root / 'shap' / name}
+
+
+def add_common_args(parser):
+    """Flags shared by main.py, predict.py, shap_values.py and baselines.py."""
+    parser.add_argument('--data-dir', default='data/CPSC', metavar='DIR',
+                        help='folder of WFDB records with labels.csv and cache '
+                             'from preprocess.py (default: data/CPSC)')
+    parser.add_argument('--leads', default='all', metavar='LEADS',
+                        help="'all' or comma-separated names, e.g. I,aVR,V5 "
+                             '(default: all)')
+    parser.add_argument('--seed', default=42, type=int,
+                        help='seed of the fold split, init and shuffling '
+                             '(default: 42, as in the study)')
+    parser.add_argument('--test-fold', default=None, type=int, metavar='K',
+                        help='test fold 1..10 for cross-validation; validation '
+                             "is fold K%%10+1 (default: the study's seeded split)")
+    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
+                        help='auto = cuda when available (default: auto)')
+    parser.add_argument('--use-gpu', action='store_true',
+                        help='same as --device cuda (kept from the study)')
+    return parser
+
+
+def git_commit():
+    """Short hash of the code that made a result, or 'unknown'."""
+    try:
+        out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                             capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or 'unknown'
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+
+
+# --------------------------------------------------------------------------
+# Seeding, device, precision.
+
+def seed_everything(seed):
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ['PYTHONHASHSEED'] = str(seed)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def select_device(device='auto', use_gpu=False):
+    """'auto' | 'cpu' | 'cuda' (+ the study's --use-gpu) -> torch.device.
+    Asking for CUDA on a machine without it fails loudly instead of silently
+    training on the CPU for days."""
+    import torch
+    if use_gpu:
+        device = 'cuda'
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit('error: --device cuda / --use-gpu asked for a GPU, but '
+                         'torch.cuda.is_available() is False; install a CUDA build '
+                         'of torch or run with --device cpu')
+    return torch.device(device)
+
+
+def cpu_supports_bf16():
+    """True when this CPU has native bf16 matmul (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        return False
+    return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
+
+
+def select_precision(device, precision='auto'):
+    """-> 'bf16' or 'fp32'. auto: bf16 on CUDA with bf16 support and on CPUs
+    with native bf16; fp32 elsewhere (emulated bf16 is slower than fp32)."""
+    import torch
+    if precision != 'auto':
+        return precision
+    if device.type == 'cuda':
+        return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
+    return 'bf16' if cpu_supports_bf16() else 'fp32'
+
+
+def autocast(device, precision):
+    """The autocast context for a precision; a no-op for fp32."""
+    import torch
+    if precision == 'bf16':
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+# --------------------------------------------------------------------------
+# Atomic writes: write to a temporary file beside the target, then rename, so
+# a Ctrl-C or a crash never leaves a half-written file under the real name.
+
+@contextmanager
+def atomic_path(path):
+    """Yields a temporary path in the target's folder; renames it to `path`
+    on success and removes it on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_torch_save(obj, path):
+    import torch
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def atomic_write_text(text, path):
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def atomic_write_json(obj, path):
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n', path)
+
+
+def atomic_to_csv(df, path, **kwargs):
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, **kwargs)
+
+
+def atomic_savez(path, **arrays):
+    """np.savez_compressed, atomically; never pickles (allow_pickle=False on load)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
+            np.savez_compressed(f, **arrays)
+
+
+# --------------------------------------------------------------------------
+# Metrics.
+
+def f1_optimal_thresholds(y_true, y_score):
+    """Per-class threshold maximising F1, vectorised over all cut points.
+
+    y_true (n, c) in {0,1}, y_score (n, c). For each class the scores are
+    sorted once and F1 is evaluated at every distinct score with cumulative
+    sums: O(n log n) per class instead of calling f1_score at 100 fixed
+    thresholds as the study's code does. The threshold returned is the midpoint
+    between the chosen score and the next lower one, so it is robust to tiny
+    numerical differences between validation and test scoring.
+    Returns an array of c thresholds.
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if y_true.ndim == 1:
+        y_true, y_score = y_true[:, None], y_score[:, None]
+    thresholds = np.full(y_true.shape[1], 0.5)
+    for c in range(y_true.shape[1]):
+        t, s = y_true[:, c], y_score[:, c]
+        npos = t.sum()
+        if npos == 0 or npos == len(t):
+            continue  # F1 is undefined/constant: keep 0.5
+        order = np.argsort(-s, kind='stable')
+        s_sorted, t_sorted = s[order], t[order]
+        tp = np.cumsum(t_sorted)
+        k = np.arange(1, len(s) + 1)
+        # Only the last index of each run of equal scores is a valid cut.
+        last = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+        f1 = np.where(last, 2 * tp / (k + npos), -1.0)
+        i = int(np.argmax(f1))
+        lower = s_sorted[i + 1] if i + 1 < len(s_sorted) else s_sorted[i] - 1e-6
+        thresholds[c] = (s_sorted[i] + lower) / 2
+    return thresholds
+
+
+def _binary_stats(y_true, y_pred):
+    """Vectorised per-class precision, recall, F1, accuracy; (..., n, c) input."""
+    tp = (y_true & y_pred).sum(-2)
+    fp = (~y_true & y_pred).sum(-2)
+    fn = (y_true & ~y_pred).sum(-2)
+    tn = (~y_true & ~y_pred).sum(-2)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+        recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), np.nan)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
+    accuracy = (tp + tn) / (tp + fp + fn + tn)
+    return precision, recall, f1, accuracy
+
+
+def _auc(y_true, y_score):
+    from sklearn.metrics import roc_auc_score
+    out = np.full(y_true.shape[1], np.nan)
+    for c in range(y_true.shape[1]):
+        if 0 < y_true[:, c].sum() < len(y_true):
+            out[c] = roc_auc_score(y_true[:, c], y_score[:, c])
+    return out
+
+
+def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
+                    n_boot=1000, seed=0):
+    """Per-class and macro precision, recall, F1, AUC, accuracy with 95%
+    bootstrap CIs (percentile method, records resampled with replacement).
+
+    Returns a pandas DataFrame indexed by class + 'macro' with columns
+    precision, recall, f1, auc, accuracy, n_pos, and <metric>_lo/<metric>_hi.
+    Macro values ignore classes that are undefined on this set (no positives).
+    """
+    import pandas as pd
+    y_true = np.asarray(y_true, dtype=bool)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    y_pred = y_score >= np.asarray(thresholds)[None, :]
+    p, r, f, a = _binary_stats(y_true, y_pred)
+    auc = _auc(y_true, y_score)
+    table = {'precision': p, 'recall': r, 'f1': f, 'auc': auc, 'accuracy': a}
+
+    boot = {k: [] for k in table}
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        n = len(y_true)
+        for _ in range(n_boot):
+            idx = rng.integers(0, n, n)
+            bt, bs, bp = y_true[idx], y_score[idx], y_pred[idx]
+            bp_, br_, bf_, ba_ = _binary_stats(bt, bp)
+            boot['precision'].append(bp_)
+            boot['recall'].append(br_)
+            boot['f1'].append(bf_)
+            boot['accuracy'].append(ba_)
+            boot['auc'].append(_auc(bt, bs))
+    rows = {}
+    for i, c in enumerate(classes):
+        row = {k: float(v[i]) for k, v in table.items()}
+        row['n_pos'] = int(y_true[:, i].sum())
+        for k in table:
+            if n_boot:
+                vals = np.array([b[i] for b in boot[k]], dtype=float)
+                vals = vals[np.isfinite(vals)]
+                lo, hi = (np.percentile(vals, [2.5, 97.5]) if len(vals)
+                          else (np.nan, np.nan))
+            else:
+                lo = hi = np.nan
+            row[f'{k}_lo'], row[f'{k}_hi'] = float(lo), float(hi)
+        rows[c] = row
+    macro = {k: float(np.nanmean(v)) if np.isfinite(v).any() else np.nan
+             for k, v in table.items()}
+    macro['n_pos'] = int(y_true.sum())
+    for k in table:
+        if n_boot:
+            per = np.array(boot[k], dtype=float)  # (n_boot, c)
+            with np.errstate(all='ignore'):
+                vals = np.nanmean(per, axis=1)
+            vals = vals[np.isfinite(vals)]
+            lo, hi = np.percentile(vals, [2.5, 97.5]) if len(vals) else (np.nan, np.nan)
+        else:
+            lo = hi = np.nan
+        macro[f'{k}_lo'], macro[f'{k}_hi'] = float(lo), float(hi)
+    rows['macro'] = macro
+    cols = ['precision', 'recall', 'f1', 'auc', 'accuracy', 'n_pos']
+    cols += [f'{k}_{e}' for k in table for e in ('lo', 'hi')]
+    return pd.DataFrame.from_dict(rows, orient='index')[cols]
+
+
+def format_metrics_table(df):
+    """The paper's per-class table as Markdown: value (95% CI)."""
+    lines = ['| class | precision | recall | F1 | AUC | accuracy | n+ |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    for name, row in df.iterrows():
+        cells = []
+        for k in ('precision', 'recall', 'f1', 'auc', 'accuracy'):
+            v, lo, hi = row[k], row[f'{k}_lo'], row[f'{k}_hi']
+            if not np.isfinite(v):
+                cells.append('n/a')
+            elif np.isfinite(lo):
+                cells.append(f'{v:.3f} ({lo:.3f}–{hi:.3f})')
+            else:
+                cells.append(f'{v:.3f}')
+        lines.append(f"| {name} | {' | '.join(cells)} | {int(row['n_pos'])} |")
+    return '\n'.join(lines)
