@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 
-.PHONY: venv test demo bench clean-demo
+.PHONY: venv test demo paper bench
 
 venv: $(VENV)/.installed
 
@@ -20,8 +20,11 @@ test: venv
 bench: venv
 	$(PYTHON) bench.py
 
+# The whole pipeline on the embedded synthetic dataset -> results/demo/REPORT.md
 demo: venv
-	$(PYTHON) synthetic.py --out data/SYNTH --n 1000 --seed 0
-	$(PYTHON) preprocess.py --data-dir data/SYNTH
-	$(PYTHON) statistic.py --data-dir data/SYNTH
-	$(PYTHON) visualize.py --record-paths 'data/SYNTH/A000[1-9].hea' --out results/demo/plots
+	$(PYTHON) pipeline.py demo
+
+# The study on real CPSC2018: make paper DATA=data/CPSC [CV=1]
+DATA ?= data/CPSC
+paper: venv
+	$(PYTHON) pipeline.py paper --data-dir $(DATA) $(if $(CV),--cv)
