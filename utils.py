@@ -243,6 +243,10 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 files; give outputs the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -272,9 +276,8 @@ def atomic_to_csv(df, path, **kwargs):
 
 def atomic_savez(path, **arrays):
     """np.savez_compressed, atomically; never pickles (allow_pickle=False on load)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, 'wb') as f:
-            np.savez_compressed(f, **arrays)
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        np.savez_compressed(f, **arrays)
 
 
 # --------------------------------------------------------------------------
