@@ -1,0 +1,472 @@
+"""Labels, folds and the signal cache of a database: run once before training.
+
+    python preprocess.py --data-dir data/CPSC                 # WFDB .hea + .mat
+    python preprocess.py --data-dir data/CPSC2018 --format cpsc2018   # original download
+    python preprocess.py --data-dir data/CPSC --strict        # stop at the first bad record
+
+--data-dir holds WFDB records (NAME.hea + NAME.mat as in the PhysioNet/CinC
+2020/2021 challenges, or any signal file wfdb reads; subfolders are searched)
+or the original CPSC2018 download (TrainingSet*/A*.mat with struct ECG, and
+REFERENCE.csv). Writes into that folder:
+
+    reference.csv   patient_id, sample_rate, signal_len, age, sex, dx (SNOMED codes)
+    labels.csv      patient_id, SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE, fold
+    skipped.csv     patient_id, path, reason (bad records, one line each)
+    cache/signals.npy, cache/index.csv, cache/meta.json
+                    each labelled record's last 15,000 samples at 500 Hz, leads in
+                    utils.LEADS order, int16 µV, concatenated (dataset.ECGDataset
+                    memory-maps it; training never parses a record again)
+
+The CSVs come from the headers alone (a fraction of a second for thousands of
+records). Labels map SNOMED-CT codes to the nine classes with
+utils.SNOMED_TO_CLASS; records with none of the nine are dropped from
+labels.csv. The ten folds are stratified over the nine classes (iterative
+stratification) and seeded: the same on every run and machine. The cache is
+rebuilt only when its inputs change (names, sizes and mtimes of the files,
+and the settings; --force rebuilds). Every output is written atomically, so
+Ctrl-C never leaves a half-written file and a rerun simply starts again.
+
+Sanity check (a copy of ../shared/data/physionet2021, 40 real records, ~5 s
+on 2 cores, most of it importing torch):
+
+    read 40 records in 0.01 s
+    dropped 13 records with none of the nine classes (SNR, AF, IAVB, ...)
+    cache: 27 records, 3.1 MiB in 0.3 s -> .../cache
+    wrote reference.csv (40 records), labels.csv (27), skipped.csv (0) in ...
+"""
+import argparse
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from dataset import RecordError, quantise, read_header, read_record, resampled_length
+from utils import (
+    CLASS_TO_SNOMED,
+    CLASSES,
+    CPSC_NUMBER_TO_CLASS,
+    FS,
+    LEADS,
+    NFOLDS,
+    WINDOW,
+    atomic_path,
+    atomic_to_csv,
+    atomic_write_json,
+    dx_to_classes,
+)
+
+CACHE_VERSION = 1  # bump when the cache's content or layout changes
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data-dir', default='data/CPSC', metavar='DIR',
+                        help='folder of the records; outputs go there too (default: data/CPSC)')
+    parser.add_argument('--format', default='auto', choices=['auto', 'wfdb', 'cpsc2018'],
+                        help='auto: cpsc2018 when REFERENCE.csv and .mat files without '
+                             '.hea are found, else wfdb (default: auto)')
+    parser.add_argument('--seed', default=42, type=int,
+                        help='seed of the fold assignment (default: 42, the seed of every run)')
+    parser.add_argument('--workers', default=len(os.sched_getaffinity(0)), type=int,
+                        metavar='N', help='processes building the cache (default: all '
+                                          f'cores, {len(os.sched_getaffinity(0))} here)')
+    parser.add_argument('--strict', action='store_true',
+                        help='stop with an error at the first bad record instead of '
+                             'skipping it (default: skip and report)')
+    parser.add_argument('--force', action='store_true',
+                        help='rebuild the cache even when its inputs are unchanged')
+    return parser
+
+
+class Skips:
+    """Bad records: one line each on the console, one row each in skipped.csv;
+    under --strict the first one stops the run."""
+
+    def __init__(self, strict):
+        self.strict, self.rows = strict, []
+
+    def add(self, record, path, reason):
+        if self.strict:
+            raise SystemExit(f'error: {record}: {reason} ({path}); fix or remove the '
+                             'record, or run without --strict to skip it')
+        tqdm.write(f'skip {record}: {reason}', file=sys.stdout)
+        self.rows.append({'patient_id': record, 'path': str(path), 'reason': reason})
+
+
+# --------------------------------------------------------------------------
+# Finding and scanning records.
+
+def detect_format(data_dir):
+    if any(data_dir.rglob('*.hea')):
+        return 'wfdb'
+    if any(data_dir.rglob('REFERENCE.csv')) and any(data_dir.rglob('*.mat')):
+        return 'cpsc2018'
+    raise SystemExit(f'error: no records in {data_dir}: expected WFDB headers (*.hea) or the '
+                     'CPSC2018 download (A*.mat + REFERENCE.csv); check --data-dir')
+
+
+def _in_cache_dir(path, data_dir):
+    return path.relative_to(data_dir).parts[0] == 'cache'
+
+
+def scan_wfdb(data_dir, skips):
+    """Every header under data_dir -> one dict per usable record."""
+    records, extra = [], {}
+    for hea in sorted(data_dir.rglob('*.hea')):
+        if _in_cache_dir(hea, data_dir):
+            continue
+        try:
+            hdr = read_header(hea)
+            if hdr['dx'] is None:
+                raise RecordError(hdr['name'], "header has no '# Dx:' comment (no labels)")
+        except RecordError as e:
+            skips.add(e.record, hea, e.reason)
+            continue
+        if hdr['extra_leads']:
+            extra[hdr['name']] = hdr['extra_leads']
+        records.append({
+            'patient_id': hdr['name'], 'path': hea, 'sample_rate': hdr['fs'],
+            'signal_len': hdr['sig_len'], 'age': hdr['age'], 'sex': hdr['sex'],
+            'dx': hdr['dx'], 'files': [hea] + [hea.parent / f for f in dict.fromkeys(hdr['files'])],
+        })
+    if extra:
+        name, leads = next(iter(extra.items()))
+        print(f"note: {len(extra)} records also hold non-standard leads, ignored (e.g. {name}: "
+              f"{', '.join(leads)})")
+    return records
+
+
+def read_cpsc_reference(data_dir):
+    """REFERENCE.csv (Recording, First_label, Second_label, Third_label; 1..9)
+    -> {recording: [SNOMED codes]}."""
+    labels = {}
+    for path in sorted(data_dir.rglob('REFERENCE.csv')):
+        df = pd.read_csv(path, dtype={'Recording': str})
+        if 'Recording' not in df.columns or 'First_label' not in df.columns:
+            raise SystemExit(f'error: {path} lacks the columns Recording, First_label '
+                             '(CPSC2018 REFERENCE.csv); check --format')
+        cols = [c for c in ('First_label', 'Second_label', 'Third_label') if c in df.columns]
+        for row in df.itertuples(index=False):
+            numbers = [int(v) for v in (getattr(row, c) for c in cols) if pd.notna(v)]
+            labels[row.Recording] = [CLASS_TO_SNOMED[CPSC_NUMBER_TO_CLASS[v]]
+                                     for v in numbers if v in CPSC_NUMBER_TO_CLASS]
+    return labels
+
+
+def _scan_cpsc_one(path):
+    try:
+        rec = read_record(path)
+    except RecordError as e:
+        return None, e.reason
+    return {'signal_len': len(rec['signal']), 'age': rec['age'], 'sex': rec['sex']}, None
+
+
+def scan_cpsc2018(data_dir, skips, workers):
+    """The original CPSC2018 download has no headers: the .mat files are read
+    (in the pool) for age, sex and length, labels come from REFERENCE.csv."""
+    reference = read_cpsc_reference(data_dir)
+    paths = [p for p in sorted(data_dir.rglob('*.mat'))
+             if not p.with_suffix('.hea').exists() and not _in_cache_dir(p, data_dir)]
+    records = []
+    with _pool(workers) as imap:
+        results = imap(_scan_cpsc_one, paths)
+        for path, (meta, reason) in zip(paths, tqdm(results, total=len(paths), desc='scan',
+                                                    unit='rec')):
+            if reason is None and path.stem not in reference:
+                reason = 'not listed in REFERENCE.csv (no labels)'
+            if reason is not None:
+                skips.add(path.stem, path, reason)
+                continue
+            records.append({'patient_id': path.stem, 'path': path, 'sample_rate': FS,
+                            'dx': reference[path.stem], 'files': [path], **meta})
+    return records
+
+
+def drop_duplicates(records, skips):
+    seen, out = {}, []
+    for rec in records:
+        first = seen.setdefault(rec['patient_id'], rec['path'])
+        if first != rec['path']:
+            skips.add(rec['patient_id'], rec['path'], f'duplicate record name (also {first})')
+        else:
+            out.append(rec)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Folds.
+
+def assign_folds(labels, seed=42, k=NFOLDS):
+    """Multi-label stratified folds 1..k for the rows of `labels` (n, c) 0/1,
+    which the caller orders by patient_id.
+
+    Iterative stratification (Sechidis, Tsoumakas & Vlahavas, On the
+    stratification of multi-label data, ECML PKDD 2011, Algorithm 1): take the
+    label with the fewest examples left; give each of its examples to the fold
+    that most lacks that label, then the fold that most lacks examples, then
+    a seeded random choice. Desired counts are kept multiplied by k so that
+    all comparisons are on integers: identical on every machine.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    want_label = np.tile(y.sum(0), (k, 1))      # k * (examples of label l each fold wants)
+    want = np.full(k, n, dtype=np.int64)        # k * (examples each fold wants)
+    fold = np.zeros(n, dtype=np.int64)
+    left = np.ones(n, dtype=bool)
+
+    def choose(candidates):
+        return candidates[rng.integers(len(candidates))] if len(candidates) > 1 else candidates[0]
+
+    while left.any():
+        counts = y[left].sum(0)
+        if counts.max() == 0:  # rows without any label: balance the fold sizes
+            for i in order[left[order]]:
+                f = choose(np.flatnonzero(want == want.max()))
+                fold[i], left[i] = f, False
+                want[f] -= k
+            break
+        label = int(np.argmin(np.where(counts > 0, counts, n + 1)))
+        for i in order[left[order] & (y[order, label] > 0)]:
+            cand = np.flatnonzero(want_label[:, label] == want_label[:, label].max())
+            if len(cand) > 1:
+                cand = cand[want[cand] == want[cand].max()]
+            f = choose(cand)
+            fold[i], left[i] = f, False
+            want_label[f] -= k * y[i]
+            want[f] -= k
+    return fold + 1
+
+
+# --------------------------------------------------------------------------
+# Cache.
+
+class _SerialMap:
+    """workers <= 1: no processes (also what the bench compares against)."""
+
+    def __enter__(self):
+        return lambda fn, items: map(fn, items)
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _PoolMap:
+    def __init__(self, workers):
+        # Workers ignore Ctrl-C: the parent handles it, tears the pool down and
+        # removes the temporary files, instead of N tracebacks.
+        self.pool = Pool(workers, initializer=signal.signal,
+                         initargs=(signal.SIGINT, signal.SIG_IGN))
+
+    def __enter__(self):
+        return lambda fn, items: self.pool.imap(fn, items, chunksize=8)
+
+    def __exit__(self, *exc):
+        self.pool.terminate()
+        self.pool.join()
+        return False
+
+
+def _pool(workers):
+    return _PoolMap(workers) if workers > 1 else _SerialMap()
+
+
+def fingerprint(records, fmt, data_dir):
+    """Hash of the cache's inputs: every file's name (relative, so a moved
+    folder keeps its cache), size and mtime, and the settings."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, FS, WINDOW, LEADS, fmt]).encode())
+    for rec in records:
+        h.update(rec['patient_id'].encode() + b'\0')
+        for f in rec['files']:
+            st = os.stat(f)
+            h.update(f'{Path(f).relative_to(data_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()
+
+
+def cache_is_current(cache_dir, fp):
+    try:
+        meta = json.loads((cache_dir / 'meta.json').read_text())
+    except (OSError, ValueError):
+        return None
+    files_ok = (cache_dir / 'signals.npy').exists() and (cache_dir / 'index.csv').exists()
+    return meta if files_ok and meta.get('fingerprint') == fp else None
+
+
+_TARGET = {}  # per process: the cache file being filled, memory-mapped once
+
+
+def _cache_one(job):
+    """Worker: read one record and write its last WINDOW samples (int16 µV)
+    into the cache file at its offset -> None, or the reason it is bad.
+    Writing here rather than returning the array keeps hundreds of MB off the
+    pool's pipes, which otherwise cost more than the second core gains."""
+    path, target, offset, length = job
+    try:
+        q = quantise(read_record(path)['signal'][-WINDOW:])
+    except RecordError as e:
+        return e.reason
+    except Exception as e:  # noqa: BLE001 (a bad file must not end a long build)
+        return f'unreadable ({type(e).__name__}: {e})'
+    if len(q) != length:
+        return f'{len(q)} samples read, header implies {length}'
+    if _TARGET.get('path') != target:
+        _TARGET.update(path=target, array=np.load(target, mmap_mode='r+'))
+    _TARGET['array'][offset:offset + length] = q
+    return None
+
+
+def build_cache(records, cache_dir, fmt, fp, workers, skips):
+    """Read every record (in a pool) into one int16 array; returns the
+    records that made it. Lengths are known from the headers, so the array is
+    allocated once and each worker fills its records' rows in place."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / 'meta.json').unlink(missing_ok=True)  # the old cache is stale from here on
+    for stale in cache_dir.glob('.*.tmp'):  # left by a killed run
+        stale.unlink()
+    lengths = np.array([min(resampled_length(r['signal_len'], r['sample_rate']), WINDOW)
+                        for r in records], dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    ok = np.zeros(len(records), dtype=bool)
+    first_skip = len(skips.rows)
+    with atomic_path(cache_dir / 'signals.npy') as tmp:
+        np.lib.format.open_memmap(tmp, mode='w+', dtype=np.int16,
+                                  shape=(int(lengths.sum()), len(LEADS))).flush()
+        jobs = [(r['path'], str(tmp), int(o), int(n))
+                for r, o, n in zip(records, offsets, lengths)]
+        try:
+            with _pool(workers) as imap:
+                results = imap(_cache_one, jobs)
+                for i, reason in enumerate(tqdm(results, total=len(records), desc='cache',
+                                                unit='rec')):
+                    if reason is not None:
+                        skips.add(records[i]['patient_id'], records[i]['path'], reason)
+                    ok[i] = reason is None
+        finally:
+            _TARGET.clear()  # the serial path mapped it in this process
+        out = np.load(tmp, mmap_mode='r')
+        if not ok.all():  # close the gaps the bad records left
+            compact_tmp = tmp.with_name(tmp.name + '.compact.tmp')
+            try:
+                compact = np.lib.format.open_memmap(
+                    compact_tmp, mode='w+', dtype=np.int16,
+                    shape=(int(lengths[ok].sum()), len(LEADS)))
+                at = 0
+                for o, n in zip(offsets[ok], lengths[ok]):
+                    compact[at:at + n] = out[o:o + n]
+                    at += n
+                compact.flush()
+                del compact
+                os.replace(compact_tmp, tmp)
+            finally:
+                compact_tmp.unlink(missing_ok=True)
+        del out
+    kept = [r for r, k in zip(records, ok) if k]
+    lengths = lengths[ok]
+    index = pd.DataFrame({'patient_id': [r['patient_id'] for r in kept],
+                          'offset': np.cumsum(lengths) - lengths, 'length': lengths})
+    atomic_to_csv(index, cache_dir / 'index.csv', index=False)
+    # meta.json last: its fingerprint is what marks the cache as complete.
+    atomic_write_json({'fingerprint': fp, 'version': CACHE_VERSION, 'format': fmt, 'fs': FS,
+                       'window': WINDOW, 'leads': LEADS, 'dtype': 'int16', 'units': 'uV',
+                       'records': len(kept), 'samples': int(lengths.sum()),
+                       'skipped': skips.rows[first_skip:]}, cache_dir / 'meta.json')
+    return kept
+
+
+# --------------------------------------------------------------------------
+
+def fold_table(labels):
+    """Per-fold record and class counts, to eyeball the stratification."""
+    table = labels.groupby('fold')[CLASSES].sum()
+    table.insert(0, 'n', labels.groupby('fold').size())
+    return table
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise SystemExit(f'error: --data-dir {data_dir} is not a folder; download the data '
+                         'or make synthetic records (python synthetic.py --out data/SYNTH)')
+    data_dir = data_dir.resolve()
+    fmt = detect_format(data_dir) if args.format == 'auto' else args.format
+    workers = max(1, args.workers)
+    print(f'preprocess {data_dir} (format {fmt}, fold seed {args.seed}, {workers} workers)')
+    skips = Skips(args.strict)
+
+    t0 = time.perf_counter()
+    if fmt == 'wfdb':
+        records = scan_wfdb(data_dir, skips)
+    else:
+        records = scan_cpsc2018(data_dir, skips, workers)
+    records = drop_duplicates(records, skips)
+    print(f'read {len(records) + len(skips.rows)} records in {time.perf_counter() - t0:.2f} s')
+
+    labelled = [r for r in records if dx_to_classes(r['dx'])]
+    print(f'dropped {len(records) - len(labelled)} records with none of the nine classes '
+          f"({', '.join(CLASSES)})")
+
+    cache_dir = data_dir / 'cache'
+    fp = fingerprint(labelled, fmt, data_dir)
+    meta = None if args.force else cache_is_current(cache_dir, fp)
+    if meta is not None:
+        print(f"cache up to date ({meta['records']} records, {meta['samples']} samples); "
+              '--force rebuilds it')
+        bad = {s['patient_id'] for s in meta['skipped']}
+        for s in meta['skipped']:
+            skips.add(s['patient_id'], s['path'], s['reason'])
+        labelled = [r for r in labelled if r['patient_id'] not in bad]
+    else:
+        t1 = time.perf_counter()
+        labelled = build_cache(labelled, cache_dir, fmt, fp, workers, skips)
+        size = (cache_dir / 'signals.npy').stat().st_size
+        print(f'cache: {len(labelled)} records, {size / 2**20:.1f} MiB in '
+              f'{time.perf_counter() - t1:.1f} s -> {cache_dir}')
+    bad = {s['patient_id'] for s in skips.rows}
+    records = [r for r in records if r['patient_id'] not in bad]
+
+    reference = pd.DataFrame({
+        'patient_id': [r['patient_id'] for r in records],
+        'sample_rate': [int(r['sample_rate']) if float(r['sample_rate']).is_integer()
+                        else r['sample_rate'] for r in records],
+        'signal_len': [r['signal_len'] for r in records],
+        'age': pd.array([None if np.isnan(r['age']) else round(r['age']) for r in records],
+                        dtype='Int64'),
+        'sex': [r['sex'] for r in records],
+        'dx': [','.join(r['dx']) for r in records],
+    }).sort_values('patient_id', kind='stable')
+    labelled = sorted(labelled, key=lambda r: r['patient_id'])
+    y = np.array([[int(c in dx_to_classes(r['dx'])) for c in CLASSES] for r in labelled],
+                 dtype=np.int64).reshape(-1, len(CLASSES))
+    labels = pd.DataFrame(y, columns=CLASSES)
+    labels.insert(0, 'patient_id', [r['patient_id'] for r in labelled])
+    labels['fold'] = assign_folds(y, seed=args.seed) if len(labels) else []
+    skipped = pd.DataFrame(skips.rows, columns=['patient_id', 'path', 'reason'])
+
+    atomic_to_csv(reference, data_dir / 'reference.csv', index=False)
+    atomic_to_csv(labels, data_dir / 'labels.csv', index=False)
+    atomic_to_csv(skipped, data_dir / 'skipped.csv', index=False)
+    if len(labels):
+        print('records and class counts per fold:')
+        print(fold_table(labels).to_string())
+    print(f'wrote reference.csv ({len(reference)} records), labels.csv ({len(labels)}), '
+          f'skipped.csv ({len(skipped)}) in {data_dir}')
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Every output is written atomically: nothing half-written is left.
+        raise SystemExit('\ninterrupted: no output is half-written; run it again to '
+                         'finish') from None
