@@ -11,6 +11,7 @@ import random
 import re
 import subprocess
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -317,33 +318,48 @@ def f1_optimal_thresholds(y_true, y_score):
     return thresholds
 
 
-def _binary_stats(y_true, y_pred):
-    """Vectorised per-class precision, recall, F1, accuracy; (..., n, c) input."""
-    tp = (y_true & y_pred).sum(-2)
-    fp = (~y_true & y_pred).sum(-2)
-    fn = (y_true & ~y_pred).sum(-2)
-    tn = (~y_true & ~y_pred).sum(-2)
+def _stats(tp, fp, fn, tn):
+    """Precision, recall, F1, accuracy from (weighted) confusion counts of any
+    shape. Precision is 0 when nothing is predicted positive; recall and F1 are
+    NaN when the class has no positives (undefined, left out of macro means)."""
     with np.errstate(invalid='ignore', divide='ignore'):
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-        recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), np.nan)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
-    accuracy = (tp + tn) / (tp + fp + fn + tn)
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-12), 0.0)
+        recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1e-12), np.nan)
+        f1 = np.where(tp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1e-12), np.nan)
+        accuracy = (tp + tn) / (tp + fp + fn + tn)
     return precision, recall, f1, accuracy
 
 
-def _auc(y_true, y_score):
-    from sklearn.metrics import roc_auc_score
-    out = np.full(y_true.shape[1], np.nan)
-    for c in range(y_true.shape[1]):
-        if 0 < y_true[:, c].sum() < len(y_true):
-            out[c] = roc_auc_score(y_true[:, c], y_score[:, c])
-    return out
+def weighted_auc(y_true, y_score, weights):
+    """ROC AUC of one class under many record weightings at once.
+
+    y_true (n,) bool, y_score (n,), weights (b, n) (bootstrap counts: a
+    bootstrap sample is a weighting of the original records). Mann-Whitney U
+    with ties counted half, from one sort: O(b*n) instead of b calls to
+    roc_auc_score. Returns (b,) with NaN where a weighting has no positive or
+    no negative record.
+    """
+    order = np.argsort(y_score, kind='stable')
+    s, y, w = y_score[order], y_true[order], weights[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
+    pos = np.add.reduceat(w * y, starts, axis=1)
+    neg = np.add.reduceat(w * ~y, starts, axis=1)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    num = (pos * (neg_below + 0.5 * neg)).sum(1)
+    den = pos.sum(1) * neg.sum(1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
 def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
                     n_boot=1000, seed=0):
     """Per-class and macro precision, recall, F1, AUC, accuracy with 95%
     bootstrap CIs (percentile method, records resampled with replacement).
+
+    The bootstrap is vectorised: each resample is a vector of record counts
+    (multinomial), confusion counts are one matrix product and AUCs one sort
+    per class, so 1000 resamples cost about as much as a few roc_auc_score
+    calls.
 
     Returns a pandas DataFrame indexed by class + 'macro' with columns
     precision, recall, f1, auc, accuracy, n_pos, and <metric>_lo/<metric>_hi.
@@ -352,51 +368,39 @@ def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
     import pandas as pd
     y_true = np.asarray(y_true, dtype=bool)
     y_score = np.asarray(y_score, dtype=np.float64)
+    n, c = y_true.shape
     y_pred = y_score >= np.asarray(thresholds)[None, :]
-    p, r, f, a = _binary_stats(y_true, y_pred)
-    auc = _auc(y_true, y_score)
-    table = {'precision': p, 'recall': r, 'f1': f, 'auc': auc, 'accuracy': a}
-
-    boot = {k: [] for k in table}
+    # Weights (b, n): row 0 is the original set, rows 1.. are bootstrap resamples.
+    rng = np.random.default_rng(seed)
+    w = np.ones((1, n))
     if n_boot:
-        rng = np.random.default_rng(seed)
-        n = len(y_true)
-        for _ in range(n_boot):
-            idx = rng.integers(0, n, n)
-            bt, bs, bp = y_true[idx], y_score[idx], y_pred[idx]
-            bp_, br_, bf_, ba_ = _binary_stats(bt, bp)
-            boot['precision'].append(bp_)
-            boot['recall'].append(br_)
-            boot['f1'].append(bf_)
-            boot['accuracy'].append(ba_)
-            boot['auc'].append(_auc(bt, bs))
+        w = np.vstack([w, rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)])
+    yt, yp = y_true.astype(float), y_pred.astype(float)
+    tp, fp = w @ (yt * yp), w @ ((1 - yt) * yp)
+    fn, tn = w @ (yt * (1 - yp)), w @ ((1 - yt) * (1 - yp))
+    precision, recall, f1, accuracy = _stats(tp, fp, fn, tn)
+    auc = np.stack([weighted_auc(y_true[:, k], y_score[:, k], w) for k in range(c)], axis=1)
+    table = {'precision': precision, 'recall': recall, 'f1': f1, 'auc': auc,
+             'accuracy': accuracy}  # each (1 + n_boot, c)
+
+    def ci(values):
+        values = values[np.isfinite(values)]
+        return tuple(np.percentile(values, [2.5, 97.5])) if len(values) else (np.nan, np.nan)
+
     rows = {}
-    for i, c in enumerate(classes):
-        row = {k: float(v[i]) for k, v in table.items()}
+    for i, name in enumerate(classes):
+        row = {k: float(v[0, i]) for k, v in table.items()}
         row['n_pos'] = int(y_true[:, i].sum())
-        for k in table:
-            if n_boot:
-                vals = np.array([b[i] for b in boot[k]], dtype=float)
-                vals = vals[np.isfinite(vals)]
-                lo, hi = (np.percentile(vals, [2.5, 97.5]) if len(vals)
-                          else (np.nan, np.nan))
-            else:
-                lo = hi = np.nan
-            row[f'{k}_lo'], row[f'{k}_hi'] = float(lo), float(hi)
-        rows[c] = row
-    macro = {k: float(np.nanmean(v)) if np.isfinite(v).any() else np.nan
-             for k, v in table.items()}
-    macro['n_pos'] = int(y_true.sum())
-    for k in table:
-        if n_boot:
-            per = np.array(boot[k], dtype=float)  # (n_boot, c)
-            with np.errstate(all='ignore'):
-                vals = np.nanmean(per, axis=1)
-            vals = vals[np.isfinite(vals)]
-            lo, hi = np.percentile(vals, [2.5, 97.5]) if len(vals) else (np.nan, np.nan)
-        else:
-            lo = hi = np.nan
-        macro[f'{k}_lo'], macro[f'{k}_hi'] = float(lo), float(hi)
+        for k, v in table.items():
+            row[f'{k}_lo'], row[f'{k}_hi'] = ci(v[1:, i]) if n_boot else (np.nan, np.nan)
+        rows[name] = row
+    macro = {'n_pos': int(y_true.sum())}
+    for k, v in table.items():
+        with warnings.catch_warnings():  # all-NaN rows: mean of nothing is NaN
+            warnings.simplefilter('ignore', RuntimeWarning)
+            means = np.nanmean(v, axis=1)  # macro over defined classes, per resample
+        macro[k] = float(means[0])
+        macro[f'{k}_lo'], macro[f'{k}_hi'] = ci(means[1:]) if n_boot else (np.nan, np.nan)
     rows['macro'] = macro
     cols = ['precision', 'recall', 'f1', 'auc', 'accuracy', 'n_pos']
     cols += [f'{k}_{e}' for k in table for e in ('lo', 'hi')]
