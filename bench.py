@@ -21,34 +21,515 @@ def timeit(fn, repeat=3):
 
 
 def bench_synthetic(args):
-    """synthetic.py: records/s per core."""
-    raise NotImplementedError('synthetic helper fills this in')
+    """synthetic.py: records/s per core (workers=1), generating and writing
+    CPSC2018-like records (mean ~16 s), against the 50 records/s target."""
+    import tempfile
+
+    import synthetic
+    n = 10 if args.quick else 100
+    synthetic.make_record(0, 0)  # imports and caches out of the timing
+    t0 = time.perf_counter()
+    for i in range(n):
+        synthetic.make_record(0, i)
+    gen = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        synthetic.write_dataset(out, n, seed=0, workers=1, progress=False)
+        full = time.perf_counter() - t0
+    res = {'records': n, 'make_record_per_s': n / gen, 'write_dataset_per_s_per_core': n / full,
+           'target_per_s_per_core': 50.0, 'ratio_to_target': n / full / 50.0,
+           'write_share': max(0.0, 1 - gen / full)}
+    print(f'make_record: {n / gen:.1f} records/s; make + write (.mat/.hea/.atr): '
+          f'{n / full:.1f} records/s/core = {n / full / 50:.2f}x the 50/s target '
+          f'({100 * res["write_share"]:.0f}% of the time in writing) [{gen:.2f} s, {full:.2f} s]')
+    return res
 
 
 def bench_preprocess(args):
     """preprocess.py: header scan speed, cache build vs rdsamp-per-record."""
-    raise NotImplementedError('data helper fills this in')
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import wfdb
+
+    import preprocess
+    import synthetic
+    from dataset import quantise, read_record
+    n_headers, n_cache, n_wfdb = (700, 100, 50) if args.quick else (7000, 1000, 300)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        # 16 synthetic CPSC-like records (6-60 s), copied under new names up to
+        # n records: the header text is rewritten, the .mat hard-linked.
+        synthetic.write_dataset(tmp / 'templates', 16, seed=0, workers=1)
+        templates = sorted((tmp / 'templates').glob('*.hea'))
+
+        def copies(folder, n):
+            folder.mkdir()
+            for i in range(n):
+                src, name = templates[i % len(templates)], f'B{i:05d}'
+                text = src.read_text().replace(src.stem, name)
+                (folder / f'{name}.hea').write_text(text)
+                os.link(src.with_suffix('.mat'), folder / f'{name}.mat')
+            return sorted(folder.glob('*.hea'))
+
+        headers = copies(tmp / 'headers', n_headers)
+        t_ours = timeit(lambda: preprocess.scan_wfdb(tmp / 'headers', preprocess.Skips(False)), 3)
+        t0 = time.perf_counter()
+        for h in headers[:n_wfdb]:
+            wfdb.rdheader(str(h.with_suffix('')))
+        t_rdheader = (time.perf_counter() - t0) / n_wfdb * n_headers
+        print(f'header scan, {n_headers} records: {t_ours:.2f} s; wfdb.rdheader per record '
+              f'{t_rdheader:.1f} s (x{t_rdheader / t_ours:.0f})')
+        out['header_scan_s'] = t_ours
+        out['header_scan_speedup_vs_rdheader'] = t_rdheader / t_ours
+
+        # The cache-building read of one record vs the study's wfdb.rdsamp.
+        sample = headers[:n_wfdb]
+        t_read = timeit(lambda: [quantise(read_record(h)['signal'][-15000:]) for h in sample], 2)
+        t_rdsamp = timeit(lambda: [wfdb.rdsamp(str(h.with_suffix(''))) for h in sample], 2)
+        print(f'read one record: read_record+quantise {t_read / n_wfdb * 1e3:.2f} ms, '
+              f'wfdb.rdsamp {t_rdsamp / n_wfdb * 1e3:.2f} ms (x{t_rdsamp / t_read:.1f})')
+        out['record_read_speedup_vs_rdsamp'] = t_rdsamp / t_read
+        out['study_reference_pass_s'] = t_rdsamp / n_wfdb * n_headers
+        print(f'the study\'s reference.csv pass (rdsamp per record) would take '
+              f'{t_rdsamp / n_wfdb * n_headers:.1f} s for {n_headers} records')
+
+        copies(tmp / 'cache_in', n_cache)
+        records = preprocess.scan_wfdb(tmp / 'cache_in', preprocess.Skips(False))
+        times, cpu = {1: float('inf'), 2: float('inf')}, {}
+        for _ in range(2):  # alternate, best of 2: the machine's load drifts
+            for workers in (1, 2):
+                t0, c0 = time.perf_counter(), sum(os.times()[:4])  # self + reaped workers
+                preprocess.build_cache(records, tmp / f'cache{workers}', 'wfdb', 'bench',
+                                       workers, preprocess.Skips(False))
+                times[workers] = min(times[workers], time.perf_counter() - t0)
+                cpu[workers] = sum(os.times()[:4]) - c0
+        size = (tmp / 'cache2' / 'signals.npy').stat().st_size / 2**20
+        print(f'cache build, {n_cache} records ({size:.0f} MiB): 1 worker {times[1]:.2f} s '
+              f'({cpu[1]:.2f} CPU s), 2 workers {times[2]:.2f} s ({cpu[2]:.2f} CPU s): '
+              f'x{times[1] / times[2]:.2f}; {n_cache / times[2]:.0f} records/s; load average '
+              f'{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores')
+        out['cache_build_records_per_s'] = n_cache / times[2]
+        out['cache_build_2_workers_speedup'] = times[1] / times[2]
+    return out
 
 
 def bench_loader(args):
     """dataset.py: loader samples/s vs parsing WFDB per access (target >= 20x)."""
-    raise NotImplementedError('data helper fills this in')
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    import wfdb
+    from torch.utils.data import DataLoader, Dataset
+
+    import preprocess
+    import synthetic
+    from dataset import ECGDataset, load_labels
+    from utils import CLASSES
+    n_records, n_study = (64, 32) if args.quick else (256, 96)
+
+    class StudyDataset(Dataset):
+        """The study's ECGDataset.__getitem__: wfdb.rdsamp, augment, pad."""
+
+        def __init__(self, data_dir, labels):
+            self.data_dir, self.labels = data_dir, labels
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            row = self.labels.iloc[i]
+            sig, _ = wfdb.rdsamp(str(self.data_dir / row['patient_id']))
+            if np.random.randn() > 0.5:
+                sig = sig * np.random.normal(1.0, 0.1, (1, sig.shape[1]))
+            if np.random.randn() > 0.5:
+                sig = sig + np.random.choice(range(-20, 20), sig.shape[1]) / 1000
+            n = len(sig)
+            sig = sig[-15000:]
+            result = np.zeros((15000, 12))
+            result[-n:, :] = sig
+            y = row[CLASSES].to_numpy(dtype=np.float32)
+            return torch.from_numpy(result.T).float(), torch.from_numpy(y)
+
+    def samples_per_s(loader, n):
+        t0, seen = time.perf_counter(), 0
+        for x, _ in loader:
+            seen += len(x)
+            if seen >= n:
+                break
+        return seen / (time.perf_counter() - t0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / 'SYNTH'
+        synthetic.write_dataset(data, n_records, seed=0, workers=2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            preprocess.main(['--data-dir', str(data)])
+        folds = list(range(1, 11))
+        ours = ECGDataset(data, folds, augment=True)
+        study = StudyDataset(data, load_labels(data))
+        rates = {}
+        # One intra-op thread, as in DataLoader workers: on 2 busy cores two
+        # OpenMP threads make default_collate's torch.stack ~15x slower.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        for name, ds, n in (('ours', ours, n_records), ('study', study, n_study)):
+            loader = DataLoader(ds, batch_size=32, shuffle=True, num_workers=0)
+            samples_per_s(loader, 32)  # warm-up: page cache, first-batch costs
+            rates[name] = max(samples_per_s(loader, n) for _ in range(3))
+        torch.set_num_threads(threads)
+        loader = DataLoader(ours, batch_size=32, shuffle=True, num_workers=2,
+                            persistent_workers=True)
+        samples_per_s(loader, 32)
+        rates['ours_2_workers'] = max(samples_per_s(loader, n_records) for _ in range(3))
+    ratio = rates['ours'] / rates['study']
+    print(f"loader, batch 32, in-process: cache memmap {rates['ours']:.0f} samples/s, "
+          f"the study's rdsamp per item {rates['study']:.0f} samples/s (x{ratio:.1f}); "
+          f"2 workers: {rates['ours_2_workers']:.0f} samples/s")
+    return {'loader_samples_per_s': rates['ours'], 'study_samples_per_s': rates['study'],
+            'speedup': ratio, 'loader_2_workers_samples_per_s': rates['ours_2_workers']}
 
 
 def bench_train(args):
     """main.py: training step samples/s vs plain fp32 + WFDB parsing (>= 2x);
-    GFLOP/s vs measured matmul peak; inference ms/record; length-aware mode."""
-    raise NotImplementedError('model helper fills this in')
+    GFLOP/s vs measured matmul peak; inference ms/record; length-aware mode.
+
+    Every timing is the best of a few single steps, which filters the noise of
+    a shared machine. The compute is the same model in both paths, so on a
+    CPU without native bf16 (fp32 either way) the ratio in (a) is the loader's
+    share of a step; the length-aware ratio in (d) is the one that pays there.
+    """
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    import wfdb
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset, Subset
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import main as train
+    import preprocess
+    import synthetic
+    import utils
+    from dataset import ECGDataset, LengthBucketSampler, load_labels, pad_collate
+    from resnet import build_model
+    from utils import CLASSES
+
+    # 15000 samples x 12 leads, batch 4: one ResNet-34 step is ~290 GFLOP,
+    # seconds on 2 CPU cores, so each path gets 3 timed steps (+1 warm-up).
+    arch, window, batch, rounds, infer_batch = (
+        ('resnet18', 2000, 2, 1, 4) if args.quick else ('resnet34', utils.WINDOW, 4, 3, 32))
+    n_batches = 3
+    device = torch.device('cpu')
+    precision = utils.select_precision(device, 'auto')
+    criterion = nn.BCEWithLogitsLoss()
+
+    class StudyDataset(Dataset):
+        """The study's loader: wfdb.rdsamp on every access, pad to the window."""
+
+        def __init__(self, data_dir, labels):
+            self.data_dir, self.labels = data_dir, labels
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            row = self.labels.iloc[i]
+            sig, _ = wfdb.rdsamp(str(self.data_dir / row['patient_id']))
+            sig = sig[-window:]
+            result = np.zeros((window, 12))
+            result[-len(sig):, :] = sig
+            y = row[CLASSES].to_numpy(dtype=np.float32)
+            return torch.from_numpy(result.T).float(), torch.from_numpy(y)
+
+    def study_step(model, optimizer, loader):
+        t0 = time.perf_counter()
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return batch / (time.perf_counter() - t0)
+
+    def fresh_model():
+        torch.manual_seed(0)
+        model = build_model(arch, 12)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    out = {'device': 'cpu', 'precision': precision, 'arch': arch, 'window': window,
+           'batch': batch, 'threads': torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / 'SYNTH'
+        synthetic.write_dataset(data, batch * n_batches, seed=0, workers=1)
+        with contextlib.redirect_stdout(io.StringIO()):
+            preprocess.main(['--data-dir', str(data), '--workers', '1'])
+        folds = list(range(1, 11))
+
+        # (a) + (d): main.py's train_one_epoch on the cache loader (full window,
+        # then length-aware batches of the same records) vs the plain fp32 step
+        # on the study's loader. The three are interleaved round by round and
+        # each keeps its best step, so a burst of load on the shared machine
+        # does not favour one of them; round 0 is warm-up (allocations, oneDNN
+        # plans).
+        ours_ds = ECGDataset(data, folds, window=window, augment=True)
+        study_ds = StudyDataset(data, load_labels(data))
+        trim_ds = ECGDataset(data, folds, window=window, augment=True, trim=True)
+        trim_batches = list(LengthBucketSampler(trim_ds.lengths, batch, shuffle=True, seed=0))
+        model, opt = fresh_model()
+        best = {'ours': 0.0, 'study': 0.0, 'aware': 0.0}
+        for r in range(rounds + 1):
+            idx = list(range((r % n_batches) * batch, (r % n_batches + 1) * batch))
+            loaders = {
+                'ours': DataLoader(Subset(ours_ds, idx), batch_size=batch),
+                'aware': DataLoader(Subset(trim_ds, trim_batches[r % len(trim_batches)]),
+                                    batch_size=batch, collate_fn=pad_collate)}
+            for name, loader in loaders.items():
+                rate = train.train_one_epoch(model, loader, criterion, opt, device, precision,
+                                             1, show_progress=False)['samples_per_s']
+                best[name] = max(best[name], rate) if r else 0.0
+            rate = study_step(model, opt, DataLoader(Subset(study_ds, idx), batch_size=batch))
+            best['study'] = max(best['study'], rate) if r else 0.0
+        ours, study, aware = best['ours'], best['study'], best['aware']
+        out.update(train_samples_per_s=ours, study_samples_per_s=study,
+                   train_speedup=ours / study)
+        print(f'(a) {arch} training step, batch {batch}, window {window}: main.py '
+              f'(cache loader, {precision}) {ours:.2f} samples/s; plain fp32 + wfdb.rdsamp '
+              f'per item {study:.2f} samples/s: x{ours / study:.2f}')
+
+        # (b) FLOP use: counted FLOPs of one fwd+bwd per sample vs a big matmul.
+        model, _ = fresh_model()
+        with FlopCounterMode(display=False) as counter:
+            model(torch.randn(1, 12, window)).sum().backward()
+        gflop = counter.get_total_flops() / 1e9
+        size = 512 if args.quick else 2048
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        peak_fp32 = 2 * size ** 3 / timeit(lambda: a @ b, 3) / 1e9
+        small = a[:256, :256].bfloat16()
+        peak_bf16 = 2 * 256 ** 3 / timeit(lambda: small @ small, 2) / 1e9
+        if precision == 'bf16' and size > 256:
+            a16, b16 = a.bfloat16(), b.bfloat16()
+            peak_bf16 = 2 * size ** 3 / timeit(lambda: a16 @ b16, 3) / 1e9
+        peak = peak_bf16 if precision == 'bf16' else peak_fp32
+        achieved = gflop * ours
+        out.update(gflop_per_sample=gflop, achieved_gflops=achieved,
+                   matmul_peak_fp32_gflops=peak_fp32, matmul_peak_bf16_gflops=peak_bf16,
+                   flop_efficiency=achieved / peak)
+        print(f'(b) {gflop:.1f} GFLOP per sample (fwd+bwd); achieved {achieved:.1f} GFLOP/s '
+              f'= {100 * achieved / peak:.0f}% of the {precision} matmul peak {peak:.1f} '
+              f'GFLOP/s (fp32 {peak_fp32:.1f}, bf16 {peak_bf16:.2f}'
+              f"{'' if utils.cpu_supports_bf16() else ', emulated: no native bf16 here'})")
+
+        # (c) inference latency, as predict.py runs it.
+        model.eval()
+
+        def infer(x):
+            with torch.inference_mode(), utils.autocast(device, precision):
+                model(x)
+        x1 = ours_ds[0][0][None]
+        ms1 = 1000 * timeit(lambda: infer(x1), 3)
+        xb = x1.repeat(infer_batch, 1, 1)
+        msb = 1000 * timeit(lambda: infer(xb), 2) / infer_batch
+        out.update(infer_ms_batch1=ms1, **{f'infer_ms_per_record_batch{infer_batch}': msb})
+        print(f'(c) inference: {ms1:.0f} ms/record at batch 1, {msb:.0f} ms/record at '
+              f'batch {infer_batch}')
+
+        # (d) length-aware batches: input samples per record on a CPSC-sized
+        # set (6877 records; 82% ~ 12.5 s, 18% ~ 25 s, 6-60 s, as synthetic.py
+        # and CPSC2018), then a measured step on this set's records.
+        rng = np.random.default_rng(0)
+        secs = np.where(rng.random(6877) < 0.82, 12.5 * np.exp(0.28 * rng.standard_normal(6877)),
+                        25.0 * np.exp(0.45 * rng.standard_normal(6877)))
+        lengths = np.minimum(np.clip(secs, 6, 60) * utils.FS, utils.WINDOW).astype(int)
+        sampler = LengthBucketSampler(lengths, 32, shuffle=True, seed=0)
+        padded = sum(len(idx) * -(-int(lengths[idx].max()) // 64) * 64 for idx in sampler)
+        sample_ratio = len(lengths) * utils.WINDOW / padded
+        mean_len = np.mean([-(-int(trim_ds.lengths[i].max()) // 64) * 64
+                            for i in map(np.array, trim_batches)])
+        out.update(length_aware_sample_ratio_cpsc=sample_ratio,
+                   length_aware_samples_per_s=aware, length_aware_speedup=aware / ours)
+        print(f'(d) length-aware: a CPSC-like set pads to {sample_ratio:.2f}x fewer input '
+              f'samples than the {utils.WINDOW}-sample window (batch 32); measured here on '
+              f'{len(trim_ds)} synthetic records (batches padded to {mean_len:.0f} samples '
+              f'on average): {aware:.2f} samples/s vs {ours:.2f} full-window '
+              f'(x{aware / ours:.2f})')
+    return out
 
 
 def bench_qrs(args):
-    """QRSDetectorOffline vs biosppy hamilton and wfdb XQRS: accuracy, records/s."""
-    raise NotImplementedError('features helper fills this in')
+    """QRSDetectorOffline vs biosppy hamilton and wfdb XQRS: accuracy, records/s.
+
+    Same records for every detector: MIT-BIH 100 (lead MLII, 30 min, 360 Hz)
+    when ../shared/data is present, and synthetic CPSC-like records (lead II,
+    their own 6-60 s durations; 20, or 5 with --quick) scored against their
+    annotations (beats within 100 ms of either end, whose QRS is cut, are not
+    scored). Accuracy: Se, +P, F1 with the 150 ms window (match_beats).
+    Speed: seconds of CPU per 30 min of ECG, best of 2. 'ours multi-lead' is
+    what expert_features.py uses (II, V1, V5 together, checked per lead).
+    """
+    import warnings
+    from pathlib import Path
+
+    import numpy as np
+    from biosppy.signals import ecg
+    from biosppy.signals import tools as st
+    from wfdb.processing import xqrs_detect
+
+    import QRSDetectorOffline as qrs
+    import synthetic
+    from expert_features import rhythm_peaks
+
+    def biosppy_hamilton(x, fs):
+        # biosppy.signals.ecg.ecg's own segmentation: FIR 3-45 Hz, Hamilton,
+        # then R peaks corrected to the local maximum (50 ms).
+        f, _, _ = st.filter_signal(signal=x, ftype='FIR', band='bandpass',
+                                   order=int(0.3 * fs), frequency=[3, 45], sampling_rate=fs)
+        r, = ecg.hamilton_segmenter(f, fs)
+        r, = ecg.correct_rpeaks(f, r, fs, tol=0.05)
+        return np.asarray(r)
+
+    methods = {  # key -> (label, detector(signal, fs, lead index))
+        'ours': ('ours, one lead', lambda sig, fs, lead: qrs.detect(sig[:, lead], fs)),
+        'ours_multi': ('ours, II+V1+V5', lambda sig, fs, lead: (
+            rhythm_peaks(sig, fs)[0] if sig.shape[1] == 12 else qrs.detect(sig[:, lead], fs))),
+        'hamilton': ('biosppy hamilton', lambda sig, fs, lead: biosppy_hamilton(sig[:, lead], fs)),
+        'xqrs': ('wfdb XQRS', lambda sig, fs, lead: np.asarray(
+            xqrs_detect(sig[:, lead], fs, verbose=False))),
+    }
+    sets = {}
+    mitdb = Path(__file__).resolve().parent.parent / 'shared' / 'data' / 'mitdb' / '100'
+    if mitdb.with_suffix('.hea').exists():
+        import wfdb
+        rec = wfdb.rdrecord(str(mitdb))
+        sets['mitdb100'] = [(rec.p_signal, float(rec.fs), 0, qrs.reference_beats(mitdb))]
+    n_syn = 5 if args.quick else 20
+    syn = []
+    for i in range(n_syn):
+        r = synthetic.make_record(11, i)
+        syn.append((r['signal'], float(r['fs']), 1, np.asarray(r['beats'])))
+    sets['synthetic'] = syn
+
+    out = {}
+    for set_name, records in sets.items():
+        seconds = sum(len(s) / fs for s, fs, _, _ in records)
+        print(f'{set_name}: {len(records)} records, {seconds / 60:.1f} min of ECG')
+        print(f"  {'detector':22s} {'Se %':>7s} {'+P %':>7s} {'F1 %':>7s} "
+              f"{'s per 30 min':>12s} {'records/s':>10s}")
+        for key, (name, fn) in methods.items():
+            if set_name == 'mitdb100' and key == 'ours_multi':
+                continue  # two leads only: the same as one lead
+            counts = np.zeros(3, int)
+            best = float('inf')
+            for _ in range(2):
+                t0 = time.process_time()
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')
+                    dets = [fn(s, fs, lead) for s, fs, lead, _ in records]
+                best = min(best, time.process_time() - t0)
+            for (s, fs, _, ref), det in zip(records, dets, strict=True):
+                margin = int(0.1 * fs) if len(records) > 1 else 0
+                keep_r = (ref >= margin) & (ref < len(s) - margin)
+                keep_d = (det >= margin) & (det < len(s) - margin)
+                m = qrs.match_beats(ref[keep_r], det[keep_d], fs)
+                counts += (m['tp'], m['fn'], m['fp'])
+            tp, fn_, fp = counts
+            se, ppv, f1 = tp / (tp + fn_), tp / (tp + fp), 2 * tp / (2 * tp + fn_ + fp)
+            per30 = best / seconds * 1800
+            print(f'  {name:22s} {100 * se:7.2f} {100 * ppv:7.2f} {100 * f1:7.2f} '
+                  f'{per30:12.2f} {len(records) / best:10.1f}')
+            tag = f'{set_name}_{key}'
+            out[f'{tag}_se'], out[f'{tag}_ppv'] = round(se, 4), round(ppv, 4)
+            out[f'{tag}_s_per_30min'] = round(per30, 3)
+    return out
 
 
 def bench_features(args):
-    """expert_features.py vs straightforward per-lead pandas/biosppy (>= 3x)."""
-    raise NotImplementedError('features helper fills this in')
+    """expert_features.py vs straightforward per-lead pandas/biosppy (>= 3x).
+
+    The same records (synthetic, CPSC-like durations, cropped to the last 30 s
+    and quantised as in the cache) through (a) the study-style path: per lead,
+    pandas describe + var, pywt.wavedec per lead and pandas describe +
+    entropy per band, biosppy hamilton_segmenter per lead for the rhythm; and
+    (b) expert_features.record_features (vectorised over leads, three-lead
+    rhythm). Ratios: both single-process; and extract_dataset with 2 worker
+    processes (cache to features.csv included) against the single-process
+    naive path.
+    """
+    import os
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    import pywt
+    from biosppy.signals import ecg
+
+    import expert_features as ef
+    import synthetic
+    from dataset import quantise
+
+    n = 10 if args.quick else 40
+    records = [quantise(synthetic.make_record(12, i)['signal'])[-15000:] for i in range(n)]
+    signals = [r.astype(np.float32) / 1000.0 for r in records]
+
+    def naive(x, fs=500):
+        feats = []
+        for lead in range(x.shape[1]):
+            s = pd.Series(x[:, lead])
+            d = s.describe(percentiles=[.05, .25, .5, .75, .95])
+            feats += [d['5%'], d['25%'], d['50%'], d['75%'], d['95%'], d['mean'], d['std'],
+                      s.var()]
+            for c in pywt.wavedec(x[:, lead], 'db10', level=4):
+                cs = pd.Series(c)
+                dc = cs.describe(percentiles=[.05, .25, .5, .75, .95])
+                p = c ** 2 / np.sum(c ** 2)
+                feats += [float(-np.sum(p * np.log(p + 1e-300))), dc['5%'], dc['25%'],
+                          dc['50%'], dc['75%'], dc['95%'], dc['mean'], dc['std'], cs.var()]
+        rr_sets = []
+        for lead in range(x.shape[1]):
+            r, = ecg.hamilton_segmenter(x[:, lead], fs)
+            rr_sets.append(pd.Series(np.diff(r) / fs))
+        rr = max(rr_sets, key=len)
+        feats += [len(rr) + 1, 60 / rr.mean(), rr.mean(), rr.std(), rr.min(), rr.max(),
+                  np.sqrt((rr.diff() ** 2).mean()), (rr.diff().abs() > 0.05).mean()]
+        return feats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        naive(signals[0])
+        ef.record_features(signals[0])
+        t_naive = timeit(lambda: [naive(x) for x in signals], 2)
+        t_ours = timeit(lambda: [ef.record_features(x) for x in signals], 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / 'cache').mkdir()
+        lengths = [len(r) for r in records]
+        np.save(root / 'cache' / 'signals.npy', np.concatenate(records))
+        pd.DataFrame({'patient_id': [f'B{i:04d}' for i in range(n)],
+                      'offset': np.r_[0, np.cumsum(lengths)[:-1]], 'length': lengths}
+                     ).to_csv(root / 'cache' / 'index.csv', index=False)
+        t_pool = timeit(lambda: ef.extract_dataset(root, workers=2, force=True, quiet=True), 2)
+    print(f'{n} records x 30 s, 12 leads ({len(ef.feature_names())} features; load average '
+          f'{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)')
+    print(f'  naive per-lead pandas/pywt/hamilton, 1 process: {t_naive:.2f} s '
+          f'({1e3 * t_naive / n:.0f} ms/record)')
+    print(f'  expert_features.record_features, 1 process:    {t_ours:.2f} s '
+          f'({1e3 * t_ours / n:.0f} ms/record)  x{t_naive / t_ours:.1f}')
+    print(f'  extract_dataset, 2 processes (+ CSV):          {t_pool:.2f} s '
+          f'({1e3 * t_pool / n:.0f} ms/record)  x{t_naive / t_pool:.1f} vs naive 1 process')
+    return {'features_ms_per_record': 1e3 * t_ours / n,
+            'naive_ms_per_record': 1e3 * t_naive / n,
+            'speedup_single_process': t_naive / t_ours,
+            'speedup_two_processes_vs_naive_single': t_naive / t_pool}
 
 
 def bench_shap(args):
