@@ -1,0 +1,451 @@
+"""Train the study's 1D ResNet-34 on the 12-lead ECGs of a preprocessed database.
+
+Needs `python preprocess.py --data-dir DIR` first (labels.csv + cache/). Trains on
+8 folds, validates on 1 each epoch and keeps the epoch with the best validation
+macro F1; the test fold is left for predict.py.
+
+    # the study's run (CPU; add --use-gpu or --device cuda for one GPU)
+    python main.py --data-dir data/CPSC --leads all --epochs 40 --batch-size 32 --lr 1e-4 --seed 42
+    # a single lead, one cross-validation fold, all ten folds
+    python main.py --data-dir data/CPSC --leads II
+    python main.py --data-dir data/CPSC --test-fold 3
+    python main.py --data-dir data/CPSC --cv
+    # continue an interrupted run (weights, optimizer, scheduler, epoch, RNG)
+    python main.py --data-dir data/CPSC --resume
+    # several GPUs on one machine (the batch size is per GPU)
+    torchrun --standalone --nproc_per_node=4 main.py --data-dir data/CPSC --batch-size 8
+    # several machines: run on each, with its --node_rank
+    torchrun --nnodes=2 --node_rank=0 --nproc_per_node=4 --master_addr=10.0.0.1 \\
+        --master_port=29500 main.py --data-dir data/CPSC --batch-size 8
+    # CPU processes under torchrun use gloo (what the tests do)
+    torchrun --standalone --nproc_per_node=2 main.py --data-dir data/SYNTH --device cpu
+    # score a saved checkpoint on the validation fold only
+    python main.py --data-dir data/CPSC --evaluate
+
+Writes models/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10): best.pt and
+last.pt (self-describing checkpoints, see resnet.load_checkpoint), args.json and
+log.jsonl (one JSON line per epoch: epoch, train_loss, val_loss, val_f1, val_auc,
+lr, seconds, samples_per_s).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+import utils
+from resnet import ARCHS, build_model
+from utils import CLASSES
+
+
+def get_args_parser(add_help=True):
+    parser = argparse.ArgumentParser(
+        description=__doc__, add_help=add_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    utils.add_common_args(parser)
+    parser.add_argument('--arch', default='resnet34', choices=sorted(ARCHS),
+                        help="network (default: resnet34, the study's)")
+    parser.add_argument('--epochs', default=40, type=int, metavar='N',
+                        help="training epochs (default: 40, the study's)")
+    parser.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
+                        help="records per batch and process (default: 32, the study's)")
+    parser.add_argument('--lr', '--learning-rate', default=1e-4, type=float, metavar='LR',
+                        help="Adam learning rate (default: 1e-4, the study's)")
+    parser.add_argument('--weight-decay', default=0.0, type=float, metavar='W',
+                        help="Adam weight decay (default: 0, the study's)")
+    # The study created StepLR(10, 0.1) but never stepped it, i.e. trained at a
+    # constant rate. Cosine decay to 0 over the run is the usual fix and needs
+    # no tuning of step points; 'none' reproduces the study.
+    parser.add_argument('--sched', default='cosine', choices=['cosine', 'step', 'none'],
+                        help='LR schedule, stepped once per epoch: cosine to 0, '
+                             'step = x0.1 every 10 epochs, none = constant (default: cosine)')
+    parser.add_argument('--window', default=utils.WINDOW, type=int, metavar='SAMPLES',
+                        help='input length at 500 Hz: the last SAMPLES of each record, '
+                             "zero-padded in front (default: 15000 = 30 s, the study's)")
+    parser.add_argument('--augment', action=argparse.BooleanOptionalAction, default=True,
+                        help="random amplitude scaling and shift of training records, "
+                             "as in the study (default: on)")
+    parser.add_argument('--head-dropout', default=0.0, type=float, metavar='P',
+                        help="dropout before the final layer; the study defines 0.2 "
+                             "but never applies it (default: 0.0)")
+    parser.add_argument('--length-aware', action='store_true',
+                        help='train on batches padded only to their longest record '
+                             '(length-bucketed) instead of the full window: faster '
+                             'when most records are shorter than the window; '
+                             'validation keeps the full window (default: off)')
+    parser.add_argument('--precision', default='auto', choices=['auto', 'bf16', 'fp32'],
+                        help='auto = bf16 autocast on CUDA and on CPUs with native '
+                             'bf16, fp32 elsewhere (default: auto)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the model (default: off)')
+    parser.add_argument('-j', '--workers', default=min(4, os.cpu_count() or 1), type=int,
+                        metavar='N', help='data loader processes (default: min(4, cores))')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue from models/<run>/last.pt with the model, '
+                             'optimizer, scheduler, epoch, best metric and RNG states')
+    parser.add_argument('--force', action='store_true',
+                        help='retrain from scratch over an existing run (default: refuse)')
+    parser.add_argument('--cv', action='store_true',
+                        help='10-fold cross-validation: --test-fold 1..10 in turn, '
+                             'skipping folds already trained to --epochs')
+    parser.add_argument('--evaluate', action='store_true',
+                        help='only score models/<run>/best.pt on the validation fold')
+    parser.add_argument('--root', default='.', metavar='DIR',
+                        help='folder holding models/ (default: .)')
+    return parser
+
+
+# --------------------------------------------------------------------------
+# Distributed helpers: all no-ops in a single process.
+
+def ddp_setup(device_arg):
+    """-> (rank, world_size, local_rank); initialises the process group when
+    launched by torchrun (RANK/WORLD_SIZE set)."""
+    if int(os.environ.get('RANK', '-1')) == -1:
+        return 0, 1, 0
+    rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    local = int(os.environ.get('LOCAL_RANK', '0'))
+    use_cuda = device_arg != 'cpu' and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group('nccl' if use_cuda else 'gloo')
+    return rank, world, local
+
+
+def is_dist():
+    return dist.is_available() and dist.is_initialized()
+
+
+def gather_in_order(t, n):
+    """Gather equal-sized per-rank tensors from a DistributedSampler(shuffle=False)
+    and return the first n rows in dataset order: rank r holds the padded
+    indices r, r + world, ..., so interleaving restores the order and the
+    sampler's padding duplicates fall at the end."""
+    if not is_dist():
+        return t[:n]
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.stack(parts, dim=1).reshape(-1, *t.shape[1:])[:n]
+
+
+def all_reduce_sum(values, device):
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if is_dist():
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+# --------------------------------------------------------------------------
+# Data.
+
+def make_loaders(args, folds, rank, world, device):
+    from dataset import ECGDataset, LengthBucketSampler, pad_collate
+    pin = device.type == 'cuda'
+    common = {'num_workers': args.workers, 'pin_memory': pin,
+              'persistent_workers': args.workers > 0}
+    train_ds = ECGDataset(args.data_dir, folds['train'], leads=args.leads, window=args.window,
+                          augment=args.augment, seed=args.seed, trim=args.length_aware)
+    if args.length_aware:
+        train_sampler = LengthBucketSampler(train_ds.lengths, args.batch_size, shuffle=True,
+                                            seed=args.seed, num_replicas=world, rank=rank)
+        train_loader = DataLoader(train_ds, batch_sampler=train_sampler,
+                                  collate_fn=pad_collate, **common)
+    else:
+        # DistributedSampler also in a single process: its order depends only
+        # on (seed, epoch), so a resumed run sees the batches it would have seen.
+        train_sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank,
+                                           shuffle=True, seed=args.seed, drop_last=False)
+        train_loader = DataLoader(train_ds, batch_size=args.batch_size,
+                                  sampler=train_sampler, drop_last=False, **common)
+    # Validation always uses the full window: it is what predict.py and the
+    # SHAP analysis feed the model, so model selection sees the same inputs.
+    val_ds = ECGDataset(args.data_dir, folds['val'], leads=args.leads, window=args.window,
+                        augment=False, seed=args.seed, trim=False)
+    val_sampler = DistributedSampler(val_ds, num_replicas=world, rank=rank, shuffle=False)
+    val_loader = DataLoader(val_ds, batch_size=args.batch_size, sampler=val_sampler, **common)
+    return train_ds, train_sampler, train_loader, val_ds, val_loader
+
+
+# --------------------------------------------------------------------------
+# One epoch of training, one pass of evaluation.
+
+def train_one_epoch(model, loader, criterion, optimizer, device, precision, epoch,
+                    show_progress=True):
+    """-> dict(loss, samples, seconds, samples_per_s) over all processes.
+    Stops with SystemExit on a non-finite loss (all ranks together)."""
+    from tqdm import tqdm
+    model.train()
+    total, count = 0.0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(loader, desc=f'epoch {epoch} train', leave=False, disable=not show_progress,
+               dynamic_ncols=True)
+    for step, (x, y) in enumerate(bar):
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        with utils.autocast(device, precision):
+            logits = model(x)
+        loss = criterion(logits.float(), y)
+        finite = torch.isfinite(loss.detach())
+        if is_dist():
+            finite = finite.to(torch.int32)
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not bool(finite):
+            raise SystemExit(f'error: non-finite training loss ({loss.item()}) at epoch '
+                             f'{epoch}, step {step}; lower --lr, or check the cache for '
+                             f'NaN/Inf (re-run preprocess.py)')
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(x)
+        count += len(x)
+        bar.set_postfix(loss=f'{total / count:.4f}')
+    total, count = all_reduce_sum([total, count], device)
+    seconds = time.perf_counter() - t0
+    return {'loss': total / max(count, 1), 'samples': int(count), 'seconds': seconds,
+            'samples_per_s': count / seconds}
+
+
+def evaluate(model, loader, criterion, device, precision, show_progress=False):
+    """-> dict(loss, f1, f1_at_05, auc, scores (n, 9), labels (n, 9), thresholds)
+    over the loader's whole dataset, gathered from all processes in dataset order.
+
+    f1 is macro F1 at each class's F1-optimal threshold on this same set. That
+    is how predict.py will use the model (thresholds tuned on the validation
+    fold), so selecting the epoch by it selects for the deployed decision rule;
+    F1 at 0.5 (also returned) would mostly reward calibration of rare classes.
+    """
+    from tqdm import tqdm
+    model.eval()
+    logits_all, labels_all = [], []
+    with torch.inference_mode():
+        for x, y in tqdm(loader, desc='validate', leave=False, disable=not show_progress,
+                         dynamic_ncols=True):
+            x = x.to(device, non_blocking=True)
+            with utils.autocast(device, precision):
+                logits = model(x)
+            logits_all.append(logits.float())
+            labels_all.append(y.to(device))
+        n = len(loader.dataset)
+        logits = torch.cat(logits_all) if logits_all else torch.empty(0, len(CLASSES),
+                                                                      device=device)
+        labels = torch.cat(labels_all) if labels_all else torch.empty_like(logits)
+        logits, labels = gather_in_order(logits, n), gather_in_order(labels, n)
+        loss = float(criterion(logits, labels)) if n else float('nan')
+        scores = torch.sigmoid(logits).cpu().double().numpy()
+    labels = labels.cpu().numpy().astype(np.int8)
+    thresholds = utils.f1_optimal_thresholds(labels, scores)
+    tuned = utils.compute_metrics(labels, scores, thresholds, n_boot=0)
+    at05 = utils.compute_metrics(labels, scores, np.full(len(CLASSES), 0.5), n_boot=0)
+    return {'loss': loss, 'f1': float(tuned.loc['macro', 'f1']),
+            'f1_at_05': float(at05.loc['macro', 'f1']),
+            'auc': float(tuned.loc['macro', 'auc']),
+            'scores': scores, 'labels': labels, 'thresholds': thresholds}
+
+
+# --------------------------------------------------------------------------
+# Checkpoints.
+
+def rng_state():
+    """All RNG states as tensors/ints, so torch.load(weights_only=True) reads them."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {'torch': torch.get_rng_state(),
+             'numpy_keys': torch.from_numpy(keys.astype(np.int64)),
+             'numpy_pos': int(pos), 'numpy_has_gauss': int(has_gauss),
+             'numpy_cached': float(cached), 'python': list(random.getstate()[1])}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(('MT19937', state['numpy_keys'].numpy().astype(np.uint32),
+                         state['numpy_pos'], state['numpy_has_gauss'],
+                         state['numpy_cached']))
+    random.setstate((3, tuple(state['python']), None))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def is_complete(path, epochs):
+    """True when `path` (a last.pt) holds a run trained to `epochs` epochs."""
+    if not path.is_file():
+        return False
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except (OSError, RuntimeError, EOFError):  # a corrupt file is not complete
+        return False
+    return int(ckpt.get('epoch', 0)) >= epochs
+
+
+def make_scheduler(optimizer, args):
+    if args.sched == 'cosine':
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(args.epochs, 1))
+    if args.sched == 'step':
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+# --------------------------------------------------------------------------
+
+def train_run(args, rank=0, world=1, local_rank=0):
+    """Train (or --evaluate) one run: args.test_fold or the seeded split.
+    Returns the best validation F1."""
+    is_main = rank == 0
+    leads = utils.parse_leads(args.leads)
+    name = utils.run_name(args.data_dir, leads, args.seed, args.test_fold)
+    out = utils.run_dirs(name, args.root)['models']
+    train_f, val_f, test_f = utils.split_data(args.seed, args.test_fold)
+    folds = {'train': train_f, 'val': val_f, 'test': test_f}
+    device = utils.select_device(args.device, args.use_gpu)
+    if device.type == 'cuda' and world > 1:
+        device = torch.device('cuda', local_rank)
+    precision = utils.select_precision(device, args.precision)
+
+    last_path, best_path = out / 'last.pt', out / 'best.pt'
+    if not args.evaluate and last_path.exists() and not (args.resume or args.force):
+        if args.cv and is_complete(last_path, args.epochs):
+            if is_main:
+                print(f'{name}: already trained to {args.epochs} epochs, skipping '
+                      f'(--force retrains)', flush=True)
+            return None
+        raise SystemExit(f'error: {out} already holds a run; pass --resume to continue it '
+                         f'or --force to retrain from scratch')
+
+    utils.seed_everything(args.seed)
+    if is_main:
+        info = {'run': name, 'commit': utils.git_commit(), 'device': str(device),
+                'precision': precision, 'seed': args.seed, 'world_size': world,
+                'folds': folds, 'args': vars(args)}
+        print(json.dumps(info, default=str), flush=True)
+
+    train_ds, train_sampler, train_loader, _, val_loader = make_loaders(
+        args, folds, rank, world, device)
+    model = build_model(args.arch, len(leads), len(CLASSES),
+                        head_dropout=args.head_dropout).to(device)
+    criterion = nn.BCEWithLogitsLoss()
+
+    if args.evaluate:
+        from resnet import load_checkpoint
+        model, _ = load_checkpoint(best_path, leads=leads, map_location=device)
+        val = evaluate(model, val_loader, criterion, device, precision)
+        result = {'run': name, 'val_loss': val['loss'], 'val_f1': val['f1'],
+                  'val_f1_at_05': val['f1_at_05'], 'val_auc': val['auc'],
+                  'n_val': len(val['labels'])}
+        if is_main:
+            print(json.dumps(result), flush=True)
+        return result
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
+                                 weight_decay=args.weight_decay)
+    scheduler = make_scheduler(optimizer, args)
+    start_epoch, best_f1, best_epoch = 1, -math.inf, 0
+    if args.resume and last_path.exists():
+        # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest
+        ckpt = torch.load(last_path, map_location='cpu', weights_only=True)
+        model.load_state_dict(ckpt['model'])
+        optimizer.load_state_dict(ckpt['optimizer'])
+        scheduler.load_state_dict(ckpt['scheduler'])
+        start_epoch = int(ckpt['epoch']) + 1
+        best_f1, best_epoch = float(ckpt['best_metric']), int(ckpt.get('best_epoch', 0))
+        set_rng_state(ckpt['rng'])
+        if is_main:
+            print(f'resumed {last_path} at epoch {start_epoch} (best val F1 {best_f1:.4f} '
+                  f'at epoch {best_epoch})', flush=True)
+    elif args.resume and is_main:
+        print(f'no {last_path} to resume from; starting from scratch', flush=True)
+
+    raw_model = model
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == 'cuda' else None)
+    if args.compile:
+        model = torch.compile(model)
+
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        utils.atomic_write_json(vars(args) | {'run': name, 'commit': utils.git_commit()},
+                                out / 'args.json')
+        log = out / 'log.jsonl'
+        # A crash between the log line and the checkpoint leaves lines for
+        # epochs that the resumed run repeats: keep only the checkpoint's.
+        kept = [line for line in (log.read_text().splitlines() if log.exists() else [])
+                if line.strip() and json.loads(line)['epoch'] < start_epoch]
+        log.write_text(''.join(line + '\n' for line in kept))
+
+    for epoch in range(start_epoch, args.epochs + 1):
+        train_sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        lr = optimizer.param_groups[0]['lr']
+        tr = train_one_epoch(model, train_loader, criterion, optimizer, device, precision,
+                             epoch, show_progress=is_main)
+        if world > 1:
+            # BN running statistics are per process (DDP only syncs them at the
+            # next forward); evaluate every rank with rank 0's, which is the
+            # model that gets saved.
+            for buf in raw_model.buffers():
+                dist.broadcast(buf, 0)
+        val = evaluate(raw_model, val_loader, criterion, device, precision)
+        scheduler.step()
+        # the first epoch always saves best.pt (also when F1 is NaN: no positives)
+        improved = best_epoch == 0 or val['f1'] > best_f1
+        if improved:
+            best_f1, best_epoch = val['f1'], epoch
+        row = {'epoch': epoch, 'train_loss': tr['loss'], 'val_loss': val['loss'],
+               'val_f1': val['f1'], 'val_f1_at_05': val['f1_at_05'], 'val_auc': val['auc'],
+               'lr': lr, 'seconds': round(tr['seconds'], 3),
+               'samples_per_s': round(tr['samples_per_s'], 2)}
+        if is_main:
+            print(json.dumps(row), flush=True)
+            with open(out / 'log.jsonl', 'a') as f:
+                f.write(json.dumps(row) + '\n')
+            ckpt = {'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(),
+                    'scheduler': scheduler.state_dict(), 'epoch': epoch,
+                    'best_metric': best_f1, 'best_epoch': best_epoch,
+                    'metric_name': 'val_macro_f1_at_val_optimal_thresholds',
+                    'val_f1': val['f1'], 'val_auc': val['auc'],
+                    'args': {k: v for k, v in vars(args).items()}, 'leads': leads,
+                    'classes': list(CLASSES), 'arch': args.arch, 'window': args.window,
+                    'folds': folds, 'commit': utils.git_commit(), 'precision': precision,
+                    'rng': rng_state()}
+            if improved:
+                utils.atomic_torch_save(ckpt, best_path)
+            utils.atomic_torch_save(ckpt, last_path)
+        if is_dist():
+            dist.barrier()
+    if is_main:
+        print(f'{name}: best val macro F1 {best_f1:.4f} at epoch {best_epoch}; '
+              f'checkpoint {best_path}', flush=True)
+    return best_f1
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    args.leads = ','.join(utils.parse_leads(args.leads)) if args.leads != 'all' else 'all'
+    if args.cv and args.test_fold is not None:
+        raise SystemExit('error: --cv runs every fold; drop --test-fold')
+    rank, world, local_rank = ddp_setup(args.device)
+    try:
+        if args.cv:
+            results = {}
+            for k in range(1, utils.NFOLDS + 1):
+                args.test_fold = k
+                results[k] = train_run(args, rank, world, local_rank)
+            args.test_fold = None
+            return results
+        return train_run(args, rank, world, local_rank)
+    finally:
+        if is_dist():
+            dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main()

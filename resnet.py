@@ -1,0 +1,196 @@
+"""The study's 1D ResNet for 12-lead ECG classification, and checkpoint loading.
+
+Zhang D, Yang S, Yuan X, Zhang P. Interpretable deep learning for automatic
+diagnosis of 12-lead electrocardiogram. iScience 24(4):102373, 2021
+(code: github.com/onlyzdd/ecg-diagnosis, resnet.py).
+
+Architecture (ResNet-34 by default, 16,610,185 parameters with 12 leads):
+stem Conv1d(k=15, stride 2) -> BN -> ReLU -> MaxPool(3, stride 2); four stages
+of basic blocks with kernel-7 convolutions (64, 128, 256, 512 channels; 3, 4,
+6, 3 blocks); the head concatenates global average and max pooling (1024
+features) and applies one Linear layer to the 9 class logits.
+
+Parameter names are the study's (conv1, bn1, layer1..4, downsample.0/1, fc), so
+its saved weights load with strict=True. Unlike the study's code there are no
+in-place operations and every ReLU is its own module, so gradient explainers
+(SHAP GradientExplainer, captum) can hook each use separately.
+
+    from resnet import build_model, load_checkpoint
+    model = build_model('resnet34', num_leads=12)
+    model, ckpt = load_checkpoint('models/CPSC-all-s42-f10/best.pt', leads='all')
+"""
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from utils import CLASSES, parse_leads
+
+ARCHS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
+
+
+class BasicBlock1d(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, dropout=0.2):
+        super().__init__()
+        self.conv1 = nn.Conv1d(inplanes, planes, kernel_size=7, stride=stride,
+                               padding=3, bias=False)
+        self.bn1 = nn.BatchNorm1d(planes)
+        self.relu1 = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv1d(planes, planes, kernel_size=7, stride=1,
+                               padding=3, bias=False)
+        self.bn2 = nn.BatchNorm1d(planes)
+        self.downsample = downsample
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x):
+        out = self.dropout(self.relu1(self.bn1(self.conv1(x))))
+        out = self.bn2(self.conv2(out))
+        residual = x if self.downsample is None else self.downsample(x)
+        return self.relu2(out + residual)
+
+
+class ResNet1d(nn.Module):
+    """layers: blocks per stage, e.g. [3, 4, 6, 3] for ResNet-34.
+
+    head_dropout: the study defines Dropout(0.2) for the head but never calls
+    it in forward(), so its results were obtained without it; 0.0 (default)
+    reproduces that, 0.2 is what its code appears to intend.
+    """
+
+    def __init__(self, layers, input_channels=12, num_classes=9, inplanes=64,
+                 block_dropout=0.2, head_dropout=0.0):
+        super().__init__()
+        self.inplanes = inplanes
+        self.conv1 = nn.Conv1d(input_channels, inplanes, kernel_size=15, stride=2,
+                               padding=7, bias=False)
+        self.bn1 = nn.BatchNorm1d(inplanes)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool1d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(64, layers[0], 1, block_dropout)
+        self.layer2 = self._make_layer(128, layers[1], 2, block_dropout)
+        self.layer3 = self._make_layer(256, layers[2], 2, block_dropout)
+        self.layer4 = self._make_layer(512, layers[3], 2, block_dropout)
+        self.adaptiveavgpool = nn.AdaptiveAvgPool1d(1)
+        self.adaptivemaxpool = nn.AdaptiveMaxPool1d(1)
+        self.dropout = nn.Dropout(head_dropout)
+        self.fc = nn.Linear(512 * BasicBlock1d.expansion * 2, num_classes)
+
+    def _make_layer(self, planes, blocks, stride, dropout):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * BasicBlock1d.expansion:
+            downsample = nn.Sequential(
+                nn.Conv1d(self.inplanes, planes * BasicBlock1d.expansion,
+                          kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm1d(planes * BasicBlock1d.expansion),
+            )
+        layers = [BasicBlock1d(self.inplanes, planes, stride, downsample, dropout)]
+        self.inplanes = planes * BasicBlock1d.expansion
+        layers += [BasicBlock1d(self.inplanes, planes, dropout=dropout)
+                   for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def features(self, x):
+        """(batch, leads, samples) -> (batch, 512, samples / 32)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x):
+        x = self.features(x)
+        x = torch.cat((self.adaptiveavgpool(x), self.adaptivemaxpool(x)), dim=1)
+        return self.fc(self.dropout(x.flatten(1)))
+
+
+def resnet18(input_channels=12, num_classes=9, **kwargs):
+    return ResNet1d(ARCHS['resnet18'], input_channels, num_classes, **kwargs)
+
+
+def resnet34(input_channels=12, num_classes=9, **kwargs):
+    return ResNet1d(ARCHS['resnet34'], input_channels, num_classes, **kwargs)
+
+
+NUM_CLASSES = len(CLASSES)
+
+
+def build_model(arch='resnet34', num_leads=12, num_classes=NUM_CLASSES, **kwargs):
+    if arch not in ARCHS:
+        raise SystemExit(f"error: unknown --arch {arch!r}; use one of {', '.join(ARCHS)}")
+    return ResNet1d(ARCHS[arch], num_leads, num_classes, **kwargs)
+
+
+def load_checkpoint(path, leads=None, map_location='cpu'):
+    """-> (model in eval mode, checkpoint dict).
+
+    `path` is a checkpoint written by main.py (self-describing: arch, leads,
+    classes) or a bare state_dict such as the study's saved weights, in which
+    case `leads` must be given. With `leads`, a checkpoint trained on another
+    lead set is refused rather than silently fed the wrong channels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f'error: no checkpoint {path}; train it first with '
+                         f'`python main.py --data-dir DIR --leads LEADS --seed S` '
+                         f'(it writes models/<run>/best.pt) or pass --model-path')
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # any unpickling failure is one message
+        raise SystemExit(f'error: cannot read checkpoint {path}: {e}') from e
+    wanted = parse_leads(leads) if leads is not None else None
+    if isinstance(obj, dict) and 'model' in obj and isinstance(obj['model'], dict):
+        ckpt = obj
+        ckpt_leads = list(ckpt.get('leads') or [])
+        if wanted is not None and ckpt_leads and wanted != ckpt_leads:
+            raise SystemExit(f"error: {path} was trained on leads {','.join(ckpt_leads)}, "
+                             f"not {','.join(wanted)}; pass --leads "
+                             f"{','.join(ckpt_leads)} or the checkpoint of that lead set")
+        leads_used = ckpt_leads or wanted
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if wanted is None:
+            raise SystemExit(f'error: {path} is a bare state_dict (no lead list); '
+                             f'pass --leads with the leads it was trained on')
+        ckpt = {'model': obj, 'leads': wanted, 'classes': list(CLASSES)}
+        leads_used = wanted
+    else:
+        raise SystemExit(f'error: {path} is neither a main.py checkpoint nor a state_dict')
+
+    state = ckpt['model']
+    # DDP / torch.compile prefixes, so their checkpoints load like plain ones.
+    state = {k.removeprefix('module.').removeprefix('_orig_mod.'): v
+             for k, v in state.items()}
+    arch = ckpt.get('arch') or infer_arch(state)
+    if arch not in ARCHS:
+        raise SystemExit(f'error: {path} has unknown architecture {arch!r}; '
+                         f"known: {', '.join(ARCHS)}")
+    in_ch = state['conv1.weight'].shape[1] if 'conv1.weight' in state else None
+    if leads_used is None:
+        raise SystemExit(f'error: {path} records no lead list; pass --leads')
+    if in_ch is not None and in_ch != len(leads_used):
+        raise SystemExit(f'error: {path} expects {in_ch} input leads, but '
+                         f'{len(leads_used)} were given ({",".join(leads_used)})')
+    num_classes = state['fc.weight'].shape[0] if 'fc.weight' in state else len(CLASSES)
+    model = build_model(arch, len(leads_used), num_classes)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else repr(e)
+        raise SystemExit(f'error: {path} does not match {arch}: {first}') from e
+    ckpt.setdefault('arch', arch)
+    ckpt['leads'] = list(leads_used)
+    ckpt.setdefault('classes', list(CLASSES))
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval(), ckpt
+
+
+def infer_arch(state_dict):
+    """The architecture whose block counts match a state_dict's layer keys."""
+    blocks = []
+    for stage in range(1, 5):
+        idx = {int(k.split('.')[1]) for k in state_dict if k.startswith(f'layer{stage}.')}
+        blocks.append(max(idx) + 1 if idx else 0)
+    for name, layers in ARCHS.items():
+        if layers == blocks:
+            return name
+    return f'unknown (blocks per stage {blocks})'
