@@ -1,0 +1,593 @@
+"""Explain a trained ResNet's diagnoses with SHAP (expected gradients), as the study did.
+
+shap.GradientExplainer (expected gradients: Erion et al., Improving performance
+of deep learning models with axiomatic attribution priors and expected
+gradients, Nature Machine Intelligence 3:620-631, 2021) explains records of the
+run's test fold against 100 background records drawn (seeded) from its
+training folds. Each record is explained for the classes the model predicts
+(probability at or above the run's threshold), not for all nine outputs: that
+is what the figures show, and it is 5-9x cheaper.
+
+    # after main.py (models/<run>/best.pt) and, for its thresholds, predict.py
+    python shap_values.py --data-dir data/CPSC --leads all
+    python shap_values.py --data-dir data/CPSC --leads all --use-gpu --max-records 200
+    python shap_values.py --data-dir data/CPSC --patient-ids A0001,A0002
+    python shap_values.py --data-dir data/CPSC --plots-only      # redraw from the cache
+
+Writes shap/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10):
+  shap_values.npz        SHAP values, inputs, outputs and the settings fingerprint
+                         (numpy arrays, no pickles); reused while model, records and
+                         settings are unchanged, so plots are redrawn for free
+  records/<pid>_<class>.png
+                         the study's patient-level figure: the 4 leads with the most
+                         positive SHAP for the class, in s and mV, the real part of the
+                         record only, segments of high positive SHAP shaded
+  lead_importance.png/.csv, lead_ranking.txt
+                         population level: each lead's share of the positive SHAP
+                         mass, per predicted class and on average, and the ranking
+  additivity.csv         sum of SHAP values vs f(x) - E[f(background)] per explanation
+
+What is explained is the logit of each class (the study explained the raw model
+outputs, which are logits): SHAP values add up in logit space, and they do not
+vanish for confident predictions as they do through the sigmoid
+(--output prob explains probabilities instead).
+
+Cost (ResNet-34, 12 leads, 15,000 samples, 2-core CPU, fp32): one gradient of one
+output costs ~0.32 s, and GradientExplainer takes `nsamples` of them per
+explained class, so a record predicted with one class takes ~0.32 * nsamples s
+(~10 s at the default 32; the study's setting, all 9 outputs at 200 samples,
+~10 min). See --nsamples for the accuracy this buys and `python bench.py --only
+shap` for the measurement.
+"""
+import argparse
+import hashlib
+import json
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+import utils
+from utils import CLASSES, FS
+
+CACHE_NAME = 'shap_values.npz'
+# Version of what the cache holds; bump it when the computation changes.
+CACHE_FORMAT = 1
+
+
+def get_args_parser(add_help=True):
+    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    utils.add_common_args(parser)
+    parser.add_argument('--background', default=100, type=int, metavar='N',
+                        help="background records drawn (seeded) from the training folds "
+                             "(default: 100, the study's)")
+    # 32 keeps a record predicted with one class at ~10 s and with two at ~20 s
+    # on a 2-core CPU. On the synthetic test model, maps smoothed over 40 ms at
+    # 16-64 samples correlate 0.97-0.99 with those of a 512-sample run and the
+    # lead shares differ by <= 0.05 in total; the sum of the values matches
+    # f(x) - E[f] to ~5-25% (Monte Carlo error, ~1/sqrt(nsamples)). On a GPU
+    # use the study's 200, which costs seconds.
+    parser.add_argument('--nsamples', default=32, type=int, metavar='N',
+                        help='gradient samples per explained class; cost is linear in N, '
+                             'error ~1/sqrt(N) (default: 32: ~10 s per class and record '
+                             'on a 2-core CPU, maps within ~0.98 correlation of N=512; '
+                             'the study used 200)')
+    parser.add_argument('--max-records', default=20, type=int, metavar='M',
+                        help='explain the first M records of the test fold in patient-id '
+                             'order; 0 = all (default: 20, the whole fold takes hours on '
+                             'a CPU)')
+    parser.add_argument('--patient-ids', default=None, metavar='IDS',
+                        help='comma-separated records to explain instead (any fold; '
+                             'default: the test fold)')
+    parser.add_argument('-b', '--batch-size', default=16, type=int, metavar='N',
+                        help='gradient samples per forward/backward pass; memory grows '
+                             'with it (~0.1 GB per sample at 15,000 samples) (default: 16)')
+    parser.add_argument('--precision', default='auto', choices=['auto', 'bf16', 'fp32'],
+                        help='auto = bf16 on GPUs and CPUs that support it natively, '
+                             'else fp32 (default: auto)')
+    parser.add_argument('--output', default='logit', choices=['logit', 'prob'],
+                        help="model output to explain (default: logit, as the study)")
+    parser.add_argument('--top-leads', default=4, type=int, metavar='K',
+                        help='leads shown per patient-level figure (default: 4)')
+    parser.add_argument('--highlight-percentile', default=95.0, type=float, metavar='Q',
+                        help='shade where the smoothed positive SHAP value exceeds its Q-th '
+                             'percentile over all leads of the record (default: 95)')
+    parser.add_argument('--force', action='store_true',
+                        help='recompute every record even if the cache is valid')
+    parser.add_argument('--plots-only', action='store_true',
+                        help='redraw the figures from the cache without the model or data')
+    return parser
+
+
+# --------------------------------------------------------------------------
+# The model as GradientExplainer sees it.
+
+def explained_model(model, thresholds, device, precision, output='logit', chunk=16):
+    """Wrap `model` for shap.GradientExplainer; see ExplainedOutputs."""
+    import torch
+    from torch import nn
+
+    class ExplainedOutputs(nn.Module):
+        """x -> (batch, 9) float32: the explained output (logit or probability)
+        minus the class's decision threshold in the same space.
+
+        The shift is a constant, so gradients and SHAP values are those of the
+        logits (or probabilities); it makes the predicted classes exactly the
+        positive outputs, so shap's ranked_outputs=k with output_rank_order='max'
+        explains the k predicted classes. The forward runs under autocast (bf16
+        where supported) and returns float32, since GradientExplainer calls the
+        model itself. Without gradients it runs in chunks (the explainer
+        forwards the whole background at once) and keeps its last output.
+        """
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            thr = torch.as_tensor(np.asarray(thresholds, dtype=np.float64))
+            thr = thr.clamp(1e-6, 1 - 1e-6)
+            self.register_buffer('offset', (torch.logit(thr) if output == 'logit' else thr)
+                                 .float().to(device))
+            self.last = None
+
+        def forward(self, x):
+            if not torch.is_grad_enabled() and len(x) > chunk:
+                out = torch.cat([self(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+                self.last = out
+                return out
+            with utils.autocast(device, precision):
+                z = self.model(x)
+            z = z.float()
+            if output == 'prob':
+                z = torch.sigmoid(z)
+            out = z - self.offset
+            if not torch.is_grad_enabled():
+                self.last = out
+            return out
+
+    for p in model.parameters():
+        p.requires_grad_(False)  # gradients are needed for the input only
+    return ExplainedOutputs().to(device).eval()
+
+
+def explain_record(explainer, wrapper, x, nsamples, rseed):
+    """One record (1, leads, window) -> (values (k, leads, window) float32,
+    class indexes (k,), the wrapper's outputs for all classes (9,)).
+
+    k = the number of predicted classes (outputs above threshold), at least 1:
+    with no class predicted, the one closest to its threshold is explained.
+    """
+    import torch
+    with torch.no_grad():
+        margins = wrapper(x)[0].cpu().numpy()
+    k = max(1, int((margins >= 0).sum()))
+    values, ranks = explainer.shap_values(x, nsamples=nsamples, ranked_outputs=k,
+                                          output_rank_order='max', rseed=rseed)
+    # shap >= 0.45: one array (samples, leads, time, outputs) plus the indexes
+    values = np.moveaxis(np.asarray(values)[0], -1, 0).astype(np.float32)
+    idx = np.asarray(ranks.cpu() if hasattr(ranks, 'cpu') else ranks)[0].astype(np.int64)
+    return values, idx, margins
+
+
+# --------------------------------------------------------------------------
+# Fingerprints: what the cached values depend on.
+
+def weights_hash(state_dict):
+    """sha256 over the weights' names and bytes: the same model gives the same
+    hash wherever and whenever its checkpoint was written."""
+    import torch
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous().view(-1)
+        h.update(f'{name}:{t.dtype}:'.encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def array_hash(a):
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def record_seed(seed, patient_id):
+    """The explainer's random seed for one record: independent of which other
+    records are explained, so a record's cached values stay valid."""
+    return zlib.crc32(f'{seed}:{patient_id}'.encode()) & 0x7fffffff
+
+
+# --------------------------------------------------------------------------
+# Cache.
+
+def load_cache(path):
+    """-> dict of arrays, or None when absent or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            cache = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        print(f'warning: ignoring unreadable cache {path}: {e}')
+        return None
+    if int(cache.get('format', -1)) != CACHE_FORMAT:
+        return None
+    return cache
+
+
+def cache_records(cache):
+    """Cache arrays -> {patient_id: dict(x, length, label, prob, classes,
+    values, fx, ...)} (one entry per record)."""
+    out = {}
+    if cache is None:
+        return out
+    for i, pid in enumerate(cache['patient_ids'].tolist()):
+        sel = cache['pair_record'] == i
+        out[pid] = {'x': cache['x'][i], 'length': int(cache['lengths'][i]),
+                    'label': cache['labels'][i], 'prob': cache['probs'][i],
+                    'classes': cache['pair_class'][sel], 'values': cache['values'][sel],
+                    'fx': cache['fx'][sel], 'shap_sum': cache['shap_sum'][sel]}
+    return out
+
+
+def save_cache(path, records, meta):
+    """records: {pid: dict} as cache_records returns -> one npz."""
+    pids = sorted(records)
+    recs = [records[p] for p in pids]
+    pair_record = np.concatenate([np.full(len(r['classes']), i) for i, r in enumerate(recs)])
+    arrays = {
+        'format': np.array(CACHE_FORMAT),
+        'fingerprint': np.array(meta['fingerprint']),
+        'settings': np.array(json.dumps(meta['settings'], sort_keys=True)),
+        'leads': np.array(meta['leads']), 'classes': np.array(CLASSES),
+        'thresholds': np.asarray(meta['thresholds'], dtype=np.float64),
+        'threshold_source': np.array(meta['threshold_source']),
+        'expected_value': np.asarray(meta['expected_value'], dtype=np.float64),
+        'patient_ids': np.array(pids),
+        'x': np.stack([r['x'] for r in recs]).astype(np.float32),
+        'lengths': np.array([r['length'] for r in recs], dtype=np.int64),
+        'labels': np.stack([r['label'] for r in recs]).astype(np.float32),
+        'probs': np.stack([r['prob'] for r in recs]).astype(np.float32),
+        'pair_record': pair_record.astype(np.int64),
+        'pair_class': np.concatenate([r['classes'] for r in recs]).astype(np.int64),
+        'values': np.concatenate([r['values'] for r in recs]).astype(np.float32),
+        'fx': np.concatenate([r['fx'] for r in recs]).astype(np.float64),
+        'shap_sum': np.concatenate([r['shap_sum'] for r in recs]).astype(np.float64),
+    }
+    utils.atomic_savez(path, **arrays)
+
+
+# --------------------------------------------------------------------------
+# Inputs: checkpoint, thresholds, records.
+
+def read_thresholds(results_dir):
+    """results/<run>/thresholds.json -> (array of 9, source text). Accepts
+    {class: t}, [t, ...] or {'thresholds': either}; 0.5 when absent."""
+    path = Path(results_dir) / 'thresholds.json'
+    if not path.exists():
+        return np.full(len(CLASSES), 0.5), f'0.5 for every class ({path} not found; run predict.py)'
+    obj = json.loads(path.read_text())
+    if isinstance(obj, dict) and 'thresholds' in obj:
+        obj = obj['thresholds']
+    if isinstance(obj, dict):
+        missing = [c for c in CLASSES if c not in obj]
+        if missing:
+            raise SystemExit(f"error: {path} has no threshold for {', '.join(missing)}; "
+                             f'rerun predict.py')
+        thr = [obj[c] for c in CLASSES]
+    else:
+        thr = list(obj)
+    if len(thr) != len(CLASSES):
+        raise SystemExit(f'error: {path} holds {len(thr)} thresholds, expected {len(CLASSES)}')
+    return np.asarray(thr, dtype=np.float64), str(path)
+
+
+def select_records(args, leads, window, test_folds):
+    """-> (ECGDataset, indices into it) of the records to explain."""
+    from dataset import ECGDataset
+    if args.patient_ids:
+        wanted = [p.strip() for p in args.patient_ids.split(',') if p.strip()]
+        ds = ECGDataset(args.data_dir, range(1, utils.NFOLDS + 1), leads, window=window)
+        where = {p: i for i, p in enumerate(ds.patient_ids)}
+        unknown = [p for p in wanted if p not in where]
+        if unknown:
+            raise SystemExit(f"error: unknown patient id(s) {', '.join(unknown)}: not in "
+                             f'{args.data_dir}/labels.csv (ids look like {ds.patient_ids[0]})')
+        return ds, [where[p] for p in dict.fromkeys(wanted)]
+    ds = ECGDataset(args.data_dir, test_folds, leads, window=window)
+    order = np.argsort(ds.patient_ids, kind='stable')
+    if args.max_records > 0:
+        order = order[:args.max_records]
+    return ds, [int(i) for i in order]
+
+
+def draw_background(args, leads, window, train_folds):
+    """The seeded background sample: (tensor (N, leads, window), patient ids)."""
+    import torch
+
+    from dataset import ECGDataset
+    ds = ECGDataset(args.data_dir, train_folds, leads, window=window)
+    n = min(args.background, len(ds))
+    idx = np.sort(np.random.default_rng(args.seed).choice(len(ds), n, replace=False))
+    x = torch.stack([ds[int(i)][0] for i in idx])
+    return x, [ds.patient_ids[int(i)] for i in idx]
+
+
+# --------------------------------------------------------------------------
+# Summaries of the values.
+
+def positive_mass(values, length):
+    """(..., leads, window) -> (..., leads): positive SHAP summed over the
+    record's real samples (the padding in front is not part of the record)."""
+    return np.clip(values[..., values.shape[-1] - length:], 0, None).sum(-1)
+
+
+def lead_importance(records, leads):
+    """Share of positive SHAP mass per lead, averaged over the records
+    predicted with each class -> DataFrame (classes present + 'average', leads),
+    with the number of records in column 'n'. The average row weighs each
+    class equally, so frequent classes do not dominate it."""
+    import pandas as pd
+    shares = {c: [] for c in CLASSES}
+    for r in records.values():
+        mass = positive_mass(r['values'], r['length'])
+        for c, m in zip(r['classes'], mass):
+            if r['prob'][c] >= r['threshold'][c] and m.sum() > 0:
+                shares[CLASSES[c]].append(m / m.sum())
+    rows = {c: np.mean(s, axis=0) for c, s in shares.items() if s}
+    if not rows:
+        return pd.DataFrame(columns=list(leads) + ['n'])
+    df = pd.DataFrame(rows, index=leads).T
+    df.loc['average'] = df.mean(axis=0)
+    df['n'] = [len(shares[c]) for c in df.index[:-1]] + [sum(len(s) for s in shares.values())]
+    return df
+
+
+def additivity_table(records, expected):
+    """Per explanation: f(x), E[f(background)], sum of SHAP, error."""
+    import pandas as pd
+    rows = []
+    for pid, r in sorted(records.items()):
+        for c, fx, s in zip(r['classes'], r['fx'], r['shap_sum']):
+            target = fx - expected[c]
+            rows.append({'patient_id': pid, 'class': CLASSES[c], 'fx': fx,
+                         'expected': expected[c], 'shap_sum': s, 'error': s - target,
+                         'rel_error': abs(s - target) / max(abs(target), 1e-8)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# Figures.
+
+def highlight_mask(values, length, percentile, smooth_ms=40):
+    """(leads, window) -> bool (leads, length): where the positive SHAP value,
+    smoothed over `smooth_ms`, exceeds its `percentile` over all leads of the
+    record. Smoothing turns sample-level noise of the Monte Carlo estimate into
+    segments a reader can see."""
+    from scipy.ndimage import uniform_filter1d
+    pos = np.clip(values[:, values.shape[-1] - length:], 0, None)
+    smooth = uniform_filter1d(pos, size=max(1, int(smooth_ms * FS / 1000)), axis=-1)
+    cut = np.percentile(smooth, percentile)
+    return (smooth > cut) & (smooth > 0)
+
+
+def plot_record(path, pid, x, length, values, cls, leads, label, prob, threshold,
+                output, top_leads=4, percentile=95.0):
+    """The study's patient-level figure ('shap1'): the top leads by positive
+    SHAP mass for `cls`, with the segments of high positive SHAP shaded."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    mass = positive_mass(values, length)
+    share = mass / mass.sum() if mass.sum() > 0 else mass
+    top = np.argsort(-mass, kind='stable')[:top_leads]
+    mask = highlight_mask(values, length, percentile)
+    t = np.arange(length) / FS
+    sig = x[:, x.shape[-1] - length:]
+    true = ', '.join(CLASSES[i] for i in np.flatnonzero(label)) or 'none'
+    pred = ', '.join(f'{CLASSES[i]} ({prob[i]:.2f})' for i in np.flatnonzero(prob >= threshold))
+    fig, axs = plt.subplots(len(top), 1, figsize=(14, 1.6 * len(top) + 1.1), sharex=True,
+                            squeeze=False)
+    for ax, lead in zip(axs[:, 0], top):
+        ax.plot(t, sig[lead], color='k', lw=0.6)
+        ax.fill_between(t, 0, 1, where=mask[lead], color='tab:red', alpha=0.3, lw=0,
+                        transform=ax.get_xaxis_transform())
+        ax.set_ylabel(f'{leads[lead]} (mV)\n{share[lead]:.0%} of +SHAP', fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.margins(x=0)
+    axs[-1, 0].set_xlabel('time (s)')
+    fig.suptitle(f'{pid}   true: {true}   predicted: {pred or "none"}\n'
+                 f'SHAP for {CLASSES[cls]} ({output}, p={prob[cls]:.2f}); shaded: smoothed '
+                 f'positive SHAP above its {percentile:g}th percentile', fontsize=10)
+    fig.tight_layout()
+    with utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
+    plt.close(fig)
+
+
+def plot_lead_importance(path, table):
+    """Heatmap class x lead of the share of positive SHAP mass."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    leads = [c for c in table.columns if c != 'n']
+    data = table[leads].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(leads), 1.0 + 0.5 * len(table)))
+    im = ax.imshow(data, cmap='Reds', vmin=0, aspect='auto')
+    ax.set_xticks(range(len(leads)), leads)
+    ax.set_yticks(range(len(table)), [f'{c} (n={int(n)})' for c, n in zip(table.index, table['n'])])
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            ax.text(j, i, f'{100 * data[i, j]:.0f}', ha='center', va='center', fontsize=7,
+                    color='white' if data[i, j] > 0.6 * np.nanmax(data) else 'black')
+    ax.axhline(len(table) - 1.5, color='k', lw=1)
+    fig.colorbar(im, ax=ax, label='share of positive SHAP mass')
+    ax.set_title('Lead importance per predicted class (%)')
+    fig.tight_layout()
+    with utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
+    plt.close(fig)
+
+
+def write_outputs(out_dir, records, meta, pids, args):
+    """Patient-level figures, population-level table/heatmap/ranking,
+    additivity table, for the records `pids`."""
+    out_dir = Path(out_dir)
+    leads, output = list(meta['leads']), meta['output']
+    thr, expected = np.asarray(meta['thresholds']), np.asarray(meta['expected_value'])
+    chosen = {p: dict(records[p], threshold=thr) for p in pids}
+    n_fig = 0
+    for pid, r in chosen.items():
+        for c, v in zip(r['classes'], r['values']):
+            plot_record(out_dir / 'records' / f'{pid}_{CLASSES[c]}.png', pid, r['x'],
+                        r['length'], v, int(c), leads, r['label'], r['prob'], thr, output,
+                        args.top_leads, args.highlight_percentile)
+            n_fig += 1
+    print(f'{n_fig} patient-level figures in {out_dir / "records"}')
+
+    table = lead_importance(chosen, leads)
+    if len(table):
+        utils.atomic_to_csv(table, out_dir / 'lead_importance.csv', index_label='class',
+                            float_format='%.4f')
+        plot_lead_importance(out_dir / 'lead_importance.png', table)
+        ranking = table.loc['average', leads].sort_values(ascending=False)
+        lines = [f'{i + 1:2d}. {lead:4s} {share:6.1%}' for i, (lead, share)
+                 in enumerate(ranking.items())]
+        text = ('Lead ranking by mean share of positive SHAP mass (classes weighted '
+                f'equally, {int(table.loc["average", "n"])} explanations of predicted '
+                'classes):\n' + '\n'.join(lines) + '\n')
+        utils.atomic_write_text(text, out_dir / 'lead_ranking.txt')
+        print(table.to_string(float_format=lambda v: f'{v:.2f}'))
+        print(text, end='')
+    else:
+        print('no record was predicted with any class: no lead importance table')
+
+    add = additivity_table(chosen, expected)
+    utils.atomic_to_csv(add, out_dir / 'additivity.csv', index=False, float_format='%.6g')
+    if len(add):
+        print(f'additivity (sum of SHAP vs f(x) - E[f], {output}): median |error| '
+              f'{add["error"].abs().median():.3g}, median relative error '
+              f'{add["rel_error"].median():.1%} over {len(add)} explanations '
+              f'(expected gradients is additive in expectation; the Monte Carlo error '
+              f'falls as 1/sqrt(nsamples))')
+    return table, add
+
+
+# --------------------------------------------------------------------------
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    name = utils.run_name(args.data_dir, args.leads, args.seed, args.test_fold)
+    dirs = utils.run_dirs(name)
+    cache_path = dirs['shap'] / CACHE_NAME
+    print(f'run {name}; commit {utils.git_commit()}; seed {args.seed}')
+
+    if args.plots_only:
+        cache = load_cache(cache_path)
+        if cache is None:
+            raise SystemExit(f'error: no SHAP cache {cache_path}; run shap_values.py without '
+                             f'--plots-only first')
+        records = cache_records(cache)
+        pids = sorted(records)
+        if args.patient_ids:
+            pids = [p.strip() for p in args.patient_ids.split(',') if p.strip()]
+            unknown = [p for p in pids if p not in records]
+            if unknown:
+                raise SystemExit(f"error: patient id(s) {', '.join(unknown)} are not in "
+                                 f'{cache_path}; run without --plots-only to explain them')
+        meta = {'leads': cache['leads'].tolist(), 'thresholds': cache['thresholds'],
+                'expected_value': cache['expected_value'],
+                'output': json.loads(str(cache['settings']))['output']}
+        print(f'redrawing {len(pids)} records from {cache_path}')
+        return write_outputs(dirs['shap'], records, meta, pids, args)
+
+    import torch
+
+    import shap
+    from resnet import load_checkpoint
+
+    utils.seed_everything(args.seed)
+    device = utils.select_device(args.device, args.use_gpu)
+    precision = utils.select_precision(device, args.precision)
+    model, ckpt = load_checkpoint(dirs['models'] / 'best.pt', leads=args.leads,
+                                  map_location=device)
+    leads, window = list(ckpt['leads']), int(ckpt.get('window', utils.WINDOW))
+    train_folds, _, test_folds = utils.split_data(args.seed, args.test_fold)
+    thresholds, thr_source = read_thresholds(dirs['results'])
+    print(f'model {dirs["models"] / "best.pt"} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
+          f'{len(leads)} leads, window {window}; device {device}, {precision}; '
+          f'thresholds: {thr_source}')
+
+    ds, chosen = select_records(args, leads, window, test_folds)
+    background, bg_ids = draw_background(args, leads, window, train_folds)
+    settings = {'format': CACHE_FORMAT, 'shap': shap.__version__,
+                'model': weights_hash(model.state_dict()), 'leads': leads, 'window': window,
+                'background': array_hash(background.numpy()), 'n_background': len(bg_ids),
+                'nsamples': args.nsamples, 'seed': args.seed, 'precision': precision,
+                'output': args.output, 'thresholds': [round(float(t), 6) for t in thresholds]}
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+    cache = load_cache(cache_path)
+    cached = {}
+    if cache is not None and str(cache['fingerprint']) == fingerprint and not args.force:
+        cached = cache_records(cache)
+    elif cache is not None and not args.force:
+        old = json.loads(str(cache['settings']))
+        changed = [k for k in settings if old.get(k) != settings[k]]
+        print(f"cache {cache_path} was made with other settings ({', '.join(changed)}): "
+              f'recomputing')
+
+    records, todo = {}, []
+    for i in chosen:
+        pid = ds.patient_ids[i]
+        x = ds[i][0].numpy()
+        if pid in cached and np.array_equal(cached[pid]['x'], x):
+            records[pid] = cached[pid]
+        else:
+            todo.append((i, pid, x))
+    print(f'{len(chosen)} records to explain: {len(records)} reused from {cache_path}, '
+          f'{len(todo)} to compute (background: {len(bg_ids)} training records, '
+          f'nsamples {args.nsamples}, {args.output})')
+
+    if not todo:
+        expected = cache['expected_value'] if cache is not None else np.zeros(len(CLASSES))
+        print(f'all values reused from {cache_path}; nothing recomputed')
+    else:
+        from tqdm import tqdm
+        wrapper = explained_model(model, thresholds, device, precision, args.output,
+                                  chunk=args.batch_size)
+        offset = wrapper.offset.double().cpu().numpy()
+        t0 = time.perf_counter()
+        with torch.no_grad():  # the explainer forwards the background once; no graph needed
+            explainer = shap.GradientExplainer(wrapper, background.to(device),
+                                               batch_size=args.batch_size)
+        expected = wrapper.last.mean(0).double().cpu().numpy() + offset
+        print(f'background forward {time.perf_counter() - t0:.1f} s')
+        t0 = time.perf_counter()
+        bar = tqdm(todo, unit='record', desc='SHAP')
+        for i, pid, x in bar:
+            bar.set_postfix(record=pid)
+            values, idx, margins = explain_record(explainer, wrapper,
+                                                  torch.from_numpy(x)[None].to(device),
+                                                  args.nsamples, record_seed(args.seed, pid))
+            out = margins + offset
+            prob = 1 / (1 + np.exp(-out)) if args.output == 'logit' else out
+            records[pid] = {'x': x, 'length': int(ds.lengths[i]), 'label': ds.labels[i],
+                            'prob': prob, 'classes': idx, 'values': values, 'fx': out[idx],
+                            'shap_sum': values.reshape(len(idx), -1).sum(-1)}
+        per = (time.perf_counter() - t0) / len(todo)
+        print(f'explained {len(todo)} records in {time.perf_counter() - t0:.0f} s '
+              f'({per:.1f} s per record)')
+        keep = {**cached, **records}  # earlier records stay cached for later runs
+        meta = {'fingerprint': fingerprint, 'settings': settings, 'leads': leads,
+                'thresholds': thresholds, 'threshold_source': thr_source,
+                'expected_value': expected}
+        save_cache(cache_path, keep, meta)
+        print(f'saved {cache_path} ({len(keep)} records)')
+
+    meta = {'leads': leads, 'thresholds': thresholds, 'expected_value': expected,
+            'output': args.output}
+    return write_outputs(dirs['shap'], records, meta, sorted(records), args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,377 @@
+"""shap_values.py: explanations that mean something, on synthetic ECGs whose truth is known.
+
+A small ResNet-18 is trained in the fixture on 4-s synthetic records of four
+classes (SNR, PVC, LBBB, RBBB). shap_values.py then explains unseen records
+written to disk (WFDB + .atr beat annotations), and the tests check the values
+against the annotations: the PVC class's positive SHAP mass sits on the
+ectopic beats, the bundle-branch blocks' on the QRS complexes rather than the
+T waves, and the values add up to f(x) - E[f(background)]. Then the
+script's contracts: bad input, the cache, the figures.
+"""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import shap_values
+import synthetic
+import utils
+from utils import CLASSES
+
+WINDOW = 2000            # 4 s: a few beats, cheap to train and explain
+TRAIN_CLASSES = ['SNR', 'PVC', 'LBBB', 'RBBB']
+N_TRAIN, EPOCHS = 128, 3
+N_DISK = 40              # records written to disk: 4 per fold after stratification
+DISK_SEED = 2
+NSAMPLES = shap_values.get_args_parser().get_default('nsamples')
+BACKGROUND = 20
+
+
+def synthetic_batch(seed, n):
+    """n single-label records cycling over TRAIN_CLASSES -> (x, y) tensors."""
+    recs = [synthetic.make_record(seed, i, duration=WINDOW / utils.FS,
+                                  classes=[TRAIN_CLASSES[i % len(TRAIN_CLASSES)]])
+            for i in range(n)]
+    x = np.stack([r['signal'][-WINDOW:].T for r in recs]).astype(np.float32)
+    y = np.zeros((n, len(CLASSES)), np.float32)
+    for k, r in enumerate(recs):
+        y[k, [CLASSES.index(c) for c in r['classes']]] = 1
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def train_tiny_model():
+    from resnet import build_model
+    torch.manual_seed(0)
+    x, y = synthetic_batch(seed=1, n=N_TRAIN)
+    model = build_model('resnet18', len(utils.LEADS))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for _ in range(EPOCHS):
+        model.train()
+        for idx in torch.randperm(N_TRAIN).split(16):
+            opt.zero_grad()
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def save_checkpoint(model, path):
+    utils.atomic_torch_save({'model': model.state_dict(), 'leads': list(utils.LEADS),
+                             'classes': list(CLASSES), 'arch': 'resnet18', 'window': WINDOW,
+                             'epoch': EPOCHS - 1}, path)
+
+
+def run(args, root, monkeypatch, capsys):
+    """shap_values.main in `root` -> (return value, printed text)."""
+    monkeypatch.chdir(root)
+    out = shap_values.main(args)
+    return out, capsys.readouterr().out
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    """root/data/SYN (records on disk + preprocess), root/models/<run>/best.pt
+    (trained here), and one explanation run over chosen records."""
+    import preprocess
+    root = tmp_path_factory.mktemp('shap')
+    data = root / 'data' / 'SYN'
+    for i in range(N_DISK):
+        rec = synthetic.make_record(DISK_SEED, i, duration=WINDOW / utils.FS,
+                                    classes=[TRAIN_CLASSES[i % len(TRAIN_CLASSES)]])
+        synthetic.write_record(rec, data, synthetic.record_name(i))
+    preprocess.main(['--data-dir', str(data), '--workers', '1'])
+    name = utils.run_name(data, 'all', 42)
+    model = train_tiny_model()
+    save_checkpoint(model, root / 'models' / name / 'best.pt')
+
+    # 3 PVC, 2 LBBB, 2 RBBB, 1 SNR record (record i has class i % 4)
+    pids = [synthetic.record_name(i) for i in (1, 5, 9, 2, 6, 3, 7, 0)]
+    args = ['--data-dir', 'data/SYN', '--patient-ids', ','.join(pids), '--nsamples',
+            str(NSAMPLES), '--background', str(BACKGROUND), '--batch-size', '32']
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    try:
+        shap_values.main(args)
+    finally:
+        mp.undo()
+    shap_dir = root / 'shap' / name
+    with np.load(shap_dir / shap_values.CACHE_NAME, allow_pickle=False) as z:
+        cache = {k: z[k] for k in z.files}
+    return {'root': root, 'data': data, 'name': name, 'args': args, 'pids': pids,
+            'shap_dir': shap_dir, 'cache': cache, 'records': shap_values.cache_records(cache)}
+
+
+def beats(data, pid):
+    """R peaks (window samples) and symbols from the record's .atr."""
+    import wfdb
+    ann = wfdb.rdann(str(data / pid), 'atr')
+    n = wfdb.rdheader(str(data / pid)).sig_len
+    r = ann.sample + (WINDOW - min(n, WINDOW)) - max(0, n - WINDOW)
+    return r[r >= 0], np.array(ann.symbol)[r >= 0]
+
+
+def mass_in(values, mask):
+    """Share of the positive SHAP mass (all leads) inside a time mask."""
+    pos = np.clip(values, 0, None).sum(0)
+    return pos[mask].sum() / pos.sum()
+
+
+def explained(world, cls):
+    """(pid, values (leads, window)) for records of true class `cls` that
+    the model predicts with it."""
+    out = []
+    for pid, r in world['records'].items():
+        c = CLASSES.index(cls)
+        if r['label'][c] and r['prob'][c] >= 0.5 and c in r['classes']:
+            out.append((pid, r['values'][list(r['classes']).index(c)]))
+    return out
+
+
+def beat_mask(r_peaks, before_ms, after_ms):
+    mask = np.zeros(WINDOW, bool)
+    for r in r_peaks:
+        lo, hi = r - int(before_ms * utils.FS / 1000), r + int(after_ms * utils.FS / 1000)
+        mask[max(0, lo):max(0, min(WINDOW, hi))] = True
+    return mask
+
+
+@pytest.mark.slow
+def test_pvc_mass_sits_on_the_ectopic_beats(world):
+    """The ectopic beat is its wide QRS and its discordant ST-T wave: from
+    150 ms before to 450 ms after the V beat's R peak (the model often looks
+    at the PVC's large T wave, 200-300 ms after R). Compared with chance (the
+    share of the record those windows cover) and with the same window
+    around the normal beats of the same record."""
+    found = explained(world, 'PVC')
+    assert len(found) >= 2, 'the tiny model did not learn PVC; see train_tiny_model'
+    for pid, values in found:
+        r, sym = beats(world['data'], pid)
+        assert (sym == 'V').any(), f'{pid} has no V beat in its window'
+        ectopic = beat_mask(r[sym == 'V'], 150, 450)
+        share, chance = mass_in(values, ectopic), ectopic.mean()
+        assert share > 0.5 and share > 1.5 * chance, (pid, share, chance)
+        # per beat, an ectopic beat carries several times the mass of a normal one
+        per_v = [mass_in(values, beat_mask([b], 150, 450)) for b in r[sym == 'V']]
+        per_n = [mass_in(values, beat_mask([b], 150, 450)) for b in r[sym == 'N']]
+        if per_n:
+            assert np.mean(per_v) > 3 * np.mean(per_n), (pid, per_v, per_n)
+
+
+def waves(pid):
+    """(QRS mask, T-wave mask) of a record on disk, from the generator's truth:
+    the QRS from its onset over its duration, the T wave as the last 200 ms
+    of the QT interval. A bundle-branch block's QRS is wide (120-180 ms) and
+    its diagnostic part is terminal (RBBB's R' in V1, wide S in V6), so a
+    window centred on the annotated R peak would miss it."""
+    rec = synthetic.make_record(DISK_SEED, int(pid[1:]) - 1, duration=WINDOW / utils.FS,
+                                classes=[TRAIN_CLASSES[(int(pid[1:]) - 1) % 4]])
+    truth, ms = rec['truth'], utils.FS / 1000
+    qrs, t = np.zeros(WINDOW, bool), np.zeros(WINDOW, bool)
+    for on, dur, qt in zip(truth['beat_qrs_onset'], truth['beat_qrs_ms'], truth['beat_qt_ms']):
+        qrs[max(0, on):max(0, on + int(dur * ms))] = True
+        t[max(0, on + int((qt - 200) * ms)):max(0, on + int(qt * ms))] = True
+    return qrs, t & ~qrs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cls', ['LBBB', 'RBBB'])
+def test_bundle_branch_block_mass_on_qrs_not_t(world, cls):
+    found = explained(world, cls)
+    assert found, f'the tiny model did not learn {cls}'
+    for pid, values in found:
+        qrs, t = waves(pid)
+        # both cover a similar share of the record, so more mass on the QRS is a preference
+        assert 0.5 < t.mean() / qrs.mean() < 2
+        assert mass_in(values, qrs) > 2 * mass_in(values, t), (pid, mass_in(values, qrs),
+                                                               mass_in(values, t))
+
+
+@pytest.mark.slow
+def test_values_add_up_to_output_minus_expected(world):
+    """Expected gradients is additive in expectation only. At the default
+    nsamples (32) the Monte Carlo error of one sum is typically 5-30% of
+    f(x) - E[f(background)], more when that difference is small (it falls as
+    1/sqrt(nsamples)); over several explanations the errors must centre on 0
+    (a wrong expected value or baseline would show as a bias)."""
+    c, recs = world['cache'], world['records']
+    err, target = [], []
+    for r in recs.values():
+        sums = r['values'].reshape(len(r['classes']), -1).sum(-1)
+        for cls, fx, total in zip(r['classes'], r['fx'], sums):
+            target.append(fx - c['expected_value'][cls])
+            err.append(total - target[-1])
+            assert np.isclose(total, r['shap_sum'][list(r['classes']).index(cls)], rtol=1e-4)
+    err, target = np.array(err), np.array(target)
+    assert np.median(np.abs(err) / np.abs(target)) < 0.3, (err, target)
+    assert abs(err.mean()) < 0.2 * np.abs(target).mean(), (err, target)
+    table = (world['shap_dir'] / 'additivity.csv').read_text().splitlines()
+    assert len(table) == 1 + len(err)
+
+
+@pytest.mark.slow
+def test_explains_exactly_the_predicted_classes(world):
+    for pid, r in world['records'].items():
+        predicted = set(np.flatnonzero(r['prob'] >= 0.5))
+        want = predicted or {int(np.argmax(r['prob']))}
+        assert set(r['classes'].tolist()) == want, pid
+
+
+@pytest.mark.slow
+def test_outputs_written(world):
+    d = world['shap_dir']
+    figs = sorted(p.name for p in (d / 'records').glob('*.png'))
+    want = {f'{pid}_{CLASSES[c]}.png' for pid, r in world['records'].items() for c in r['classes']}
+    assert set(figs) == want
+    import pandas as pd
+    table = pd.read_csv(d / 'lead_importance.csv', index_col='class')
+    leads = list(utils.LEADS)
+    assert np.allclose(table[leads].sum(axis=1), 1, atol=1e-3)
+    assert table.index[-1] == 'average'
+    ranking = (d / 'lead_ranking.txt').read_text()
+    assert all(lead in ranking for lead in leads)
+    assert (d / 'lead_importance.png').stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_cache_reused_then_recomputed_after_model_change(world, tmp_path, monkeypatch, capsys):
+    root = tmp_path
+    shutil.copytree(world['root'] / 'data', root / 'data')
+    shutil.copytree(world['root'] / 'models', root / 'models')
+    args = ['--data-dir', 'data/SYN', '--patient-ids', world['pids'][0], '--nsamples', '4',
+            '--background', '4']
+    _, out = run(args, root, monkeypatch, capsys)
+    assert '1 to compute' in out
+    cache = root / 'shap' / world['name'] / shap_values.CACHE_NAME
+    stamp = cache.stat().st_mtime_ns
+    fig = next((root / 'shap' / world['name'] / 'records').glob('*.png'))
+    fig.unlink()
+
+    _, out = run(args, root, monkeypatch, capsys)
+    assert '1 reused' in out and 'nothing recomputed' in out
+    assert cache.stat().st_mtime_ns == stamp
+    assert fig.exists()  # figures are redrawn from the cache
+
+    _, out = run(args + ['--plots-only'], root, monkeypatch, capsys)
+    assert 'redrawing 1 records' in out and cache.stat().st_mtime_ns == stamp
+
+    ckpt_path = root / 'models' / world['name'] / 'best.pt'
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt['model']['fc.bias'] += 0.01
+    torch.save(ckpt, ckpt_path)
+    _, out = run(args, root, monkeypatch, capsys)
+    assert 'other settings (model)' in out and '1 to compute' in out
+    assert cache.stat().st_mtime_ns != stamp
+
+    # a changed setting (nsamples) also recomputes
+    _, out = run(args[:-3] + ['8', '--background', '4'], root, monkeypatch, capsys)
+    assert 'nsamples' in out and '1 to compute' in out
+
+
+@pytest.mark.slow
+def test_bad_input_clear_messages(world, monkeypatch, capsys):
+    root, pid = world['root'], world['pids'][0]
+    monkeypatch.chdir(root)
+    with pytest.raises(SystemExit, match='no checkpoint'):
+        shap_values.main(['--data-dir', 'data/SYN', '--seed', '7'])
+    # a checkpoint of all 12 leads where the run of leads I,II should be
+    other = root / 'models' / utils.run_name(world['data'], 'I,II', 42)
+    other.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / 'models' / world['name'] / 'best.pt', other / 'best.pt')
+    with pytest.raises(SystemExit, match='trained on leads'):
+        shap_values.main(['--data-dir', 'data/SYN', '--leads', 'I,II', '--patient-ids', pid])
+    with pytest.raises(SystemExit, match=r'unknown patient id\(s\) B0001, A9999'):
+        shap_values.main(['--data-dir', 'data/SYN', '--patient-ids', f'{pid},B0001,A9999'])
+    with pytest.raises(SystemExit, match='no SHAP cache'):
+        shap_values.main(['--data-dir', 'data/SYN', '--seed', '7', '--plots-only'])
+
+
+# --------------------------------------------------------------------------
+# Pieces, on tiny inputs.
+
+def test_wrapper_shift_keeps_gradients_and_bf16_gradients_are_sane():
+    from resnet import build_model
+    torch.manual_seed(0)
+    model = build_model('resnet18', 3).eval()
+    x = torch.randn(2, 3, 256)
+    thr = np.linspace(0.2, 0.8, 9)
+    cpu = torch.device('cpu')
+    grads = {}
+    for prec in ('fp32', 'bf16'):
+        w = shap_values.explained_model(model, thr, cpu, prec)
+        xx = x.clone().requires_grad_()
+        out = w(xx)
+        assert out.dtype == torch.float32
+        grads[prec] = torch.autograd.grad(out[:, 2].sum(), xx)[0]
+    xx = x.clone().requires_grad_()
+    ref = torch.autograd.grad(model(xx)[:, 2].sum(), xx)[0]
+    assert torch.allclose(grads['fp32'], ref, atol=1e-6)
+    with torch.no_grad():
+        margin = shap_values.explained_model(model, thr, cpu, 'fp32')(x)
+        assert torch.allclose(margin, model(x) - torch.logit(torch.tensor(thr)).float(),
+                              atol=1e-5)
+    cos = torch.nn.functional.cosine_similarity(grads['bf16'].flatten(), ref.flatten(), dim=0)
+    assert cos > 0.9, float(cos)
+
+
+def test_explain_record_picks_predicted_classes_and_is_seeded():
+    import shap
+    from resnet import build_model
+    torch.manual_seed(0)
+    model = build_model('resnet18', 2).eval()
+    bg, x = torch.randn(6, 2, 96), torch.randn(1, 2, 96)
+    with torch.no_grad():
+        p = torch.sigmoid(model(x))[0].numpy()
+    order = np.argsort(-p)
+    thr = np.full(9, 0.999)
+    thr[order[[1, 4]]] = p[order[[1, 4]]] - 1e-4   # exactly these two are "predicted"
+    w = shap_values.explained_model(model, thr, torch.device('cpu'), 'fp32')
+    with torch.no_grad():
+        e = shap.GradientExplainer(w, bg, batch_size=4)
+    v1, idx, margins = shap_values.explain_record(e, w, x, 4, rseed=3)
+    assert set(idx.tolist()) == set(order[[1, 4]].tolist())
+    assert v1.shape == (2, 2, 96)
+    assert (margins >= 0).sum() == 2
+    v2, _, _ = shap_values.explain_record(e, w, x, 4, rseed=3)
+    assert np.array_equal(v1, v2)
+    # nothing predicted: the class closest to its threshold is explained
+    w.offset.fill_(1e3)
+    _, idx, _ = shap_values.explain_record(e, w, x, 2, rseed=3)
+    assert idx.tolist() == [int(np.argmax(w(x)[0].detach().numpy()))]
+
+
+def test_lead_importance_ignores_padding_and_weighs_classes_equally():
+    leads = ['I', 'II']
+    v = np.zeros((1, 2, 10), np.float32)
+    v[0, 0, :4] = 100.0            # padding: the record is the last 6 samples
+    v[0, 0, 4:] = 1.0
+    v[0, 1, 4:] = 3.0
+    v[0, 1, 9] = -50.0             # negative values do not count
+    rec = {'length': 6, 'values': v, 'classes': np.array([CLASSES.index('AF')]),
+           'prob': np.full(9, 0.9), 'threshold': np.full(9, 0.5)}
+    rec2 = dict(rec, classes=np.array([CLASSES.index('PVC')]), values=v[:, ::-1])
+    table = shap_values.lead_importance({'a': rec, 'b': rec2, 'c': rec2}, leads)
+    assert table.loc['AF', 'I'] == pytest.approx(6 / (6 + 15))
+    assert table.loc['PVC', 'I'] == pytest.approx(15 / 21)
+    assert table.loc['average', 'I'] == pytest.approx((6 / 21 + 15 / 21) / 2)
+    assert list(table['n']) == [1, 2, 3]
+
+
+def test_highlight_marks_the_high_segment():
+    v = np.random.default_rng(0).normal(0, 0.01, (3, 2000)).astype(np.float32)
+    v[1, 1500:1540] += 1.0
+    mask = shap_values.highlight_mask(v, length=1000, percentile=99)
+    assert mask.shape == (3, 1000)
+    assert mask[1, 512:528].all() and not mask[0].any()
+
+
+def test_fingerprint_pieces():
+    from resnet import build_model
+    torch.manual_seed(0)
+    a = build_model('resnet18', 2).state_dict()
+    h = shap_values.weights_hash(a)
+    assert h == shap_values.weights_hash({k: v.clone() for k, v in a.items()})
+    a['fc.bias'][0] += 1e-6
+    assert h != shap_values.weights_hash(a)
+    assert shap_values.record_seed(42, 'A0001') == shap_values.record_seed(42, 'A0001')
+    assert shap_values.record_seed(42, 'A0001') != shap_values.record_seed(43, 'A0001')
