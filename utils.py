@@ -320,10 +320,11 @@ def f1_optimal_thresholds(y_true, y_score):
 
 def _stats(tp, fp, fn, tn):
     """Precision, recall, F1, accuracy from (weighted) confusion counts of any
-    shape. Precision is 0 when nothing is predicted positive; recall and F1 are
-    NaN when the class has no positives (undefined, left out of macro means)."""
+    shape. Precision, recall and F1 are NaN when the class has no positives in
+    the set (undefined there, so left out of macro means); precision is 0 when
+    a class with positives is never predicted."""
     with np.errstate(invalid='ignore', divide='ignore'):
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-12), 0.0)
+        precision = np.where(tp + fn > 0, tp / np.maximum(tp + fp, 1e-12), np.nan)
         recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1e-12), np.nan)
         f1 = np.where(tp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1e-12), np.nan)
         accuracy = (tp + tn) / (tp + fp + fn + tn)

@@ -1,0 +1,54 @@
+"""`make demo` in miniature: every script, end to end, through pipeline.py.
+
+A tiny synthetic set, one epoch of a small network on 2 s windows, SHAP on one
+record: it checks that the scripts fit together (file names, flags, formats)
+and that REPORT.md is built from what they wrote, not that the model is good.
+"""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import utils
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_pipeline_in_miniature(tmp_path):
+    cmd = [sys.executable, str(ROOT / 'pipeline.py'), 'demo', '--n', '60', '--epochs', '1',
+           '--window', '1000', '--batch-size', '8', '--shap-records', '1',
+           '--background', '4', '--nsamples', '2', '--plots', 'A0001', '--quick-baselines']
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for script in ('synthetic', 'preprocess', 'statistic', 'baselines', 'main', 'predict',
+                   'shap_values', 'visualize'):
+        assert f'$ python {script}.py' in out.stdout
+
+    run = utils.run_name('data/SYNTH', 'all', 42)
+    metrics = pd.read_csv(tmp_path / 'results' / run / 'metrics.csv', index_col=0)
+    assert list(metrics.index) == utils.CLASSES + ['macro']
+    for clf in ('LR', 'RF', 'LGB', 'MLP'):
+        assert (tmp_path / 'results' / 'baselines' / clf / run / 'metrics.csv').exists()
+    assert (tmp_path / 'models' / run / 'best.pt').exists()
+    assert (tmp_path / 'shap' / run / 'shap_values.npz').exists()
+    assert (tmp_path / 'results' / 'demo' / 'plots' / 'A0001-clinical.png').exists()
+
+    report = (tmp_path / 'results' / 'demo' / 'REPORT.md').read_text()
+    # The report quotes the numbers of the files, not numbers of its own.
+    assert f"{metrics.loc['macro', 'auc']:.3f}" in report
+    lr = pd.read_csv(tmp_path / 'results' / 'baselines' / 'LR' / run / 'metrics.csv',
+                     index_col=0)
+    assert f"{lr.loc['macro', 'f1']:.3f}" in report
+    assert '## Dataset' in report and '| All |' in report
+    for link in re.findall(r'\]\(\.\./\.\./([^)]+)\)', report):
+        assert (tmp_path / link).exists(), link
+    assert 'confusion.png' in report and 'lead_importance.png' in report
+
+    # A second run reuses everything that is done: training is not repeated.
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert 'resumed' in again.stdout and 'epoch 1 train' not in again.stderr
