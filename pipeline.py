@@ -309,13 +309,13 @@ def paper(args):
          '--markdown', 'results/paper/statistics.md'])
     fold_flags = [[] if k is None else ['--test-fold', str(k)] for k in folds]
     jobs = []
-    for leads in ['all'] + LEADS:
+    for leads in ['all'] + args.single_leads:
         for ff in fold_flags:
             name = utils.run_name(d, leads, args.seed, ff[1] if ff else None)
             common = ['--data-dir', d, '--leads', leads, '--seed', s] + ff
             # --resume: a finished run is skipped, an interrupted one continues.
             jobs.append((name, [['python', 'main.py', *common, '--epochs', str(args.epochs),
-                                 '--resume'],
+                                 '--resume', *shlex.split(args.main_args)],
                                 ['python', 'predict.py', *common]]))
     ngpu = gpu_count() if args.gpus is None else args.gpus
     print(f'{len(jobs)} training runs on {max(ngpu, 1)} '
@@ -324,7 +324,7 @@ def paper(args):
     for ff in fold_flags:
         run(['python', 'baselines.py', '--data-dir', d, '--classifier', 'all', '--seed', s, *ff])
     run(['python', 'shap_values.py', '--data-dir', d, '--leads', 'all', '--seed', s,
-         *fold_flags[0], '--max-records', str(args.shap_records)])
+         *fold_flags[0], '--max-records', str(args.shap_records), *shlex.split(args.shap_args)])
     write_paper_report(d, args.seed, folds, WORK / 'results' / 'paper' / 'REPORT.md')
 
 
@@ -352,6 +352,13 @@ def main():
                    help='parallel GPU workers (default: all visible GPUs)')
     p.add_argument('--shap-records', default=50, type=int,
                    help='test records explained with SHAP (default: 50)')
+    p.add_argument('--single-leads', default=','.join(LEADS), type=utils.parse_leads,
+                   metavar='LEADS', help='single-lead models to train (default: all 12)')
+    p.add_argument('--main-args', default='', metavar='"ARGS"',
+                   help='extra flags for every main.py run, e.g. "--batch-size 64" '
+                        "(default: none: the study's settings)")
+    p.add_argument('--shap-args', default='', metavar='"ARGS"',
+                   help='extra flags for shap_values.py (default: none)')
     r = sub.add_parser('report', help='rewrite REPORT.md from existing files')
     r.add_argument('which', choices=['demo', 'paper'])
     r.add_argument('--data-dir', default='data/CPSC', metavar='DIR')

@@ -52,3 +52,26 @@ def test_demo_pipeline_in_miniature(tmp_path):
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert 'resumed' in again.stdout and 'epoch 1 train' not in again.stderr
+
+
+@pytest.mark.slow
+def test_paper_pipeline_in_miniature(tmp_path):
+    """`make paper` on a tiny synthetic 'CPSC': the 12-lead run, one single-lead
+    run, baselines, SHAP and the report against the published numbers; a rerun
+    skips what is done."""
+    data = tmp_path / 'data' / 'CPSC'
+    subprocess.run([sys.executable, str(ROOT / 'synthetic.py'), '--out', str(data),
+                    '--n', '60', '--seed', '1'], check=True, capture_output=True)
+    cmd = [sys.executable, str(ROOT / 'pipeline.py'), 'paper', '--data-dir', 'data/CPSC',
+           '--epochs', '1', '--single-leads', 'aVR', '--shap-records', '1',
+           '--main-args', '--arch resnet18 --window 1000 --batch-size 8',
+           '--shap-args', '--background 4 --nsamples 2']
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = (tmp_path / 'results' / 'paper' / 'REPORT.md').read_text()
+    macro = pd.read_csv(tmp_path / 'results' / utils.run_name(data, 'all', 42) / 'metrics.csv',
+                        index_col=0).loc['macro']
+    assert f"| macro AUC | {macro['auc']:.3f} | 0.970 | {macro['auc'] - 0.970:+.3f} |" in report
+    assert '| aVR |' in report and 'published: I, aVR, V5' in report
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count('resumed') == 2
