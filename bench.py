@@ -20,6 +20,43 @@ def timeit(fn, repeat=3):
     return best
 
 
+def study_dataset_class():
+    """The study's loader, the baseline of the loader and training benches:
+    wfdb.rdsamp on every access, the study's augmentation, the last `window`
+    samples zero-padded in front. Built lazily so that `import bench` stays
+    free of torch and wfdb."""
+    import numpy as np
+    import torch
+    import wfdb
+    from torch.utils.data import Dataset
+
+    from utils import CLASSES, WINDOW
+
+    class StudyDataset(Dataset):
+        def __init__(self, data_dir, labels, window=WINDOW, augment=False):
+            self.data_dir, self.labels = data_dir, labels
+            self.window, self.augment = window, augment
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            row = self.labels.iloc[i]
+            sig, _ = wfdb.rdsamp(str(self.data_dir / row['patient_id']))
+            if self.augment:
+                if np.random.randn() > 0.5:
+                    sig = sig * np.random.normal(1.0, 0.1, (1, sig.shape[1]))
+                if np.random.randn() > 0.5:
+                    sig = sig + np.random.choice(range(-20, 20), sig.shape[1]) / 1000
+            sig = sig[-self.window:]
+            result = np.zeros((self.window, 12))
+            result[-len(sig):, :] = sig
+            y = row[CLASSES].to_numpy(dtype=np.float32)
+            return torch.from_numpy(result.T).float(), torch.from_numpy(y)
+
+    return StudyDataset
+
+
 def bench_synthetic(args):
     """synthetic.py: records/s per core (workers=1), generating and writing
     CPSC2018-like records (mean ~16 s), against the 50 records/s target."""
@@ -123,39 +160,13 @@ def bench_loader(args):
     import tempfile
     from pathlib import Path
 
-    import numpy as np
     import torch
-    import wfdb
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader
 
     import preprocess
     import synthetic
     from dataset import ECGDataset, load_labels
-    from utils import CLASSES
     n_records, n_study = (64, 32) if args.quick else (256, 96)
-
-    class StudyDataset(Dataset):
-        """The study's ECGDataset.__getitem__: wfdb.rdsamp, augment, pad."""
-
-        def __init__(self, data_dir, labels):
-            self.data_dir, self.labels = data_dir, labels
-
-        def __len__(self):
-            return len(self.labels)
-
-        def __getitem__(self, i):
-            row = self.labels.iloc[i]
-            sig, _ = wfdb.rdsamp(str(self.data_dir / row['patient_id']))
-            if np.random.randn() > 0.5:
-                sig = sig * np.random.normal(1.0, 0.1, (1, sig.shape[1]))
-            if np.random.randn() > 0.5:
-                sig = sig + np.random.choice(range(-20, 20), sig.shape[1]) / 1000
-            n = len(sig)
-            sig = sig[-15000:]
-            result = np.zeros((15000, 12))
-            result[-n:, :] = sig
-            y = row[CLASSES].to_numpy(dtype=np.float32)
-            return torch.from_numpy(result.T).float(), torch.from_numpy(y)
 
     def samples_per_s(loader, n):
         t0, seen = time.perf_counter(), 0
@@ -172,7 +183,7 @@ def bench_loader(args):
             preprocess.main(['--data-dir', str(data)])
         folds = list(range(1, 11))
         ours = ECGDataset(data, folds, augment=True)
-        study = StudyDataset(data, load_labels(data))
+        study = study_dataset_class()(data, load_labels(data), augment=True)
         rates = {}
         # One intra-op thread, as in DataLoader workers: on 2 busy cores two
         # OpenMP threads make default_collate's torch.stack ~15x slower.
@@ -211,9 +222,8 @@ def bench_train(args):
 
     import numpy as np
     import torch
-    import wfdb
     from torch import nn
-    from torch.utils.data import DataLoader, Dataset, Subset
+    from torch.utils.data import DataLoader, Subset
     from torch.utils.flop_counter import FlopCounterMode
 
     import main as train
@@ -222,7 +232,6 @@ def bench_train(args):
     import utils
     from dataset import ECGDataset, LengthBucketSampler, load_labels, pad_collate
     from resnet import build_model
-    from utils import CLASSES
 
     # 15000 samples x 12 leads, batch 4: one ResNet-34 step is ~290 GFLOP,
     # seconds on 2 CPU cores, so each path gets 3 timed steps (+1 warm-up).
@@ -232,24 +241,6 @@ def bench_train(args):
     device = torch.device('cpu')
     precision = utils.select_precision(device, 'auto')
     criterion = nn.BCEWithLogitsLoss()
-
-    class StudyDataset(Dataset):
-        """The study's loader: wfdb.rdsamp on every access, pad to the window."""
-
-        def __init__(self, data_dir, labels):
-            self.data_dir, self.labels = data_dir, labels
-
-        def __len__(self):
-            return len(self.labels)
-
-        def __getitem__(self, i):
-            row = self.labels.iloc[i]
-            sig, _ = wfdb.rdsamp(str(self.data_dir / row['patient_id']))
-            sig = sig[-window:]
-            result = np.zeros((window, 12))
-            result[-len(sig):, :] = sig
-            y = row[CLASSES].to_numpy(dtype=np.float32)
-            return torch.from_numpy(result.T).float(), torch.from_numpy(y)
 
     def study_step(model, optimizer, loader):
         t0 = time.perf_counter()
@@ -281,7 +272,7 @@ def bench_train(args):
         # does not favour one of them; round 0 is warm-up (allocations, oneDNN
         # plans).
         ours_ds = ECGDataset(data, folds, window=window, augment=True)
-        study_ds = StudyDataset(data, load_labels(data))
+        study_ds = study_dataset_class()(data, load_labels(data), window=window)
         trim_ds = ECGDataset(data, folds, window=window, augment=True, trim=True)
         trim_batches = list(LengthBucketSampler(trim_ds.lengths, batch, shuffle=True, seed=0))
         model, opt = fresh_model()
