@@ -337,16 +337,24 @@ def test_rbbb_morphology():
             assert (tail < -0.02).sum() * 1000 / FS >= 30, lead
 
 
+def steady_records(cls, n):
+    """Noise-free 15 s records of one ectopic class whose sinus rate swings
+    little with respiration, so that pauses can be compared with the sinus cycle."""
+    recs = (clean([cls], i, duration=15) for i in range(12))
+    return [r for r in recs if r['truth']['sinus_rr_cv'] < 0.03][:n]
+
+
+def rr_and_sinus_cycle(beats, sym):
+    """RR intervals and the median interval between two normal beats."""
+    rr = np.diff(beats)
+    return rr, np.median([rr[k] for k in range(len(rr)) if sym[k] == sym[k + 1] == 'N'])
+
+
 def test_pac_premature_abnormal_p_narrow_qrs_non_compensatory():
     seen = 0
-    # records whose sinus rate swings little with respiration, so that pauses
-    # can be compared with the sinus cycle
-    recs = [r for r in (clean(['PAC'], i, duration=15) for i in range(12))
-            if r['truth']['sinus_rr_cv'] < 0.03][:4]
-    for rec in recs:
+    for rec in steady_records('PAC', 4):
         tr, sig, beats, sym = rec['truth'], rec['signal'], rec['beats'], rec['symbols']
-        rr = np.diff(beats)
-        normal_rr = np.median([rr[k] for k in range(len(rr)) if sym[k] == sym[k + 1] == 'N'])
+        rr, normal_rr = rr_and_sinus_cycle(beats, sym)
         p_n = median_beat(sig, [int(p) for p, s in zip(tr['beat_p_onset'], sym) if s == 'N'],
                           0, ms(60))
         for k in range(1, len(beats) - 1):
@@ -373,12 +381,9 @@ def test_pac_premature_abnormal_p_narrow_qrs_non_compensatory():
 
 def test_pvc_wide_no_p_discordant_t_compensatory():
     seen = 0
-    recs = [r for r in (clean(['PVC'], i, duration=15) for i in range(12))
-            if r['truth']['sinus_rr_cv'] < 0.03][:5]
-    for rec in recs:
+    for rec in steady_records('PVC', 5):
         tr, sig, beats, sym = rec['truth'], rec['signal'], rec['beats'], rec['symbols']
-        rr = np.diff(beats)
-        normal_rr = np.median([rr[k] for k in range(len(rr)) if sym[k] == sym[k + 1] == 'N'])
+        rr, normal_rr = rr_and_sinus_cycle(beats, sym)
         for k in range(1, len(beats) - 1):
             if sym[k] != 'V' or sym[k - 1] != 'N' or sym[k + 1] != 'N' or beats[k - 1] < ms(400):
                 continue
