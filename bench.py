@@ -165,7 +165,7 @@ def bench_loader(args):
 
     import preprocess
     import synthetic
-    from dataset import ECGDataset, load_labels
+    from dataset import ECGDataset, collate, load_labels
     n_records, n_study = (64, 32) if args.quick else (256, 96)
 
     def samples_per_s(loader, n):
@@ -189,13 +189,14 @@ def bench_loader(args):
         # OpenMP threads make default_collate's torch.stack ~15x slower.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        for name, ds, n in (('ours', ours, n_records), ('study', study, n_study)):
-            loader = DataLoader(ds, batch_size=32, shuffle=True, num_workers=0)
+        for name, ds, n, fn in (('ours', ours, n_records, collate),
+                                ('study', study, n_study, None)):
+            loader = DataLoader(ds, batch_size=32, shuffle=True, num_workers=0, collate_fn=fn)
             samples_per_s(loader, 32)  # warm-up: page cache, first-batch costs
             rates[name] = max(samples_per_s(loader, n) for _ in range(3))
         torch.set_num_threads(threads)
         loader = DataLoader(ours, batch_size=32, shuffle=True, num_workers=2,
-                            persistent_workers=True)
+                            persistent_workers=True, collate_fn=collate)
         samples_per_s(loader, 32)
         rates['ours_2_workers'] = max(samples_per_s(loader, n_records) for _ in range(3))
     ratio = rates['ours'] / rates['study']
@@ -230,7 +231,7 @@ def bench_train(args):
     import preprocess
     import synthetic
     import utils
-    from dataset import ECGDataset, LengthBucketSampler, load_labels, pad_collate
+    from dataset import ECGDataset, LengthBucketSampler, collate, load_labels
     from resnet import build_model
 
     # 15000 samples x 12 leads, batch 4: one ResNet-34 step is ~290 GFLOP,
@@ -280,9 +281,9 @@ def bench_train(args):
         for r in range(rounds + 1):
             idx = list(range((r % n_batches) * batch, (r % n_batches + 1) * batch))
             loaders = {
-                'ours': DataLoader(Subset(ours_ds, idx), batch_size=batch),
+                'ours': DataLoader(Subset(ours_ds, idx), batch_size=batch, collate_fn=collate),
                 'aware': DataLoader(Subset(trim_ds, trim_batches[r % len(trim_batches)]),
-                                    batch_size=batch, collate_fn=pad_collate)}
+                                    batch_size=batch, collate_fn=collate)}
             for name, loader in loaders.items():
                 rate = train.train_one_epoch(model, loader, criterion, opt, device, precision,
                                              1, show_progress=False)['samples_per_s']

@@ -414,6 +414,7 @@ class ECGDataset(Dataset):
         self.data_dir = Path(data_dir)
         self.leads = parse_leads(leads)
         self.lead_idx = np.array([LEADS.index(lead) for lead in self.leads])
+        self._all_leads = list(self.leads) == list(LEADS)
         self.window, self.augment, self.seed, self.trim = int(window), augment, seed, trim
         labels = load_labels(data_dir)
         labels = labels[labels['fold'].isin([int(f) for f in folds])]
@@ -457,25 +458,95 @@ class ECGDataset(Dataset):
             x += (shift[:, None] / 1000.0).astype(np.float32)
         return x
 
-    def __getitem__(self, index):
+    def _open(self):
         if self._signals is None:
             self._signals = np.load(self.data_dir / 'cache' / 'signals.npy',
                                     mmap_mode='r', allow_pickle=False)
+        return self._signals
+
+    def _fill(self, out, index):
+        """Write record `index` into out (nleads, width): real samples in the
+        tail, zeros in front; returns out."""
+        signals = self._open()
         n, end = int(self.lengths[index]), int(self.ends[index])
-        width = n if self.trim else self.window
-        # One allocation per item: the real samples are written into the tail.
-        x = np.zeros((len(self.lead_idx), width), dtype=np.float32)
-        real = x[:, width - n:]
-        to_mV(self._signals[end - n:end].T[self.lead_idx], out=real)
+        width = out.shape[-1]
+        out[:, :width - n] = 0
+        real = out[:, width - n:]
+        rows = signals[end - n:end].T  # (12, n) strided view of the memmap
+        # All twelve leads in order: no fancy-index copy of the record.
+        to_mV(rows if self._all_leads else rows[self.lead_idx], out=real)
         if self.augment:
             self._augment(real, index)
-        return torch.from_numpy(x), torch.from_numpy(self.labels[index])
+        return out
+
+    def __getitem__(self, index):
+        width = int(self.lengths[index]) if self.trim else self.window
+        x = np.empty((len(self.lead_idx), width), dtype=np.float32)
+        return torch.from_numpy(self._fill(x, index)), torch.from_numpy(self.labels[index])
+
+    def __getitems__(self, indices):
+        """A whole batch for the DataLoader (it calls this instead of
+        __getitem__ per item): every record is written straight into one
+        (B, nleads, L) tensor, so collating copies nothing. L is the window,
+        or with trim=True the longest record rounded up to 64 (as pad_collate).
+
+        Returns a Batch: the usual list of (x_i, y_i), views of that tensor, so
+        any collate_fn still works; `collate` hands the tensor over as is.
+        """
+        indices = [int(i) for i in indices]
+        if self.trim:
+            longest = int(self.lengths[indices].max()) if indices else 0
+            width = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+        else:
+            width = self.window
+        shape = (len(indices), len(self.lead_idx), width)
+        if torch.utils.data.get_worker_info() is not None:
+            # In a worker, build the batch in shared memory, as default_collate
+            # does: sending it to the main process then copies nothing.
+            storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4)
+            x = torch.empty(0, dtype=torch.float32).set_(storage).view(shape)
+        else:
+            x = torch.empty(shape, dtype=torch.float32)
+        xn = x.numpy()
+        for row, index in zip(xn, indices):
+            self._fill(row, index)
+        y = torch.from_numpy(self.labels[indices])
+        return Batch(x, y)
 
 
-def pad_collate(batch, multiple=64):
+PAD_MULTIPLE = 64
+
+
+class Batch(list):
+    """What ECGDataset.__getitems__ returns: a list of (x_i, y_i) like the one
+    a DataLoader gives its collate_fn, whose items are views of the batch
+    tensors x (B, nleads, L) and y (B, 9); `collate` and `pad_collate` return
+    those tensors without copying."""
+
+    def __init__(self, x, y):
+        super().__init__(zip(x, y))
+        self.x, self.y = x, y
+
+
+def collate(batch):
+    """The DataLoader collate_fn for ECGDataset, full window or trim=True:
+    a Batch from __getitems__ passes through as (x, y); a plain list of items
+    (a Subset of a Subset, a custom sampler...) is stacked, or padded to its
+    longest with pad_collate when the lengths differ (trim=True)."""
+    if isinstance(batch, Batch):
+        return batch.x, batch.y
+    if len({x.shape for x, _ in batch}) > 1:
+        return pad_collate(batch)
+    return torch.utils.data.default_collate(batch)
+
+
+def pad_collate(batch, multiple=PAD_MULTIPLE):
     """[(x (nleads, n_i), y)] -> (x (B, nleads, L), y (B, 9)): front zero-padded
     to the longest record, L rounded up to a multiple of 64 (friendlier
-    shapes for the convolutions and for cudnn's per-shape autotuning)."""
+    shapes for the convolutions and for cudnn's per-shape autotuning).
+    A Batch from ECGDataset.__getitems__ is already padded: no copy."""
+    if isinstance(batch, Batch) and multiple == PAD_MULTIPLE:
+        return batch.x, batch.y
     longest = max(x.shape[-1] for x, _ in batch)
     length = -(-longest // multiple) * multiple
     out = torch.zeros((len(batch), batch[0][0].shape[0], length), dtype=batch[0][0].dtype)

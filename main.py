@@ -147,17 +147,17 @@ def all_reduce_sum(values, device):
 # Data.
 
 def make_loaders(args, folds, rank, world, device):
-    from dataset import ECGDataset, LengthBucketSampler, pad_collate
+    from dataset import ECGDataset, LengthBucketSampler, collate
     pin = device.type == 'cuda'
-    common = {'num_workers': args.workers, 'pin_memory': pin,
+    # collate: ECGDataset.__getitems__ builds each batch in one tensor.
+    common = {'num_workers': args.workers, 'pin_memory': pin, 'collate_fn': collate,
               'persistent_workers': args.workers > 0}
     train_ds = ECGDataset(args.data_dir, folds['train'], leads=args.leads, window=args.window,
                           augment=args.augment, seed=args.seed, trim=args.length_aware)
     if args.length_aware:
         train_sampler = LengthBucketSampler(train_ds.lengths, args.batch_size, shuffle=True,
                                             seed=args.seed, num_replicas=world, rank=rank)
-        train_loader = DataLoader(train_ds, batch_sampler=train_sampler,
-                                  collate_fn=pad_collate, **common)
+        train_loader = DataLoader(train_ds, batch_sampler=train_sampler, **common)
     else:
         # DistributedSampler also in a single process: its order depends only
         # on (seed, epoch), so a resumed run sees the batches it would have seen.

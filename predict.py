@@ -124,11 +124,12 @@ def score_folds(model, ckpt, args, folds, device, precision):
     import torch
     from torch.utils.data import DataLoader
 
-    from dataset import ECGDataset
+    from dataset import ECGDataset, collate
     from main import evaluate
     ds = ECGDataset(args.data_dir, folds, leads=ckpt['leads'],
                     window=int(ckpt.get('window', utils.WINDOW)), augment=False, trim=False)
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers)
+    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers,
+                        collate_fn=collate)
     out = evaluate(model, loader, torch.nn.BCEWithLogitsLoss(), device, precision)
     return list(ds.patient_ids), out['labels'], out['scores']
 

@@ -15,6 +15,7 @@ from dataset import (
     ECGDataset,
     LengthBucketSampler,
     RecordError,
+    collate,
     load_cache,
     load_labels,
     pad_collate,
@@ -114,14 +115,38 @@ def batches(loader, epochs):
 
 def test_same_batches_with_any_number_of_workers(db):
     ds = ECGDataset(db, ALL_FOLDS, augment=True, seed=3)
-    serial = batches(DataLoader(ds, batch_size=4, num_workers=0), [0, 1])
-    parallel = batches(DataLoader(ds, batch_size=4, num_workers=2), [0, 1])
-    persistent = batches(DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True),
-                         [0, 1])
-    assert not all(torch.equal(a, b) for a, b in zip(serial[0], serial[1]))  # epochs differ
-    for other in (parallel, persistent):
+    # Reference: __getitem__ item by item, stacked.
+    reference = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        reference.append([torch.stack([ds[i][0] for i in range(s, min(s + 4, len(ds)))])
+                          for s in range(0, len(ds), 4)])
+    serial = batches(DataLoader(ds, batch_size=4, num_workers=0, collate_fn=collate), [0, 1])
+    parallel = batches(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate), [0, 1])
+    persistent = batches(DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True,
+                                    collate_fn=collate), [0, 1])
+    default = batches(DataLoader(ds, batch_size=4, num_workers=0), [0, 1])  # no collate_fn
+    assert not all(torch.equal(a, b) for a, b in zip(reference[0], reference[1]))  # epochs differ
+    for other in (serial, parallel, persistent, default):
         for ep in range(2):
-            assert all(torch.equal(a, b) for a, b in zip(serial[ep], other[ep]))
+            assert len(other[ep]) == len(reference[ep])
+            assert all(torch.equal(a, b) for a, b in zip(reference[ep], other[ep]))
+
+
+def test_getitems_builds_the_batch_in_place(db):
+    ds = ECGDataset(db, ALL_FOLDS, leads='V1,I', trim=True)
+    batch = ds.__getitems__([3, 0, 7])
+    x, y = collate(batch)
+    assert x.shape[:2] == (3, 2) and x.shape[2] % 64 == 0
+    assert x.shape[2] - 64 < ds.lengths[[3, 0, 7]].max() <= x.shape[2]
+    assert x.data_ptr() == batch[0][0].data_ptr()  # the items are views: nothing copied
+    for row, label, i in zip(x, y, [3, 0, 7]):
+        n = ds.lengths[i]
+        assert torch.equal(row[:, -n:], ds[i][0]) and not row[:, :-n].any()
+        assert torch.equal(label, ds[i][1])
+    # Plain item lists (e.g. through a custom fetch) still collate.
+    x2, y2 = collate([ds[i] for i in [3, 0, 7]])
+    assert torch.equal(x2, x) and torch.equal(y2, y)
 
 
 def test_dataset_pickles_without_the_memmap(db):
