@@ -136,26 +136,50 @@ def beat_mask(r_peaks, before_ms, after_ms):
     return mask
 
 
+def random_window_shares(values, n_windows, width, draws=1000, seed=0):
+    """Positive-mass shares of `n_windows` windows of `width` samples placed
+    uniformly at random in the record: the null for a window test."""
+    pos = np.clip(values, 0, None).sum(0)
+    cum = np.concatenate([[0.0], np.cumsum(pos)])
+    starts = np.random.default_rng(seed).integers(0, WINDOW - width + 1, (draws, n_windows))
+    return (cum[starts + width] - cum[starts]).sum(1) / pos.sum()
+
+
 @pytest.mark.slow
 def test_pvc_mass_sits_on_the_ectopic_beats(world):
-    """The ectopic beat is its wide QRS and its discordant ST-T wave: from
-    150 ms before to 450 ms after the V beat's R peak (the model often looks
-    at the PVC's large T wave, 200-300 ms after R). Compared with chance (the
-    share of the record those windows cover) and with the same window
-    around the normal beats of the same record."""
+    """Most of the PVC class's positive SHAP mass lies within +-150 ms of the
+    annotated V beats, far more than in random windows of the same total
+    width. One caveat, seen with this tiny model: a record may put its mass on
+    the PVC's own discordant T wave, 300-450 ms after its R peak, which a
+    cardiologist reads as part of the ectopic beat but +-150 ms misses. So
+    +-150 ms must hold for most records and for the pooled mass, and every
+    record must hold it for the whole ectopic beat (-150..+450 ms), against
+    random windows and against the normal beats of the same record."""
     found = explained(world, 'PVC')
     assert len(found) >= 2, 'the tiny model did not learn PVC; see train_tiny_model'
+    beat_wins, pooled_in, pooled_all = [], 0.0, 0.0
     for pid, values in found:
         r, sym = beats(world['data'], pid)
-        assert (sym == 'V').any(), f'{pid} has no V beat in its window'
-        ectopic = beat_mask(r[sym == 'V'], 150, 450)
-        share, chance = mass_in(values, ectopic), ectopic.mean()
-        assert share > 0.5 and share > 1.5 * chance, (pid, share, chance)
-        # per beat, an ectopic beat carries several times the mass of a normal one
-        per_v = [mass_in(values, beat_mask([b], 150, 450)) for b in r[sym == 'V']]
+        v = r[sym == 'V']
+        assert len(v), f'{pid} has no V beat in its window'
+        share = mass_in(values, beat_mask(v, 150, 150))
+        # In a 4-s record one 300-ms window lands on the V beat by chance
+        # 15% of the time, so compare with the random windows' mean share.
+        null = random_window_shares(values, len(v), int(0.3 * utils.FS))
+        beat_wins.append(share > 0.5 and share > 3 * null.mean())
+        pos = np.clip(values, 0, None).sum()
+        pooled_in, pooled_all = pooled_in + share * pos, pooled_all + pos
+        # The whole ectopic beat, QRS to the end of its T wave.
+        whole = mass_in(values, beat_mask(v, 150, 450))
+        null = random_window_shares(values, len(v), int(0.6 * utils.FS))
+        assert whole > 0.5 and whole > 2 * null.mean(), (pid, whole, null.mean())
+        # Per beat, an ectopic beat carries several times the mass of a normal one.
         per_n = [mass_in(values, beat_mask([b], 150, 450)) for b in r[sym == 'N']]
         if per_n:
+            per_v = [mass_in(values, beat_mask([b], 150, 450)) for b in v]
             assert np.mean(per_v) > 3 * np.mean(per_n), (pid, per_v, per_n)
+    assert sum(beat_wins) > len(found) / 2, beat_wins
+    assert pooled_in / pooled_all > 0.5, pooled_in / pooled_all
 
 
 def waves(pid):
