@@ -4,6 +4,8 @@
     train_folds, val_folds, test_folds = split_data(seed=42)
     ds = ECGDataset('data/CPSC', train_folds, leads='all', augment=True)
     x, y = ds[0]          # x: float32 (12, 15000) mV, front zero-padded; y: (9,)
+    loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=collate)
+                          # each batch is built in one tensor (__getitems__), no copy
 
     rec = read_record('data/CPSC/A0001.hea')         # any WFDB record, any rate
     x = prepare_signal(rec['signal'])                 # exactly as the cache does
