@@ -38,6 +38,10 @@ AUG_PROB = 0.3085
 AUG_SCALE_SIGMA = 0.1   # amplitude factor per lead ~ N(1, 0.1)
 AUG_SHIFT_UV = 20       # baseline shift per lead, uniform integer in [-20, 20] µV
 
+# Length-aware batches are padded to a multiple of this (friendlier shapes for
+# the convolutions and for cudnn's per-shape autotuning).
+PAD_MULTIPLE = 64
+
 # MATLAB v4 precision codes (the P digit of the type field) -> numpy dtype.
 MAT4_DTYPES = {0: 'f8', 1: 'f4', 2: 'i4', 3: 'i2', 4: 'u2', 5: 'u1'}
 
@@ -497,8 +501,7 @@ class ECGDataset(Dataset):
         """
         indices = [int(i) for i in indices]
         if self.trim:
-            longest = int(self.lengths[indices].max()) if indices else 0
-            width = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+            width = padded_width(self.lengths[indices].max() if indices else 0)
         else:
             width = self.window
         shape = (len(indices), len(self.lead_idx), width)
@@ -516,14 +519,15 @@ class ECGDataset(Dataset):
         return Batch(x, y)
 
 
-PAD_MULTIPLE = 64
+def padded_width(longest, multiple=PAD_MULTIPLE):
+    return -(-int(longest) // multiple) * multiple
 
 
 class Batch(list):
     """What ECGDataset.__getitems__ returns: a list of (x_i, y_i) like the one
     a DataLoader gives its collate_fn, whose items are views of the batch
-    tensors x (B, nleads, L) and y (B, 9); `collate` and `pad_collate` return
-    those tensors without copying."""
+    tensors x (B, nleads, L) and y (B, 9); `collate` returns those tensors
+    without copying."""
 
     def __init__(self, x, y):
         super().__init__(zip(x, y))
@@ -544,13 +548,8 @@ def collate(batch):
 
 def pad_collate(batch, multiple=PAD_MULTIPLE):
     """[(x (nleads, n_i), y)] -> (x (B, nleads, L), y (B, 9)): front zero-padded
-    to the longest record, L rounded up to a multiple of 64 (friendlier
-    shapes for the convolutions and for cudnn's per-shape autotuning).
-    A Batch from ECGDataset.__getitems__ is already padded: no copy."""
-    if isinstance(batch, Batch) and multiple == PAD_MULTIPLE:
-        return batch.x, batch.y
-    longest = max(x.shape[-1] for x, _ in batch)
-    length = -(-longest // multiple) * multiple
+    to the longest record, L rounded up to a multiple of PAD_MULTIPLE."""
+    length = padded_width(max(x.shape[-1] for x, _ in batch), multiple)
     out = torch.zeros((len(batch), batch[0][0].shape[0], length), dtype=batch[0][0].dtype)
     for i, (x, _) in enumerate(batch):
         out[i, :, length - x.shape[-1]:] = x
