@@ -605,7 +605,7 @@ def _input_span(record, start, end):
     keeps the output samples where a full-record resampling puts them."""
     up, down = resample_ratio(record.fs)
     if (up, down) == (1, 1):
-        return start, end, 0
+        return start, end, start
     margin = 10 * max(up, down) // up + 2  # resample_poly's half filter, in input rows
     a = max(0, (start * down // up - margin) // down * down)
     b = min(record.sig_len, -(-end * down // up) + margin)

@@ -197,6 +197,7 @@ def test_nan_inside_the_window_only(tmp_path):
     rec = read_record(wrsamp(tmp_path, 'NAN', sig, 500, ['I', 'II']))
     x, _, quality = prepare(rec, ['I', 'II'])
     assert np.isfinite(x).all() and str(quality) == 'ok'
+    np.testing.assert_allclose(x, sig[-15000:].T, atol=5.1e-4)  # the last 30 s at 500 Hz
     with pytest.raises(RecordError, match=r'^NAN: 10 NaN/missing samples in lead\(s\) II '
                                           r'inside the window used \(0\.0-4\.0 s\)'):
         prepare(rec, ['I', 'II'], end=2000)
@@ -251,3 +252,33 @@ def test_mitdb_100_as_lead_ii(shared_data):
     assert real.tolist() == [True] and str(quality) == 'ok'
     full = resample_poly(rec.signal[:, 0], 25, 18)
     np.testing.assert_allclose(x[0], to_mV(quantise(full[-15000:])), atol=1.5e-3)
+
+
+def test_mixed_database_preprocess_and_lead_filter(tmp_path, capsys):
+    """preprocess.py on a mixed database: labels.csv says which leads each
+    record has; ECGDataset keeps the records that hold or derive the leads."""
+    import pandas as pd
+
+    import preprocess
+    from dataset import ECGDataset, load_labels
+    data = tmp_path / 'MIX'
+    wrsamp(data, 'W1', ecg_like(300 * 20, 300, 1), 300, ['I'])
+    wrsamp(data, 'H2', ecg_like(360 * 40, 360, 2, seed=1), 360, ['MLII', 'V5'])
+    wrsamp(data, 'E3', ecg_like(500 * 10, 500, 8, seed=2), 500, ['I', 'II'] + LEADS[6:])
+    wrsamp(data, 'D4', ecg_like(500 * 10, 500, 12, seed=3), 500,
+           ['D1', 'D2', 'D3', 'AVR', 'AVL', 'AVF'] + LEADS[6:])
+    preprocess.main(['--data-dir', str(data), '--workers', '1'])
+    labels = load_labels(data).set_index('patient_id')
+    assert labels['leads'].to_dict() == {
+        'D4': ','.join(LEADS), 'E3': ','.join(['I', 'II'] + LEADS[6:]), 'H2': 'II,V5', 'W1': 'I'}
+    ref = pd.read_csv(data / 'reference.csv', keep_default_na=False).set_index('patient_id')
+    assert ref['quality'].tolist() == ['ok'] * 4
+    assert ref['sample_rate'].tolist() == [500, 500, 360, 300]
+    folds = range(1, 11)
+    for leads, kept in (('I', ['D4', 'E3', 'W1']), ('II', ['D4', 'E3', 'H2']),
+                        ('all', ['D4', 'E3']), ('III,V5', ['D4', 'E3'])):
+        ds = ECGDataset(data, folds, leads=leads)
+        assert sorted(ds.patient_ids) == kept and ds.left_out == 4 - len(kept)
+    ds = ECGDataset(data, folds)
+    x = ds[ds.patient_ids.index('E3')][0].numpy()
+    np.testing.assert_allclose(x[2], x[1] - x[0], atol=1.1e-3)  # III derived in the cache
