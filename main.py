@@ -154,7 +154,7 @@ def make_loaders(args, folds, rank, world, device):
     workers = args.workers
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if device.type == 'cuda' else 0
-    # collate: ECGDataset.__getitems__ builds each batch in one tensor.
+    # collate: the default collate, or pad_collate for length-aware batches.
     common = {'num_workers': workers, 'pin_memory': pin, 'collate_fn': collate,
               'persistent_workers': workers > 0}
     train_ds = ECGDataset(args.data_dir, folds['train'], leads=args.leads, window=args.window,
