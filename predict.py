@@ -146,6 +146,9 @@ def score_folds(model, ckpt, args, folds, device, precision):
                     window=int(ckpt.get('window', utils.WINDOW)), augment=False, trim=False)
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=collate)
+    if ds.left_out:
+        print(f"folds {list(folds)}: left out {ds.left_out} records that neither hold nor can "
+              f"derive leads {','.join(ckpt['leads'])} (labels.csv leads)")
     out = evaluate(model, loader, torch.nn.BCEWithLogitsLoss(), device, precision)
     return list(ds.patient_ids), out['labels'], out['scores']
 
