@@ -386,10 +386,12 @@ class SegmentScorer:
         """One line per record scored by --segments: windows per diagnosis."""
         mine = [r for r in rows if r['record'] == rec.name]
         bad = sum(1 for r in mine if np.isnan(r[f'score_{self.classes[0]}']))
+        flagged = sum(1 for r in mine if r['quality'] != 'ok') - bad
         counts = {c: sum(c in r['diagnoses'].split(';') for r in mine) for c in self.classes}
         shown = ', '.join(f'{c} {n}' for c, n in counts.items() if n) or 'none above threshold'
         print(f'{rec.name}: {len(mine)} windows of {rec.duration:.0f} s at {rec.fs:g} Hz; '
-              f'windows per diagnosis: {shown}' + (f'; {bad} unusable' if bad else ''))
+              f'windows per diagnosis: {shown}' + (f'; {bad} unusable' if bad else '')
+              + (f'; {flagged} with quality flags (quality column)' if flagged else ''))
 
 
 def print_record(row, classes, thresholds):
@@ -408,7 +410,7 @@ def write_predictions(args, rows, classes, failed):
                       + [f'score_{c}' for c in classes] + ['diagnoses'])
     utils.atomic_to_csv(df, out, index=False, float_format='%.6f')
     what = 'windows' if args.segments else 'records'
-    print(f'{len(rows)} {what} scored, {failed} records skipped; wrote {out}')
+    print(f'{len(rows)} {what} scored, {failed} skipped; wrote {out}')
     return df
 
 
