@@ -674,16 +674,17 @@ def _flat(x, fs):
     return (np.ptp(blocks, axis=1) < FLAT_MV).mean(axis=0) >= FLAT_SHARE
 
 
-def _clipped_share(x, fs, limits):
+def _clipped_share(x, fs, limits, mx, mn):
     """Per column: share of samples at the ADC's limits, or in plateaus of
-    >= PLATEAU_S at the column's extreme value."""
+    >= PLATEAU_S at the column's extreme value (mx, mn: the columns' max, min)."""
     n = len(x)
     run = max(3, int(round(PLATEAU_S * fs)))
     hits = np.zeros(x.shape, bool)
     if limits is not None:
         lo, hi, tol = limits
-        hits |= (x >= hi - tol) | (x <= lo + tol)
-    at_extreme = ((x == x.max(axis=0)) | (x == x.min(axis=0))).sum(axis=0)
+        if (mx >= hi - tol).any() or (mn <= lo + tol).any():  # else no sample is there
+            hits |= (x >= hi - tol) | (x <= lo + tol)
+    at_extreme = np.count_nonzero(x == mx, axis=0) + np.count_nonzero(x == mn, axis=0)
     for j in np.flatnonzero(at_extreme >= PLATEAU_RUNS * run):  # few columns, if any
         col, hit = x[:, j], hits[:, j]
         for extreme in (col.max(), col.min()):
@@ -697,7 +698,7 @@ def _clipped_share(x, fs, limits):
             if len(runs) >= PLATEAU_RUNS:
                 for s, e in runs:
                     hit[s:e] = True
-    return hits.mean(axis=0) if n else np.zeros(x.shape[1])
+    return np.count_nonzero(hits, axis=0) / n if n else np.zeros(x.shape[1])
 
 
 def check_quality(record, x, channels=None):
@@ -709,7 +710,8 @@ def check_quality(record, x, channels=None):
     if len(x) == 0:
         raise RecordError(record.name, 'zero-length window')
     flat = _flat(x, record.fs)
-    big = np.ptp(x, axis=0) > MAX_MV
+    mx, mn = x.max(axis=0), x.min(axis=0)
+    big = mx - mn > MAX_MV
     if big.any():  # robust peak-to-peak (a spike or two is no unit error), where needed
         lo, hi = np.percentile(x[::_thin(record.fs)][:, big], [0.5, 99.5], axis=0)
         big[big] = (hi - lo) > MAX_MV
@@ -726,7 +728,7 @@ def check_quality(record, x, channels=None):
     limits = record.clip_limits()
     if limits is not None:
         limits = tuple(v[channels] for v in limits)
-    clipped = _clipped_share(x, record.fs, limits)
+    clipped = _clipped_share(x, record.fs, limits, mx, mn)
     flags = []
     if flat.any():
         flags.append('flat ' + ','.join(n for n, f in zip(names, flat) if f))
