@@ -8,7 +8,10 @@ Architecture (ResNet-34 by default, 16,610,185 parameters with 12 leads):
 stem Conv1d(k=15, stride 2) -> BN -> ReLU -> MaxPool(3, stride 2); four stages
 of basic blocks with kernel-7 convolutions (64, 128, 256, 512 channels; 3, 4,
 6, 3 blocks); the head concatenates global average and max pooling (1024
-features) and applies one Linear layer to the 9 class logits.
+features) and applies one Linear layer to the 9 class logits. The pooling is
+written as mean/amax (the study: AdaptiveAvg/MaxPool1d(1), the same values),
+which have deterministic CUDA kernels, and with mask_padding pools over the
+record only (--length-aware).
 
 Parameter names are the study's (conv1, bn1, layer1..4, downsample.0/1, fc), so
 its saved weights load with strict=True. Unlike the study's code there are no
@@ -58,11 +61,22 @@ class ResNet1d(nn.Module):
     head_dropout: the study defines Dropout(0.2) for the head but never calls
     it in forward(), so its results were obtained without it; 0.0 (default)
     reproduces that, 0.2 is what its code appears to intend.
+
+    mask_padding (main.py --length-aware): the head pools only over the
+    record, not over the zeros padded in front of it. After batch norm those
+    zeros are not zero, so without the mask a record's output depends on how
+    much padding it came with: a length-aware model trained on batches
+    padded to their longest record would be scored on the full window with
+    far more padding. With the mask, training batches, the full-window
+    validation and test, predict.py and SHAP all pool over the same
+    positions. It adds no parameters: the study's state dict loads strictly
+    either way, and the default (off) pools as the study did.
     """
 
     def __init__(self, layers, input_channels=12, num_classes=9, inplanes=64,
-                 block_dropout=0.2, head_dropout=0.0):
+                 block_dropout=0.2, head_dropout=0.0, mask_padding=False):
         super().__init__()
+        self.mask_padding = mask_padding
         self.inplanes = inplanes
         self.conv1 = nn.Conv1d(input_channels, inplanes, kernel_size=15, stride=2,
                                padding=7, bias=False)
@@ -73,8 +87,6 @@ class ResNet1d(nn.Module):
         self.layer2 = self._make_layer(128, layers[1], 2, block_dropout)
         self.layer3 = self._make_layer(256, layers[2], 2, block_dropout)
         self.layer4 = self._make_layer(512, layers[3], 2, block_dropout)
-        self.adaptiveavgpool = nn.AdaptiveAvgPool1d(1)
-        self.adaptivemaxpool = nn.AdaptiveMaxPool1d(1)
         self.dropout = nn.Dropout(head_dropout)
         self.fc = nn.Linear(512 * BasicBlock1d.expansion * 2, num_classes)
 
@@ -98,9 +110,42 @@ class ResNet1d(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x):
+        width = x.shape[-1]
+        pad = padding_length(x) if self.mask_padding else None
         x = self.features(x)
-        x = torch.cat((self.adaptiveavgpool(x), self.adaptivemaxpool(x)), dim=1)
-        return self.fc(self.dropout(x.flatten(1)))
+        if pad is None:
+            # = AdaptiveAvgPool1d(1) / AdaptiveMaxPool1d(1), whose CUDA
+            # backward has no deterministic kernel (--deterministic).
+            x = torch.cat((x.mean(-1), x.amax(-1)), dim=1)
+        else:
+            x = masked_pool(x, pad, width)
+        return self.fc(self.dropout(x))
+
+
+def padding_length(x):
+    """(batch, leads, samples) -> (batch,) samples of front zero padding:
+    the leading samples that are exactly zero in every lead (the dataset pads
+    with exact zeros; augmentation touches only the record itself)."""
+    nonzero = (x != 0).any(1)                      # (batch, samples)
+    first = nonzero.int().argmax(1)                # first real sample (0 when none)
+    return torch.where(nonzero.any(1), first, torch.full_like(first, x.shape[-1] - 1))
+
+
+def masked_pool(feat, pad, width):
+    """Average and max over the feature positions of the record only:
+    position t of the (batch, c, T) feature map covers input samples around
+    t * width / T, so the first kept position is floor(pad * T / width) (the
+    one straddling the record's start is kept, and at least one always is)."""
+    t = feat.shape[-1]
+    start = torch.clamp(pad * t // width, max=t - 1)               # (batch,)
+    keep = torch.arange(t, device=feat.device)[None, :] >= start[:, None]
+    keep = keep[:, None, :]
+    count = keep.sum(-1).to(feat.dtype)
+    avg = torch.where(keep, feat, torch.zeros((), dtype=feat.dtype, device=feat.device)
+                      ).sum(-1) / count
+    mx = torch.where(keep, feat, torch.full((), float('-inf'), dtype=feat.dtype,
+                                            device=feat.device)).amax(-1)
+    return torch.cat((avg, mx), dim=1)
 
 
 def resnet18(input_channels=12, num_classes=9, **kwargs):
@@ -170,7 +215,8 @@ def load_checkpoint(path, leads=None, map_location='cpu'):
         raise SystemExit(f'error: {path} expects {in_ch} input leads, but '
                          f'{len(leads_used)} were given ({",".join(leads_used)})')
     num_classes = state['fc.weight'].shape[0] if 'fc.weight' in state else len(CLASSES)
-    model = build_model(arch, len(leads_used), num_classes)
+    model = build_model(arch, len(leads_used), num_classes,
+                        mask_padding=bool(ckpt.get('mask_padding', False)))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
