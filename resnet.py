@@ -48,11 +48,20 @@ class BasicBlock1d(nn.Module):
         self.downsample = downsample
         self.relu2 = nn.ReLU()
 
-    def forward(self, x):
+    def forward(self, x, pad=None):
+        """pad (batch,) samples of front padding at this block's input
+        resolution, or None: with it, the padded positions are zeroed after
+        every layer, so each convolution sees the zeros its own padding would
+        give, however much padding the record came with."""
         out = self.dropout(self.relu1(self.bn1(self.conv1(x))))
+        stride = self.conv1.stride[0]
+        if pad is not None:
+            pad = pad // stride
+            out = out * front_mask(pad, out)
         out = self.bn2(self.conv2(out))
         residual = x if self.downsample is None else self.downsample(x)
-        return self.relu2(out + residual)
+        out = self.relu2(out + residual)
+        return out if pad is None else out * front_mask(pad, out)
 
 
 class ResNet1d(nn.Module):
@@ -109,43 +118,57 @@ class ResNet1d(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def masked_features(self, x, pad):
+        """features() with the front padding zeroed after every layer.
+        x's width is a multiple of 32 (forward pads it), so every stage's
+        grid lines up with the record's samples whatever the padding."""
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = x * front_mask(pad // 2, x)
+        x = self.maxpool(x)  # ReLU outputs >= 0: the zeros never win a max
+        pad = pad // 4
+        x = x * front_mask(pad, x)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in stage:
+                x = block(x, pad)
+                pad = pad // block.conv1.stride[0]
+        return x, pad
+
     def forward(self, x):
-        width = x.shape[-1]
-        pad = padding_length(x) if self.mask_padding else None
-        x = self.features(x)
-        if pad is None:
-            # = AdaptiveAvgPool1d(1) / AdaptiveMaxPool1d(1), whose CUDA
-            # backward has no deterministic kernel (--deterministic).
+        if not self.mask_padding:
+            x = self.features(x)
+            # = AdaptiveAvgPool1d(1) / AdaptiveMaxPool1d(1) of the study, whose
+            # CUDA backward has no deterministic kernel (--deterministic).
             x = torch.cat((x.mean(-1), x.amax(-1)), dim=1)
-        else:
-            x = masked_pool(x, pad, width)
-        return self.fc(self.dropout(x))
+            return self.fc(self.dropout(x))
+        # Front-pad to a multiple of the total stride (32): a record then lies
+        # on the same grid in a training batch (padded to a multiple of 64)
+        # and in the full window, so both give the same output.
+        x = nn.functional.pad(x, (-x.shape[-1] % 32, 0))
+        x, pad = self.masked_features(x, padding_length(x))
+        keep = front_mask(torch.clamp(pad, max=x.shape[-1] - 1), x).bool()
+        avg = (x * keep).sum(-1) / keep.sum(-1)
+        mx = torch.where(keep, x, torch.full((), float('-inf'), dtype=x.dtype,
+                                             device=x.device)).amax(-1)
+        return self.fc(self.dropout(torch.cat((avg, mx), dim=1)))
 
 
 def padding_length(x):
     """(batch, leads, samples) -> (batch,) samples of front zero padding:
     the leading samples that are exactly zero in every lead (the dataset pads
-    with exact zeros; augmentation touches only the record itself)."""
+    with exact zeros; augmentation touches only the record itself). A record
+    that starts with exact zeros in all leads is treated alike in training
+    and evaluation."""
     nonzero = (x != 0).any(1)                      # (batch, samples)
     first = nonzero.int().argmax(1)                # first real sample (0 when none)
-    return torch.where(nonzero.any(1), first, torch.full_like(first, x.shape[-1] - 1))
+    return torch.where(nonzero.any(1), first, torch.zeros_like(first))
 
 
-def masked_pool(feat, pad, width):
-    """Average and max over the feature positions of the record only:
-    position t of the (batch, c, T) feature map covers input samples around
-    t * width / T, so the first kept position is floor(pad * T / width) (the
-    one straddling the record's start is kept, and at least one always is)."""
-    t = feat.shape[-1]
-    start = torch.clamp(pad * t // width, max=t - 1)               # (batch,)
-    keep = torch.arange(t, device=feat.device)[None, :] >= start[:, None]
-    keep = keep[:, None, :]
-    count = keep.sum(-1).to(feat.dtype)
-    avg = torch.where(keep, feat, torch.zeros((), dtype=feat.dtype, device=feat.device)
-                      ).sum(-1) / count
-    mx = torch.where(keep, feat, torch.full((), float('-inf'), dtype=feat.dtype,
-                                            device=feat.device)).amax(-1)
-    return torch.cat((avg, mx), dim=1)
+def front_mask(pad, x):
+    """(batch,) padded positions at x's resolution -> (batch, 1, T) float
+    mask, 0 on the padding. The position holding the record's first sample
+    is kept."""
+    t = torch.arange(x.shape[-1], device=x.device)
+    return (t[None, :] >= pad[:, None]).to(x.dtype)[:, None, :]
 
 
 def resnet18(input_channels=12, num_classes=9, **kwargs):

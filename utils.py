@@ -417,13 +417,32 @@ def bootstrap_weights(y_true, n_boot, rng, max_rounds=100):
             return w
         w[bad] = rng.multinomial(n, p, size=int(bad.sum()))
     for r in np.flatnonzero(bad_rows(w)):
-        for col in ys.T:
-            for kind in (1, 0):
-                if not (w[r] * (col == kind)).any():
-                    donors = np.flatnonzero((w[r] > 0) & ((col != kind) | (w[r] > 1)))
-                    w[r, rng.choice(donors)] -= 1
-                    w[r, rng.choice(np.flatnonzero(col == kind))] += 1
+        _repair(w[r], ys, rng)
     return w
+
+
+def _repair(counts, ys, rng):
+    """Swap drawn records, one at a time, for records of a missing kind
+    (positive or negative of a class), taking a record whose removal leaves
+    every class scorable; in place."""
+    for _ in range(2 * ys.shape[1] + len(counts)):
+        pos = counts @ ys
+        neg = counts.sum() - pos
+        missing = [(k, 1) for k in np.flatnonzero(pos == 0)] + \
+            [(k, 0) for k in np.flatnonzero(neg == 0)]
+        if not missing:
+            return
+        k, kind = missing[0]
+        # a donor must keep >= 1 positive and >= 1 negative of every class
+        # that has them now
+        left_pos = pos[None, :] - ys
+        left_neg = neg[None, :] - (1 - ys)
+        safe = (counts > 0) & (((left_pos > 0) | (pos == 0)) & ((left_neg > 0) | (neg == 0))).all(1)
+        donors = np.flatnonzero(safe & (ys[:, k] != kind))
+        if not len(donors):
+            donors = np.flatnonzero((counts > 0) & (ys[:, k] != kind))
+        counts[rng.choice(donors)] -= 1
+        counts[rng.choice(np.flatnonzero(ys[:, k] == kind))] += 1
 
 
 def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
