@@ -339,12 +339,13 @@ def check_manifest(manifest, data_dir, model_path, trust=False, folds=None, scri
                          'you know the folds are the ones it was trained on')
     if manifest.get('hash') != now['hash']:
         seed = manifest.get('fold_seed')
+        restore = (f'Restore its folds with `python preprocess.py --data-dir {data_dir} '
+                   f'--reassign-folds --fold-seed {seed}` (if the records are unchanged), or '
+                   if seed is not None else 'Restore the labels.csv it was trained with, or ')
         raise SystemExit(
             f'error: {model_path} was trained on other folds than {data_dir}/labels.csv holds '
             f'now ({describe_change(manifest, now, folds)}), so its test fold may hold its '
-            f'own training records. Restore its folds with `python preprocess.py --data-dir '
-            f'{data_dir} --reassign-folds --fold-seed {seed if seed is not None else 42}` '
-            f'(if the records are unchanged), or retrain it on the current folds '
+            f'own training records. {restore}retrain it on the current folds '
             f'(`python main.py ... --force`); --trust-folds overrides this check')
     return now
 

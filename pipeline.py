@@ -432,8 +432,9 @@ def main():
     p.add_argument('--main-args', default='', metavar='"ARGS"',
                    help='extra flags for every main.py run, after the recipe\'s, e.g. '
                         '"--batch-size 64" (default: none: exactly the recipe)')
-    p.add_argument('--shap-args', default='', metavar='"ARGS"',
-                   help='extra flags for shap_values.py (default: none)')
+    # The study's GradientExplainer ran shap's default 200 gradient samples.
+    p.add_argument('--shap-args', default='--nsamples 200', metavar='"ARGS"',
+                   help="flags for shap_values.py (default: '--nsamples 200', the study's)")
     r = sub.add_parser('report', help='rewrite REPORT.md from existing files')
     r.add_argument('which', choices=['demo', 'paper'])
     r.add_argument('--data-dir', default='data/CPSC', metavar='DIR')

@@ -216,7 +216,8 @@ def test_predict_refuses_a_test_fold_of_other_folds(trained, tmp_path):
     assert 'trained on other folds' in msg
     assert '4 records changed fold, 0 added, 0 removed' in msg
     assert '2 records of test fold [10] were training records of the model' in msg
-    assert 'preprocess.py' in msg and '--reassign-folds' in msg and '--trust-folds' in msg
+    # the tiny labels.csv was not written by preprocess.py: no fold seed to restore
+    assert 'Restore the labels.csv it was trained with' in msg and '--trust-folds' in msg
     predict.main(argv + ['--trust-folds'])  # the user's word
     meta = json.loads((tmp_path / 'results' / 'TINY-all-s42-f10' / 'folds.json').read_text())
     assert meta['trusted'] is True
@@ -271,3 +272,19 @@ def test_manifest_is_the_sorted_pairs_and_ignores_row_order():
     assert folds.fold_manifest(a)['hash'] != folds.fold_manifest(c)['hash']
     change = folds.describe_change(folds.fold_manifest(a, 42), folds.fold_manifest(c, 1))
     assert change == 'fold seed 42 -> 1; 1 records changed fold, 0 added, 0 removed'
+
+
+def test_refusal_names_the_fold_seed_to_restore(tmp_path, capsys):
+    small_db(tmp_path)
+    run_pre(tmp_path, capsys=capsys)
+    trained_on = folds.current_manifest(tmp_path)
+    assert trained_on['fold_seed'] == 42
+    assert folds.check_manifest(trained_on, tmp_path, 'best.pt')['hash'] == trained_on['hash']
+    run_pre(tmp_path, '--reassign-folds', '--fold-seed', '7', capsys=capsys)
+    with pytest.raises(SystemExit) as e:
+        folds.check_manifest(trained_on, tmp_path, 'best.pt')
+    assert 'fold seed 42 -> 7' in str(e.value)
+    assert f'preprocess.py --data-dir {tmp_path} --reassign-folds --fold-seed 42' in str(e.value)
+    # and doing so restores exactly the folds the model was trained on
+    run_pre(tmp_path, '--reassign-folds', '--fold-seed', '42', capsys=capsys)
+    assert folds.check_manifest(trained_on, tmp_path, 'best.pt')['hash'] == trained_on['hash']
