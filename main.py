@@ -4,8 +4,12 @@ Needs `python preprocess.py --data-dir DIR` first (labels.csv + cache/). Trains 
 8 folds, validates on 1 each epoch and keeps the epoch with the best validation
 macro F1; the test fold is left for predict.py.
 
-    # the study's run (CPU; add --use-gpu or --device cuda for one GPU)
-    python main.py --data-dir data/CPSC --leads all --epochs 40 --batch-size 32 --lr 1e-4 --seed 42
+    # the study's run exactly (CPU; add --use-gpu or --device cuda for one GPU);
+    # make paper runs it (pipeline.RECIPES['study'])
+    python main.py --data-dir data/CPSC --leads all --epochs 40 --batch-size 32 --lr 1e-4 \
+        --seed 42 --sched none --precision fp32
+    # exact --resume on CUDA too
+    python main.py --data-dir data/CPSC --deterministic --resume
     # a single lead, one cross-validation fold, all ten folds
     python main.py --data-dir data/CPSC --leads II
     python main.py --data-dir data/CPSC --test-fold 3
