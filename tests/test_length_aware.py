@@ -93,3 +93,14 @@ def test_masked_gradients_flow(arch):
     x.grad = None
     m.eval()(x).sum().backward()
     assert x.grad[..., :300].abs().sum() == 0 and x.grad[..., -700:].abs().sum() > 0
+
+
+def test_plain_head_is_the_studys_adaptive_pooling():
+    """mean/amax (deterministic on CUDA) give the study's AdaptiveAvg/MaxPool1d(1)."""
+    m = perturbed(False)
+    x = torch.randn(2, 12, 1500, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        f = m.features(x)
+        pooled = torch.cat((torch.nn.AdaptiveAvgPool1d(1)(f), torch.nn.AdaptiveMaxPool1d(1)(f)),
+                           dim=1).flatten(1)
+        torch.testing.assert_close(m(x), m.fc(pooled), atol=1e-6, rtol=1e-6)
