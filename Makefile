@@ -24,7 +24,8 @@ bench: venv
 demo: venv
 	$(PYTHON) pipeline.py demo
 
-# The study on real CPSC2018: make paper DATA=data/CPSC [CV=1]
+# The study on real CPSC2018: make paper DATA=data/CPSC [CV=1] [RECIPE=ours]
 DATA ?= data/CPSC
+RECIPE ?= study
 paper: venv
-	$(PYTHON) pipeline.py paper --data-dir $(DATA) $(if $(CV),--cv)
+	$(PYTHON) pipeline.py paper --data-dir $(DATA) --recipe $(RECIPE) $(if $(CV),--cv)

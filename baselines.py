@@ -18,8 +18,10 @@ prints the same numbers.
 Writes results/baselines/<classifier>/<run>/ (run = utils.run_name(data_dir,
 'all', seed, test_fold), e.g. CPSC-all-s42-f10): metrics.csv (9 classes +
 macro with 95 % bootstrap CIs, as predict.py), thresholds.json,
-predictions.csv (patient_id, score_<class>, true_<class>, pred_<class>).
-Prints the per-class table of each classifier and one comparison line each.
+predictions.csv (patient_id, score_<class>, true_<class>, pred_<class>),
+folds.json (the fold manifest; when models/<run>/best.pt exists and was
+trained on other folds, the run is refused: see --trust-folds). Prints the
+per-class table of each classifier and one comparison line each.
 The shared flags of main.py are accepted so the same command line works;
 --leads must be 'all' and --device/--use-gpu are ignored (sklearn/LightGBM on
 the CPU).
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 import utils
+from folds import add_trust_folds_arg, check_manifest, current_manifest, write_results_manifest
 from utils import CLASSES
 
 CLASSIFIERS = ['LR', 'RF', 'LGB', 'MLP']
@@ -54,6 +57,7 @@ def get_args_parser():
                         help='folder holding results/ (default: .)')
     parser.add_argument('--force-features', action='store_true',
                         help='recompute DATA_DIR/features/features.csv')
+    add_trust_folds_arg(parser)
     parser.add_argument('--quick', action='store_true',
                         help="small models (30 trees, 20 rounds, 50 epochs) to check the "
                              "pipeline runs; not the study's numbers")
@@ -195,6 +199,24 @@ def write_results(out, name, run, data, test_s, thresholds, metrics, seed):
     utils.atomic_to_csv(preds, out / 'predictions.csv', index=False, float_format='%.6f')
 
 
+def check_resnet_folds(args, run):
+    """The baselines fit on the current folds, so they cannot leak by
+    themselves; but they are reported beside the ResNet of the same run
+    (pipeline.py), which must then have been trained on these same folds.
+    Refuses when models/<run>/best.pt exists with another fold manifest
+    (unless --trust-folds); returns the current manifest."""
+    import torch
+    best = utils.run_dirs(run, args.root)['models'] / 'best.pt'
+    if not best.is_file():
+        return current_manifest(args.data_dir)
+    ckpt = torch.load(best, map_location='cpu', weights_only=True)
+    trained = ckpt.get('fold_manifest') if isinstance(ckpt, dict) else None
+    if trained is None and not args.trust_folds:
+        return current_manifest(args.data_dir)  # nothing to compare: the report says so
+    return check_manifest(trained, args.data_dir, best, args.trust_folds,
+                          ckpt.get('folds'), 'baselines.py')
+
+
 def main():
     args = get_args_parser().parse_args()
     if utils.parse_leads(args.leads) != utils.LEADS:
@@ -209,6 +231,7 @@ def main():
     jobs = args.jobs or os.cpu_count() or 1
     run = utils.run_name(args.data_dir, 'all', args.seed, args.test_fold)
     print(f'baselines {run}: seed {args.seed}, commit {utils.git_commit()}')
+    manifest = check_resnet_folds(args, run)
     data = load_xy(args.data_dir, args.seed, args.test_fold, jobs, args.force_features)
     print(f"folds train {data['folds']['train']} ({len(data['train'][0])} records), "
           f"val {data['folds']['val']} ({len(data['val'][0])}), "
@@ -222,6 +245,7 @@ def main():
                                         n_boot=args.n_boot, seed=args.seed)
         out = utils.run_dirs(run, args.root)['results'].parent / 'baselines' / name / run
         write_results(out, name, run, data, test_s, thresholds, metrics, args.seed)
+        write_results_manifest(out, manifest, manifest, None, data['folds'])
         print(f'\n{name} ({time.perf_counter() - t0:.1f} s) -> {out}')
         print(utils.format_metrics_table(metrics), flush=True)
         summary.append((name, metrics.loc['macro', 'f1'], metrics.loc['macro', 'auc']))

@@ -723,7 +723,7 @@ def bench_features(args):
 
     import expert_features as ef
     import synthetic
-    from dataset import quantise
+    from records import quantise
 
     n = 10 if args.quick else 40
     records = [quantise(synthetic.make_record(12, i)['signal'])[-15000:] for i in range(n)]
@@ -871,11 +871,237 @@ def bench_metrics(args):
             'speedup': t_naive / t_ours}
 
 
+_SMALL = {}  # the small training runs shared by the length_aware and deviations sections
+
+
+def small_runs(args):
+    """Three small seeded runs of main.py + predict.py on the same records
+    (CPU-sized: ResNet-18, a 3,000-sample (6 s) window, 300 synthetic records
+    of 2-6 s, 4 epochs, batch 16, lr 1e-3, fp32): 'cosine' (our schedule, full
+    window), 'aware' (the same with --length-aware) and 'constant' (the
+    study's constant rate). Returns {mode: dict(samples_per_s, val_auc,
+    val_f1, test_auc, test_f1, val/test labels and scores)}; run once per
+    bench.py call."""
+    if _SMALL:
+        return _SMALL
+    import contextlib
+    import io
+    import json as _json
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    import main as train
+    import predict
+    import preprocess
+    import synthetic
+    import utils
+    from resnet import load_checkpoint
+    n, epochs = (40, 1) if args.quick else (300, 4)
+    rng = np.random.default_rng(0)
+    import atexit
+    import shutil
+    tmp = tempfile.mkdtemp(prefix='bench-small-')
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # shared by two sections
+    data = Path(tmp) / 'LA'
+    for i in range(n):
+        rec = synthetic.make_record(0, i, duration=float(rng.uniform(2, 6)))
+        synthetic.write_record(rec, data, synthetic.record_name(i))
+    with contextlib.redirect_stdout(io.StringIO()):
+        preprocess.main(['--data-dir', str(data), '--workers', '1'])
+    common = ['--data-dir', str(data), '--arch', 'resnet18', '--window', '3000',
+              '--epochs', str(epochs), '--lr', '1e-3', '--batch-size', '16',
+              '--device', 'cpu', '--precision', 'fp32', '--workers', '0']
+    modes = {'cosine': [], 'aware': ['--length-aware'], 'constant': ['--sched', 'none']}
+    _, val_f, test_f = utils.split_data(42)
+    for mode, extra in modes.items():
+        root = Path(tmp) / mode
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            train.main([*common, '--root', str(root), *extra])
+            predict.main(['--data-dir', str(data), '--root', str(root), '--device', 'cpu',
+                          '--precision', 'fp32', '--n-boot', '0'])
+        run = next((root / 'models').iterdir()).name
+        log = [_json.loads(line) for line in
+               (root / 'models' / run / 'log.jsonl').read_text().splitlines()]
+        best = max(log, key=lambda r: (np.nan_to_num(r['val_f1'], nan=-1), -r['epoch']))
+        test = pd.read_csv(root / 'results' / run / 'metrics.csv', index_col=0).loc['macro']
+        model, ckpt = load_checkpoint(root / 'models' / run / 'best.pt', leads='all')
+        ns = SimpleNamespace(data_dir=data, batch_size=32, workers=0)
+        with torch.inference_mode():
+            _, vy, vs = predict.score_folds(model, ckpt, ns, val_f, torch.device('cpu'), 'fp32')
+            _, ty, ts = predict.score_folds(model, ckpt, ns, test_f, torch.device('cpu'), 'fp32')
+        _SMALL[mode] = {'samples_per_s': max(r['samples_per_s'] for r in log),
+                        'val_auc': best['val_auc'], 'val_f1': best['val_f1'],
+                        'test_auc': float(test['auc']), 'test_f1': float(test['f1']),
+                        'scores': (vy, vs, ty, ts)}
+    _SMALL['data_dir'] = data
+    _SMALL['setting'] = (f'{n} synthetic records of 2-6 s, window 3000, resnet18, {epochs} '
+                         'epochs, batch 16, lr 1e-3, fp32, seed 42')
+    return _SMALL
+
+
+def _row(name, r):
+    return (f"| {name} | {r['samples_per_s']:.1f} | {r['val_auc']:.3f} | {r['val_f1']:.3f} | "
+            f"{r['test_auc']:.3f} | {r['test_f1']:.3f} |")
+
+
+_HEAD = ('| run | train samples/s | val macro AUC | val macro F1 | test macro AUC | '
+         'test macro F1 |\n| --- | --- | --- | --- | --- | --- |')
+
+
+def bench_length_aware(args):
+    """main.py --length-aware vs the full window on the same records, seed and
+    settings (small_runs): training samples/s (best epoch of each) and the
+    validation and test macro AUC / F1 of each run's best checkpoint
+    (predict.py, thresholds tuned on validation)."""
+    runs = small_runs(args)
+    full, aware = runs['cosine'], runs['aware']
+    print(runs['setting'] + ':')
+    print(_HEAD)
+    print(_row('full window', full))
+    print(_row('--length-aware', aware))
+    step = interleaved_steps(runs['data_dir'], args)
+    print(f"training steps side by side on the same {step['records']} training records "
+          f"(best of {step['rounds']} interleaved rounds): full window {step['full_s']:.1f} s, "
+          f"length-aware {step['aware_s']:.1f} s (batches padded to {step['sample_ratio']:.2f}x "
+          f"fewer samples): speed-up x{step['speedup']:.2f}")
+    keys = ('samples_per_s', 'val_auc', 'val_f1', 'test_auc', 'test_f1')
+    return {'full': {k: full[k] for k in keys}, 'aware': {k: aware[k] for k in keys}, **step}
+
+
+def interleaved_steps(data_dir, args, window=3000, batch=16):
+    """Wall time of training steps over the same records: full-window
+    batches (the study's pooling) and length-bucketed ones (the masked
+    model), alternated round by round and each the best of its rounds, so a
+    burst of load on the shared machine does not favour one (the runs' own
+    samples/s are sequential and differ by 3x under such load)."""
+    import torch
+
+    import utils
+    from dataset import ECGDataset, LengthBucketSampler, collate
+    from resnet import build_model
+    n_batches, rounds = (1, 1) if args.quick else (4, 2)
+    train_f = utils.split_data(42)[0]
+    sets = {'full': ECGDataset(data_dir, train_f, window=window, augment=True),
+            'aware': ECGDataset(data_dir, train_f, window=window, augment=True, trim=True)}
+    batches = list(LengthBucketSampler(sets['aware'].lengths, batch, seed=0))[:n_batches]
+    torch.manual_seed(0)
+    models = {'full': build_model('resnet18', 12),
+              'aware': build_model('resnet18', 12, mask_padding=True)}
+    opts = {m: torch.optim.Adam(models[m].parameters(), lr=1e-3) for m in models}
+    criterion = torch.nn.BCEWithLogitsLoss()
+    best = {m: float('inf') for m in models}
+    for r in range(rounds + 1):  # round 0 warms up
+        for mode in ('full', 'aware'):
+            t0 = time.perf_counter()
+            for idx in batches:
+                x, y = collate(sets[mode].__getitems__(idx))
+                loss = criterion(models[mode](x), y)
+                opts[mode].zero_grad()
+                loss.backward()
+                opts[mode].step()
+            if r:
+                best[mode] = min(best[mode], time.perf_counter() - t0)
+    lengths = sets['aware'].lengths
+    padded = sum(len(i) * -(-int(lengths[i].max()) // 64) * 64 for i in batches)
+    return {'records': sum(map(len, batches)), 'rounds': rounds, 'full_s': best['full'],
+            'aware_s': best['aware'], 'speedup': best['full'] / best['aware'],
+            'sample_ratio': sum(map(len, batches)) * window / padded}
+
+
+def study_thresholds(y_true, y_score):
+    """The study's rule (utils.find_optimal_threshold): per class the best of
+    100 thresholds np.linspace(0, 1, 100) by F1 of `score > t`."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+    grid = np.linspace(0, 1, 100)
+    return np.array([grid[int(np.argmax([f1_score(y_true[:, c], y_score[:, c] > t,
+                                                   zero_division=0) for t in grid]))]
+                     for c in range(y_true.shape[1])])
+
+
+def bench_deviations(args):
+    """The measurable deviations from the study's code (README table), each
+    against the study's choice on the same records and seed: the LR schedule
+    (small_runs 'constant' vs 'cosine'), the decision thresholds (the
+    study's 100-point grid vs exact F1-optimal cut points, on the constant-LR
+    model), and in the baselines the standardisation of LR's inputs and the
+    rhythm features (not in the study's final feature set)."""
+    import contextlib
+    import io
+    import warnings
+
+    import numpy as np
+
+    import baselines
+    import utils
+    runs = small_runs(args)
+    out = {}
+    print(runs['setting'] + ':')
+    print(_HEAD)
+    print(_row('constant lr (study)', runs['constant']))
+    print(_row('cosine lr (ours)', runs['cosine']))
+    out['schedule'] = {m: {k: runs[m][k] for k in ('val_auc', 'val_f1', 'test_auc', 'test_f1')}
+                       for m in ('constant', 'cosine')}
+    vy, vs, ty, ts = runs['constant']['scores']
+    f1 = {}
+    for name, thr in (('grid', study_thresholds(vy, vs)),
+                      ('exact', utils.f1_optimal_thresholds(vy, vs))):
+        f1[name] = float(utils.compute_metrics(ty, ts, thr, n_boot=0).loc['macro', 'f1'])
+    out['thresholds'] = f1
+    print(f"thresholds (constant-lr model, tuned on validation): test macro F1 "
+          f"{f1['grid']:.3f} with the study's 100-point grid, {f1['exact']:.3f} with exact "
+          f"F1-optimal cut points")
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        data = baselines.load_xy(runs['data_dir'], 42, None, jobs=1)
+    from expert_features import extract_dataset
+    cols = extract_dataset(runs['data_dir'], workers=1).columns
+    lead_cols = np.array([c.split('_')[0] in utils.LEADS for c in cols])
+
+    def score(name, make, keep):
+        sub = {k: (v[0], v[1][:, keep], v[2]) for k, v in data.items() if k != 'folds'}
+        sub['folds'] = data['folds']
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            model = baselines.OneVsRest(make).fit(sub['train'][1], sub['train'][2])
+            vsc, tsc = model.predict_proba(sub['val'][1]), model.predict_proba(sub['test'][1])
+        thr = utils.f1_optimal_thresholds(sub['val'][2], vsc)
+        m = utils.compute_metrics(sub['test'][2], tsc, thr, n_boot=0).loc['macro']
+        return {'test_auc': float(m['auc']), 'test_f1': float(m['f1'])}
+
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    def lr_plain():
+        return make_pipeline(SimpleImputer(strategy='median', keep_empty_features=True),
+                             LogisticRegression(max_iter=1000, random_state=42))
+    every = np.ones(len(cols), dtype=bool)
+    rows = {'LR, standardised (ours)': score('LR', lambda: baselines.build_model('LR', 42), every),
+            'LR, raw features (study)': score('LR', lr_plain, every),
+            'LGB, with rhythm features (ours)': score(
+                'LGB', lambda: baselines.build_model('LGB', 42), every),
+            'LGB, lead features only (study)': score(
+                'LGB', lambda: baselines.build_model('LGB', 42), lead_cols)}
+    out['baselines'] = rows
+    print('| baseline variant | test macro AUC | test macro F1 |\n| --- | --- | --- |')
+    for name, r in rows.items():
+        print(f"| {name} | {r['test_auc']:.3f} | {r['test_f1']:.3f} |")
+    return out
+
+
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
     'loader': bench_loader, 'records': bench_records, 'loader_designs': bench_loader_designs,
     'train': bench_train, 'qrs': bench_qrs,
     'features': bench_features, 'shap': bench_shap, 'metrics': bench_metrics,
+    'length_aware': bench_length_aware, 'deviations': bench_deviations,
 }
 
 

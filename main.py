@@ -4,8 +4,12 @@ Needs `python preprocess.py --data-dir DIR` first (labels.csv + cache/). Trains 
 8 folds, validates on 1 each epoch and keeps the epoch with the best validation
 macro F1; the test fold is left for predict.py.
 
-    # the study's run (CPU; add --use-gpu or --device cuda for one GPU)
-    python main.py --data-dir data/CPSC --leads all --epochs 40 --batch-size 32 --lr 1e-4 --seed 42
+    # the study's run exactly (CPU; add --use-gpu or --device cuda for one GPU);
+    # make paper runs it (pipeline.RECIPES['study'])
+    python main.py --data-dir data/CPSC --leads all --epochs 40 --batch-size 32 --lr 1e-4 \
+        --seed 42 --sched none --precision fp32
+    # exact --resume on CUDA too
+    python main.py --data-dir data/CPSC --deterministic --resume
     # a single lead, one cross-validation fold, all ten folds
     python main.py --data-dir data/CPSC --leads II
     python main.py --data-dir data/CPSC --test-fold 3
@@ -42,6 +46,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 import utils
+from folds import current_manifest, describe_change, public
 from resnet import ARCHS, build_model
 from utils import CLASSES
 
@@ -79,8 +84,11 @@ def get_args_parser(add_help=True):
     parser.add_argument('--length-aware', action='store_true',
                         help='train on batches padded only to their longest record '
                              '(length-bucketed) instead of the full window: faster '
-                             'when most records are shorter than the window; '
-                             'validation keeps the full window (default: off)')
+                             'when most records are shorter than the window. The head '
+                             'then pools over the record only (resnet.ResNet1d '
+                             'mask_padding, stored in the checkpoint), so the full-window '
+                             'validation, predict.py and SHAP see what training saw '
+                             '(default: off)')
     parser.add_argument('--precision', default='auto', choices=['auto', 'bf16', 'fp32'],
                         help='auto = bf16 autocast on CUDA and on CPUs with native '
                              'bf16, fp32 elsewhere (default: auto)')
@@ -100,6 +108,10 @@ def get_args_parser(add_help=True):
                              'skipping folds already trained to --epochs')
     parser.add_argument('--evaluate', action='store_true',
                         help='only score models/<run>/best.pt on the validation fold')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='torch.use_deterministic_algorithms + deterministic cuDNN: the '
+                             'same numbers on every run and an exact --resume on CUDA too, '
+                             'at some speed (default: off; the CPU is deterministic anyway)')
     parser.add_argument('--root', default='.', metavar='DIR',
                         help='folder holding models/ (default: .)')
     return parser
@@ -312,6 +324,30 @@ def make_scheduler(optimizer, args):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
+def is_improvement(f1, best_f1, best_epoch):
+    """Does this epoch's validation F1 beat the best so far? The first
+    epoch always saves best.pt. A NaN F1 (a validation fold without
+    positives, or a diverging epoch) never counts as a best and never blocks
+    a later finite one: `x > nan` is always False, which used to keep the
+    NaN first epoch as the best of the whole run."""
+    if best_epoch == 0:
+        return True
+    if not math.isfinite(f1):
+        return False
+    return not math.isfinite(best_f1) or f1 > best_f1
+
+
+def check_resume_folds(ckpt, manifest, path, data_dir):
+    """--resume must not continue a run on other folds than it started on."""
+    old = ckpt.get('fold_manifest')
+    if old is not None and old.get('hash') != manifest['hash']:
+        raise SystemExit(f'error: {path} was trained on other folds than {data_dir}/labels.csv '
+                         f'holds now ({describe_change(old, manifest)}); resuming would train '
+                         'on records of its test fold. Retrain with --force, or restore the '
+                         'folds (preprocess.py --reassign-folds --fold-seed '
+                         f"{old.get('fold_seed')})")
+
+
 # --------------------------------------------------------------------------
 
 def train_run(args, rank=0, world=1, local_rank=0):
@@ -339,16 +375,19 @@ def train_run(args, rank=0, world=1, local_rank=0):
                          f'or --force to retrain from scratch')
 
     utils.seed_everything(args.seed)
+    if args.deterministic:
+        utils.set_deterministic(True)
+    manifest = current_manifest(args.data_dir)
     if is_main:
         info = {'run': name, 'commit': utils.git_commit(), 'device': str(device),
                 'precision': precision, 'seed': args.seed, 'world_size': world,
-                'folds': folds, 'args': vars(args)}
+                'folds': folds, 'fold_manifest': public(manifest), 'args': vars(args)}
         print(json.dumps(info, default=str), flush=True)
 
     train_ds, train_sampler, train_loader, _, val_loader = make_loaders(
         args, folds, rank, world, device)
-    model = build_model(args.arch, len(leads), len(CLASSES),
-                        head_dropout=args.head_dropout).to(device)
+    model = build_model(args.arch, len(leads), len(CLASSES), head_dropout=args.head_dropout,
+                        mask_padding=args.length_aware).to(device)
     criterion = nn.BCEWithLogitsLoss()
 
     if args.evaluate:
@@ -369,6 +408,7 @@ def train_run(args, rank=0, world=1, local_rank=0):
     if args.resume and last_path.exists():
         # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest
         ckpt = torch.load(last_path, map_location='cpu', weights_only=True)
+        check_resume_folds(ckpt, manifest, last_path, args.data_dir)
         model.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         scheduler.load_state_dict(ckpt['scheduler'])
@@ -390,7 +430,8 @@ def train_run(args, rank=0, world=1, local_rank=0):
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        utils.atomic_write_json(vars(args) | {'run': name, 'commit': utils.git_commit()},
+        utils.atomic_write_json(vars(args) | {'run': name, 'commit': utils.git_commit(),
+                                              'fold_manifest': public(manifest)},
                                 out / 'args.json')
         log = out / 'log.jsonl'
         # A crash between the log line and the checkpoint leaves lines for
@@ -413,8 +454,7 @@ def train_run(args, rank=0, world=1, local_rank=0):
                 dist.broadcast(buf, 0)
         val = evaluate(raw_model, val_loader, criterion, device, precision)
         scheduler.step()
-        # the first epoch always saves best.pt (also when F1 is NaN: no positives)
-        improved = best_epoch == 0 or val['f1'] > best_f1
+        improved = is_improvement(val['f1'], best_f1, best_epoch)
         if improved:
             best_f1, best_epoch = val['f1'], epoch
         row = {'epoch': epoch, 'train_loss': tr['loss'], 'val_loss': val['loss'],
@@ -432,8 +472,9 @@ def train_run(args, rank=0, world=1, local_rank=0):
                     'val_f1': val['f1'], 'val_auc': val['auc'],
                     'args': {k: v for k, v in vars(args).items()}, 'leads': leads,
                     'classes': list(CLASSES), 'arch': args.arch, 'window': args.window,
-                    'folds': folds, 'commit': utils.git_commit(), 'precision': precision,
-                    'rng': rng_state()}
+                    'mask_padding': bool(args.length_aware),
+                    'folds': folds, 'fold_manifest': manifest, 'commit': utils.git_commit(),
+                    'precision': precision, 'rng': rng_state()}
             if improved:
                 utils.atomic_torch_save(ckpt, best_path)
             utils.atomic_torch_save(ckpt, last_path)

@@ -4,6 +4,7 @@ and the whole study on the real CPSC2018.
     python pipeline.py demo                       # = make demo   (~12 min, 2-core CPU)
     python pipeline.py paper --data-dir data/CPSC # = make paper DATA=data/CPSC
     python pipeline.py paper --data-dir data/CPSC --cv      # all 10 folds (CV=1)
+    python pipeline.py paper --data-dir data/CPSC --recipe ours   # = make paper RECIPE=ours
     python pipeline.py report demo|paper ...      # rewrite REPORT.md from files only
 
 Every step is one of the flat scripts, run as a subprocess and echoed, so any
@@ -49,6 +50,25 @@ DEMO = {'data_dir': 'data/SYNTH', 'n': 1000, 'synth_seed': 0, 'seed': 42,
         'arch': 'resnet18', 'epochs': 6, 'window': 5000, 'lr': 1e-3, 'batch_size': 8,
         'shap_records': 4, 'background': 100, 'nsamples': 32, 'plots': 'A000[1-8]',
         'quick_baselines': False}
+
+# `make paper`'s recipes. 'study' is the study's code exactly (onlyzdd/
+# ecg-diagnosis main.py): Adam at a constant 1e-4 (its StepLR is created but
+# never stepped), 40 epochs, batch 32, the last 15,000 samples zero-padded in
+# front, its augmentation, fp32, best epoch by validation macro F1 (at
+# validation-optimal thresholds), ResNet-34 without head dropout. 'ours' adds
+# our changes on top, each a main.py flag: a cosine schedule, bf16 autocast
+# where it is native, and length-aware batches with padding-masked pooling.
+# Its runs live under runs/ours/ (same run names), so the two never collide.
+RECIPES = {
+    'study': ['--arch', 'resnet34', '--epochs', '40', '--batch-size', '32', '--lr', '1e-4',
+              '--sched', 'none', '--window', str(utils.WINDOW), '--augment',
+              '--head-dropout', '0', '--weight-decay', '0', '--precision', 'fp32'],
+    'ours': ['--arch', 'resnet34', '--epochs', '40', '--batch-size', '32', '--lr', '1e-4',
+             '--sched', 'cosine', '--window', str(utils.WINDOW), '--augment',
+             '--head-dropout', '0', '--weight-decay', '0', '--precision', 'auto',
+             '--length-aware'],
+}
+RECIPE_ROOT = {'study': '.', 'ours': 'runs/ours'}
 
 # The study's published results (Zhang et al., iScience 2021), for the report.
 PUBLISHED = {'macro_auc': 0.970, 'macro_f1': 0.813,
@@ -106,13 +126,38 @@ def figures(folder, root):
             for p in sorted(folder.rglob('*.png'))]
 
 
+def scored_on(results_dir):
+    """The fold manifest hash a results folder was scored on (folds.json), or None."""
+    try:
+        meta = json.loads((Path(results_dir) / 'folds.json').read_text())
+        return (meta.get('scored_on') or {}).get('hash')
+    except (OSError, ValueError):
+        return None
+
+
+def fold_note(data_dir):
+    """One line on the folds of a database, from its folds.json."""
+    try:
+        meta = json.loads((Path(data_dir) / 'folds.json').read_text())
+    except (OSError, ValueError):
+        return 'Folds: no folds.json (labels.csv not written by this preprocess.py).'
+    return (f"Folds: manifest `{meta['hash'][:12]}` (fold seed {meta['fold_seed']}, "
+            f"{meta['records']} records in {meta['groups']} groups: {meta['duplicates']} "
+            f"duplicate recordings, {meta['multi_record_groups']} groups of several records "
+            f"kept in one fold; SNR rule {meta['snr_rule']}). Every result below was scored "
+            'on these folds by a model trained on them, unless marked.')
+
+
 def comparison_rows(data_dir, seed, test_fold, resnet_metrics, arch='resnet34'):
     rows = {}
     run = utils.run_name(data_dir, 'all', seed, test_fold)
+    resnet_folds = scored_on(Path(resnet_metrics).parent)
     for clf in CLASSIFIERS:
-        m = macro(WORK / 'results' / 'baselines' / clf / run / 'metrics.csv')
+        folder = WORK / 'results' / 'baselines' / clf / run
+        m = macro(folder / 'metrics.csv')
         if m:
-            rows[f'{clf} (expert features)'] = m
+            other = resnet_folds and scored_on(folder) != resnet_folds
+            rows[f'{clf} (expert features)' + (' (other folds!)' if other else '')] = m
     m = macro(resnet_metrics)
     if m:
         rows[f'{arch} (12 leads)'] = m
@@ -132,7 +177,8 @@ def write_demo_report(cfg, timings, out):
              f'Data: `python synthetic.py --out {data_dir} --n {cfg["n"]} --seed '
              f'{cfg["synth_seed"]}`; run `{run}` (seed {seed}, study split: test fold '
              f'{utils.split_data(seed)[2][0]}, validation fold {utils.split_data(seed)[1][0]}).',
-             '', '## Settings (deviations from the study, for the CPU time budget)', '',
+             '', fold_note(data_dir), '',
+             '## Settings (deviations from the study, for the CPU time budget)', '',
              f'- {cfg["arch"]} (study: resnet34): on this data ResNet-34 needs about 12 '
              'epochs to pass macro AUC 0.95, about 30 min on a 2-core CPU without native '
              'bf16; ResNet-18 has the same blocks and head at half the depth;',
@@ -175,32 +221,46 @@ def write_paper_report(data_dir, seed, folds, out):
     db = utils.database_name(data_dir)
     lines = [f'# Study reproduction on {db}', '',
              'Made by `make paper` (`python pipeline.py paper`); rebuild with '
-             '`python pipeline.py report paper --data-dir ...`.', '']
+             '`python pipeline.py report paper --data-dir ...`. Column "study recipe": the '
+             "study's code exactly (`pipeline.RECIPES['study']`); column \"ours\": "
+             '`make paper RECIPE=ours` (README, "Differences from the study\'s code").', '',
+             fold_note(data_dir), '']
     stats = WORK / 'results' / 'paper' / 'statistics.md'
     if stats.exists():
         lines += ['## Dataset (the paper\'s Table 1)', '', stats.read_text().strip(), '']
     # 12-lead model: per fold, then mean +- SD when several folds ran.
-    per_fold = {}
-    for k in folds:
-        m = macro(WORK / 'results' / utils.run_name(data_dir, 'all', seed, k) / 'metrics.csv')
-        if m:
-            per_fold[utils.split_data(seed, k)[2][0]] = m
-    if per_fold:
-        df = pd.DataFrame.from_dict(per_fold, orient='index').sort_index()
-        auc, f1 = df['auc'].mean(), df['f1'].mean()
-
-        def sd(col):
-            return f' ± {col.std(ddof=1):.3f}' if len(col) > 1 else ''
+    recipes = {}
+    for recipe, root in RECIPE_ROOT.items():
+        per_fold = {}
+        for k in folds:
+            m = macro(WORK / root / 'results' / utils.run_name(data_dir, 'all', seed, k)
+                      / 'metrics.csv')
+            if m:
+                per_fold[utils.split_data(seed, k)[2][0]] = m
+        if per_fold:
+            recipes[recipe] = pd.DataFrame.from_dict(per_fold, orient='index').sort_index()
+    if recipes:
+        def cell(df, col):
+            sd = f' ± {df[col].std(ddof=1):.3f}' if len(df) > 1 else ''
+            return f'{df[col].mean():.3f}{sd}'
+        names = {'study': 'study recipe', 'ours': 'ours'}
+        head = [names[r] for r in recipes]
         lines += ['## 12-lead ResNet-34 versus the published numbers', '',
-                  '| metric | this run | published | difference |', '| --- | --- | --- | --- |',
-                  f'| macro AUC | {auc:.3f}{sd(df["auc"])} | {PUBLISHED["macro_auc"]:.3f} '
-                  f'| {auc - PUBLISHED["macro_auc"]:+.3f} |',
-                  f'| macro F1 | {f1:.3f}{sd(df["f1"])} | {PUBLISHED["macro_f1"]:.3f} '
-                  f'| {f1 - PUBLISHED["macro_f1"]:+.3f} |', '',
-                  f'Test folds: {", ".join(map(str, df.index))}.', '']
+                  '| metric | ' + ' | '.join(head) + ' | published | study recipe - published |',
+                  '|' + ' --- |' * (len(head) + 3)]
+        for key, label in (('auc', 'macro AUC'), ('f1', 'macro F1')):
+            pub = PUBLISHED[f'macro_{key}']
+            diff = (f"{recipes['study'][key].mean() - pub:+.3f}" if 'study' in recipes
+                    else 'n/a')
+            lines.append(f'| {label} | ' + ' | '.join(cell(df, key) for df in recipes.values())
+                         + f' | {pub:.3f} | {diff} |')
+        df = next(iter(recipes.values()))
+        lines += ['', f'Test folds: {", ".join(map(str, df.index))}.', '']
         first = utils.run_name(data_dir, 'all', seed, folds[0])
         m = read_metrics(WORK / 'results' / first / 'metrics.csv')
-        lines += [f'Per class, run `{first}`:', '', utils.format_metrics_table(m), '']
+        if m is not None:
+            lines += [f'Per class, run `{first}` (study recipe):', '',
+                      utils.format_metrics_table(m), '']
     single = {}
     for lead in LEADS:
         vals = [macro(WORK / 'results' / utils.run_name(data_dir, lead, seed, k) / 'metrics.csv')
@@ -240,7 +300,7 @@ def demo(args):
     timings = []
     run(['python', 'synthetic.py', '--out', d, '--n', str(c['n']),
          '--seed', str(c['synth_seed'])], log=timings)
-    run(['python', 'preprocess.py', '--data-dir', d, '--seed', s], log=timings)
+    run(['python', 'preprocess.py', '--data-dir', d, '--fold-seed', s], log=timings)
     run(['python', 'statistic.py', '--data-dir', d,
          '--out', 'results/demo/statistics.csv', '--markdown', 'results/demo/statistics.md'],
         log=timings)
@@ -306,23 +366,30 @@ def run_jobs(jobs, ngpu):
 def paper(args):
     d, s = args.data_dir, str(args.seed)
     folds = list(range(1, 11)) if args.cv else [None]
-    run(['python', 'preprocess.py', '--data-dir', d, '--seed', s])
+    # The fold seed is not the run seed: `paper --seed 1` trains new runs on
+    # the same folds (preprocess.py keeps existing folds in any case).
+    run(['python', 'preprocess.py', '--data-dir', d, '--fold-seed', str(args.fold_seed)])
     run(['python', 'statistic.py', '--data-dir', d, '--out', 'results/paper/statistics.csv',
          '--markdown', 'results/paper/statistics.md'])
     fold_flags = [[] if k is None else ['--test-fold', str(k)] for k in folds]
     jobs = []
+    recipe = RECIPES[args.recipe] + ['--epochs', str(args.epochs)]
+    root = ['--root', RECIPE_ROOT[args.recipe]]
     for leads in ['all'] + args.single_leads:
         for ff in fold_flags:
             name = utils.run_name(d, leads, args.seed, ff[1] if ff else None)
             common = ['--data-dir', d, '--leads', leads, '--seed', s] + ff
             # --resume: a finished run is skipped, an interrupted one continues.
-            jobs.append((name, [['python', 'main.py', *common, '--epochs', str(args.epochs),
-                                 '--resume', *shlex.split(args.main_args)],
-                                ['python', 'predict.py', *common]]))
+            jobs.append((name, [['python', 'main.py', *common, *recipe, *root, '--resume',
+                                 *shlex.split(args.main_args)],
+                                ['python', 'predict.py', *common, *root]]))
     ngpu = gpu_count() if args.gpus is None else args.gpus
     print(f'{len(jobs)} training runs on {max(ngpu, 1)} '
           f'{"GPU" if ngpu else "CPU"} worker(s)', flush=True)
     run_jobs(jobs, ngpu)
+    if args.recipe != 'study':  # baselines and SHAP belong to the study's runs
+        write_paper_report(d, args.seed, folds, WORK / 'results' / 'paper' / 'REPORT.md')
+        return
     for ff in fold_flags:
         run(['python', 'baselines.py', '--data-dir', d, '--classifier', 'all', '--seed', s, *ff])
     run(['python', 'shap_values.py', '--data-dir', d, '--leads', 'all', '--seed', s,
@@ -348,6 +415,12 @@ def main():
                         'challenge download (default: data/CPSC)')
     p.add_argument('--seed', default=42, type=int, help="(default: 42, the study's)")
     p.add_argument('--epochs', default=40, type=int, help="(default: 40, the study's)")
+    p.add_argument('--recipe', default='study', choices=sorted(RECIPES),
+                   help="study: the study's code exactly; ours: with our changes, runs "
+                        'under runs/ours/ and its own report column (default: study)')
+    p.add_argument('--fold-seed', default=42, type=int,
+                   help='fold seed for preprocess.py when it assigns folds; existing '
+                        'folds are kept (default: 42)')
     p.add_argument('--cv', action='store_true', help='all 10 test folds, not only the '
                    "study's split")
     p.add_argument('--gpus', default=None, type=int,
@@ -357,10 +430,11 @@ def main():
     p.add_argument('--single-leads', default=','.join(LEADS), type=utils.parse_leads,
                    metavar='LEADS', help='single-lead models to train (default: all 12)')
     p.add_argument('--main-args', default='', metavar='"ARGS"',
-                   help='extra flags for every main.py run, e.g. "--batch-size 64" '
-                        "(default: none: the study's settings)")
-    p.add_argument('--shap-args', default='', metavar='"ARGS"',
-                   help='extra flags for shap_values.py (default: none)')
+                   help='extra flags for every main.py run, after the recipe\'s, e.g. '
+                        '"--batch-size 64" (default: none: exactly the recipe)')
+    # The study's GradientExplainer ran shap's default 200 gradient samples.
+    p.add_argument('--shap-args', default='--nsamples 200', metavar='"ARGS"',
+                   help="flags for shap_values.py (default: '--nsamples 200', the study's)")
     r = sub.add_parser('report', help='rewrite REPORT.md from existing files')
     r.add_argument('which', choices=['demo', 'paper'])
     r.add_argument('--data-dir', default='data/CPSC', metavar='DIR')

@@ -16,7 +16,9 @@ applied unchanged to the test fold; the test fold never tunes anything.
         --records ../shared/data/mitdb/100 --segments --out holter.csv
 
 Writes results/<run>/: metrics.csv (9 classes + macro, 95% bootstrap CIs),
-thresholds.json, predictions.csv (patient_id, score_<class>, true_<class>,
+thresholds.json, folds.json (the fold manifest the model was trained and
+scored on; a test fold is refused when it differs from labels.csv, see
+folds.py and --trust-folds), predictions.csv (patient_id, score_<class>, true_<class>,
 pred_<class>), confusion.png (normalised 2x2 matrix per class), roc.png; with
 --cv also results/<database>-<leads>-s<seed>-cv/summary.csv. Prints the
 paper's per-class table.
@@ -39,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 import utils
+from folds import add_trust_folds_arg, check_manifest, write_results_manifest
 from utils import CLASSES
 
 METRICS = ['precision', 'recall', 'f1', 'auc', 'accuracy']
@@ -80,6 +83,7 @@ def get_args_parser():
                         help='bootstrap resamples for the 95%% CIs (default: 1000)')
     parser.add_argument('--root', default='.', metavar='DIR',
                         help='folder holding models/ and results/ (default: .)')
+    add_trust_folds_arg(parser)
     return parser
 
 
@@ -169,6 +173,8 @@ def evaluate_run(args, test_fold):
         raise SystemExit(f"error: {model_path} was trained with val fold {trained['val']} "
                          f"and test fold {trained['test']}, not {val_f}/{test_f}; pass "
                          f'the same --seed/--test-fold as to main.py')
+    manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir, model_path,
+                              args.trust_folds, trained, 'predict.py')
 
     _, val_y, val_s = score_folds(model, ckpt, args, val_f, device, precision)
     thresholds = utils.f1_optimal_thresholds(val_y, val_s)
@@ -182,6 +188,8 @@ def evaluate_run(args, test_fold):
     utils.atomic_write_json({'thresholds': dict(zip(CLASSES, map(float, thresholds))),
                              'tuned_on': f'validation fold {val_f}', 'model': str(model_path),
                              'run': name, 'leads': leads}, out / 'thresholds.json')
+    write_results_manifest(out, manifest, ckpt.get('fold_manifest'), model_path,
+                           {'val': val_f, 'test': test_f})
     preds = pd.DataFrame({'patient_id': ids})
     for c, cls in enumerate(CLASSES):
         preds[f'score_{cls}'] = test_s[:, c]
@@ -195,7 +203,8 @@ def evaluate_run(args, test_fold):
     print(f'{name}: test fold {test_f}, {len(ids)} records, thresholds tuned on '
           f'validation fold {val_f} ({len(val_y)} records)')
     print(utils.format_metrics_table(metrics), flush=True)
-    print(f'wrote {out}/metrics.csv, thresholds.json, predictions.csv, confusion.png, roc.png')
+    print(f'wrote {out}/metrics.csv, thresholds.json, folds.json, predictions.csv, '
+          'confusion.png, roc.png')
     return metrics
 
 

@@ -14,8 +14,10 @@ REFERENCE.csv). Writes into that folder:
                     II), quality ('ok' or the flags of records.py, e.g. 'flat V2';
                     empty for records not read: those with none of the nine classes)
     labels.csv      patient_id, SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE, fold,
-                    leads (those it holds less those flagged flat: main.py --leads X
+                    group, leads (those it holds less those flagged flat: main.py --leads X
                     trains on the records that hold or can derive X)
+    folds.json      the fold manifest (sha256 of the record -> fold pairs, fold seed),
+                    the SNR rule, and the duplicates and patient groups found
     skipped.csv     patient_id, path, reason (bad records, one line each: unreadable,
                     or no usable signal in the last 30 s)
     cache/signals.npy, cache/index.csv, cache/meta.json
@@ -31,8 +33,13 @@ last 30 s (plus the resampling filter's margin) of a long recording.
 The CSVs come from the headers alone (a fraction of a second for thousands of
 records). Labels map SNOMED-CT codes to the nine classes with
 utils.SNOMED_TO_CLASS; records with none of the nine are dropped from
-labels.csv. The ten folds are stratified over the nine classes (iterative
-stratification) and seeded: the same on every run and machine. The cache is
+labels.csv; 426783006 is SNR only when it is a record's only code (--snr-rule,
+see utils.SNOMED_TO_CLASS). Records are grouped first (folds.py): identical
+signal files, and one patient's records where PTB-XL's ptbxl_database.csv or
+--groups CSV says who the patient is. The ten folds are then stratified over
+the nine classes by group (iterative stratification), seeded by --fold-seed,
+so no group spans two folds. An existing labels.csv keeps its folds (new
+records get one) unless --reassign-folds: models trained on them stay valid. The cache is
 rebuilt only when its inputs change (names, sizes and mtimes of the files,
 and the settings; --force rebuilds). Every output is written atomically, so
 Ctrl-C never leaves a half-written file and a rerun simply starts again.
@@ -69,13 +76,25 @@ from records import (
     read_record,
     resampled_length,
 )
+from folds import (  # noqa: F401 (assign_folds is re-exported for tests and bench)
+    FOLDS_JSON,
+    assign_folds,
+    assign_group_folds,
+    describe_groups,
+    find_groups,
+    fold_manifest,
+    keep_existing_folds,
+    public,
+    read_fold_seed,
+)
 from utils import (
     CLASS_TO_SNOMED,
     CLASSES,
     CPSC_NUMBER_TO_CLASS,
     FS,
     LEADS,
-    NFOLDS,
+    SNR_CODE,
+    SNR_RULES,
     WINDOW,
     atomic_path,
     atomic_to_csv,
@@ -94,8 +113,24 @@ def get_args_parser():
     parser.add_argument('--format', default='auto', choices=['auto', 'wfdb', 'cpsc2018'],
                         help='auto: cpsc2018 when REFERENCE.csv and .mat files without '
                              '.hea are found, else wfdb (default: auto)')
-    parser.add_argument('--seed', default=42, type=int,
-                        help='seed of the fold assignment (default: 42, the seed of every run)')
+    parser.add_argument('--fold-seed', '--seed', dest='fold_seed', default=42, type=int,
+                        metavar='N',
+                        help='seed of the fold assignment, its own flag: the run seed of '
+                             'main.py --seed only picks which folds are train/val/test; '
+                             'used when folds are (re)assigned (default: 42)')
+    parser.add_argument('--reassign-folds', action='store_true',
+                        help='assign every record a new fold; without it the folds of an '
+                             'existing labels.csv are kept, so models trained on them stay '
+                             'valid, and only new records get one (default: keep)')
+    parser.add_argument('--groups', default=None, metavar='CSV',
+                        help='CSV of record -> patient (columns record, patient): the '
+                             "records of one patient share a fold. PTB-XL's "
+                             'ptbxl_database.csv in --data-dir is read without it '
+                             '(default: none)')
+    parser.add_argument('--snr-rule', default='only', choices=SNR_RULES,
+                        help='only: SNR when 426783006 is the only diagnosis code (the '
+                             "study's CPSC2018 Normal); sinus: whenever 426783006 appears "
+                             '(the challenge meaning); see utils.SNOMED_TO_CLASS (default: only)')
     parser.add_argument('--workers', default=len(os.sched_getaffinity(0)), type=int,
                         metavar='N', help='processes building the cache (default: all '
                                           f'cores, {len(os.sched_getaffinity(0))} here)')
@@ -237,49 +272,6 @@ def drop_duplicates(records, skips):
 
 # --------------------------------------------------------------------------
 # Folds.
-
-def assign_folds(labels, seed=42, k=NFOLDS):
-    """Multi-label stratified folds 1..k for the rows of `labels` (n, c) 0/1,
-    which the caller orders by patient_id.
-
-    Iterative stratification (Sechidis, Tsoumakas & Vlahavas, On the
-    stratification of multi-label data, ECML PKDD 2011, Algorithm 1): take the
-    label with the fewest examples left; give each of its examples to the fold
-    that most lacks that label, then the fold that most lacks examples, then
-    a seeded random choice. Desired counts are kept multiplied by k so that
-    all comparisons are on integers: identical on every machine.
-    """
-    y = np.asarray(labels, dtype=np.int64)
-    n = len(y)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    want_label = np.tile(y.sum(0), (k, 1))      # k * (examples of label l each fold wants)
-    want = np.full(k, n, dtype=np.int64)        # k * (examples each fold wants)
-    fold = np.zeros(n, dtype=np.int64)
-    left = np.ones(n, dtype=bool)
-
-    def choose(candidates):
-        return candidates[rng.integers(len(candidates))] if len(candidates) > 1 else candidates[0]
-
-    while left.any():
-        counts = y[left].sum(0)
-        if counts.max() == 0:  # rows without any label: balance the fold sizes
-            for i in order[left[order]]:
-                f = choose(np.flatnonzero(want == want.max()))
-                fold[i], left[i] = f, False
-                want[f] -= k
-            break
-        label = int(np.argmin(np.where(counts > 0, counts, n + 1)))
-        for i in order[left[order] & (y[order, label] > 0)]:
-            cand = np.flatnonzero(want_label[:, label] == want_label[:, label].max())
-            if len(cand) > 1:
-                cand = cand[want[cand] == want[cand].max()]
-            f = choose(cand)
-            fold[i], left[i] = f, False
-            want_label[f] -= k * y[i]
-            want[f] -= k
-    return fold + 1
-
 
 # --------------------------------------------------------------------------
 # Cache.
@@ -456,6 +448,50 @@ def report_quality(quality):
               f'e.g. {name}: {flags}); kept, see the quality column of reference.csv')
 
 
+def snr_rule_note(records, rule):
+    """How many records the SNR rule changes, in one line (None when none)."""
+    mixed = [r for r in records if SNR_CODE in r['dx'] and set(r['dx']) != {SNR_CODE}]
+    if not mixed:
+        return None
+    if rule == 'sinus':
+        return (f'SNR rule sinus: {len(mixed)} records with 426783006 among other codes '
+                'are labelled SNR (sinus rhythm)')
+    gone = sum(1 for r in mixed if not dx_to_classes(r['dx'], rule))
+    return (f'SNR rule only: {len(mixed)} records have 426783006 (sinus rhythm) among other '
+            f'codes and are not SNR; {gone} of them have none of the other eight classes '
+            'and are dropped (--snr-rule sinus keeps them as SNR)')
+
+
+def assign_record_folds(labels, records, data_dir, args):
+    """labels (sorted by patient_id, no fold yet) and the same records ->
+    (folds, group names, group report). Existing folds in labels.csv are kept
+    unless --reassign-folds."""
+    groups, report = find_groups(records, data_dir, args.groups)
+    labels = labels.assign(group=groups)
+    old_path = data_dir / 'labels.csv'
+    old = None
+    if old_path.exists() and not args.reassign_folds:
+        old = pd.read_csv(old_path, dtype={'patient_id': str})
+        if 'fold' not in old.columns:
+            old = None
+    if old is None or not len(labels):
+        folds = assign_group_folds(labels[CLASSES].to_numpy(), groups, seed=args.fold_seed) \
+            if len(labels) else np.zeros(0, dtype=np.int64)
+        report['folds'] = 'assigned'
+    else:
+        folds = keep_existing_folds(labels, old, args.fold_seed)
+        kept = int(labels['patient_id'].isin(old['patient_id']).sum())
+        seed = read_fold_seed(data_dir)
+        report['folds'] = 'kept'
+        print(f'folds: kept the existing folds of {kept} records from labels.csv (fold seed '
+              f'{seed}), {len(labels) - kept} new records assigned; --reassign-folds '
+              f'reassigns all with --fold-seed {args.fold_seed}')
+        if seed is not None:
+            report['fold_seed'] = seed
+    report.setdefault('fold_seed', args.fold_seed)
+    return folds, groups, report
+
+
 def fold_table(labels):
     """Per-fold record and class counts, to eyeball the stratification."""
     table = labels.groupby('fold')[CLASSES].sum()
@@ -472,7 +508,7 @@ def main(argv=None):
     data_dir = data_dir.resolve()
     fmt = detect_format(data_dir) if args.format == 'auto' else args.format
     workers = max(1, args.workers)
-    print(f'preprocess {data_dir} (format {fmt}, fold seed {args.seed}, {workers} workers)')
+    print(f'preprocess {data_dir} (format {fmt}, fold seed {args.fold_seed}, {workers} workers)')
     skips = Skips(args.strict)
 
     t0 = time.perf_counter()
@@ -483,7 +519,10 @@ def main(argv=None):
     records = drop_duplicates(records, skips)
     print(f'read {len(records) + len(skips.rows)} records in {time.perf_counter() - t0:.2f} s')
 
-    labelled = [r for r in records if dx_to_classes(r['dx'])]
+    labelled = [r for r in records if dx_to_classes(r['dx'], args.snr_rule)]
+    note = snr_rule_note(records, args.snr_rule)
+    if note:
+        print(note)
     print(f'dropped {len(records) - len(labelled)} records with none of the nine classes '
           f"({', '.join(CLASSES)})")
 
@@ -521,11 +560,13 @@ def main(argv=None):
         'quality': [quality.get(r['patient_id'], '') for r in records],
     }).sort_values('patient_id', kind='stable')
     labelled = sorted(labelled, key=lambda r: r['patient_id'])
-    y = np.array([[int(c in dx_to_classes(r['dx'])) for c in CLASSES] for r in labelled],
-                 dtype=np.int64).reshape(-1, len(CLASSES))
+    y = np.array([[int(c in dx_to_classes(r['dx'], args.snr_rule)) for c in CLASSES]
+                  for r in labelled], dtype=np.int64).reshape(-1, len(CLASSES))
     labels = pd.DataFrame(y, columns=CLASSES)
     labels.insert(0, 'patient_id', [r['patient_id'] for r in labelled])
-    labels['fold'] = assign_folds(y, seed=args.seed) if len(labels) else []
+    folds, groups, group_report = assign_record_folds(labels, labelled, data_dir, args)
+    labels['fold'] = folds
+    labels['group'] = groups
     labels['leads'] = [live_leads(r['leads'], quality.get(r['patient_id'], ''))
                        for r in labelled]
     skipped = pd.DataFrame(skips.rows, columns=['patient_id', 'path', 'reason'])
@@ -533,11 +574,16 @@ def main(argv=None):
     atomic_to_csv(reference, data_dir / 'reference.csv', index=False)
     atomic_to_csv(labels, data_dir / 'labels.csv', index=False)
     atomic_to_csv(skipped, data_dir / 'skipped.csv', index=False)
+    manifest = public(fold_manifest(labels, group_report['fold_seed']))
+    atomic_write_json({**manifest, 'snr_rule': args.snr_rule, 'groups_file': args.groups,
+                       **group_report}, data_dir / FOLDS_JSON)
+    print(describe_groups(group_report))
     if len(labels):
         print('records and class counts per fold:')
         print(fold_table(labels).to_string())
     print(f'wrote reference.csv ({len(reference)} records), labels.csv ({len(labels)}), '
-          f'skipped.csv ({len(skipped)}) in {data_dir}')
+          f'skipped.csv ({len(skipped)}), folds.json (manifest {manifest["hash"][:12]}) in '
+          f'{data_dir}')
 
 
 if __name__ == '__main__':

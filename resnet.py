@@ -8,7 +8,10 @@ Architecture (ResNet-34 by default, 16,610,185 parameters with 12 leads):
 stem Conv1d(k=15, stride 2) -> BN -> ReLU -> MaxPool(3, stride 2); four stages
 of basic blocks with kernel-7 convolutions (64, 128, 256, 512 channels; 3, 4,
 6, 3 blocks); the head concatenates global average and max pooling (1024
-features) and applies one Linear layer to the 9 class logits.
+features) and applies one Linear layer to the 9 class logits. The pooling is
+written as mean/amax (the study: AdaptiveAvg/MaxPool1d(1), the same values),
+which have deterministic CUDA kernels, and with mask_padding pools over the
+record only (--length-aware).
 
 Parameter names are the study's (conv1, bn1, layer1..4, downsample.0/1, fc), so
 its saved weights load with strict=True. Unlike the study's code there are no
@@ -45,11 +48,20 @@ class BasicBlock1d(nn.Module):
         self.downsample = downsample
         self.relu2 = nn.ReLU()
 
-    def forward(self, x):
+    def forward(self, x, pad=None):
+        """pad (batch,) samples of front padding at this block's input
+        resolution, or None: with it, the padded positions are zeroed after
+        every layer, so each convolution sees the zeros its own padding would
+        give, however much padding the record came with."""
         out = self.dropout(self.relu1(self.bn1(self.conv1(x))))
+        stride = self.conv1.stride[0]
+        if pad is not None:
+            pad = pad // stride
+            out = out * front_mask(pad, out)
         out = self.bn2(self.conv2(out))
         residual = x if self.downsample is None else self.downsample(x)
-        return self.relu2(out + residual)
+        out = self.relu2(out + residual)
+        return out if pad is None else out * front_mask(pad, out)
 
 
 class ResNet1d(nn.Module):
@@ -58,11 +70,22 @@ class ResNet1d(nn.Module):
     head_dropout: the study defines Dropout(0.2) for the head but never calls
     it in forward(), so its results were obtained without it; 0.0 (default)
     reproduces that, 0.2 is what its code appears to intend.
+
+    mask_padding (main.py --length-aware): the head pools only over the
+    record, not over the zeros padded in front of it. After batch norm those
+    zeros are not zero, so without the mask a record's output depends on how
+    much padding it came with: a length-aware model trained on batches
+    padded to their longest record would be scored on the full window with
+    far more padding. With the mask, training batches, the full-window
+    validation and test, predict.py and SHAP all pool over the same
+    positions. It adds no parameters: the study's state dict loads strictly
+    either way, and the default (off) pools as the study did.
     """
 
     def __init__(self, layers, input_channels=12, num_classes=9, inplanes=64,
-                 block_dropout=0.2, head_dropout=0.0):
+                 block_dropout=0.2, head_dropout=0.0, mask_padding=False):
         super().__init__()
+        self.mask_padding = mask_padding
         self.inplanes = inplanes
         self.conv1 = nn.Conv1d(input_channels, inplanes, kernel_size=15, stride=2,
                                padding=7, bias=False)
@@ -73,8 +96,6 @@ class ResNet1d(nn.Module):
         self.layer2 = self._make_layer(128, layers[1], 2, block_dropout)
         self.layer3 = self._make_layer(256, layers[2], 2, block_dropout)
         self.layer4 = self._make_layer(512, layers[3], 2, block_dropout)
-        self.adaptiveavgpool = nn.AdaptiveAvgPool1d(1)
-        self.adaptivemaxpool = nn.AdaptiveMaxPool1d(1)
         self.dropout = nn.Dropout(head_dropout)
         self.fc = nn.Linear(512 * BasicBlock1d.expansion * 2, num_classes)
 
@@ -97,10 +118,57 @@ class ResNet1d(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def masked_features(self, x, pad):
+        """features() with the front padding zeroed after every layer.
+        x's width is a multiple of 32 (forward pads it), so every stage's
+        grid lines up with the record's samples whatever the padding."""
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = x * front_mask(pad // 2, x)
+        x = self.maxpool(x)  # ReLU outputs >= 0: the zeros never win a max
+        pad = pad // 4
+        x = x * front_mask(pad, x)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in stage:
+                x = block(x, pad)
+                pad = pad // block.conv1.stride[0]
+        return x, pad
+
     def forward(self, x):
-        x = self.features(x)
-        x = torch.cat((self.adaptiveavgpool(x), self.adaptivemaxpool(x)), dim=1)
-        return self.fc(self.dropout(x.flatten(1)))
+        if not self.mask_padding:
+            x = self.features(x)
+            # = AdaptiveAvgPool1d(1) / AdaptiveMaxPool1d(1) of the study, whose
+            # CUDA backward has no deterministic kernel (--deterministic).
+            x = torch.cat((x.mean(-1), x.amax(-1)), dim=1)
+            return self.fc(self.dropout(x))
+        # Front-pad to a multiple of the total stride (32): a record then lies
+        # on the same grid in a training batch (padded to a multiple of 64)
+        # and in the full window, so both give the same output.
+        x = nn.functional.pad(x, (-x.shape[-1] % 32, 0))
+        x, pad = self.masked_features(x, padding_length(x))
+        keep = front_mask(torch.clamp(pad, max=x.shape[-1] - 1), x).bool()
+        avg = (x * keep).sum(-1) / keep.sum(-1)
+        mx = torch.where(keep, x, torch.full((), float('-inf'), dtype=x.dtype,
+                                             device=x.device)).amax(-1)
+        return self.fc(self.dropout(torch.cat((avg, mx), dim=1)))
+
+
+def padding_length(x):
+    """(batch, leads, samples) -> (batch,) samples of front zero padding:
+    the leading samples that are exactly zero in every lead (the dataset pads
+    with exact zeros; augmentation touches only the record itself). A record
+    that starts with exact zeros in all leads is treated alike in training
+    and evaluation."""
+    nonzero = (x != 0).any(1)                      # (batch, samples)
+    first = nonzero.int().argmax(1)                # first real sample (0 when none)
+    return torch.where(nonzero.any(1), first, torch.zeros_like(first))
+
+
+def front_mask(pad, x):
+    """(batch,) padded positions at x's resolution -> (batch, 1, T) float
+    mask, 0 on the padding. The position holding the record's first sample
+    is kept."""
+    t = torch.arange(x.shape[-1], device=x.device)
+    return (t[None, :] >= pad[:, None]).to(x.dtype)[:, None, :]
 
 
 def resnet18(input_channels=12, num_classes=9, **kwargs):
@@ -170,7 +238,8 @@ def load_checkpoint(path, leads=None, map_location='cpu'):
         raise SystemExit(f'error: {path} expects {in_ch} input leads, but '
                          f'{len(leads_used)} were given ({",".join(leads_used)})')
     num_classes = state['fc.weight'].shape[0] if 'fc.weight' in state else len(CLASSES)
-    model = build_model(arch, len(leads_used), num_classes)
+    model = build_model(arch, len(leads_used), num_classes,
+                        mask_padding=bool(ckpt.get('mask_padding', False)))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 import utils
+from folds import add_trust_folds_arg, check_manifest, write_results_manifest
 from utils import CLASSES, FS
 
 CACHE_NAME = 'shap_values.npz'
@@ -85,8 +86,9 @@ def get_args_parser(add_help=True):
                         help='gradient samples per forward/backward pass; memory grows '
                              'with it (~0.1 GB per sample at 15,000 samples) (default: 16)')
     parser.add_argument('--precision', default='auto', choices=['auto', 'bf16', 'fp32'],
-                        help='auto = bf16 on GPUs and CPUs that support it natively, '
-                             'else fp32 (default: auto)')
+                        help='auto = fp32 on GPUs (bf16 gradients of the input are too '
+                             'coarse for attributions, and a GPU affords fp32); bf16 on CPUs '
+                             'with native bf16, else fp32 (default: auto)')
     parser.add_argument('--output', default='logit', choices=['logit', 'prob'],
                         help="model output to explain (default: logit, as the study)")
     parser.add_argument('--top-leads', default=4, type=int, metavar='K',
@@ -98,7 +100,16 @@ def get_args_parser(add_help=True):
                         help='recompute every record even if the cache is valid')
     parser.add_argument('--plots-only', action='store_true',
                         help='redraw the figures from the cache without the model or data')
+    add_trust_folds_arg(parser)
     return parser
+
+
+def shap_precision(device, requested='auto'):
+    """SHAP's precision: 'auto' is fp32 on CUDA (see --precision), else as
+    utils.select_precision."""
+    if requested == 'auto' and device.type == 'cuda':
+        return 'fp32'
+    return utils.select_precision(device, requested)
 
 
 # --------------------------------------------------------------------------
@@ -507,11 +518,16 @@ def main(argv=None):
 
     utils.seed_everything(args.seed)
     device = utils.select_device(args.device, args.use_gpu)
-    precision = utils.select_precision(device, args.precision)
+    precision = shap_precision(device, args.precision)
     model, ckpt = load_checkpoint(dirs['models'] / 'best.pt', leads=args.leads,
                                   map_location=device)
     leads, window = list(ckpt['leads']), int(ckpt.get('window', utils.WINDOW))
     train_folds, _, test_folds = utils.split_data(args.seed, args.test_fold)
+    manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir,
+                              dirs['models'] / 'best.pt', args.trust_folds, ckpt.get('folds'),
+                              'shap_values.py')
+    write_results_manifest(dirs['shap'], manifest, ckpt.get('fold_manifest'),
+                           dirs['models'] / 'best.pt', {'train': train_folds, 'test': test_folds})
     thresholds, thr_source = read_thresholds(dirs['results'])
     print(f'model {dirs["models"] / "best.pt"} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
           f'{len(leads)} leads, window {window}; device {device}, {precision}; '

@@ -47,6 +47,17 @@ SNOMED_TO_CLASS = {
     '429622005': 'STD',
     '164931005': 'STE',
 }
+# What 426783006 means (--snr-rule of preprocess.py). The study's SNR is
+# CPSC2018's "Normal", and there 426783006 never comes with another code. The
+# other PhysioNet/CinC 2020/2021 sources use the same code for "sinus rhythm",
+# which co-occurs with abnormalities outside the nine classes (PTB-XL's HR06000:
+# sinus rhythm + T-wave abnormality). Default 'only': a record is SNR only when
+# 426783006 is its only diagnosis code, the study's meaning on every source
+# (CPSC2018's labels do not change); such records with none of the other eight
+# classes are then dropped as unlabelled. 'sinus': 426783006 is SNR wherever it
+# appears (the challenge's meaning, and this code's before the rule).
+SNR_CODE = '426783006'
+SNR_RULES = ('only', 'sinus')
 # The code we write for each class (synthetic data, reports): the study's own.
 CLASS_TO_SNOMED = {
     'SNR': '426783006', 'AF': '164889003', 'IAVB': '270492004',
@@ -57,10 +68,16 @@ CLASS_TO_SNOMED = {
 CPSC_NUMBER_TO_CLASS = {i + 1: c for i, c in enumerate(CLASSES)}
 
 
-def dx_to_classes(codes):
-    """SNOMED-CT codes (iterable of str/int) -> sorted list of class names."""
-    found = {SNOMED_TO_CLASS[str(c).strip()] for c in codes
-             if str(c).strip() in SNOMED_TO_CLASS}
+def dx_to_classes(codes, snr_rule='only'):
+    """SNOMED-CT codes (iterable of str/int) -> sorted list of class names.
+    snr_rule (see SNR_RULES above): 'only' maps 426783006 to SNR only when it
+    is the record's only code; 'sinus' wherever it appears."""
+    if snr_rule not in SNR_RULES:
+        raise ValueError(f'unknown snr_rule {snr_rule!r}; use one of {SNR_RULES}')
+    codes = [str(c).strip() for c in codes if str(c).strip()]
+    found = {SNOMED_TO_CLASS[c] for c in codes if c in SNOMED_TO_CLASS and c != SNR_CODE}
+    if SNR_CODE in codes and (snr_rule == 'sinus' or set(codes) == {SNR_CODE}):
+        found.add('SNR')
     return [c for c in CLASSES if c in found]
 
 
@@ -175,9 +192,13 @@ def git_commit():
 
 def seed_everything(seed):
     """Seed python, numpy and torch (CPU and CUDA)."""
+    # PYTHONHASHSEED is not set here: Python reads it only at start-up, so
+    # setting it now changes nothing in this process (nor in forked loader
+    # workers). Nothing in this code depends on str hash order (sets are
+    # sorted before use); tests/test_determinism.py checks that under two
+    # hash seeds.
     random.seed(seed)
     np.random.seed(seed)
-    os.environ['PYTHONHASHSEED'] = str(seed)
     try:
         import torch
     except ImportError:
@@ -218,8 +239,23 @@ def select_precision(device, precision='auto'):
     if precision != 'auto':
         return precision
     if device.type == 'cuda':
-        return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
+        # including_emulation=False: V100/T4 run bf16 only emulated, slower
+        # than fp32 (torch's default answer True there).
+        return 'bf16' if torch.cuda.is_bf16_supported(including_emulation=False) else 'fp32'
     return 'bf16' if cpu_supports_bf16() else 'fp32'
+
+
+def set_deterministic(on=True):
+    """--deterministic: torch.use_deterministic_algorithms and deterministic
+    cuDNN (no autotuning), so a run and its --resume give the same weights on
+    CUDA as they already do on the CPU. cuBLAS needs CUBLAS_WORKSPACE_CONFIG
+    before its first use; it is set here unless the user set it."""
+    import torch
+    if on:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = False
 
 
 def autocast(device, precision):
@@ -352,6 +388,63 @@ def weighted_auc(y_true, y_score, weights):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+def bootstrap_weights(y_true, n_boot, rng, max_rounds=100):
+    """(n_boot, n) record counts of bootstrap resamples in which every class
+    that has positives and negatives in the set has at least one of each.
+
+    Plain resampling sometimes draws no positive of a rare class (4 of 100
+    test records: p ~ 2% per resample); that resample's macro mean is then
+    over eight classes, and its per-class value is undefined. Such resamples
+    are redrawn (the bootstrap conditional on every class being scorable),
+    up to max_rounds times; the few left (only when several classes have one
+    or two positives each) get one drawn record swapped for a record of the
+    missing kind, so every resample scores every class.
+    """
+    y = np.asarray(y_true, dtype=bool)
+    n = len(y)
+    p = np.full(n, 1.0 / n)
+    w = rng.multinomial(n, p, size=n_boot)
+    need = y.any(0) & (~y).any(0)
+    ys = y[:, need].astype(np.int64)
+
+    def bad_rows(w):
+        pos = w @ ys
+        return ((pos == 0) | (pos == w.sum(1, keepdims=True))).any(1)
+
+    for _ in range(max_rounds):
+        bad = bad_rows(w)
+        if not bad.any():
+            return w
+        w[bad] = rng.multinomial(n, p, size=int(bad.sum()))
+    for r in np.flatnonzero(bad_rows(w)):
+        _repair(w[r], ys, rng)
+    return w
+
+
+def _repair(counts, ys, rng):
+    """Swap drawn records, one at a time, for records of a missing kind
+    (positive or negative of a class), taking a record whose removal leaves
+    every class scorable; in place."""
+    for _ in range(2 * ys.shape[1] + len(counts)):
+        pos = counts @ ys
+        neg = counts.sum() - pos
+        missing = [(k, 1) for k in np.flatnonzero(pos == 0)] + \
+            [(k, 0) for k in np.flatnonzero(neg == 0)]
+        if not missing:
+            return
+        k, kind = missing[0]
+        # a donor must keep >= 1 positive and >= 1 negative of every class
+        # that has them now
+        left_pos = pos[None, :] - ys
+        left_neg = neg[None, :] - (1 - ys)
+        safe = (counts > 0) & (((left_pos > 0) | (pos == 0)) & ((left_neg > 0) | (neg == 0))).all(1)
+        donors = np.flatnonzero(safe & (ys[:, k] != kind))
+        if not len(donors):
+            donors = np.flatnonzero((counts > 0) & (ys[:, k] != kind))
+        counts[rng.choice(donors)] -= 1
+        counts[rng.choice(np.flatnonzero(ys[:, k] == kind))] += 1
+
+
 def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
                     n_boot=1000, seed=0):
     """Per-class and macro precision, recall, F1, AUC, accuracy with 95%
@@ -360,7 +453,9 @@ def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
     The bootstrap is vectorised: each resample is a vector of record counts
     (multinomial), confusion counts are one matrix product and AUCs one sort
     per class, so 1000 resamples cost about as much as a few roc_auc_score
-    calls.
+    calls. Every resample holds a positive and a negative of every class that
+    has both in the set (bootstrap_weights redraws the others), so each macro
+    value of the interval averages the same classes as the point estimate.
 
     Returns a pandas DataFrame indexed by class + 'macro' with columns
     precision, recall, f1, auc, accuracy, n_pos, and <metric>_lo/<metric>_hi.
@@ -375,7 +470,7 @@ def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
     rng = np.random.default_rng(seed)
     w = np.ones((1, n))
     if n_boot:
-        w = np.vstack([w, rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)])
+        w = np.vstack([w, bootstrap_weights(y_true, n_boot, rng)])
     yt, yp = y_true.astype(float), y_pred.astype(float)
     tp, fp = w @ (yt * yp), w @ ((1 - yt) * yp)
     fn, tn = w @ (yt * (1 - yp)), w @ ((1 - yt) * (1 - yp))

@@ -205,8 +205,9 @@ def read_beats(base, fs_orig, seconds=None):
 
 def diagnosis_text(dx):
     """SNOMED-CT codes -> the study's class names in words; other codes are
-    listed as codes."""
-    words = [CLASS_NAMES[c] for c in dx_to_classes(dx)]
+    listed as codes. Every code the header gives is shown, so 426783006 reads
+    'sinus rhythm' also beside other codes (the challenge's meaning)."""
+    words = [CLASS_NAMES[c] for c in dx_to_classes(dx, snr_rule='sinus')]
     others = [str(c) for c in dx if str(c).strip() not in SNOMED_TO_CLASS]
     if others:
         words.append('SNOMED-CT ' + ', '.join(others))

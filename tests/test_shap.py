@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import folds
 import shap_values
 import synthetic
 import utils
@@ -56,10 +57,12 @@ def train_tiny_model():
     return model.eval()
 
 
-def save_checkpoint(model, path):
+def save_checkpoint(model, path, data_dir=None):
+    # the fold manifest main.py stores, so shap_values.py accepts the test fold
+    manifest = None if data_dir is None else folds.current_manifest(data_dir)
     utils.atomic_torch_save({'model': model.state_dict(), 'leads': list(utils.LEADS),
                              'classes': list(CLASSES), 'arch': 'resnet18', 'window': WINDOW,
-                             'epoch': EPOCHS - 1}, path)
+                             'epoch': EPOCHS - 1, 'fold_manifest': manifest}, path)
 
 
 def run(args, root, monkeypatch, capsys):
@@ -83,7 +86,7 @@ def world(tmp_path_factory):
     preprocess.main(['--data-dir', str(data), '--workers', '1'])
     name = utils.run_name(data, 'all', 42)
     model = train_tiny_model()
-    save_checkpoint(model, root / 'models' / name / 'best.pt')
+    save_checkpoint(model, root / 'models' / name / 'best.pt', data)
 
     # 3 PVC, 2 LBBB, 2 RBBB, 1 SNR record (record i has class i % 4)
     pids = [synthetic.record_name(i) for i in (1, 5, 9, 2, 6, 3, 7, 0)]
