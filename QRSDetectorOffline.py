@@ -53,6 +53,7 @@ MWI_WINDOW = 0.150          # the paper's integration window (widest normal QRS)
 LEARN_SEGMENT = 1.0         # learning phase: median of 1-s maxima (see _detect)
 N_LEVELS = 8                # signal/noise levels: median of the last 8 peaks
 THRESHOLD_COEF = 0.3125     # Hamilton & Tompkins' threshold coefficient
+SPIKE_FACTOR = 20.0         # a one-sample step 20x a QRS's is a glitch (_despiked)
 REFRACTORY = 0.200          # no second QRS within 200 ms (physiological limit)
 T_WAVE_WINDOW = 0.360       # within 360 ms a candidate must pass the slope test
 SEARCH_BACK = 1.66          # search back when no beat for 166 % of the RR average
@@ -106,6 +107,28 @@ def _features(sig, fs, kind='band'):
     mwi = ndimage.uniform_filter1d(deriv ** 2, max(1, round(MWI_WINDOW * fs)),
                                    axis=0, mode='constant')
     return bp, deriv, mwi
+
+
+def _despiked(x, fs):
+    """x with one-sample glitches replaced by the median of the sample and its
+    two neighbours: a Hampel-type test (Hampel 1974) on the residual from
+    a 3-point median, which is large only where one sample leaves both
+    neighbours. A residual over SPIKE_FACTOR (20) times the typical one of a QRS
+    (median of 1-s maxima) is no heart signal: CPSC2019 has records with
+    single samples at the int16 limit (32.8 mV), which would otherwise be
+    the 'beats' that set every threshold."""
+    if len(x) < 3:
+        return x
+    a, b, c = x[:-2], x[1:-1], x[2:]
+    med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    resid = np.abs(b - med)
+    typical = _segment_max_median(resid, max(1, int(LEARN_SEGMENT * fs)))
+    bad = np.flatnonzero(resid > SPIKE_FACTOR * max(typical, 1e-12))
+    if len(bad) == 0:
+        return x
+    x = x.copy()
+    x[bad + 1] = med[bad]
+    return x
 
 
 def _energy(sig, fs):
@@ -349,6 +372,7 @@ def detect_with_quality(sig, fs, refine=True):
     sig = _check(sig, fs)
     if not _usable(sig, fs):
         return np.zeros(0, dtype=np.int64), 0.0
+    sig = _despiked(sig, fs)
     bp, deriv, energy = _energy(sig, fs)
     peaks = _detect(np.abs(bp), np.abs(deriv), energy, fs)
     quality = _quality(energy, peaks)
