@@ -54,6 +54,7 @@ LEARN_SEGMENT = 1.0         # learning phase: median of 1-s maxima (see _detect)
 N_LEVELS = 8                # signal/noise levels: median of the last 8 peaks
 THRESHOLD_COEF = 0.3125     # Hamilton & Tompkins' threshold coefficient
 SPIKE_FACTOR = 20.0         # a one-sample step 20x a QRS's is a glitch (_despiked)
+FUSION_TOLERANCE = 0.100    # leads agree on a beat within 100 ms (R vs S peak)
 REFRACTORY = 0.200          # no second QRS within 200 ms (physiological limit)
 T_WAVE_WINDOW = 0.360       # within 360 ms a candidate must pass the slope test
 SEARCH_BACK = 1.66          # search back when no beat for 166 % of the RR average
@@ -385,7 +386,93 @@ def detect_with_quality(sig, fs, refine=True):
     return peaks, quality
 
 
-def detect_multilead(signals, fs, refine=True):
+def _lead_weight(peaks, quality):
+    """Vote weight of one lead: log of its quality (median beat height over
+    the median of the QRS energy), 0 without beats. A lead with beats has
+    quality >= MIN_QUALITY or beats that repeat one shape; log keeps one very
+    clean lead (quality 300) from outvoting three ordinary ones (30)."""
+    return float(np.log(max(quality, 1.0))) if len(peaks) >= 2 else 0.0
+
+
+def fuse_detections(detections, weights, fs, length, tolerance=FUSION_TOLERANCE):
+    """Weighted vote over per-lead detections -> fused R peaks (int64).
+
+    detections: one array of R-peak samples per lead; weights: one weight per
+    lead. A beat is kept where the leads that detected it within `tolerance`
+    s (a window sliding over the record) hold at least half of the total
+    weight, and of two kept beats closer than the 200 ms refractory period
+    the better-supported stays. Its position is the detection of the
+    heaviest lead that saw it, so RR intervals come from one lead wherever
+    it can (leads differ by up to tens of ms, R in one, S in another)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    total = float(weights.sum())
+    if total <= 0:
+        return np.zeros(0, dtype=np.int64)
+    width = max(1, round(tolerance * fs))
+    vote = np.zeros(int(length) + width + 1)
+    for p, w in zip(detections, weights, strict=True):
+        if w > 0 and len(p):
+            np.add.at(vote, np.asarray(p, dtype=np.int64), w)
+    # Support of a window [t - width/2, t + width/2]: a box sum of the votes.
+    support = ndimage.uniform_filter1d(vote, width, mode='constant') * width
+    centres, _ = sps.find_peaks(np.r_[0.0, support, 0.0], height=0.5 * total - 1e-9,
+                                distance=max(1, int(REFRACTORY * fs)))
+    centres = centres - 1
+    if len(centres) == 0:
+        return np.zeros(0, dtype=np.int64)
+    half = width // 2 + 1
+    out = np.full(len(centres), -1, dtype=np.int64)
+    best = np.full(len(centres), -1.0)
+    for p, w in zip(detections, weights, strict=True):
+        p = np.sort(np.asarray(p, dtype=np.int64))
+        if w <= 0 or len(p) == 0:
+            continue
+        near = p[_nearest(p, centres)]
+        take = (np.abs(near - centres) <= half) & (w > best)
+        out[take], best[take] = near[take], w
+    out = np.where(out >= 0, out, centres)
+    return np.unique(np.clip(out, 0, length - 1))
+
+
+def detect_multilead(signals, fs, refine=True, tolerance=FUSION_TOLERANCE):
+    """R peaks fused from the leads of one record, (n, leads) -> (peaks, quality).
+
+    Each lead is detected on its own (detect_with_quality), weighted by its
+    quality (_lead_weight), and the detections vote (fuse_detections): a
+    beat seen by most of the weight is real, one seen in a single noisy lead
+    is not, and a lead whose QRS is nearly isoelectric or whose T waves
+    outgrow it is outvoted. This is the decision fusion of multi-lead
+    detectors such as Christov (2004), with the per-lead quality in place
+    of equal votes. A lead with NaN/inf samples, or flat, gets no vote;
+    quality is the weighted mean of the voting leads' qualities.
+    detect_multilead_energy is the earlier single decision on the summed
+    lead energies.
+    """
+    x = np.asarray(signals, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f'detect_multilead: expected (samples, leads), got shape {x.shape}')
+    found, weights, qualities = [], [], []
+    for k in range(x.shape[1]):
+        if not np.isfinite(x[:, k]).all():
+            found.append(np.zeros(0, dtype=np.int64))
+            weights.append(0.0)
+            qualities.append(0.0)
+            continue
+        p, q = detect_with_quality(x[:, k], fs, refine=refine)
+        found.append(p)
+        weights.append(_lead_weight(p, q))
+        qualities.append(q)
+    w = np.asarray(weights)
+    if w.sum() <= 0:
+        return np.zeros(0, dtype=np.int64), 0.0
+    peaks = fuse_detections(found, w, fs, len(x), tolerance)
+    quality = float(np.dot(w, qualities) / w.sum())
+    if len(peaks) < 2:
+        return np.zeros(0, dtype=np.int64), quality
+    return peaks, quality
+
+
+def detect_multilead_energy(signals, fs, refine=True):
     """R peaks from several leads at once, (n, leads) -> (peaks, quality).
 
     The same decision stage runs on the spatial QRS energy: the integrated
@@ -497,6 +584,14 @@ def select_lead(detections, fs, prefer=None, min_beats=4, agreement_f1=0.9, wind
 BEAT_SYMBOLS = set('NLRBAaJSVrFejnE/fQ?')
 
 
+def _nearest(sorted_x, t):
+    """Index into sorted_x (non-empty) of the element nearest to each t."""
+    j = np.searchsorted(sorted_x, t)
+    left = np.clip(j - 1, 0, len(sorted_x) - 1)
+    right = np.clip(j, 0, len(sorted_x) - 1)
+    return np.where(np.abs(t - sorted_x[left]) <= np.abs(sorted_x[right] - t), left, right)
+
+
 def match_beats(ref, test, fs, window=0.150):
     """Beat-by-beat comparison with the standard 150 ms matching window
     (ANSI/AAMI EC57, as wfdb.processing.compare_annotations(window_width=
@@ -510,10 +605,7 @@ def match_beats(ref, test, fs, window=0.150):
     if len(ref) and len(test):
         # Nearest reference for each detection; a reference claimed by several
         # detections counts once (the others are false positives).
-        j = np.searchsorted(ref, test)
-        left = np.clip(j - 1, 0, len(ref) - 1)
-        right = np.clip(j, 0, len(ref) - 1)
-        nearest = np.where(np.abs(test - ref[left]) <= np.abs(test - ref[right]), left, right)
+        nearest = _nearest(ref, test)
         ok = np.abs(test - ref[nearest]) <= tol
         tp = len(np.unique(nearest[ok]))
     fn, fp = len(ref) - tp, len(test) - tp
