@@ -55,6 +55,7 @@ N_LEVELS = 8                # signal/noise levels: median of the last 8 peaks
 THRESHOLD_COEF = 0.3125     # Hamilton & Tompkins' threshold coefficient
 SPIKE_FACTOR = 20.0         # a one-sample step 20x a QRS's is a glitch (_despiked)
 FUSION_TOLERANCE = 0.100    # leads agree on a beat within 100 ms (R vs S peak)
+FUSION_WEAK = 0.2           # search-back: a fifth of the vote weight, 2 leads
 REFRACTORY = 0.200          # no second QRS within 200 ms (physiological limit)
 T_WAVE_WINDOW = 0.360       # within 360 ms a candidate must pass the slope test
 SEARCH_BACK = 1.66          # search back when no beat for 166 % of the RR average
@@ -394,44 +395,79 @@ def _lead_weight(peaks, quality):
     return float(np.log(max(quality, 1.0))) if len(peaks) >= 2 else 0.0
 
 
+def _box_sum(x, width):
+    return ndimage.uniform_filter1d(x, width, mode='constant') * width
+
+
 def fuse_detections(detections, weights, fs, length, tolerance=FUSION_TOLERANCE):
     """Weighted vote over per-lead detections -> fused R peaks (int64).
 
     detections: one array of R-peak samples per lead; weights: one weight per
-    lead. A beat is kept where the leads that detected it within `tolerance`
-    s (a window sliding over the record) hold at least half of the total
-    weight, and of two kept beats closer than the 200 ms refractory period
-    the better-supported stays. Its position is the detection of the
-    heaviest lead that saw it, so RR intervals come from one lead wherever
-    it can (leads differ by up to tens of ms, R in one, S in another)."""
+    lead. A beat's support is the weight of the leads that detected it
+    within `tolerance` s (a window sliding over the record). Kept: every
+    peak of support with at least half of the total weight, and, as Pan &
+    Tompkins' search-back does within a lead, in a gap longer than 166 % of
+    the lower quartile of RR the best-supported peak that at least two leads and a
+    fifth of the weight saw (a PVC along an axis that most leads see
+    only faintly). Two beats closer than the 200 ms refractory period are
+    one. Its position is the detection of the heaviest lead that saw it, so
+    RR intervals come from one lead wherever they can (leads differ by up
+    to tens of ms, R in one, S in another)."""
     weights = np.asarray(weights, dtype=np.float64)
     total = float(weights.sum())
     if total <= 0:
         return np.zeros(0, dtype=np.int64)
     width = max(1, round(tolerance * fs))
     vote = np.zeros(int(length) + width + 1)
+    count = np.zeros_like(vote)
     for p, w in zip(detections, weights, strict=True):
         if w > 0 and len(p):
             np.add.at(vote, np.asarray(p, dtype=np.int64), w)
-    # Support of a window [t - width/2, t + width/2]: a box sum of the votes.
-    support = ndimage.uniform_filter1d(vote, width, mode='constant') * width
-    centres, _ = sps.find_peaks(np.r_[0.0, support, 0.0], height=0.5 * total - 1e-9,
-                                distance=max(1, int(REFRACTORY * fs)))
-    centres = centres - 1
-    if len(centres) == 0:
+            np.add.at(count, np.asarray(p, dtype=np.int64), 1.0)
+    support = _box_sum(vote, width)
+    refractory = max(1, int(REFRACTORY * fs))
+    beats, _ = sps.find_peaks(np.r_[0.0, support, 0.0], height=0.5 * total - 1e-9,
+                              distance=refractory)
+    beats = beats - 1
+    weak, _ = sps.find_peaks(np.r_[0.0, np.where(_box_sum(count, width) >= 2, support, 0.0),
+                                   0.0], height=FUSION_WEAK * total - 1e-9, distance=refractory)
+    beats = _fused_search_back(beats, weak - 1, support, refractory)
+    if len(beats) == 0:
         return np.zeros(0, dtype=np.int64)
     half = width // 2 + 1
-    out = np.full(len(centres), -1, dtype=np.int64)
-    best = np.full(len(centres), -1.0)
+    out = np.full(len(beats), -1, dtype=np.int64)
+    best = np.full(len(beats), -1.0)
     for p, w in zip(detections, weights, strict=True):
         p = np.sort(np.asarray(p, dtype=np.int64))
         if w <= 0 or len(p) == 0:
             continue
-        near = p[_nearest(p, centres)]
-        take = (np.abs(near - centres) <= half) & (w > best)
+        near = p[_nearest(p, beats)]
+        take = (np.abs(near - beats) <= half) & (w > best)
         out[take], best[take] = near[take], w
-    out = np.where(out >= 0, out, centres)
+    out = np.where(out >= 0, out, beats)
     return np.unique(np.clip(out, 0, length - 1))
+
+
+def _fused_search_back(beats, weak, support, refractory):
+    """beats plus, in each gap over SEARCH_BACK x the lower quartile of RR,
+    the weak peak of highest support at least a refractory period from both
+    ends. The quartile, not the median: where every other beat is a missed
+    PVC, the median RR is the long one and no gap looks long."""
+    if len(beats) < 3 or len(weak) == 0:
+        return beats
+    rr = float(np.percentile(np.diff(beats), 25))
+    gap = np.searchsorted(beats, weak) - 1        # weak[i] lies after beats[gap[i]]
+    ok = (gap >= 0) & (gap < len(beats) - 1)
+    weak, gap = weak[ok], gap[ok]
+    long_gap = (beats[gap + 1] - beats[gap]) > SEARCH_BACK * rr
+    clear = (weak - beats[gap] >= refractory) & (beats[gap + 1] - weak >= refractory)
+    weak, gap = weak[long_gap & clear], gap[long_gap & clear]
+    if len(weak) == 0:
+        return beats
+    # The best-supported weak peak of each gap: sort by (gap, -support).
+    order = np.lexsort((-support[weak], gap))
+    first = np.r_[True, np.diff(gap[order]) != 0]
+    return np.sort(np.r_[beats, weak[order][first]])
 
 
 def detect_multilead(signals, fs, refine=True, tolerance=FUSION_TOLERANCE):
