@@ -56,6 +56,8 @@ THRESHOLD_COEF = 0.3125     # Hamilton & Tompkins' threshold coefficient
 SPIKE_FACTOR = 20.0         # a one-sample step 20x a QRS's is a glitch (_despiked)
 FUSION_TOLERANCE = 0.100    # leads agree on a beat within 100 ms (R vs S peak)
 FUSION_WEAK = 0.2           # search-back: a fifth of the vote weight, 2 leads
+CHUNK_SECONDS = 600         # longer records go in 10-min chunks: bounded memory
+CHUNK_OVERLAP = 5.0         # ...with 5 s of context each side (thresholds settle)
 REFRACTORY = 0.200          # no second QRS within 200 ms (physiological limit)
 T_WAVE_WINDOW = 0.360       # within 360 ms a candidate must pass the slope test
 SEARCH_BACK = 1.66          # search back when no beat for 166 % of the RR average
@@ -237,9 +239,9 @@ def _classify(pos, peak_i, peak_f, slope, init, length, fs):
             if in_limits or len(rr_regular) < 2:
                 rr_regular.append(rr)
                 del rr_regular[:-8]
-            rr_avg1 = float(np.mean(rr_all))
+            rr_avg1 = sum(rr_all) / len(rr_all)
             irregular = not in_limits and len(rr_all) >= 2
-            rr_avg2 = rr_avg1 if irregular else float(np.mean(rr_regular))
+            rr_avg2 = rr_avg1 if irregular else sum(rr_regular) / len(rr_regular)
         last = k
 
     def is_t_wave(k):
@@ -369,9 +371,18 @@ def detect_with_quality(sig, fs, refine=True):
     Returns (peaks int64 array, quality float). A flat lead, a record shorter
     than 2 s, or detections that look picked out of noise (_is_noise) give
     an empty array; NaN/inf samples, a 2-D input or a sampling rate under
-    40 Hz raise ValueError naming the problem.
+    40 Hz raise ValueError naming the problem. A record longer than
+    CHUNK_SECONDS is detected in overlapping chunks (_in_chunks), so memory
+    stays bounded and a noisy stretch of a Holter recording only empties
+    its own chunk.
     """
     sig = _check(sig, fs)
+    if len(sig) > CHUNK_SECONDS * fs:
+        return _in_chunks(lambda x: _detect_one(x, fs, refine), sig, fs)
+    return _detect_one(sig, fs, refine)
+
+
+def _detect_one(sig, fs, refine):
     if not _usable(sig, fs):
         return np.zeros(0, dtype=np.int64), 0.0
     sig = _despiked(sig, fs)
@@ -385,6 +396,25 @@ def detect_with_quality(sig, fs, refine=True):
     if refine:
         peaks = _refine(bp, fs, peaks, energy[peaks])
     return peaks, quality
+
+
+def _in_chunks(detector, x, fs):
+    """detector(x chunk) -> (peaks, quality) run over CHUNK_SECONDS chunks of
+    x (axis 0) with CHUNK_OVERLAP s of context on each side; each chunk keeps
+    the beats of its own span. Quality: the median over chunks with beats."""
+    n, size, pad = len(x), int(CHUNK_SECONDS * fs), int(CHUNK_OVERLAP * fs)
+    peaks, qualities = [], []
+    for start in range(0, n, size):
+        lo, end = max(0, start - pad), min(n, start + size)
+        p, q = detector(x[lo:min(n, end + pad)])
+        p = p + lo
+        peaks.append(p[(p >= start) & (p < end)])
+        if len(p):
+            qualities.append(q)
+    out = np.concatenate(peaks).astype(np.int64)
+    # A beat on a chunk boundary can be found from both sides.
+    out = out[np.r_[True, np.diff(out) >= REFRACTORY * fs]] if len(out) else out
+    return out, float(np.median(qualities)) if qualities else 0.0
 
 
 def _lead_weight(peaks, quality):
@@ -487,6 +517,12 @@ def detect_multilead(signals, fs, refine=True, tolerance=FUSION_TOLERANCE):
     x = np.asarray(signals, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f'detect_multilead: expected (samples, leads), got shape {x.shape}')
+    if len(x) > CHUNK_SECONDS * fs:
+        return _in_chunks(lambda c: _fuse_one(c, fs, refine, tolerance), x, fs)
+    return _fuse_one(x, fs, refine, tolerance)
+
+
+def _fuse_one(x, fs, refine, tolerance):
     found, weights, qualities = [], [], []
     for k in range(x.shape[1]):
         if not np.isfinite(x[:, k]).all():
