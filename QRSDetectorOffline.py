@@ -695,6 +695,94 @@ def reference_beats(record_path):
     return np.asarray(ann.sample)[keep]
 
 
+def reference_set(folder):
+    """The records of a folder with reference beats, as a list of
+    (name, signal float (n, leads), fs, reference R-peak samples, lead names).
+
+    Two layouts: CPSC2019's (data/data_NNNNN.mat with `ecg`, ref/R_NNNNN.mat
+    with `R_peak`, 500 Hz, one lead) and WFDB records with .atr beat
+    annotations (CPSC2021, MIT-BIH; beat symbols only). SystemExit naming the
+    folder when it holds neither."""
+    import scipy.io
+    import wfdb
+    folder = Path(folder)
+    out = []
+    mats = sorted((folder / 'data').glob('data_*.mat'))
+    for mat in mats:
+        ref = folder / 'ref' / mat.name.replace('data_', 'R_')
+        if not ref.exists():
+            raise SystemExit(f'error: {ref} not found; every CPSC2019 data file needs '
+                             'its ref/R_*.mat')
+        x = scipy.io.loadmat(mat)['ecg'].astype(np.float64).reshape(-1, 1)
+        r = scipy.io.loadmat(ref)['R_peak'].astype(np.int64).ravel()
+        out.append((mat.stem, x, 500.0, np.sort(r), ['ECG']))
+    if not mats:
+        for hea in sorted(folder.glob('*.hea')):
+            rec_path = hea.with_suffix('')
+            if not hea.with_suffix('.atr').exists():
+                continue
+            rec = wfdb.rdrecord(str(rec_path))
+            out.append((hea.stem, rec.p_signal.astype(np.float64), float(rec.fs),
+                        np.sort(reference_beats(rec_path)), list(rec.sig_name)))
+    if not out:
+        raise SystemExit(f'error: {folder} holds neither CPSC2019 data/ + ref/ files nor '
+                         'WFDB records with .atr annotations')
+    return out
+
+
+def score_set(records, detector):
+    """Pooled Se, +P, F1 (match_beats, 150 ms) of detector(signal (n, leads),
+    fs) -> peaks over records from reference_set, and its CPU seconds per
+    hour of signal: dict(tp, fn, fp, se, ppv, f1, beats, s_per_hour)."""
+    import time
+    tp = fn = fp = 0
+    cpu = hours = 0.0
+    for _, x, fs, ref, _ in records:
+        t0 = time.process_time()
+        peaks = detector(x, fs)
+        cpu += time.process_time() - t0
+        hours += len(x) / fs / 3600
+        m = match_beats(ref, peaks, fs)
+        tp, fn, fp = tp + m['tp'], fn + m['fn'], fp + m['fp']
+    return {'tp': tp, 'fn': fn, 'fp': fp, 'se': tp / max(tp + fn, 1),
+            'ppv': tp / max(tp + fp, 1), 'f1': 2 * tp / max(2 * tp + fn + fp, 1),
+            'beats': tp + fn, 's_per_hour': cpu / max(hours, 1e-12)}
+
+
+def _lead_index(names, lead, where):
+    """Index of lead (a name, case-insensitive, or an index) in names."""
+    lower = [n.lower() for n in names]
+    if lead is None:
+        return 0
+    if lead.isdigit() and int(lead) < len(names):
+        return int(lead)
+    if lead.lower() in lower:
+        return lower.index(lead.lower())
+    raise SystemExit(f'error: {where}: no lead {lead!r}; leads are {",".join(names)} '
+                     '(or give an index)')
+
+
+def _eval_dataset(folder, lead, fused):
+    """--dataset: every record of the folder, pooled scores, one line."""
+    records = reference_set(folder)
+    if fused:
+        what = 'all leads fused'
+
+        def detector(x, fs):
+            return detect_multilead(x, fs)[0]
+    else:
+        k = _lead_index(records[0][4], lead, folder)
+        what = f'lead {k} ({records[0][4][k]})'
+
+        def detector(x, fs):
+            return detect(x[:, k], fs)
+    m = score_set(records, detector)
+    print(f"{Path(folder).name}: {len(records)} records, {m['beats']} reference beats, {what}: "
+          f"TP {m['tp']} FN {m['fn']} FP {m['fp']}; Se {100 * m['se']:.2f}%  "
+          f"+P {100 * m['ppv']:.2f}%  F1 {100 * m['f1']:.2f}%  "
+          f"({m['s_per_hour']:.2f} s per hour of signal)")
+
+
 def read_lead(record_path, lead):
     """(signal 1-D float, fs, lead name) of one lead of a WFDB record."""
     import wfdb
@@ -730,10 +818,17 @@ def plot(sig, fs, peaks, path, title, ref=None, seconds=10.0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--record', required=True, metavar='PATH',
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--record', metavar='PATH',
                         help='WFDB record without extension, e.g. data/SYNTH/A0001')
-    parser.add_argument('--lead', default='II', metavar='NAME',
-                        help='lead name, case-insensitive (MLII for mitdb) (default: II)')
+    source.add_argument('--dataset', metavar='DIR',
+                        help='score every record of DIR against its references, pooled '
+                             '(CPSC2019 data/ + ref/, or WFDB records with .atr)')
+    parser.add_argument('--lead', default=None, metavar='NAME',
+                        help='lead name, case-insensitive (MLII for mitdb), or with --dataset '
+                             'an index (default: II; with --dataset the first lead)')
+    parser.add_argument('--fused', action='store_true',
+                        help='with --dataset: fuse all leads (detect_multilead)')
     parser.add_argument('--plot', action='store_true',
                         help='write a PNG of the first 10 s with the detections')
     parser.add_argument('--eval', action='store_true',
@@ -742,13 +837,16 @@ def main():
                         help='write PREFIX_peaks.csv and PREFIX.png (default: no CSV; '
                              'the PNG goes to ./<record>_qrs.png)')
     args = parser.parse_args()
+    if args.dataset:
+        _eval_dataset(args.dataset, args.lead, args.fused)
+        return
 
     record = Path(args.record)
     record = record.with_suffix('') if record.suffix in ('.hea', '.mat', '.dat') else record
     if not record.with_suffix('.hea').exists():
         raise SystemExit(f'error: {record}.hea not found; give the record path '
                          'without extension')
-    sig, fs, lead = read_lead(record, args.lead)
+    sig, fs, lead = read_lead(record, args.lead or 'II')
     peaks, quality = detect_with_quality(sig, fs)
     dur = len(sig) / fs
     hr = 60.0 * fs / np.median(np.diff(peaks)) if len(peaks) > 1 else float('nan')
