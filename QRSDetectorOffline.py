@@ -435,7 +435,7 @@ def fuse_detections(detections, weights, fs, length, tolerance=FUSION_TOLERANCE)
     detections: one array of R-peak samples per lead; weights: one weight per
     lead. A beat's support is the weight of the leads that detected it
     within `tolerance` s (a window sliding over the record). Kept: every
-    peak of support with at least half of the total weight, and, as Pan &
+    peak of support with more than half of the total weight, and, as Pan &
     Tompkins' search-back does within a lead, in a gap longer than 166 % of
     the lower quartile of RR the best-supported peak that at least two leads and a
     fifth of the weight saw (a PVC along an axis that most leads see
@@ -456,7 +456,7 @@ def fuse_detections(detections, weights, fs, length, tolerance=FUSION_TOLERANCE)
             np.add.at(count, np.asarray(p, dtype=np.int64), 1.0)
     support = _box_sum(vote, width)
     refractory = max(1, int(REFRACTORY * fs))
-    beats, _ = sps.find_peaks(np.r_[0.0, support, 0.0], height=0.5 * total - 1e-9,
+    beats, _ = sps.find_peaks(np.r_[0.0, support, 0.0], height=0.5 * total + 1e-9,
                               distance=refractory)
     beats = beats - 1
     weak, _ = sps.find_peaks(np.r_[0.0, np.where(_box_sum(count, width) >= 2, support, 0.0),
