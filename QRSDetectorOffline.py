@@ -3,40 +3,76 @@
     python QRSDetectorOffline.py --record ../shared/data/mitdb/100 --lead MLII --eval
     python QRSDetectorOffline.py --record data/SYNTH/A0001 --lead II --plot --eval \\
         --out results/qrs/A0001
+    python QRSDetectorOffline.py --dataset ../shared/data/cpsc2019        # lead 0
+    python QRSDetectorOffline.py --dataset ../shared/data/cpsc2021 --fused
 
 Reads a WFDB record (wfdb.rdrecord), detects R peaks on one lead (--lead, by
 name, case-insensitive) and prints their count and heart rate. --eval scores the
 detections against RECORD.atr (beat annotations only, 150 ms matching window):
 sensitivity, positive predictivity, F1. --out PREFIX writes PREFIX_peaks.csv
 (sample, time_s) and, with --plot, PREFIX.png (without --out the PNG goes next
-to the working directory as <record>_qrs.png).
+to the working directory as <record>_qrs.png). --dataset DIR scores every
+record of DIR (CPSC2019's data/ + ref/ layout, or WFDB records with .atr)
+with Se, +P and F1 pooled over all its beats, on one lead (--lead, a name or
+an index; default the first) or on all leads fused (--fused).
 
 Python API:
   detect(signal, fs) -> np.ndarray of R-peak sample indices (one lead);
   detect_with_quality(signal, fs) -> (peaks, quality): quality is the median
-      height of the beats in the integrated signal over that signal's median
-      (clean ECG > 30, pure noise < 2.5);
-  detect_multilead(signals (n, leads), fs) -> (peaks, quality): one decision
-      on the leads' summed QRS energy;
+      height of the beats in the QRS energy over that energy's median
+      (clean ECG 200-350, white or 1/f^2 noise 1.5);
+  detect_multilead(signals (n, leads), fs) -> (peaks, quality): per-lead
+      detections fused by a quality-weighted vote (fuse_detections);
+  detect_multilead_energy(signals, fs): one decision on the summed energies;
   select_lead({name: (peaks, quality)}, fs) -> name: the detection to trust;
-  match_beats(ref, test, fs) -> dict(tp, fn, fp, se, ppv, f1), 150 ms window.
+  match_beats(ref, test, fs) -> dict(tp, fn, fp, se, ppv, f1), 150 ms window;
+  reference_set(folder), score_set(records, detector): what --dataset does.
 Detections that look picked out of noise (quality < 3 and beats that do not
-repeat one shape) come back empty.
+repeat one shape) come back empty; so do a flat lead and a record under 2 s;
+NaN samples raise ValueError. Records over 10 minutes are detected in
+overlapping chunks, so memory stays bounded (about 20 MB beside the signal
+at 500 Hz, whatever its length: 24 h of Holter is fine).
 
 Reference: J. Pan and W. J. Tompkins, "A real-time QRS detection algorithm",
 IEEE Trans. Biomed. Eng. 32(3):230-236, 1985. What follows that paper:
-band-pass ~5-15 Hz, five-point derivative, squaring, 150 ms moving-window
-integration, the adaptive signal/noise peak levels SPKI/NPKI (integrated
-signal) and SPKF/NPKF (band-passed signal) with THRESHOLD_I1/I2 and F1/F2,
-the two RR averages with the 92-116 % limits, search-back at 166 % of the
-average RR with the lower thresholds, thresholds halved for irregular rhythm,
-the 200 ms refractory period and the T-wave test (a peak within 360 ms of the
-previous QRS with less than half its maximal slope is a T wave). Being offline,
-it differs where the whole record helps: the filters are zero-phase
-(sosfiltfilt, centred derivative and window, so no group delay to undo), the
-learning phase uses the whole record (median of 2-s maxima) instead of the
-first 2 s, and the peaks are refined to the extremum of the band-passed
-signal in the dominant polarity within +/-75 ms.
+five-point derivative, squaring, 150 ms moving-window integration, the
+adaptive signal/noise peak levels SPKI/NPKI (integrated signal) and SPKF/NPKF
+(band-passed signal) with THRESHOLD_I1/I2 and F1/F2, the two RR averages with
+the 92-116 % limits, search-back at 166 % of the average RR with the lower
+thresholds, thresholds halved for irregular rhythm, the 200 ms refractory
+period and the T-wave test (a peak within 360 ms of the previous QRS with
+less than half its maximal slope is a T wave). Where it differs, and why
+(each change measured on the CPSC2019 and CPSC2021 halves in ../shared/data,
+MIT-BIH 100 and the synthetic set, `python bench.py --only qrs`):
+- Signal and noise levels are the medians of the last 8 signal and noise
+  peaks with threshold coefficient 0.3125, after P. S. Hamilton and W. J.
+  Tompkins, "Quantitative investigation of QRS detection rules using the
+  MIT/BIH arrhythmia database", IEEE Trans. Biomed. Eng. 33(12):1157-1165,
+  1986: an artefact 30x a QRS no longer lifts the threshold over a dozen
+  beats.
+- The QRS energy sums the integrated signals of two pass bands, each in
+  units of its typical QRS: Pan & Tompkins' 5-15 Hz (wide QRS, PVCs) and
+  8-20 Hz, the best band in M. Elgendi, M. Jonkman and F. De Boer,
+  "Frequency bands effects on QRS detection", BIOSIGNALS 2010, pp. 428-431
+  (less T wave, f wave and baseline); the threshold on the band-passed
+  signal, the T-wave slope test and the R-peak location use 8-20 Hz.
+- One-sample glitches (CPSC2019 has samples at the int16 limit, 32.8 mV)
+  are replaced by the median of their neighbours first: a Hampel-type test
+  (F. R. Hampel, J. Am. Stat. Assoc. 69:383-393, 1974) on the residual from
+  a 3-point median.
+- Offline, the filters are zero-phase (sosfiltfilt, centred derivative and
+  window, so no group delay to undo), the learning phase uses the whole
+  record (median of 1-s maxima: 2-s maxima take the level of frequent large
+  PVCs) instead of the first 2 s, and the peaks are refined to the extremum
+  of the band-passed signal in the dominant polarity within +/-75 ms.
+- Multi-lead: the per-lead detections vote within 100 ms, each lead weighted
+  by the log of its quality, a beat needing more than half of the weight;
+  an RR search-back then admits, in gaps over 166 % of the lower-quartile RR,
+  a beat that at least two leads and a fifth of the weight saw. The vote is
+  our own design; weighting leads by a signal-quality estimate follows
+  Q. Li, R. G. Mark and G. D. Clifford, "Robust heart rate estimation from
+  multiple asynchronous noisy sources using signal quality indices and a
+  Kalman filter", Physiol. Meas. 29(1):15-32, 2008.
 """
 import argparse
 from functools import lru_cache
