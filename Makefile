@@ -9,9 +9,12 @@ PYTHON := $(BIN)/python
 venv: $(VENV)/.installed
 
 # Re-install only when the pins change; the stamp makes `make test` cheap.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# neurokit2 (requirements-bench.txt, bench only) declares pandas<3 but works
+# with our pandas 3.1.1, so it goes in without its dependencies.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-bench.txt
 	touch $@
 
 test: venv

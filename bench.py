@@ -612,30 +612,18 @@ def bench_loader_designs(args):
             'main_cpu_ms_plain': cpu['plain'] * 1e3}
 
 
-def bench_qrs(args):
-    """QRSDetectorOffline vs biosppy hamilton and wfdb XQRS: accuracy, records/s.
-
-    Same records for every detector: MIT-BIH 100 (lead MLII, 30 min, 360 Hz)
-    when ../shared/data is present, and synthetic CPSC-like records (lead II,
-    their own 6-60 s durations; 20, or 5 with --quick) scored against their
-    annotations (beats within 100 ms of either end, whose QRS is cut, are not
-    scored). Accuracy: Se, +P, F1 with the 150 ms window (match_beats).
-    Speed: seconds of CPU per 30 min of ECG, best of 2. 'ours multi-lead' is
-    what expert_features.py uses (II, V1, V5 together, checked per lead).
-    """
-    import warnings
-    from pathlib import Path
-
+def _qrs_detectors():
+    """{label: detector(signal 1-D, fs) -> R-peak samples}: ours and the
+    public detectors at their default settings; neurokit2 only when it is
+    installed (a bench-only dependency, requirements-bench.txt)."""
     import numpy as np
     from biosppy.signals import ecg
     from biosppy.signals import tools as st
     from wfdb.processing import xqrs_detect
 
     import QRSDetectorOffline as qrs
-    import synthetic
-    from expert_features import rhythm_peaks
 
-    def biosppy_hamilton(x, fs):
+    def hamilton(x, fs):
         # biosppy.signals.ecg.ecg's own segmentation: FIR 3-45 Hz, Hamilton,
         # then R peaks corrected to the local maximum (50 ms).
         f, _, _ = st.filter_signal(signal=x, ftype='FIR', band='bandpass',
@@ -644,58 +632,137 @@ def bench_qrs(args):
         r, = ecg.correct_rpeaks(f, r, fs, tol=0.05)
         return np.asarray(r)
 
-    methods = {  # key -> (label, detector(signal, fs, lead index))
-        'ours': ('ours, one lead', lambda sig, fs, lead: qrs.detect(sig[:, lead], fs)),
-        'ours_multi': ('ours, II+V1+V5', lambda sig, fs, lead: (
-            rhythm_peaks(sig, fs)[0] if sig.shape[1] == 12 else qrs.detect(sig[:, lead], fs))),
-        'hamilton': ('biosppy hamilton', lambda sig, fs, lead: biosppy_hamilton(sig[:, lead], fs)),
-        'xqrs': ('wfdb XQRS', lambda sig, fs, lead: np.asarray(
-            xqrs_detect(sig[:, lead], fs, verbose=False))),
-    }
-    sets = {}
-    mitdb = Path(__file__).resolve().parent.parent / 'shared' / 'data' / 'mitdb' / '100'
-    if mitdb.with_suffix('.hea').exists():
-        import wfdb
-        rec = wfdb.rdrecord(str(mitdb))
-        sets['mitdb100'] = [(rec.p_signal, float(rec.fs), 0, qrs.reference_beats(mitdb))]
-    n_syn = 5 if args.quick else 20
-    syn = []
-    for i in range(n_syn):
-        r = synthetic.make_record(11, i)
-        syn.append((r['signal'], float(r['fs']), 1, np.asarray(r['beats'])))
-    sets['synthetic'] = syn
+    methods = {'ours': qrs.detect, 'biosppy hamilton': hamilton,
+               'wfdb XQRS': lambda x, fs: np.asarray(xqrs_detect(x, fs, verbose=False))}
+    try:
+        import neurokit2 as nk
+    except ImportError:
+        print('neurokit2 is not installed: its column is skipped '
+              '(pip install --no-deps -r requirements-bench.txt)')
+        return methods
 
+    def neurokit(x, fs):
+        clean = nk.ecg_clean(x, sampling_rate=int(fs))
+        _, info = nk.ecg_peaks(clean, sampling_rate=int(fs), method='neurokit')
+        return np.asarray(info['ECG_R_Peaks'])
+
+    methods['neurokit2 neurokit'] = neurokit
+    return methods
+
+
+def _qrs_score(records, detector, margin_s=0.0, repeat=1):
+    """Pooled Se, +P, F1 (150 ms) and CPU s per hour of signal of
+    detector(signal, fs) over [(signal, fs, reference)]; beats within
+    margin_s of either end are not scored (a synthetic QRS cut by the end)."""
+    import warnings
+
+    import numpy as np
+
+    import QRSDetectorOffline as qrs
+    best = float('inf')
+    for _ in range(repeat):
+        t0 = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            dets = [np.asarray(detector(x, fs), dtype=np.int64) for x, fs, _ in records]
+        best = min(best, time.process_time() - t0)
+    tp = fn = fp = 0
+    for (x, fs, ref), det in zip(records, dets, strict=True):
+        m0, n = int(margin_s * fs), len(x)
+        m = qrs.match_beats(ref[(ref >= m0) & (ref < n - m0)], det[(det >= m0) & (det < n - m0)],
+                            fs)
+        tp, fn, fp = tp + m['tp'], fn + m['fn'], fp + m['fp']
+    hours = sum(len(x) / fs for x, fs, _ in records) / 3600
+    return {'se': tp / max(tp + fn, 1), 'ppv': tp / max(tp + fp, 1),
+            'f1': 2 * tp / max(2 * tp + fn + fp, 1), 'fn': fn, 'fp': fp,
+            's_per_hour': best / hours}
+
+
+def _cpu(fn):
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def _qrs_row(set_name, label, m):
+    print(f"| {set_name} | {label} | {100 * m['se']:.2f} | {100 * m['ppv']:.2f} | "
+          f"{100 * m['f1']:.2f} | {m['s_per_hour']:.2f} |", flush=True)
+
+
+def bench_qrs(args):
+    """QRS detection: ours against biosppy's Hamilton (+ correct_rpeaks), wfdb
+    XQRS and neurokit2's 'neurokit' method (after ecg_clean), same records,
+    same run.
+
+    Real sets (when ../shared/data is present), scored like
+    `QRSDetectorOffline.py --dataset`: whole records, 150 ms window, beats
+    pooled over the set. CPSC2019 shared half (lead 0), CPSC2021 shared half
+    (lead 0 as in issue 13, lead 1, and ours with both leads fused), MIT-BIH
+    100 (MLII). Synthetic: 40 ten-second 12-lead records (seed 7) at noise
+    x1, x2 and x4 (synthetic.py --noise-scale), every detector on lead II,
+    and ours fused over the 12 leads (what expert_features.py uses) against
+    our best single lead (the lead of highest F1 over the set); beats within
+    100 ms of the ends are not scored. Speed: CPU seconds per hour of signal
+    (best of 2), and ours on one hour of 500 Hz signal (MIT-BIH 100 resampled
+    to 500 Hz, twice over). --quick: 10 synthetic records, x1 and x4.
+    """
+    from pathlib import Path
+
+    import numpy as np
+    from scipy.signal import resample_poly
+
+    import QRSDetectorOffline as qrs
+    import synthetic
+    from utils import LEADS
+    methods = _qrs_detectors()
+    shared = Path(__file__).resolve().parent.parent / 'shared' / 'data'
     out = {}
-    for set_name, records in sets.items():
-        seconds = sum(len(s) / fs for s, fs, _, _ in records)
-        print(f'{set_name}: {len(records)} records, {seconds / 60:.1f} min of ECG')
-        print(f"  {'detector':22s} {'Se %':>7s} {'+P %':>7s} {'F1 %':>7s} "
-              f"{'s per 30 min':>12s} {'records/s':>10s}")
-        for key, (name, fn) in methods.items():
-            if set_name == 'mitdb100' and key == 'ours_multi':
-                continue  # two leads only: the same as one lead
-            counts = np.zeros(3, int)
-            best = float('inf')
-            for _ in range(2):
-                t0 = time.process_time()
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore')
-                    dets = [fn(s, fs, lead) for s, fs, lead, _ in records]
-                best = min(best, time.process_time() - t0)
-            for (s, fs, _, ref), det in zip(records, dets, strict=True):
-                margin = int(0.1 * fs) if len(records) > 1 else 0
-                keep_r = (ref >= margin) & (ref < len(s) - margin)
-                keep_d = (det >= margin) & (det < len(s) - margin)
-                m = qrs.match_beats(ref[keep_r], det[keep_d], fs)
-                counts += (m['tp'], m['fn'], m['fp'])
-            tp, fn_, fp = counts
-            se, ppv, f1 = tp / (tp + fn_), tp / (tp + fp), 2 * tp / (2 * tp + fn_ + fp)
-            per30 = best / seconds * 1800
-            print(f'  {name:22s} {100 * se:7.2f} {100 * ppv:7.2f} {100 * f1:7.2f} '
-                  f'{per30:12.2f} {len(records) / best:10.1f}')
-            tag = f'{set_name}_{key}'
-            out[f'{tag}_se'], out[f'{tag}_ppv'] = round(se, 4), round(ppv, 4)
-            out[f'{tag}_s_per_30min'] = round(per30, 3)
+    print('| set | detector | Se % | +P % | F1 % | s per hour |')
+    print('| --- | --- | ---: | ---: | ---: | ---: |')
+    if shared.is_dir():
+        real = {name: qrs.reference_set(shared / name)
+                for name in ('cpsc2019', 'cpsc2021', 'mitdb')}
+        for name, lead in (('cpsc2019', 0), ('cpsc2021', 0), ('cpsc2021', 1), ('mitdb', 0)):
+            records = [(x[:, lead], fs, ref) for _, x, fs, ref, _ in real[name]]
+            tag = f'{name} lead {real[name][0][4][lead]}'
+            for label, fn in methods.items():
+                m = _qrs_score(records, fn, repeat=2)
+                _qrs_row(tag, label, m)
+                out[f"{name}_{lead}_{label.split()[-1].lower()}_f1"] = round(m['f1'], 4)
+        m = _qrs_score([(x, fs, ref) for _, x, fs, ref, _ in real['cpsc2021']],
+                       lambda x, fs: qrs.detect_multilead(x, fs)[0], repeat=2)
+        _qrs_row('cpsc2021 I+II', 'ours, fused', m)
+        out['cpsc2021_fused_f1'] = round(m['f1'], 4)
+    else:
+        print(f'{shared} is absent: real records skipped')
+
+    n_rec, noises = (10, (1.0, 4.0)) if args.quick else (40, (1.0, 2.0, 4.0))
+    for noise in noises:
+        recs = [synthetic.make_record(7, i, duration=10, noise_scale=noise) for i in range(n_rec)]
+        sigs = [(r['signal'].astype(np.float64), float(r['fs']), np.asarray(r['beats']))
+                for r in recs]
+        tag = f'synthetic x{noise:g} lead II'
+        for label, fn in methods.items():
+            _qrs_row(tag, label, _qrs_score([(x[:, 1], fs, ref) for x, fs, ref in sigs], fn,
+                                            margin_s=0.1))
+        per_lead = [_qrs_score([(x[:, k], fs, ref) for x, fs, ref in sigs], qrs.detect,
+                               margin_s=0.1) for k in range(12)]
+        k = int(np.argmax([m['f1'] for m in per_lead]))
+        _qrs_row(f'synthetic x{noise:g} {LEADS[k]}', 'ours, best single lead',
+                 per_lead[k])
+        fused = _qrs_score(sigs, lambda x, fs: qrs.detect_multilead(x, fs)[0], margin_s=0.1)
+        _qrs_row(f'synthetic x{noise:g} 12 leads', 'ours, fused', fused)
+        out[f'synthetic_x{noise:g}_fused_f1'] = round(fused['f1'], 4)
+        out[f'synthetic_x{noise:g}_best_lead_f1'] = round(per_lead[k]['f1'], 4)
+
+    if shared.is_dir():
+        import wfdb
+        rec = wfdb.rdrecord(str(shared / 'mitdb' / '100'))
+        hour = np.tile(resample_poly(rec.p_signal[:, 0], 25, 18), 2)   # 360 -> 500 Hz, 1 h
+        t = min(_cpu(lambda: qrs.detect(hour, 500.0)) for _ in range(2))
+        print(f'ours on {len(hour) / 500 / 3600:.2f} h of one lead at 500 Hz: {t:.2f} s of CPU '
+              f'(target <= 0.5 s per hour)')
+        out['ours_s_per_hour_500hz'] = round(t / (len(hour) / 500 / 3600), 3)
     return out
 
 

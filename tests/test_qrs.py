@@ -59,15 +59,14 @@ def test_peaks_are_r_peaks_of_either_polarity():
 
 
 def test_synthetic_records_against_truth():
-    """40 synthetic records at each of two noise levels (x1, x2), scored
-    against their annotations with the beats the rhythm features use
-    (multi-lead detection on II, V1, V5, checked against the single leads).
-    Beats within 100 ms of the record's ends, whose QRS is cut, are not
-    scored. Target: Se and +P >= 99.5 % overall, >= 99 % per noise level."""
+    """40 synthetic records at each of three noise levels (x1, x2, x4),
+    scored against their annotations with the beats the rhythm features use
+    (the 12 leads fused, expert_features.rhythm_peaks). Beats within 100 ms
+    of the record's ends, whose QRS is cut, are not scored. Target (issue
+    13): Se and +P >= 99.5 % at every noise level."""
     synthetic = pytest.importorskip('synthetic')
     from expert_features import rhythm_peaks
-    counts = {}
-    for noise in (1.0, 2.0):
+    for noise in (1.0, 2.0, 4.0):
         tp = fn = fp = 0
         for i in range(40):
             rec = synthetic.make_record(7, i, duration=10, noise_scale=noise)
@@ -78,10 +77,7 @@ def test_synthetic_records_against_truth():
             m = qrs.match_beats(ref[(ref >= margin) & (ref < n - margin)],
                                 peaks[(peaks >= margin) & (peaks < n - margin)], fs)
             tp, fn, fp = tp + m['tp'], fn + m['fn'], fp + m['fp']
-        counts[noise] = np.array([tp, fn, fp])
-        assert tp / (tp + fn) >= 0.99 and tp / (tp + fp) >= 0.99, (noise, tp, fn, fp)
-    tp, fn, fp = sum(counts.values())
-    assert tp / (tp + fn) >= 0.995 and tp / (tp + fp) >= 0.995, counts
+        assert tp / (tp + fn) >= 0.995 and tp / (tp + fp) >= 0.995, (noise, tp, fn, fp)
 
 
 def test_flat_short_and_noise_give_no_beats():
