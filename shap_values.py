@@ -26,6 +26,11 @@ Writes shap/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10):
                          population level: each lead's share of the positive SHAP
                          mass, per predicted class and on average, and the ranking
   additivity.csv         sum of SHAP values vs f(x) - E[f(background)] per explanation
+  records/<pid>_<class>_waterfall.png, summary_<class>.png, profile_<class>.png,
+  profiles.npz, profile_peaks.csv, lead_contributions.csv
+                         population level, by shap_population.py: per-lead contributions
+                         (shap's waterfall and beeswarm) and beat-aligned profiles of where
+                         each diagnosis lives
 
 What is explained is the logit of each class (the study explained the raw model
 outputs, which are logits): SHAP values add up in logit space, and they do not
@@ -48,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+import shap_population
 import utils
 from utils import CLASSES, FS
 
@@ -469,6 +475,9 @@ def write_outputs(out_dir, records, meta, pids, args):
               f'{add["rel_error"].median():.1%} over {len(add)} explanations '
               f'(expected gradients is additive in expectation; the Monte Carlo error '
               f'falls as 1/sqrt(nsamples))')
+    # Waterfalls, summaries and beat-aligned profiles (shap_population.py).
+    shap_population.write_population_outputs(out_dir, chosen, leads, expected, output,
+                                             data_dir=getattr(args, 'data_dir', None))
     return table, add
 
 
