@@ -17,8 +17,8 @@ next to its other outputs in shap/<run>/:
                  density shaded under it, the P, QRS, ST and T regions marked
   profiles.npz   the profiles, median beats and regions (numpy, no pickles)
   profile_peaks.csv
-                 per class: where the profile peaks, its maximum per region,
-                 where the generator puts the criterion (synthetic data)
+                 per class: the profile's mean per region, the region where it
+                 is highest, where the generator puts the criterion
   lead_contributions.csv
                  per explanation: f(x), E[f], the twelve contributions and the
                  Monte Carlo residual f(x) - E[f] - their sum
@@ -259,19 +259,23 @@ def record_profile(x, values, length, peaks):
     return prof.mean(0), np.median(sig, axis=0), len(prof)
 
 
-def delineate_qrs(beat, smooth_ms=10, level=0.15, search_ms=(-120, 160), gap_ms=24):
+def delineate_qrs(beat, smooth_ms=16, level=0.05, search_ms=(-120, 160), gap_ms=16):
     """QRS onset and end in ms relative to the R peak of a median beat
     (leads, T) on the window_samples() axis, from its spatial velocity: the
-    span around the R peak where the smoothed 12-lead first difference exceeds
-    `level` times its maximum within `search_ms`, gaps under `gap_ms` (the
-    notches of a bundle-branch block) bridged."""
+    span around the R peak where the 12-lead first difference of the beat
+    (smoothed over `smooth_ms`, which keeps noise out) rises above its floor
+    (the median over the window, mostly isoelectric) by `level` times its
+    range within `search_ms`; gaps under `gap_ms` (the notches of a
+    bundle-branch block) are bridged."""
     from scipy.ndimage import binary_closing, label, uniform_filter1d
     before, _, t = window_samples()
-    vel = np.sqrt((np.diff(beat, axis=-1) ** 2).sum(0))
-    vel = uniform_filter1d(np.append(vel, vel[-1]), max(1, int(smooth_ms * FS / 1000)))
+    k = max(1, int(smooth_ms * FS / 1000))
+    vel = np.sqrt((np.diff(uniform_filter1d(beat, k, axis=-1), axis=-1) ** 2).sum(0))
+    vel = uniform_filter1d(np.append(vel, vel[-1]), k)
     lo, hi = before + int(search_ms[0] * FS / 1000), before + int(search_ms[1] * FS / 1000)
+    floor = np.median(vel)
     mask = np.zeros(len(vel), bool)
-    mask[lo:hi] = vel[lo:hi] > level * vel[lo:hi].max()
+    mask[lo:hi] = vel[lo:hi] > floor + level * (vel[lo:hi].max() - floor)
     mask = binary_closing(mask, np.ones(max(1, int(gap_ms * FS / 1000)), bool))
     mask[:lo] = mask[hi:] = False
     comps, _ = label(mask)
@@ -286,15 +290,27 @@ def regions_for(qrs_on, qrs_end):
             'ST': (qrs_end, qrs_end + ST_MS), 'T': (qrs_end + ST_MS, AFTER_MS)}
 
 
-def region_peaks(profile, regions):
-    """Lead-summed profile -> {region: its maximum}, and the peak (ms, region)."""
+def top_leads(profile, top=4):
+    """Indexes of the `top` leads with the most positive mass in the profile."""
+    return np.argsort(-np.asarray(profile).sum(-1), kind='stable')[:top]
+
+
+def region_peaks(profile, regions, top=4, smooth_ms=40):
+    """Profile (leads, T) -> ({region: mean density of its `top` leads, the
+    ones plot_profile draws}, the time in ms of the maximum of that profile
+    smoothed over `smooth_ms`, the region where the mean is highest).
+    Means, not sample maxima: the maximum of a Monte Carlo estimate is its
+    largest noise, and it sits on the QRS, where the input and hence the
+    values vary most. The top leads, not all twelve: a criterion such as ST
+    depression lives in some leads, while every lead has a QRS."""
+    from scipy.ndimage import uniform_filter1d
     _, _, t = window_samples()
-    total = np.asarray(profile).sum(0)
-    peaks = {k: float(total[(t >= a) & (t < b)].max()) if ((t >= a) & (t < b)).any() else 0.0
+    profile = np.asarray(profile, dtype=np.float64)
+    total = profile[top_leads(profile, top)].sum(0)
+    means = {k: float(total[(t >= a) & (t < b)].mean()) if ((t >= a) & (t < b)).any() else 0.0
              for k, (a, b) in regions.items()}
-    at = float(t[np.argmax(total)])
-    where = next((k for k, (a, b) in regions.items() if a <= at < b), 'T')
-    return peaks, at, where
+    smooth = uniform_filter1d(total, max(1, int(smooth_ms * FS / 1000)))
+    return means, float(t[np.argmax(smooth)]), max(means, key=means.get)
 
 
 def between_qrs_share(values, length, peaks, qrs_on, qrs_end):
@@ -328,9 +344,9 @@ def class_profile(items, cls):
     profile, median_beat = np.mean(profs, axis=0), np.median(beats, axis=0)
     on, end = delineate_qrs(median_beat)
     regions = regions_for(on, end)
-    peaks, at, where = region_peaks(profile, regions)
+    means, at, where = region_peaks(profile, regions)
     out = {'profile': profile, 'median_beat': median_beat, 'regions': regions,
-           'n_records': len(profs), 'n_beats': n_beats, 'region_peaks': peaks,
+           'n_records': len(profs), 'n_beats': n_beats, 'region_means': means,
            'peak_ms': at, 'peak_region': where}
     shares = [between_qrs_share(items[k][1], items[k][2], items[k][3], on, end) for k in used]
     out['between_qrs_share'] = float(np.nanmean([s[0] for s in shares]))
@@ -343,7 +359,7 @@ def plot_profile(t_ms, median_beat, profile, leads, regions, title='', top=4):
     profile shaded under it (right axis), the regions marked. -> figure."""
     plt = _pyplot()
     mass = np.asarray(profile).sum(-1)
-    order = np.argsort(-mass, kind='stable')[:top]
+    order = top_leads(profile, top)
     share = mass / mass.sum() if mass.sum() > 0 else mass
     fig, axs = plt.subplots(len(order), 1, figsize=(8, 1.7 * len(order) + 1.0), sharex=True,
                             squeeze=False)
@@ -439,8 +455,9 @@ def draw_contributions(out_dir, records, leads, expected, output):
 def profile_title(cls, p):
     title = (f'{cls}: mean positive SHAP density around the '
              f'{"ectopic (" + ECTOPIC[cls] + ") " if cls in ECTOPIC else ""}beats, '
-             f'{p["n_records"]} record(s), {p["n_beats"]} beats; peak at {p["peak_ms"]:+.0f} ms '
-             f'({p["peak_region"]})')
+             f'{p["n_records"]} record(s), {p["n_beats"]} beats\nhighest in {p["peak_region"]} '
+             f'(mean density of these leads: ' + ', '.join(f'{k} {v:.1f}' for k, v in
+                                                       p['region_means'].items()) + ')')
     if cls == 'AF':
         title += (f'\n{p["between_qrs_share"]:.0%} of the mass lies between QRS complexes '
                   f'({p["between_qrs_time"]:.0%} of the time)')
@@ -478,16 +495,15 @@ def draw_profiles(out_dir, records, leads, data_dir):
 
 
 def peaks_table(profiles, leads):
-    """Per class: records, beats, peak, maxima per region, criterion region."""
+    """Per class: records, beats, peak, mean density per region, criterion region."""
     import pandas as pd
     rows = []
     for cls, p in profiles.items():
-        mass = p['profile'].sum(-1)
-        top = [leads[i] for i in np.argsort(-mass, kind='stable')[:4]]
+        top = [leads[i] for i in top_leads(p['profile'])]
         rows.append({'class': cls, 'records': p['n_records'], 'beats': p['n_beats'],
                      'peak_ms': round(p['peak_ms']), 'peak_region': p['peak_region'],
                      'criterion_region': CRITERION_REGION.get(cls, ''),
-                     **{f'max_{k}': round(v, 2) for k, v in p['region_peaks'].items()},
+                     **{f'mean_{k}': round(v, 2) for k, v in p['region_means'].items()},
                      'qrs_ms': f'{p["regions"]["QRS"][0]:.0f}..{p["regions"]["QRS"][1]:.0f}',
                      'between_qrs_share': round(p['between_qrs_share'], 3),
                      'top_leads': ' '.join(top)})
@@ -528,7 +544,8 @@ def write_population_outputs(out_dir, records, leads, expected, output='logit',
     if profiles:
         save_profiles(out_dir / 'profiles.npz', profiles, leads)
         utils.atomic_to_csv(peaks, out_dir / 'profile_peaks.csv')
-        print('beat-aligned profiles (peak of the lead-summed +SHAP density, its maximum '
-              'per region; criterion: where the synthetic generator puts it):')
+        print('beat-aligned profiles (+SHAP density of the top 4 leads, 1 = even: its mean '
+              'per region, the region where it is highest, the time of its 40-ms smoothed '
+              'peak; criterion: where the synthetic generator puts it):')
         print(peaks.to_string())
     return profiles, peaks
