@@ -127,7 +127,7 @@ def shap_population_section(shap_dir):
     peaks = shap_dir / 'profile_peaks.csv'
     if not peaks.exists():
         return []
-    df = pd.read_csv(peaks, index_col='class')
+    df = pd.read_csv(peaks, index_col='class', keep_default_na=False)  # '' = no criterion
     rel = f'../../{shap_dir.relative_to(WORK).as_posix()}' if shap_dir.is_relative_to(WORK) \
         else str(shap_dir)
     lines = ['## Where each diagnosis lives (beat-aligned SHAP profiles)', '',
@@ -139,11 +139,12 @@ def shap_population_section(shap_dir):
              'maximum, `criterion_region` where the synthetic generator puts the class\'s '
              'criterion '
              f'(`{peaks.name}`; arrays in `profiles.npz`).', '',
-             md_table(df[[c for c in df.columns if c != 'between_qrs_share']],
+             md_table(df[[c for c in df.columns if not c.startswith('between_qrs')]],
                       floatfmt='{:.1f}'), '']
     if 'AF' in df.index:
         lines += [f'AF: {df.loc["AF", "between_qrs_share"]:.0%} of the positive mass lies '
-                  'between QRS complexes.', '']
+                  f'between QRS complexes ({df.loc["AF", "between_qrs_time"]:.0%} of the time).',
+                  '']
     for cls in df.index:
         lines.append(f'![{cls} profile]({rel}/profile_{cls}.png)')
     summaries = sorted(shap_dir.glob('summary_*.png'))

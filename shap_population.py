@@ -506,6 +506,7 @@ def peaks_table(profiles, leads):
                      **{f'mean_{k}': round(v, 2) for k, v in p['region_means'].items()},
                      'qrs_ms': f'{p["regions"]["QRS"][0]:.0f}..{p["regions"]["QRS"][1]:.0f}',
                      'between_qrs_share': round(p['between_qrs_share'], 3),
+                     'between_qrs_time': round(p['between_qrs_time'], 3),
                      'top_leads': ' '.join(top)})
     return pd.DataFrame(rows).set_index('class') if rows else pd.DataFrame()
 

@@ -12,6 +12,7 @@ is what the figures show, and it is 5-9x cheaper.
     python shap_values.py --data-dir data/CPSC --leads all
     python shap_values.py --data-dir data/CPSC --leads all --use-gpu --max-records 200
     python shap_values.py --data-dir data/CPSC --patient-ids A0001,A0002
+    python shap_values.py --data-dir data/CPSC --per-class 3   # 3 records of each class
     python shap_values.py --data-dir data/CPSC --plots-only      # redraw from the cache
 
 Writes shap/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10):
@@ -104,6 +105,11 @@ def get_args_parser(add_help=True):
                         help='recompute every record even if the cache is valid')
     parser.add_argument('--plots-only', action='store_true',
                         help='redraw the figures from the cache without the model or data')
+    parser.add_argument('--per-class', default=0, type=int, metavar='K',
+                        help='explain the first K test-fold records (patient-id order) of '
+                             'each class among those with a single label, so that every '
+                             "class has a beat-aligned profile; instead of --max-records "
+                             '(default: 0, off)')
     return parser
 
 
@@ -300,10 +306,21 @@ def select_records(args, leads, window, test_folds):
                              f'{args.data_dir}/labels.csv (ids look like {ds.patient_ids[0]})')
         return ds, [where[p] for p in dict.fromkeys(wanted)]
     ds = ECGDataset(args.data_dir, test_folds, leads, window=window)
+    if getattr(args, 'per_class', 0) > 0:
+        return ds, per_class_records(ds, args.per_class)
     order = np.argsort(ds.patient_ids, kind='stable')
     if args.max_records > 0:
         order = order[:args.max_records]
     return ds, [int(i) for i in order]
+
+
+def per_class_records(ds, k):
+    """Indices of the first k single-label records of each class in
+    patient-id order (a multi-label record would mix two classes' profiles)."""
+    order = np.argsort(ds.patient_ids, kind='stable')
+    single = [int(i) for i in order if ds.labels[i].sum() == 1]
+    chosen = [i for c in range(len(CLASSES)) for i in [j for j in single if ds.labels[j][c]][:k]]
+    return sorted(chosen, key=lambda i: ds.patient_ids[i])
 
 
 def draw_background(args, leads, window, train_folds):

@@ -301,3 +301,15 @@ def test_summary_and_waterfall_are_shap_plots_of_arrays():
     fig = sp.plot_waterfall(contribs[0], 0.5, 0.5 + contribs[0].sum(), leads, rms[0])
     assert 'residual +0.000' in fig._suptitle.get_text()
     plt.close(fig)
+
+
+def test_per_class_records_picks_single_label_records_of_each_class():
+    from types import SimpleNamespace
+    labels = np.zeros((6, len(CLASSES)), np.float32)
+    for row, cls in enumerate(['AF', 'AF', 'IAVB', 'AF', 'STD', 'STD']):
+        labels[row, CLASSES.index(cls)] = 1
+    labels[4, CLASSES.index('PVC')] = 1          # STD + PVC: two labels, left out
+    ds = SimpleNamespace(patient_ids=['A6', 'A2', 'A3', 'A1', 'A5', 'A4'], labels=labels)
+    # first 2 of each class in id order: AF A1, A2; IAVB A3; STD A4
+    assert [ds.patient_ids[i] for i in shap_values.per_class_records(ds, 2)] == \
+        ['A1', 'A2', 'A3', 'A4']
