@@ -46,6 +46,8 @@ ST 100 ms from its end (the J point), T after. AF, a rhythm, is read from the
 RR context: its profile also reports the share of the positive mass that
 falls between QRS complexes.
 """
+from pathlib import Path
+
 import numpy as np
 
 import utils
@@ -151,7 +153,6 @@ def annotated_beats(record_path, length, window):
     when there is no .atr or it does not fit the record. The window holds the
     record's last `window` samples at FS, front-padded when shorter."""
     import wfdb
-    from pathlib import Path
     record_path = Path(record_path)
     if not record_path.with_suffix('.atr').exists():
         return None
@@ -392,21 +393,21 @@ def plot_profile(t_ms, median_beat, profile, leads, regions, title='', top=4):
 # Everything, for the records shap_values.py explained.
 
 def record_path_finder(data_dir):
-    """pid -> path of its WFDB record (without suffix) in data_dir, searched
-    once, or None (no data dir: --plots-only on another machine)."""
-    from pathlib import Path
+    """-> pid -> path of its WFDB record (no suffix) in data_dir, or None (no
+    data dir: --plots-only elsewhere). Records in subfolders are found by one
+    search, done on the first miss."""
     if data_dir is None or not Path(data_dir).is_dir():
         return lambda pid: None
-    found = {}
+    index = {}
 
     def find(pid):
         direct = Path(data_dir) / pid
         if direct.with_suffix('.hea').exists():
             return direct
-        if not found:
-            found.update({p.stem: p.with_suffix('') for p in Path(data_dir).rglob('*.hea')})
-            found.setdefault(None, None)
-        return found.get(pid)
+        if not index:
+            index.update({p.stem: p.with_suffix('') for p in Path(data_dir).rglob('*.hea')})
+            index.setdefault('', None)   # searched, even when it found nothing
+        return index.get(pid)
     return find
 
 
@@ -473,7 +474,11 @@ def draw_profiles(out_dir, records, leads, data_dir):
                      if r['prob'][c] >= r['threshold'][c]]
         if not predicted:
             continue
-        peaks, sym, src = record_beats(r['x'], r['length'], find(pid))
+        try:
+            peaks, sym, src = record_beats(r['x'], r['length'], find(pid))
+        except ValueError as e:   # the detector refuses NaNs or a too-short record
+            print(f'warning: {pid}: no R peaks ({e}); left out of the profiles')
+            continue
         sources[src] = sources.get(src, 0) + 1
         for c, v in predicted:
             items.setdefault(CLASSES[c], []).append((r['x'], v, r['length'], peaks, sym))
@@ -529,7 +534,6 @@ def write_population_outputs(out_dir, records, leads, expected, output='logit',
                              data_dir=None):
     """records: {pid: dict(x, length, prob, threshold, classes, values, fx)}
     as shap_values.write_outputs holds them -> (profiles, peaks table)."""
-    from pathlib import Path
     out_dir = Path(out_dir)
     leads, expected = list(leads), np.asarray(expected, dtype=np.float64)
     table = contributions_table(records, leads, expected)

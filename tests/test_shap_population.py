@@ -313,3 +313,35 @@ def test_per_class_records_picks_single_label_records_of_each_class():
     # first 2 of each class in id order: AF A1, A2; IAVB A3; STD A4
     assert [ds.patient_ids[i] for i in shap_values.per_class_records(ds, 2)] == \
         ['A1', 'A2', 'A3', 'A4']
+
+
+def test_record_path_finder_searches_subfolders(tmp_path):
+    rec = synthetic.make_record(5, 1, duration=3.0, classes=['SNR'], noise_scale=0)
+    synthetic.write_record(rec, tmp_path / 'g1', 'A0007')
+    synthetic.write_record(rec, tmp_path, 'A0008')
+    find = sp.record_path_finder(tmp_path)
+    assert find('A0008') == tmp_path / 'A0008'
+    assert find('A0007') == tmp_path / 'g1' / 'A0007'
+    assert find('A0009') is None
+    assert sp.record_path_finder(None)('A0008') is None
+
+
+def test_profiles_skip_records_without_beats(tmp_path, capsys):
+    """A flat record (no R peaks) and one with NaNs get a line each and are
+    left out; the other records still make their profile and figures."""
+    leads = list(utils.LEADS)
+    rec, x = clean_record('STD', duration=4.0)
+    v = np.random.default_rng(0).normal(0, 1e-3, x.shape).astype(np.float32)
+    v[:, 100:] += 0.01
+    base = {'length': x.shape[-1], 'prob': np.full(9, 0.9), 'threshold': np.full(9, 0.5),
+            'classes': np.array([CLASSES.index('STD')]), 'values': v[None], 'fx': np.array([2.0])}
+    nan = x.copy()
+    nan[3, 50] = np.nan
+    records = {'A0001': dict(base, x=x), 'A0002': dict(base, x=np.zeros_like(x)),
+               'A0003': dict(base, x=nan)}
+    profiles, peaks = sp.write_population_outputs(tmp_path, records, leads, np.zeros(9))
+    out = capsys.readouterr().out
+    assert 'A0003: no R peaks' in out
+    assert profiles['STD']['n_records'] == 1 and peaks.loc['STD', 'records'] == 1
+    assert (tmp_path / 'profile_STD.png').exists() and (tmp_path / 'summary_STD.png').exists()
+    assert len(list((tmp_path / 'records').glob('*_waterfall.png'))) == 3
