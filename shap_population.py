@@ -37,8 +37,8 @@ then over records (each record counts once, however long). R peaks come from
 the record's .atr beat annotations where it has one (the synthetic data and
 MIT-BIH style databases), else from QRSDetectorOffline.detect_multilead.
 Premature beats (PAC, PVC) are aligned on their ectopic beats (A and V in the
-.atr, or beats found premature / of another shape than the median beat), the
-other classes on the normal beats. The QRS of the median beat is delineated
+.atr, or beats found premature / of another shape than the median beat), AF
+on every beat, the other classes on the normal beats. The QRS of the median beat is delineated
 from its spatial velocity (the 12-lead first difference; the QRS is where it
 is high, as in Laguna et al.'s multilead delineation, Med Biol Eng Comput
 32:21-28, 1994, reduced to the QRS): P (with the PR segment) before its onset,
@@ -213,12 +213,15 @@ def record_beats(x, length, record_path=None):
 
 
 def aligned_beats(peaks, symbols, cls):
-    """The beats a class is aligned on: its ectopic beats for PAC/PVC, the
-    normal beats otherwise (all beats when none is normal)."""
+    """The beats a class is aligned on: its ectopic beats for PAC/PVC, every
+    beat for AF (whose irregular RR would make the detector's prematurity rule
+    call many of them A), the normal beats otherwise (all when none is)."""
     symbols = np.asarray(symbols)
     if cls in ECTOPIC:
         return peaks[symbols == ECTOPIC[cls]]
     normal = peaks[symbols == 'N']
+    if cls == 'AF':
+        return peaks
     return normal if len(normal) else peaks
 
 

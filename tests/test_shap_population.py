@@ -287,6 +287,7 @@ def test_detector_labels_ectopic_beats_without_annotations():
     assert len(truth) and match_beats(truth, r[sym == 'V'], FS)['f1'] == 1.0
     assert sp.aligned_beats(r, sym, 'PVC').tolist() == r[sym == 'V'].tolist()
     assert sp.aligned_beats(r, sym, 'LBBB').tolist() == r[sym == 'N'].tolist()
+    assert sp.aligned_beats(r, sym, 'AF').tolist() == r.tolist()
 
 
 def test_summary_and_waterfall_are_shap_plots_of_arrays():
@@ -345,3 +346,20 @@ def test_profiles_skip_records_without_beats(tmp_path, capsys):
     assert profiles['STD']['n_records'] == 1 and peaks.loc['STD', 'records'] == 1
     assert (tmp_path / 'profile_STD.png').exists() and (tmp_path / 'summary_STD.png').exists()
     assert len(list((tmp_path / 'records').glob('*_waterfall.png'))) == 3
+
+
+def test_real_atr_at_another_rate_maps_onto_the_resampled_window(shared_data):
+    """MIT-BIH 100 (360 Hz, 30 min): its cardiologists' beats, mapped into a
+    window of the last 30 s at 500 Hz, are where the detector finds the R
+    peaks in that window of the resampled signal."""
+    import wfdb
+    from scipy.signal import resample_poly
+
+    from QRSDetectorOffline import match_beats
+    path = shared_data / 'mitdb' / '100'
+    sig = wfdb.rdrecord(str(path)).p_signal
+    x = resample_poly(sig, 25, 18, axis=0)[-15000:].T      # 360 -> 500 Hz
+    r_atr, sym = sp.annotated_beats(path, 15000, 15000)
+    assert 30 < len(r_atr) < 45 and set(sym) <= {'N', 'A', 'V'}
+    r_det, _ = sp.detected_beats(x, 15000, 15000)
+    assert match_beats(r_atr, r_det, FS, window=0.05)['f1'] >= 0.97
