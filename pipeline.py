@@ -166,6 +166,40 @@ def comparison_rows(data_dir, seed, test_fold, resnet_metrics, arch='resnet34'):
     return df
 
 
+def shap_population_section(shap_dir):
+    """REPORT.md lines on shap_population.py's outputs: the profile peaks per
+    class, the profiles shown, the summaries linked; [] when absent."""
+    peaks = shap_dir / 'profile_peaks.csv'
+    if not peaks.exists():
+        return []
+    df = pd.read_csv(peaks, index_col='class', keep_default_na=False)  # '' = no criterion
+    rel = f'../../{shap_dir.relative_to(WORK).as_posix()}' if shap_dir.is_relative_to(WORK) \
+        else str(shap_dir)
+    lines = ['## Where each diagnosis lives (beat-aligned SHAP profiles)', '',
+             'Mean positive SHAP density (1 = an even spread over the record) from 400 ms '
+             'before to 600 ms after the R peaks of the explained records, for the classes '
+             'they are predicted with (PAC/PVC: around their ectopic beats); `mean_*` is the '
+             'mean density of its four most important leads (`top_leads`) in each region, '
+             '`peak_region` the region where it is highest, `peak_ms` its 40-ms smoothed '
+             'maximum, `criterion_region` where the synthetic generator puts the class\'s '
+             'criterion '
+             f'(`{peaks.name}`; arrays in `profiles.npz`).', '',
+             md_table(df[[c for c in df.columns if not c.startswith('between_qrs')]],
+                      floatfmt='{:.1f}'), '']
+    if 'AF' in df.index:
+        lines += [f'AF: {df.loc["AF", "between_qrs_share"]:.0%} of the positive mass lies '
+                  f'between QRS complexes ({df.loc["AF", "between_qrs_time"]:.0%} of the time).',
+                  '']
+    for cls in df.index:
+        lines.append(f'![{cls} profile]({rel}/profile_{cls}.png)')
+    summaries = sorted(shap_dir.glob('summary_*.png'))
+    if summaries:
+        lines += ['', 'Per-lead contributions (shap beeswarm): ' + ', '.join(
+            f'[{p.stem[8:]}]({rel}/{p.name})' for p in summaries) + '; per record: '
+            '`records/<id>_<class>_waterfall.png`.']
+    return lines + ['']
+
+
 def write_demo_report(cfg, timings, out):
     data_dir, seed = cfg['data_dir'], cfg['seed']
     run = utils.run_name(data_dir, 'all', seed, None)
@@ -203,6 +237,7 @@ def write_demo_report(cfg, timings, out):
     if len(comp):
         lines += ['## Baselines versus ResNet (test fold, macro averages)', '',
                   md_table(comp), '']
+    lines += shap_population_section(WORK / 'shap' / run)
     lines += ['## Figures', '']
     for folder in (res, WORK / 'shap' / run, WORK / 'results' / 'demo' / 'plots'):
         for f in figures(folder, WORK):
@@ -283,6 +318,7 @@ def write_paper_report(data_dir, seed, folds, out):
     if len(comp):
         lines += ['## Baselines versus ResNet (macro)', '', md_table(comp), '']
     run = utils.run_name(data_dir, 'all', seed, folds[0])
+    lines += shap_population_section(WORK / 'shap' / run)
     lines += ['## Figures', '']
     for folder in (WORK / 'results' / run, WORK / 'shap' / run):
         for f in figures(folder, WORK):

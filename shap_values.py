@@ -12,6 +12,7 @@ is what the figures show, and it is 5-9x cheaper.
     python shap_values.py --data-dir data/CPSC --leads all
     python shap_values.py --data-dir data/CPSC --leads all --use-gpu --max-records 200
     python shap_values.py --data-dir data/CPSC --patient-ids A0001,A0002
+    python shap_values.py --data-dir data/CPSC --per-class 3   # 3 records of each class
     python shap_values.py --data-dir data/CPSC --plots-only      # redraw from the cache
 
 Writes shap/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10):
@@ -26,6 +27,11 @@ Writes shap/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10):
                          population level: each lead's share of the positive SHAP
                          mass, per predicted class and on average, and the ranking
   additivity.csv         sum of SHAP values vs f(x) - E[f(background)] per explanation
+  records/<pid>_<class>_waterfall.png, summary_<class>.png, profile_<class>.png,
+  profiles.npz, profile_peaks.csv, lead_contributions.csv
+                         population level, by shap_population.py: per-lead contributions
+                         (shap's waterfall and beeswarm) and beat-aligned profiles of where
+                         each diagnosis lives
 
 What is explained is the logit of each class (the study explained the raw model
 outputs, which are logits): SHAP values add up in logit space, and they do not
@@ -48,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+import shap_population
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
 from utils import CLASSES, FS
@@ -101,6 +108,11 @@ def get_args_parser(add_help=True):
     parser.add_argument('--plots-only', action='store_true',
                         help='redraw the figures from the cache without the model or data')
     add_trust_folds_arg(parser)
+    parser.add_argument('--per-class', default=0, type=int, metavar='K',
+                        help='explain the first K test-fold records (patient-id order) of '
+                             'each class among those with a single label, so that every '
+                             "class has a beat-aligned profile; instead of --max-records "
+                             '(default: 0, off)')
     return parser
 
 
@@ -305,10 +317,21 @@ def select_records(args, leads, window, test_folds):
                              f'{args.data_dir}/labels.csv (ids look like {ds.patient_ids[0]})')
         return ds, [where[p] for p in dict.fromkeys(wanted)]
     ds = ECGDataset(args.data_dir, test_folds, leads, window=window)
+    if getattr(args, 'per_class', 0) > 0:
+        return ds, per_class_records(ds, args.per_class)
     order = np.argsort(ds.patient_ids, kind='stable')
     if args.max_records > 0:
         order = order[:args.max_records]
     return ds, [int(i) for i in order]
+
+
+def per_class_records(ds, k):
+    """Indices of the first k single-label records of each class in
+    patient-id order (a multi-label record would mix two classes' profiles)."""
+    order = np.argsort(ds.patient_ids, kind='stable')
+    single = [int(i) for i in order if ds.labels[i].sum() == 1]
+    chosen = [i for c in range(len(CLASSES)) for i in [j for j in single if ds.labels[j][c]][:k]]
+    return sorted(chosen, key=lambda i: ds.patient_ids[i])
 
 
 def draw_background(args, leads, window, train_folds):
@@ -480,6 +503,9 @@ def write_outputs(out_dir, records, meta, pids, args):
               f'{add["rel_error"].median():.1%} over {len(add)} explanations '
               f'(expected gradients is additive in expectation; the Monte Carlo error '
               f'falls as 1/sqrt(nsamples))')
+    # Waterfalls, summaries and beat-aligned profiles (shap_population.py).
+    shap_population.write_population_outputs(out_dir, chosen, leads, expected, output,
+                                             data_dir=getattr(args, 'data_dir', None))
     return table, add
 
 
