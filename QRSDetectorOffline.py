@@ -567,6 +567,7 @@ def _fused_search_back(beats, weak, support, refractory):
     if len(beats) < 3 or len(weak) == 0:
         return beats
     rr = float(np.percentile(np.diff(beats), 25))
+    edges = _edge_beats(beats, weak, support, rr, refractory)
     gap = np.searchsorted(beats, weak) - 1        # weak[i] lies after beats[gap[i]]
     ok = (gap >= 0) & (gap < len(beats) - 1)
     weak, gap = weak[ok], gap[ok]
@@ -574,11 +575,25 @@ def _fused_search_back(beats, weak, support, refractory):
     clear = (weak - beats[gap] >= refractory) & (beats[gap + 1] - weak >= refractory)
     weak, gap = weak[long_gap & clear], gap[long_gap & clear]
     if len(weak) == 0:
-        return beats
+        return np.sort(np.r_[beats, edges])
     # The best-supported weak peak of each gap: sort by (gap, -support).
     order = np.lexsort((-support[weak], gap))
     first = np.r_[True, np.diff(gap[order]) != 0]
-    return np.sort(np.r_[beats, weak[order][first]])
+    return np.sort(np.r_[beats, weak[order][first], edges])
+
+
+def _edge_beats(beats, weak, support, rr, refractory):
+    """The search-back of the segments before the first and after the last
+    beat, where one side of the gap is the record's edge: the best-supported
+    weak peak at least half the search-back span (0.83 RR) from the beat next
+    to it. A beat cut by the start of a record (often an ectopic one, whose
+    compensatory pause keeps it far from the next beat) is otherwise lost."""
+    reach = max(refractory, 0.5 * SEARCH_BACK * rr)
+    out = []
+    for side in (weak[weak <= beats[0] - reach], weak[weak >= beats[-1] + reach]):
+        if len(side):
+            out.append(side[np.argmax(support[side])])
+    return np.asarray(out, dtype=np.int64)
 
 
 def detect_multilead(signals, fs, refine=True, tolerance=FUSION_TOLERANCE):
