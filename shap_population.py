@@ -482,6 +482,10 @@ def draw_profiles(out_dir, records, leads, data_dir):
         except ValueError as e:   # the detector refuses NaNs or a too-short record
             print(f'warning: {pid}: no R peaks ({e}); left out of the profiles')
             continue
+        if len(peaks) == 0:   # flat or pure noise: nothing to align on
+            print(f'warning: {pid}: no R peaks (the detector found none); '
+                  'left out of the profiles')
+            continue
         sources[src] = sources.get(src, 0) + 1
         for c, v in predicted:
             items.setdefault(CLASSES[c], []).append((r['x'], v, r['length'], peaks, sym))

@@ -328,8 +328,9 @@ def test_record_path_finder_searches_subfolders(tmp_path):
 
 
 def test_profiles_skip_records_without_beats(tmp_path, capsys):
-    """A flat record (no R peaks) and one with NaNs get a line each and are
-    left out; the other records still make their profile and figures."""
+    """A flat record (no R peaks) gets a line and is left out; a NaN sample
+    silences only its lead (the fused detector gives it no vote), so that
+    record still counts; the others still make their profile and figures."""
     leads = list(utils.LEADS)
     rec, x = clean_record('STD', duration=4.0)
     v = np.random.default_rng(0).normal(0, 1e-3, x.shape).astype(np.float32)
@@ -342,8 +343,8 @@ def test_profiles_skip_records_without_beats(tmp_path, capsys):
                'A0003': dict(base, x=nan)}
     profiles, peaks = sp.write_population_outputs(tmp_path, records, leads, np.zeros(9))
     out = capsys.readouterr().out
-    assert 'A0003: no R peaks' in out
-    assert profiles['STD']['n_records'] == 1 and peaks.loc['STD', 'records'] == 1
+    assert 'A0002: no R peaks' in out and 'A0003' not in out
+    assert profiles['STD']['n_records'] == 2 and peaks.loc['STD', 'records'] == 2
     assert (tmp_path / 'profile_STD.png').exists() and (tmp_path / 'summary_STD.png').exists()
     assert len(list((tmp_path / 'records').glob('*_waterfall.png'))) == 3
 
