@@ -459,8 +459,9 @@ def _calibration_pulse(ax, baseline):
     ax.plot(x, y, color=TRACE_COLOR, lw=0.9, zorder=3, solid_joinstyle='miter')
 
 
-def plot_clinical(rec, beats=None):
-    """The standard 12-lead printout, true size at 25 mm/s and 10 mm/mV."""
+def plot_clinical(rec, beats=None, title=None):
+    """The standard 12-lead printout, true size at 25 mm/s and 10 mm/mV;
+    `title` replaces the header's record | age | sex | diagnoses line."""
     _require_12_leads(rec, 'clinical')
     g = clinical_geometry()
     fig_w, fig_h = g['figure_mm']
@@ -507,7 +508,7 @@ def plot_clinical(rec, beats=None):
     shown = f'first {n / fs:.1f} s of {seconds_total:.1f} s' if len(signal) > n \
         else f'{n / fs:.1f} s'
     top = 1 - 4.0 / fig_h
-    fig.text(MARGIN_MM['left'] / fig_w, top, title_text(rec), fontsize=12,
+    fig.text(MARGIN_MM['left'] / fig_w, top, title or title_text(rec), fontsize=12,
              fontweight='bold', va='top')
     fig.text(MARGIN_MM['left'] / fig_w, top - 7.0 / fig_h,
              f"{SPEED:g} mm/s   {GAIN:g} mm/mV   {_rate_text(rec)}   {shown}   "
