@@ -9,13 +9,24 @@
 or the original CPSC2018 download (TrainingSet*/A*.mat with struct ECG, and
 REFERENCE.csv). Writes into that folder:
 
-    reference.csv   patient_id, sample_rate, signal_len, age, sex, dx (SNOMED codes)
-    labels.csv      patient_id, SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE, fold
-    skipped.csv     patient_id, path, reason (bad records, one line each)
+    reference.csv   patient_id, sample_rate, signal_len, age, sex, dx (SNOMED codes),
+                    leads (the standard leads the record holds, by alias: MLII is
+                    II), quality ('ok' or the flags of records.py, e.g. 'flat V2';
+                    empty for records not read: those with none of the nine classes)
+    labels.csv      patient_id, SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE, fold,
+                    leads (those it holds less those flagged flat: main.py --leads X
+                    trains on the records that hold or can derive X)
+    skipped.csv     patient_id, path, reason (bad records, one line each: unreadable,
+                    or no usable signal in the last 30 s)
     cache/signals.npy, cache/index.csv, cache/meta.json
                     each labelled record's last 15,000 samples at 500 Hz, leads in
                     utils.LEADS order, int16 µV, concatenated (dataset.ECGDataset
-                    memory-maps it; training never parses a record again)
+                    memory-maps it; training never parses a record again). Limb
+                    leads a record lacks are derived from two others; leads it
+                    cannot give are zero, and main.py --leads leaves it out.
+
+Records are read by records.py: any lead set and sampling rate, and only the
+last 30 s (plus the resampling filter's margin) of a long recording.
 
 The CSVs come from the headers alone (a fraction of a second for thousands of
 records). Labels map SNOMED-CT codes to the nine classes with
@@ -48,7 +59,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dataset import RecordError, quantise, read_header, read_record, resampled_length
+from records import (
+    RecordError,
+    canonical_lead,
+    obtainable,
+    prepare,
+    quantise,
+    read_header,
+    read_record,
+    resampled_length,
+)
 from utils import (
     CLASS_TO_SNOMED,
     CLASSES,
@@ -63,7 +83,7 @@ from utils import (
     dx_to_classes,
 )
 
-CACHE_VERSION = 1  # bump when the cache's content or layout changes
+CACHE_VERSION = 2  # bump when the cache's content or layout changes (2: any lead set)
 
 
 def get_args_parser():
@@ -128,21 +148,34 @@ def scan_wfdb(data_dir, skips):
             hdr = read_header(hea)
             if hdr['dx'] is None:
                 raise RecordError(hdr['name'], "header has no '# Dx:' comment (no labels)")
+            leads = header_leads(hdr)
         except RecordError as e:
             skips.add(e.record, hea, e.reason)
             continue
-        if hdr['extra_leads']:
-            extra[hdr['name']] = hdr['extra_leads']
+        others = [n for n in hdr['sig_names'] if canonical_lead(n) is None]
+        if others:
+            extra[hdr['name']] = others
         records.append({
             'patient_id': hdr['name'], 'path': hea, 'sample_rate': hdr['fs'],
             'signal_len': hdr['sig_len'], 'age': hdr['age'], 'sex': hdr['sex'],
-            'dx': hdr['dx'], 'files': [hea] + [hea.parent / f for f in dict.fromkeys(hdr['files'])],
+            'dx': hdr['dx'], 'leads': leads,
+            'files': [hea] + [hea.parent / f for f in dict.fromkeys(hdr['files'])],
         })
     if extra:
         name, leads = next(iter(extra.items()))
         print(f"note: {len(extra)} records also hold non-standard leads, ignored (e.g. {name}: "
               f"{', '.join(leads)})")
     return records
+
+
+def header_leads(hdr):
+    """The standard leads a header's signals are (by alias and case), in
+    utils.LEADS order. Raises RecordError when none is an ECG lead."""
+    leads = {canonical_lead(n) for n in hdr['sig_names']} - {None}
+    if not leads:
+        raise RecordError(hdr['name'], 'no ECG lead among the signals '
+                                       f"{', '.join(hdr['sig_names'])}")
+    return [lead for lead in LEADS if lead in leads]
 
 
 def read_cpsc_reference(data_dir):
@@ -167,7 +200,7 @@ def _scan_cpsc_one(path):
         rec = read_record(path)
     except RecordError as e:
         return None, e.reason
-    return {'signal_len': len(rec['signal']), 'age': rec['age'], 'sex': rec['sex']}, None
+    return {'signal_len': rec.sig_len, 'age': rec.age, 'sex': rec.sex, 'leads': list(LEADS)}, None
 
 
 def scan_cpsc2018(data_dir, skips, workers):
@@ -306,23 +339,31 @@ _TARGET = {}  # per process: the cache file being filled, memory-mapped once
 
 
 def _cache_one(job):
-    """Worker: read one record and write its last WINDOW samples (int16 µV)
-    into the cache file at its offset -> None, or the reason it is bad.
-    Writing here rather than returning the array keeps hundreds of MB off the
-    pool's pipes, which otherwise cost more than the second core gains."""
+    """Worker: read one record's last WINDOW samples at 500 Hz (records.prepare:
+    only that tail is read) and write them, int16 µV, into the cache file at
+    its offset -> (None, quality text), or (the reason it is bad, None).
+    Every lead the record holds or derives gets its column; the others stay
+    zero (labels.csv's `leads` keeps such records out of models that need
+    them). Writing here rather than returning the array keeps hundreds of MB
+    off the pool's pipes, which otherwise cost more than the second core gains."""
     path, target, offset, length = job
     try:
-        q = quantise(read_record(path)['signal'][-WINDOW:])
+        rec = read_record(path)
+        have = obtainable([lead for lead in rec.leads if lead])
+        x, _, quality = prepare(rec, have, WINDOW)
     except RecordError as e:
-        return e.reason
+        return e.reason, None
     except Exception as e:  # noqa: BLE001 (a bad file must not end a long build)
-        return f'unreadable ({type(e).__name__}: {e})'
-    if len(q) != length:
-        return f'{len(q)} samples read, header implies {length}'
+        return f'unreadable ({type(e).__name__}: {e})', None
+    n = min(resampled_length(rec.sig_len, rec.fs), WINDOW)
+    if n != length:
+        return f'{n} samples read, header implies {length}', None
     if _TARGET.get('path') != target:
         _TARGET.update(path=target, array=np.load(target, mmap_mode='r+'))
-    _TARGET['array'][offset:offset + length] = q
-    return None
+    rows = np.zeros((length, len(LEADS)), dtype=np.int16)
+    rows[:, [LEADS.index(lead) for lead in have]] = quantise(x[:, WINDOW - length:].T)
+    _TARGET['array'][offset:offset + length] = rows
+    return None, str(quality)
 
 
 def build_cache(records, cache_dir, fmt, fp, workers, skips):
@@ -337,6 +378,7 @@ def build_cache(records, cache_dir, fmt, fp, workers, skips):
                         for r in records], dtype=np.int64)
     offsets = np.cumsum(lengths) - lengths
     ok = np.zeros(len(records), dtype=bool)
+    quality = [''] * len(records)
     first_skip = len(skips.rows)
     with atomic_path(cache_dir / 'signals.npy') as tmp:
         np.lib.format.open_memmap(tmp, mode='w+', dtype=np.int16,
@@ -346,11 +388,12 @@ def build_cache(records, cache_dir, fmt, fp, workers, skips):
         try:
             with _pool(workers) as imap:
                 results = imap(_cache_one, jobs)
-                for i, reason in enumerate(tqdm(results, total=len(records), desc='cache',
-                                                unit='rec')):
+                for i, (reason, flags) in enumerate(tqdm(results, total=len(records),
+                                                         desc='cache', unit='rec')):
                     if reason is not None:
                         skips.add(records[i]['patient_id'], records[i]['path'], reason)
                     ok[i] = reason is None
+                    quality[i] = flags or ''
         finally:
             _TARGET.clear()  # the serial path mapped it in this process
         out = np.load(tmp, mmap_mode='r')
@@ -373,7 +416,8 @@ def build_cache(records, cache_dir, fmt, fp, workers, skips):
     kept = [r for r, k in zip(records, ok) if k]
     lengths = lengths[ok]
     index = pd.DataFrame({'patient_id': [r['patient_id'] for r in kept],
-                          'offset': np.cumsum(lengths) - lengths, 'length': lengths})
+                          'offset': np.cumsum(lengths) - lengths, 'length': lengths,
+                          'quality': [q for q, k in zip(quality, ok) if k]})
     atomic_to_csv(index, cache_dir / 'index.csv', index=False)
     # meta.json last: its fingerprint is what marks the cache as complete.
     atomic_write_json({'fingerprint': fp, 'version': CACHE_VERSION, 'format': fmt, 'fs': FS,
@@ -384,6 +428,33 @@ def build_cache(records, cache_dir, fmt, fp, workers, skips):
 
 
 # --------------------------------------------------------------------------
+
+def read_quality(cache_dir):
+    """{patient_id: quality text} of the cached records (cache/index.csv)."""
+    index = pd.read_csv(cache_dir / 'index.csv', dtype=str, keep_default_na=False)
+    return dict(zip(index['patient_id'], index.get('quality', [''] * len(index))))
+
+
+def live_leads(leads, quality):
+    """A record's leads for labels.csv: those it holds, less the ones flagged
+    flat (a dead electrode is no lead to train on), comma-separated."""
+    flat = set()
+    for flag in quality.split('; '):
+        if flag.startswith('flat '):
+            flat |= {canonical_lead(n) for n in flag[5:].split(',')}
+    return ','.join(lead for lead in leads if lead not in flat)
+
+
+def report_quality(quality):
+    """One warning line for the records with quality flags (they are kept)."""
+    flagged = {k: v for k, v in quality.items() if v not in ('', 'ok')}
+    if flagged:
+        kinds = pd.Series([f.split()[0] for v in flagged.values() for f in v.split('; ')])
+        name, flags = next(iter(sorted(flagged.items())))
+        counts = ', '.join(f'{k} {n}' for k, n in kinds.value_counts().items())
+        print(f'warning: quality flags on {len(flagged)} of {len(quality)} records ({counts}; '
+              f'e.g. {name}: {flags}); kept, see the quality column of reference.csv')
+
 
 def fold_table(labels):
     """Per-fold record and class counts, to eyeball the stratification."""
@@ -434,6 +505,8 @@ def main(argv=None):
               f'{time.perf_counter() - t1:.1f} s -> {cache_dir}')
     bad = {s['patient_id'] for s in skips.rows}
     records = [r for r in records if r['patient_id'] not in bad]
+    quality = read_quality(cache_dir)
+    report_quality(quality)
 
     reference = pd.DataFrame({
         'patient_id': [r['patient_id'] for r in records],
@@ -444,6 +517,8 @@ def main(argv=None):
                         dtype='Int64'),
         'sex': [r['sex'] for r in records],
         'dx': [','.join(r['dx']) for r in records],
+        'leads': [','.join(r['leads']) for r in records],
+        'quality': [quality.get(r['patient_id'], '') for r in records],
     }).sort_values('patient_id', kind='stable')
     labelled = sorted(labelled, key=lambda r: r['patient_id'])
     y = np.array([[int(c in dx_to_classes(r['dx'])) for c in CLASSES] for r in labelled],
@@ -451,6 +526,8 @@ def main(argv=None):
     labels = pd.DataFrame(y, columns=CLASSES)
     labels.insert(0, 'patient_id', [r['patient_id'] for r in labelled])
     labels['fold'] = assign_folds(y, seed=args.seed) if len(labels) else []
+    labels['leads'] = [live_leads(r['leads'], quality.get(r['patient_id'], ''))
+                       for r in labelled]
     skipped = pd.DataFrame(skips.rows, columns=['patient_id', 'path', 'reason'])
 
     atomic_to_csv(reference, data_dir / 'reference.csv', index=False)

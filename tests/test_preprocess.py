@@ -11,7 +11,8 @@ import wfdb
 from scipy.signal import resample_poly
 
 import preprocess
-from dataset import load_cache, load_labels, read_record
+from dataset import load_cache, load_labels
+from records import read_record
 from utils import CLASS_TO_SNOMED, CLASSES, LEADS, SNOMED_TO_CLASS
 
 
@@ -178,14 +179,19 @@ def damaged_dataset(folder):
     write_record(folder, 'NOSIG', sig)
     (folder / 'NOSIG.mat').unlink()
     write_record(folder, 'NODX', sig, dx=None)
+    # an unknown lead name is no error: the record is kept without V4
     write_record(folder, 'BADLEAD', sig, leads=LEADS[:6] + ['V1', 'V2', 'V3', 'X4', 'V5', 'V6'])
     nan = sig.copy()
     nan[100:110, 7] = np.nan
     write_record(folder, 'NAN', nan, fmt='dat')
     write_record(folder, 'EMPTY', np.zeros((0, 12)))
-    return {'TRUNC': 'truncated .mat', 'CORRUPT': 'corrupt .mat', 'NOSIG': 'NOSIG.mat is missing',
-            'NODX': 'no \'# Dx:\'', 'BADLEAD': "missing lead(s) V4; unknown lead name(s) 'X4'",
-            'NAN': 'NaN/missing samples in lead(s) V2', 'EMPTY': 'zero-length record'}
+    flat = make_signal(2500, seed=10)
+    flat[:] = 0.3  # every lead flat: no usable signal
+    write_record(folder, 'FLAT', flat)
+    return {'TRUNC': 'truncated signal file TRUNC.mat', 'CORRUPT': 'corrupt .mat',
+            'NOSIG': 'NOSIG.mat is missing', 'NODX': 'no \'# Dx:\'',
+            'NAN': 'NaN/missing samples in lead(s) V2 inside the window used',
+            'EMPTY': 'zero-length record', 'FLAT': 'no usable signal: lead(s) I, II'}
 
 
 def test_bad_records_are_skipped_with_one_line_each(tmp_path, capsys):
@@ -197,9 +203,14 @@ def test_bad_records_are_skipped_with_one_line_each(tmp_path, capsys):
         assert phrase in skipped.loc[name, 'reason'], (name, skipped.loc[name, 'reason'])
         lines = [line for line in out.splitlines() if line.startswith(f'skip {name}:')]
         assert len(lines) == 1 and phrase in lines[0]
-    assert load_labels(tmp_path)['patient_id'].tolist() == ['OK0', 'OK1', 'OK2']
-    assert pd.read_csv(tmp_path / 'reference.csv')['patient_id'].tolist() == ['OK0', 'OK1', 'OK2']
-    assert sorted(cached(tmp_path)) == ['OK0', 'OK1', 'OK2']
+    labels = load_labels(tmp_path)
+    assert labels['patient_id'].tolist() == ['BADLEAD', 'OK0', 'OK1', 'OK2']
+    assert labels['leads'].iloc[0] == ','.join(lead for lead in LEADS if lead != 'V4')
+    assert 'note: 1 records also hold non-standard leads, ignored (e.g. BADLEAD: X4)' in out
+    reference = pd.read_csv(tmp_path / 'reference.csv')
+    assert reference['patient_id'].tolist() == ['BADLEAD', 'OK0', 'OK1', 'OK2']
+    assert sorted(cached(tmp_path)) == ['BADLEAD', 'OK0', 'OK1', 'OK2']
+    assert not cached(tmp_path)['BADLEAD'][:, LEADS.index('V4')].any()  # no V4: zeros
     for i in range(3):  # the gaps of the bad records are closed
         np.testing.assert_array_equal(
             cached(tmp_path)[f'OK{i}'], np.rint(make_signal(2500, seed=i) * 1000).astype(np.int16))
@@ -317,7 +328,7 @@ def test_original_cpsc2018_format(tmp_path, capsys):
         np.testing.assert_allclose(cached(tmp_path)[name],
                                    np.rint(make_signal(3000 + 1000 * i, seed=i) * 1000), atol=1)
     rec = read_record(tmp_path / 'TrainingSet1' / 'A0001.mat')
-    assert rec['signal'].shape == (3000, 12) and rec['fs'] == 500
+    assert rec.signal.shape == (3000, 12) and rec.fs == 500 and rec.leads == LEADS
 
 
 # --------------------------------------------------------------------------
