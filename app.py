@@ -23,7 +23,7 @@ import streamlit as st
 
 import clinic
 from app_text import LANGUAGES, RTL, t
-from utils import CLASSES, FS, LEADS
+from utils import CLASSES, FS
 
 RTL_CSS = """<style>
 [data-testid="stAppViewContainer"], [data-testid="stSidebar"] {direction: rtl; text-align: right;}
@@ -258,7 +258,7 @@ def printout_png(lang, info, rec, prob, hl):
     if k not in pngs:
         heading = clinic.title(rec, prob, info['thresholds'], lang)
         fig = clinic.printout_figure(rec, heading, hl[1], hl[2] or clinic.HIGHLIGHT_COLORS[0])
-        pngs[k] = clinic.png(fig)
+        pngs[k] = None if fig is None else clinic.png(fig)
     return pngs[k]
 
 
@@ -267,7 +267,9 @@ def show_interactive(lang, info, rec, hl):
     from plotly.subplots import make_subplots
     st.subheader(t(lang, 'interactive'))
     c1, c2 = st.columns([4, 1])
-    leads = c1.multiselect(t(lang, 'leads_shown'), LEADS, default=['II', 'V1', 'V5'],
+    have = rec['leads']
+    leads = c1.multiselect(t(lang, 'leads_shown'), have,
+                           default=[x for x in ('II', 'V1', 'V5') if x in have] or have[:1],
                            key='leads_shown')
     overlay = c2.checkbox(t(lang, 'overlay'), key='overlay')
     if not leads:
@@ -276,15 +278,15 @@ def show_interactive(lang, info, rec, hl):
     time_s = np.arange(n) / FS
     rows = 1 if overlay else len(leads)
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.02)
-    lo, hi = float(sig[:, [LEADS.index(x) for x in leads]].min()), \
-        float(sig[:, [LEADS.index(x) for x in leads]].max())
-    for i, lead in enumerate(leads):
-        y = sig[:, LEADS.index(lead)]
+    cols = [have.index(x) for x in leads]
+    lo, hi = float(sig[:, cols].min()), float(sig[:, cols].max())
+    for i, (lead, k) in enumerate(zip(leads, cols)):
+        y = sig[:, k]
         row = 1 if overlay else i + 1
         fig.add_trace(go.Scatter(x=time_s, y=y, name=lead, line={'width': 1}),
                       row=row, col=1)
-        if hl[1] is not None and hl[1][LEADS.index(lead)].any():
-            fig.add_trace(go.Scatter(x=time_s, y=np.where(hl[1][LEADS.index(lead)], y, np.nan),
+        if hl[1] is not None and hl[1][k].any():
+            fig.add_trace(go.Scatter(x=time_s, y=np.where(hl[1][k], y, np.nan),
                                      name=f'{lead} SHAP', line={'width': 4, 'color': hl[2]},
                                      opacity=0.6, showlegend=False), row=row, col=1)
         fig.update_yaxes(title_text=f'{lead if not overlay else ""} mV', range=[lo - 0.2, hi + 0.2],
@@ -321,12 +323,19 @@ def show_record(lang, info, rec, prob, records, probs, nsamples, root):
         t(lang, 'sex_Unknown')
     st.header(t(lang, 'record_line', name=rec['name'], age=age, sex=sex,
                 seconds=rec['seconds'], fs=rec['fs']))
+    if rec['quality'] != 'ok':
+        st.warning(t(lang, 'quality', flags=rec['quality']))
     show_diagnosis(lang, info, prob)
     meas = show_measurements(lang, rec)
     ex = show_explanation(lang, info, rec, nsamples, root)
     hl = highlight_choice(lang, info, rec, ex)
     st.subheader(t(lang, 'printout'))
-    st.image(printout_png(lang, info, rec, prob, hl), width='stretch')
+    image = printout_png(lang, info, rec, prob, hl)
+    if image is None:
+        st.warning(t(lang, 'no_printout', leads=', '.join(rec['leads'])))
+    else:
+        st.caption(t(lang, 'shown_part', shown=len(rec['signal']) / FS, total=rec['seconds']))
+        st.image(image, width='stretch')
     show_interactive(lang, info, rec, hl)
     show_downloads(lang, info, rec, prob, meas, records, probs, hl)
 

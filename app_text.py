@@ -137,6 +137,19 @@ TEXT = {
               'فترات PR وQRS وQTc: اقرأها على الرسم.'},
     'printout': {'en': 'Printout (25 mm/s, 10 mm/mV)', 'fr': 'Tracé (25 mm/s, 10 mm/mV)',
                  'ar': 'الرسم المطبوع (25 مم/ث، 10 مم/مللي فولت)'},
+    'no_printout': {
+        'en': 'No 12-lead printout: the record gives the leads {leads} only.',
+        'fr': 'Pas de tracé 12 dérivations : l\'enregistrement ne donne que {leads}.',
+        'ar': 'لا يوجد رسم بـ12 اتجاهاً: التسجيل لا يعطي إلا {leads}.'},
+    'shown_part': {
+        'en': 'The first 10 s of the {shown:.1f} s the model reads (the end of the '
+              '{total:.1f}-s record).',
+        'fr': 'Les 10 premières secondes des {shown:.1f} s que lit le modèle (la fin de '
+              "l'enregistrement de {total:.1f} s).",
+        'ar': 'أول 10 ثوانٍ من {shown:.1f} ث التي يقرؤها النموذج (نهاية التسجيل البالغ '
+              '{total:.1f} ث).'},
+    'quality': {'en': 'Signal quality: {flags}', 'fr': 'Qualité du signal : {flags}',
+                'ar': 'جودة الإشارة: {flags}'},
     'interactive': {'en': 'Interactive view', 'fr': 'Vue interactive', 'ar': 'عرض تفاعلي'},
     'leads_shown': {'en': 'Leads', 'fr': 'Dérivations', 'ar': 'الاتجاهات'},
     'overlay': {'en': 'Overlay the leads', 'fr': 'Superposer les dérivations',

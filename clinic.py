@@ -258,42 +258,55 @@ def pair_records(folder, staged):
     return records, problems
 
 
+# The display (printout, interactive view, QRS detector) shows the model's
+# window, and at least 10 s (a printout) when the record has them.
+DISPLAY_MIN = 10 * FS
+
+
 def read_prepared(path, leads, window):
-    """The ONE place the app reads a record: dataset.read_record and
-    prepare_signal, exactly as predict.py --records (any rate, lead order and
-    lead-name case) -> (record dict, x (len(leads), window) float32)."""
-    from dataset import prepare_signal, read_record
-    rec = read_record(path)
-    x = prepare_signal(rec['signal'], window)[[LEADS.index(lead) for lead in leads]]
-    return rec, np.ascontiguousarray(x, dtype=np.float32)
+    """The ONE place the app reads a record: records.read_record and
+    records.prepare, as every script (any rate, lead order, lead-name case or
+    alias; limb leads derived) -> dict(rec (records.Record), x (len(leads),
+    window) float32 model input, quality, display (n, k) mV at 500 Hz of the
+    standard leads the record gives, display_leads, length, offset)."""
+    import records
+    rec = records.read_record(path)
+    prep = records.prepare(rec, leads, window)
+    total = records.length_at_fs(rec)
+    shown = [lead for lead in LEADS if lead not in records.missing_leads(rec, LEADS)]
+    n = min(total, max(window, DISPLAY_MIN))
+    display = records.prepare(rec, shown, n).x.T
+    length = min(total, window)
+    return {'rec': rec, 'x': np.ascontiguousarray(prep.x), 'quality': str(prep.quality),
+            'display': np.ascontiguousarray(display), 'display_leads': shown,
+            'length': length, 'offset': n - length, 'total': total}
 
 
-def _record(rec, x, name, source):
-    n = len(rec['signal'])
-    return {'name': name, 'signal': rec['signal'], 'fs': float(rec['fs']),
-            'age': rec.get('age'), 'sex': rec.get('sex') or 'Unknown',
-            'dx': [str(c) for c in rec.get('dx') or []], 'x': x,
-            'length': min(n, x.shape[-1]), 'offset': max(0, n - x.shape[-1]),
-            'seconds': n / FS, 'source': source,
-            'id': hashlib.sha256(x.tobytes()).hexdigest()[:16]}
+def _record(r, name, source):
+    rec = r['rec']
+    return {'name': name, 'signal': r['display'], 'leads': r['display_leads'],
+            'fs': float(rec.fs), 'age': rec.age, 'sex': rec.sex or 'Unknown',
+            'dx': [str(c) for c in rec.dx], 'x': r['x'], 'quality': r['quality'],
+            'length': r['length'], 'offset': r['offset'], 'seconds': r['total'] / FS,
+            'source': source, 'id': hashlib.sha256(r['x'].tobytes()).hexdigest()[:16]}
 
 
 def read_records(paths, leads, window, staged=None):
     """Record paths -> (records, problems); a bad record is one problem line."""
-    from dataset import RecordError
-    records, problems = [], []
+    from records import RecordError
+    out, problems = [], []
     for path in paths:
         label = (staged or {}).get(Path(path).name, Path(path).name)
         try:
-            rec, x = read_prepared(path, leads, window)
+            r = read_prepared(path, leads, window)
         except RecordError as e:
             problems.append((label, e.reason))
             continue
         except Exception as e:  # noqa: BLE001 (a damaged file must not stop the batch)
             problems.append((label, f'unreadable ({type(e).__name__}: {e})'))
             continue
-        records.append(_record(rec, x, safe_name(rec.get('name') or Path(path).stem), label))
-    return records, problems
+        out.append(_record(r, safe_name(r['rec'].name or Path(path).stem), label))
+    return out, problems
 
 
 def load_uploads(files, leads, window):
@@ -491,14 +504,14 @@ def lead_shares(values, length):
 
 
 def record_mask(record, values, leads):
-    """Highlight mask in the record's own time: (12, n) bool, the model's leads
-    filled from shap_values.highlight_mask, the others False."""
+    """Highlight mask in the displayed signal's time: (display leads, n) bool,
+    the model's leads filled from shap_values.highlight_mask, others False."""
     import shap_values
-    n = len(record['signal'])
-    out = np.zeros((len(LEADS), n), dtype=bool)
+    out = np.zeros((len(record['leads']), len(record['signal'])), dtype=bool)
     m = shap_values.highlight_mask(values, record['length'], HIGHLIGHT_PERCENTILE)
     for k, lead in enumerate(leads):
-        out[LEADS.index(lead), record['offset']:record['offset'] + m.shape[1]] = m[k]
+        if lead in record['leads']:
+            out[record['leads'].index(lead), record['offset']:record['offset'] + m.shape[1]] = m[k]
     return out
 
 
@@ -522,8 +535,11 @@ def title(record, prob, thresholds, lang):
 
 def printout_figure(record, heading, mask=None, color=HIGHLIGHT_COLORS[0]):
     """visualize.plot_clinical of the record, titled `heading`, with the True
-    runs of `mask` (12, n) shaded in each lead's row."""
+    runs of `mask` (12, n) shaded in each lead's row; None when the record does
+    not give the 12 standard leads."""
     import visualize
+    if record['leads'] != LEADS:
+        return None
     rec = {'name': record['name'], 'signal': record['signal'], 'fs': FS,
            'fs_orig': record['fs'], 'leads': list(LEADS), 'age': record['age'],
            'sex': record['sex'], 'dx': record['dx']}

@@ -219,7 +219,8 @@ def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
     bad['ZERO'] = [('ZERO.hea', '\n'.join(hea).encode()), f['mat']]
     f = record_files('NANS')
     mat = bytearray(f['mat'][1])
-    mat[24 + 2 * 12 * 100:24 + 2 * 12 * 100 + 2] = np.int16(-32768).tobytes()
+    end = len(mat) - 2 * 12 * 100  # 0.2 s before the end: inside the model's window
+    mat[end:end + 2] = np.int16(-32768).tobytes()
     bad['NANS'] = [f['hea'], ('NANS.mat', bytes(mat))]
     bad['BIG'] = [('BIG.mat', b'\x00' * 300_000)]
     files = list(good.values()) + [x for v in bad.values() for x in v]
@@ -229,7 +230,7 @@ def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
     for name in bad:
         assert sum(name in e for e in lines) == 1, (name, lines)
     reasons = ' '.join(lines)
-    for word in ('missing', 'truncated', 'Vx', 'zero-length', 'NaN', 'limit'):
+    for word in ('missing', 'truncated', 'V6', 'zero-length', 'NaN', 'limit'):
         assert word in reasons, (word, lines)
     assert any('GOOD' in h.value for h in at.header)  # the good record is diagnosed
 
@@ -357,3 +358,48 @@ def test_scores_downloads(tiny_root):
     assert list(df['record']) == ['REF'] and df['diagnoses'][0].count(';') == 3
     obj = json.loads(clinic.scores_json(recs, probs, info['thresholds'], info['card']))
     assert len(obj['records'][0]['diagnoses']) == 4
+
+
+def test_any_lead_order_and_name_case_reads_the_same(tmp_path):
+    """A record written with its leads shuffled and lower-cased gives the same
+    model input as the original (records.prepare puts them in order)."""
+    import wfdb
+    rec = synthetic.make_record(3, 0, duration=4.0, classes=['AF'])
+    order = np.random.default_rng(0).permutation(12)
+    names = [utils.LEADS[i].lower() for i in order]
+    wfdb.wrsamp('SHUF', fs=500, units=['mV'] * 12, sig_name=names,
+                p_signal=rec['signal'][:, order].astype(np.float64), fmt=['16'] * 12,
+                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    synthetic.write_record(rec, tmp_path, 'ORIG')
+    files = [(p.name, p.read_bytes()) for p in sorted(tmp_path.iterdir())
+             if p.stem in ('SHUF', 'ORIG') and p.suffix in ('.hea', '.dat', '.mat')]
+    records, problems = clinic.load_uploads(files, list(utils.LEADS), WINDOW)
+    assert problems == []
+    by = {r['name']: r for r in records}
+    np.testing.assert_array_equal(by['SHUF']['x'], by['ORIG']['x'])
+
+
+def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_path):
+    """MIT-BIH-like 2-lead record: a lead-II model reads it; the 12-lead
+    printout is replaced by a line saying which leads there are."""
+    import wfdb
+
+    from resnet import build_model
+    rec = synthetic.make_record(4, 0, duration=4.0, classes=['SNR'])
+    cols = [utils.LEADS.index('II'), utils.LEADS.index('V5')]
+    wfdb.wrsamp('TWO', fs=500, units=['mV'] * 2, sig_name=['MLII', 'V5'],
+                p_signal=rec['signal'][:, cols].astype(np.float64), fmt=['16'] * 2,
+                adc_gain=[200.0] * 2, baseline=[0] * 2, write_dir=str(tmp_path))
+    torch.manual_seed(0)
+    path = tmp_path / 'models' / 'X-II-s42-f7' / 'best.pt'
+    utils.atomic_torch_save({'model': build_model('resnet18', 1).state_dict(), 'leads': ['II'],
+                             'arch': 'resnet18', 'window': WINDOW}, path)
+    info = clinic.load_model(path, tmp_path)
+    files = [(p.name, p.read_bytes()) for p in tmp_path.glob('TWO.*')]
+    records, problems = clinic.load_uploads(files, info['leads'], WINDOW)
+    assert problems == [] and records[0]['leads'] == ['II', 'V5']
+    assert clinic.score(info, [records[0]['x']]).shape == (1, 9)
+    assert clinic.printout_figure(records[0], 'x') is None
+    # the 12-lead model cannot read it, and says which leads are lacking
+    _, problems = clinic.load_uploads(files, list(utils.LEADS), WINDOW)
+    assert 'lacks lead(s) I, III' in problems[0][1], problems
