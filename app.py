@@ -195,7 +195,7 @@ def show_measurements(lang, rec):
     return m
 
 
-def show_explanation(lang, info, rec, nsamples, root):
+def show_explanation(lang, info, rec, prob, nsamples, root):
     """The explain button, then lead importance per explained class; returns
     the explanation (or None) for the printout's shading."""
     st.subheader(t(lang, 'explanation'))
@@ -206,9 +206,11 @@ def show_explanation(lang, info, rec, nsamples, root):
         bar = st.progress(0.0)
         bg = get_background(info['key'], info, root)
 
+        names = ', '.join(t(lang, f'class_{CLASSES[c]}') for c in clinic.explained_classes(
+            clinic.logit_margins(prob, info['thresholds'])))
+
         def progress(i, n):
-            bar.progress(i / n, text=t(lang, 'explaining', cls='/'.join(CLASSES), done=i,
-                                       total=n))
+            bar.progress(i / n, text=t(lang, 'explaining', cls=names, done=i, total=n))
         done[k] = clinic.explain(info, rec, nsamples, root, bg=bg, progress=progress)
         bar.empty()
     ex = done.get(k)
@@ -327,7 +329,7 @@ def show_record(lang, info, rec, prob, records, probs, nsamples, root):
         st.warning(t(lang, 'quality', flags=rec['quality']))
     show_diagnosis(lang, info, prob)
     meas = show_measurements(lang, rec)
-    ex = show_explanation(lang, info, rec, nsamples, root)
+    ex = show_explanation(lang, info, rec, prob, nsamples, root)
     hl = highlight_choice(lang, info, rec, ex)
     st.subheader(t(lang, 'printout'))
     image = printout_png(lang, info, rec, prob, hl)

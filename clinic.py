@@ -466,6 +466,19 @@ def expected_gradients(f, x, bg, classes, nsamples, rseed, batch=SHAP_BATCH, pro
     return (acc / nsamples).astype(np.float32)
 
 
+def explained_classes(margins):
+    """Logit minus the threshold's logit, per class -> the classes explained:
+    the predicted ones (margin >= 0), largest first, at least the top one."""
+    order = np.argsort(-np.asarray(margins), kind='stable')
+    return [int(c) for c in order[:max(1, int((np.asarray(margins) >= 0).sum()))]]
+
+
+def logit_margins(prob, thresholds):
+    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-6, 1 - 1e-6)
+    th = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p)) - np.log(th / (1 - th))
+
+
 def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None):
     """SHAP of a record's predicted classes (at least the most likely one) ->
     dict(classes, values (k, leads, window), fx, expected, shap_sum, rel_error,
@@ -483,8 +496,7 @@ def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=Non
     with torch.no_grad():
         margins = wrapper(x)[0].double().numpy()
         expected = wrapper(bg_x).double().mean(0).numpy() + offset
-    order = np.argsort(-margins, kind='stable')
-    classes = [int(c) for c in order[:max(1, int((margins >= 0).sum()))]]
+    classes = explained_classes(margins)
     values = expected_gradients(wrapper, x, bg_x, classes, nsamples,
                                 shap_values.record_seed(0, record['id']), progress=progress)
     fx = margins[classes] + offset[classes]
