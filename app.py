@@ -93,14 +93,27 @@ def sidebar(args):
 # --------------------------------------------------------------------------
 # Input.
 
+def translated_select(lang, label, options, name, format_func, default=None):
+    """A selectbox whose option labels are translated. The browser keeps a
+    selectbox's old labels when only format_func changes, so the widget is
+    keyed per language and the choice is kept across languages in
+    session_state[name]."""
+    value = st.session_state.get(name, default if default in options else options[0])
+    index = options.index(value) if value in options else 0
+    value = st.selectbox(label, options, index=index, key=f'{name}_{lang}',
+                         format_func=format_func)
+    st.session_state[name] = value
+    return value
+
+
 def get_records(lang, info):
     """-> (records, problems) of the current upload or example; read once per
     upload (keyed by the uploader's file ids) and model."""
     source = st.radio(t(lang, 'source'), ['upload', 'example'], key='source', horizontal=True,
                       format_func=lambda s: t(lang, f'source_{s}'))
     if source == 'example':
-        cls = st.selectbox(t(lang, 'example_label'), CLASSES, key='example',
-                           format_func=lambda c: t(lang, f'class_{c}'))
+        cls = translated_select(lang, t(lang, 'example_label'), CLASSES, 'example',
+                                lambda c: t(lang, f'class_{c}'))
         examples = cache('examples')
         k = (info['key'], cls)
         if k not in examples:
@@ -186,10 +199,10 @@ def show_measurements(lang, rec):
         st.warning(t(lang, 'not_measurable'))
     else:
         cols = st.columns(5)
-        cols[0].metric(t(lang, 'heart_rate'), f"{m['hr_bpm']:.0f} bpm")
-        cols[1].metric(t(lang, 'rr_mean'), f"{m['rr_mean_ms']:.0f} ms")
-        cols[2].metric(t(lang, 'rr_sd'), f"{m['rr_sd_ms']:.0f} ms")
-        cols[3].metric(t(lang, 'rr_range'), f"{m['rr_min_ms']:.0f}–{m['rr_max_ms']:.0f} ms")
+        cols[0].metric(t(lang, 'heart_rate'), f"{m['hr_bpm']:.0f}")
+        cols[1].metric(t(lang, 'rr_mean'), f"{m['rr_mean_ms']:.0f}")
+        cols[2].metric(t(lang, 'rr_sd'), f"{m['rr_sd_ms']:.0f}")
+        cols[3].metric(t(lang, 'rr_range'), f"{m['rr_min_ms']:.0f}–{m['rr_max_ms']:.0f}")
         cols[4].metric(t(lang, 'beats'), m['beats'])
     st.caption(t(lang, 'measure_note'))
     return m
@@ -242,9 +255,9 @@ def highlight_choice(lang, info, rec, ex):
     if ex is None:
         return None, None, None
     options = [None] + list(ex['classes'])
-    c = st.selectbox(t(lang, 'highlight'), options, key='highlight', index=1,
-                     format_func=lambda c: t(lang, 'highlight_none') if c is None
-                     else t(lang, f'class_{CLASSES[c]}'))
+    c = translated_select(lang, t(lang, 'highlight'), options, 'highlight',
+                          lambda c: t(lang, 'highlight_none') if c is None
+                          else t(lang, f'class_{CLASSES[c]}'), default=options[1])
     if c is None:
         return None, None, None
     j = ex['classes'].index(c)
@@ -259,7 +272,8 @@ def printout_png(lang, info, rec, prob, hl):
     k = (info['key'], rec['id'], lang, hl[0])
     if k not in pngs:
         heading = clinic.title(rec, prob, info['thresholds'], lang)
-        fig = clinic.printout_figure(rec, heading, hl[1], hl[2] or clinic.HIGHLIGHT_COLORS[0])
+        fig = clinic.printout_figure(rec, heading, hl[1], hl[2] or clinic.HIGHLIGHT_COLORS[0],
+                                     lang)
         pngs[k] = None if fig is None else clinic.png(fig)
     return pngs[k]
 

@@ -119,10 +119,14 @@ TEXT = {
                   'fr': 'Probabilité par classe ; le trait est le seuil',
                   'ar': 'الاحتمال لكل فئة؛ العلامة هي العتبة'},
     'measurements': {'en': 'Measurements', 'fr': 'Mesures', 'ar': 'القياسات'},
-    'heart_rate': {'en': 'Heart rate', 'fr': 'Fréquence cardiaque', 'ar': 'معدل ضربات القلب'},
-    'rr_mean': {'en': 'RR mean', 'fr': 'RR moyen', 'ar': 'متوسط RR'},
-    'rr_sd': {'en': 'RR SD', 'fr': 'RR écart-type', 'ar': 'الانحراف المعياري لـ RR'},
-    'rr_range': {'en': 'RR min–max', 'fr': 'RR min–max', 'ar': 'RR الأدنى–الأقصى'},
+    'heart_rate': {'en': 'Heart rate (bpm)', 'fr': 'Fréquence cardiaque (/min)',
+                  'ar': 'معدل ضربات القلب (نبضة/دقيقة)'},
+    'rr_mean': {'en': 'RR mean (ms)', 'fr': 'RR moyen (ms)',
+               'ar': 'متوسط RR (مللي ثانية)'},
+    'rr_sd': {'en': 'RR SD (ms)', 'fr': 'RR écart-type (ms)',
+             'ar': 'الانحراف المعياري لـ RR (مللي ثانية)'},
+    'rr_range': {'en': 'RR min–max (ms)', 'fr': 'RR min–max (ms)',
+                'ar': 'RR الأدنى–الأقصى (مللي ثانية)'},
     'beats': {'en': 'Beats detected', 'fr': 'Battements détectés', 'ar': 'النبضات المكتشفة'},
     'not_measurable': {
         'en': 'Heart rate not measurable: the QRS detector found fewer than 2 beats.',
@@ -137,6 +141,16 @@ TEXT = {
               'فترات PR وQRS وQTc: اقرأها على الرسم.'},
     'printout': {'en': 'Printout (25 mm/s, 10 mm/mV)', 'fr': 'Tracé (25 mm/s, 10 mm/mV)',
                  'ar': 'الرسم المطبوع (25 مم/ث، 10 مم/مللي فولت)'},
+    'printout_settings': {
+        'en': '25 mm/s   10 mm/mV   recorded at {fs:g} Hz, shown at 500 Hz   first {shown:.1f} s '
+              'of {total:.1f} s   rhythm strip: {lead}',
+        'fr': '25 mm/s   10 mm/mV   enregistré à {fs:g} Hz, affiché à 500 Hz   {shown:.1f} '
+              'premières s sur {total:.1f} s   bande de rythme : {lead}',
+        'ar': '25 مم/ث   10 مم/مللي فولت   سُجّل بتردد {fs:g} هرتز ويُعرض بتردد 500 هرتز   أول '
+              '{shown:.1f} ث من {total:.1f} ث   شريط النظم: {lead}'},
+    'grid_note': {'en': 'grid: 1 mm = 0.04 s x 0.1 mV; 5 mm = 0.2 s x 0.5 mV',
+                  'fr': 'grille : 1 mm = 0,04 s x 0,1 mV ; 5 mm = 0,2 s x 0,5 mV',
+                  'ar': 'الشبكة: 1 مم = 0.04 ث × 0.1 مللي فولت؛ 5 مم = 0.2 ث × 0.5 مللي فولت'},
     'no_printout': {
         'en': 'No 12-lead printout: the record gives the leads {leads} only.',
         'fr': 'Pas de tracé 12 dérivations : l\'enregistrement ne donne que {leads}.',

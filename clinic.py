@@ -545,7 +545,7 @@ def title(record, prob, thresholds, lang):
     return f"{record['name']} | {age} | {sex} | {diagnoses_text(prob, thresholds, lang)}"
 
 
-def printout_figure(record, heading, mask=None, color=HIGHLIGHT_COLORS[0]):
+def printout_figure(record, heading, mask=None, color=HIGHLIGHT_COLORS[0], lang='en'):
     """visualize.plot_clinical of the record, titled `heading`, with the True
     runs of `mask` (12, n) shaded in each lead's row; None when the record does
     not give the 12 standard leads."""
@@ -555,7 +555,11 @@ def printout_figure(record, heading, mask=None, color=HIGHLIGHT_COLORS[0]):
     rec = {'name': record['name'], 'signal': record['signal'], 'fs': FS,
            'fs_orig': record['fs'], 'leads': list(LEADS), 'age': record['age'],
            'sex': record['sex'], 'dx': record['dx']}
-    fig = visualize.plot_clinical(rec, title=heading)
+    shown = min(len(record['signal']) / FS, visualize.CLINICAL_SECONDS)
+    fig = visualize.plot_clinical(
+        rec, title=heading, footnote=t(lang, 'grid_note'),
+        subtitle=t(lang, 'printout_settings', fs=record['fs'], shown=shown,
+                   total=len(record['signal']) / FS, lead=visualize.RHYTHM_LEAD))
     if mask is not None:
         _shade_printout(fig.axes[0], mask, color)
     return fig

@@ -254,9 +254,12 @@ def test_several_records_give_a_results_table(at):
 def test_examples_need_no_file(at):
     at.radio(key='source').set_value('example').run()
     for cls in ('AF', 'LBBB'):
-        at.selectbox(key='example').set_value(cls).run()
+        at.selectbox(key='example_en').set_value(cls).run()
         assert not at.exception
         assert any(f'example-{cls}' in h.value for h in at.header)
+    at.sidebar.radio(key='lang').set_value('fr').run()  # the choice survives the switch
+    assert at.selectbox(key='example_fr').value == 'LBBB'
+    assert any('example-LBBB' in h.value for h in at.header)
 
 
 def test_language_switch_and_rtl(at):
@@ -280,7 +283,7 @@ def test_explain_on_request(at):
     assert not at.exception, at.exception
     assert any('Explained in' in s.value for s in at.success)
     assert any('8 samples per class' in c.value for c in at.caption)
-    assert at.selectbox(key='highlight').value is not None
+    assert at.selectbox(key='highlight_en').value == at.session_state['highlight'] is not None
 
 
 def test_bare_state_dict_loads_with_thresholds_half(tmp_path, monkeypatch):

@@ -88,6 +88,11 @@ def server(tiny_root):  # noqa: F811 (pytest fixture injection)
 
 
 def record_paths(tmp_path):
+    """A0001 of ../shared, a synthetic A0001 without it, or the files of the
+    record $ECG_APP_RECORD (a path without suffix; for the README's screenshots)."""
+    if os.environ.get('ECG_APP_RECORD'):
+        base = Path(os.environ['ECG_APP_RECORD'])
+        return sorted(base.parent.glob(base.name + '.*'))
     shared = ROOT.parent / 'shared' / 'data' / 'cpsc2018_wfdb'
     if (shared / 'A0001.hea').is_file():
         return [shared / 'A0001.hea', shared / 'A0001.mat']
@@ -98,12 +103,24 @@ def record_paths(tmp_path):
     return out
 
 
+def shoot(page, path, height=2600):
+    """Streamlit scrolls inside its own container, so full_page sees one
+    screen: make the window tall, shoot from the top, then restore it."""
+    size = page.viewport_size
+    page.set_viewport_size({'width': size['width'], 'height': height})
+    page.evaluate('document.querySelector(\'[data-testid="stMain"]\')?.scrollTo(0, 0)')
+    page.wait_for_timeout(1500)  # plots re-layout to the new size
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+
+
 @pytest.mark.slow
 def test_upload_diagnose_explain_arabic_pdf(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
     shots = Path(os.environ.get('ECG_APP_SCREENSHOTS') or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     hosts = set()
+    expect.set_options(timeout=WAIT_MS)  # the first page loads torch and the model
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={'width': 1400, 'height': 1000},
@@ -112,25 +129,30 @@ def test_upload_diagnose_explain_arabic_pdf(server, tmp_path):
         page.set_default_timeout(WAIT_MS)
         page.goto(server)
         expect(page.get_by_text('ECG diagnosis').first).to_be_visible()
-        page.locator('input[type=file]').set_input_files([str(p) for p in record_paths(tmp_path)])
+        paths = record_paths(tmp_path)
+        name = paths[0].stem
+        page.locator('input[type=file]').set_input_files([str(p) for p in paths])
         expect(page.get_by_role('heading', name='Diagnosis')).to_be_visible()
-        expect(page.get_by_text('A0001 ·').first).to_be_visible()
+        expect(page.get_by_text(f'{name} ·').first).to_be_visible()
         page.get_by_role('button', name='Explain').click()
         expect(page.get_by_text('Explained in').first).to_be_visible()
         expect(page.locator('[data-testid="stImage"] img').first).to_be_visible()
-        page.screenshot(path=str(shots / 'app-en.png'), full_page=True)
+        shoot(page, shots / 'app-en.png')
 
         page.get_by_text('العربية').click()
         expect(page.get_by_text('تشخيص تخطيط القلب').first).to_be_visible()
+        # the rerun replaces the page's elements one by one: wait for the style
+        page.wait_for_function('getComputedStyle(document.querySelector('
+                               '\'[data-testid="stAppViewContainer"]\')).direction == "rtl"')
         direction = page.evaluate('getComputedStyle(document.querySelector('
                                   '\'[data-testid="stAppViewContainer"]\')).direction')
         assert direction == 'rtl'
         expect(page.locator('[data-testid="stImage"] img').first).to_be_visible()
-        page.screenshot(path=str(shots / 'app-ar.png'), full_page=True)
+        shoot(page, shots / 'app-ar.png')
         with page.expect_download() as dl:
             page.get_by_role('button', name='تنزيل التقرير (PDF)').click()
         pdf = Path(dl.value.path()).read_bytes()
         browser.close()
-    assert pdf.startswith(b'%PDF-') and b'A0001' in pdf
+    assert pdf.startswith(b'%PDF-') and name.encode() in pdf
     assert hosts <= {'localhost', '127.0.0.1', 'data:', 'blob:'}, hosts
     assert (shots / 'app-en.png').stat().st_size > 10_000
