@@ -81,7 +81,8 @@ def sidebar(args):
         st.error(t(lang, 'model_error', path=path, reason=e))
         st.stop()
     with st.sidebar.expander(t(lang, 'model_card'), expanded=True):
-        st.markdown('\n'.join(f'- **{k}**: {v}' for k, v in clinic.card_lines(info['card'], lang)))
+        st.markdown('\n'.join(f'- **{k}**: {clinic.ltr(v, lang)}'
+                               for k, v in clinic.card_lines(info['card'], lang)))
         if info['bare']:
             st.caption(t(lang, 'bare_model'))
     nsamples = st.sidebar.select_slider(t(lang, 'nsamples_label'), [8, 16, 32, 64],
@@ -177,7 +178,7 @@ def show_diagnosis(lang, info, prob):
                            marker_color=np.where(present, '#c0392b', '#95a5a6')))
     fig.add_trace(go.Scatter(x=info['thresholds'], y=names, mode='markers',
                              name=t(lang, 'col_threshold'),
-                             marker={'symbol': 'line-ns-open', 'size': 22,
+                             marker={'symbol': 'line-ns-open', 'size': 22, 'color': 'black',
                                      'line': {'width': 3, 'color': 'black'}}))
     fig.update_layout(title=t(lang, 'bar_title'), xaxis={'range': [0, 1]}, height=330,
                       margin={'l': 10, 'r': 10, 't': 40, 'b': 10}, showlegend=False,
@@ -202,7 +203,8 @@ def show_measurements(lang, rec):
         cols[0].metric(t(lang, 'heart_rate'), f"{m['hr_bpm']:.0f}")
         cols[1].metric(t(lang, 'rr_mean'), f"{m['rr_mean_ms']:.0f}")
         cols[2].metric(t(lang, 'rr_sd'), f"{m['rr_sd_ms']:.0f}")
-        cols[3].metric(t(lang, 'rr_range'), f"{m['rr_min_ms']:.0f}–{m['rr_max_ms']:.0f}")
+        rr_range = f"{m['rr_min_ms']:.0f}–{m['rr_max_ms']:.0f}"
+        cols[3].metric(t(lang, 'rr_range'), clinic.ltr(rr_range, lang))
         cols[4].metric(t(lang, 'beats'), m['beats'])
     st.caption(t(lang, 'measure_note'))
     return m
@@ -225,7 +227,7 @@ def show_explanation(lang, info, rec, prob, nsamples, root):
         def progress(i, n):
             bar.progress(i / n, text=t(lang, 'explaining', cls=names, done=i, total=n))
         done[k] = clinic.explain(info, rec, nsamples, root, bg=bg, progress=progress)
-        bar.empty()
+        st.rerun()  # redraw without the button, from the caches
     ex = done.get(k)
     if ex is None:
         st.caption(t(lang, 'explain_help'))

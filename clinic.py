@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 import utils
-from app_text import t
+from app_text import RTL, t
 from utils import CLASSES, FS, LEADS
 
 # One uploaded file, and the files of one .zip together (uncompressed): an ECG
@@ -412,9 +412,24 @@ def scores_json(records, probs, thresholds, card):
 # Explanation.
 
 def background(info, root='.', n=APP_BACKGROUND):
-    """(tensor (m, leads, window), dict(kind, n, db)): n training records of the
-    model's own run, drawn as shap_values.draw_background does (seeded), or a
-    flat line when the training data is not on this machine."""
+    """(tensor (m, leads, window), dict(kind, n, db, expected)): n training
+    records of the model's own run, drawn as shap_values.draw_background does
+    (seeded), or a flat line when the training data is not on this machine;
+    `expected` is the mean logit over them, E[f] of the additivity check
+    (computed here once per model: m forward passes)."""
+    x, meta = _background(info, root, n)
+    meta['expected'] = mean_logits(info, x)
+    return x, meta
+
+
+def mean_logits(info, x, chunk=16):
+    import torch
+    with torch.inference_mode():
+        out = torch.cat([info['model'](x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
+    return out.double().mean(0).numpy()
+
+
+def _background(info, root, n):
     import torch
     card = info['card']
     db = card['data_dir'] or card['database']
@@ -495,7 +510,7 @@ def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=Non
     offset = wrapper.offset.double().numpy()
     with torch.no_grad():
         margins = wrapper(x)[0].double().numpy()
-        expected = wrapper(bg_x).double().mean(0).numpy() + offset
+    expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(info, bg_x)
     classes = explained_classes(margins)
     values = expected_gradients(wrapper, x, bg_x, classes, nsamples,
                                 shap_values.record_seed(0, record['id']), progress=progress)
@@ -589,51 +604,80 @@ def png(fig, dpi=110):
     return buf.getvalue()
 
 
-def report_pdf(record, prob, thresholds, meas, card, lang, printout_png):
+def _columns(fig, x, y, rows, widths, rtl, size=7.5, step=0.0165, bold_first=False):
+    """Rows of cells, each cell its own text object (widths: the columns
+    before the last), so that no
+    text mixes Arabic words and numbers (matplotlib's bidi would reorder
+    them). Columns run right to left when rtl. Returns the y below the rows."""
+    for i, row in enumerate(rows):
+        pos = x
+        for j, cell in enumerate(row):
+            fig.text(pos, y, str(cell), fontsize=size, ha='right' if rtl else 'left', va='top',
+                     fontweight='bold' if bold_first and i == 0 else 'normal')
+            w = widths[j] if j < len(widths) else 0.0
+            pos = pos - w if rtl else pos + w
+        y -= step
+    return y
+
+
+def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pdf'):
     """The one-page A4 report (landscape) -> PDF bytes: the printout, diagnoses
-    with probabilities and thresholds, measurements, model card, disclaimer."""
+    with probabilities and thresholds, measurements, model card, disclaimer
+    (fmt='png' for a preview)."""
     import matplotlib.image as mpimg
 
     import visualize
-    rtl = lang == 'ar'
-    x0, ha = (0.97, 'right') if rtl else (0.03, 'left')
+    rtl = lang in RTL
+    side = (lambda x: 1 - x) if rtl else (lambda x: x)
+    ha = 'right' if rtl else 'left'
     fig = visualize.new_figure(11.69, 8.27)
-    fig.text(x0, 0.975, t(lang, 'report_title', name=record['name']), fontsize=14,
+    fig.text(side(0.03), 0.975, t(lang, 'report_title', name=record['name']), fontsize=14,
              fontweight='bold', ha=ha, va='top')
+    fig.text(side(0.97), 0.975, t(lang, 'report_generated', when=time.strftime('%Y-%m-%d %H:%M'),
+                                  commit=utils.git_commit()),
+             fontsize=7, ha='left' if rtl else 'right', va='top', color='#555555')
     ax = fig.add_axes((0.03, 0.34, 0.94, 0.6))
     ax.imshow(mpimg.imread(io.BytesIO(printout_png), format='png'))
     ax.set_axis_off()
-    lines = [t(lang, 'diagnosis') + ': ' + diagnoses_text(prob, thresholds, lang)]
+    fig.text(side(0.03), 0.325, t(lang, 'diagnosis') + ': ' +
+             diagnoses_text(prob, thresholds, lang), fontsize=8.5, fontweight='bold', ha=ha,
+             va='top')
+    rows = [(t(lang, 'col_class'), t(lang, 'col_probability'), t(lang, 'col_threshold'),
+             t(lang, 'col_decision'))]
     for c, p, th in sorted(zip(CLASSES, prob, thresholds), key=lambda z: -z[1]):
-        mark = t(lang, 'present' if p >= th else 'absent')
-        lines.append(f"{t(lang, f'class_{c}')}: {p:.3f} / {th:.3f} ({mark})")
-    fig.text(x0, 0.325, '\n'.join(lines), fontsize=7.5, ha=ha, va='top', linespacing=1.35)
-    x1 = 0.52 if not rtl else 0.48
-    right = [t(lang, 'measurements') + ':']
-    right += measurement_lines(meas, lang)
-    right += ['', t(lang, 'model_card') + ':']
-    right += [f'{k}: {v}' for k, v in card_lines(card, lang)]
-    fig.text(x1, 0.325, '\n'.join(right), fontsize=7.5, ha=ha, va='top', linespacing=1.35,
-             wrap=True)
+        rows.append((t(lang, f'class_{c}'), f'{p:.3f}', f'{th:.3f}',
+                     t(lang, 'present' if p >= th else 'absent')))
+    _columns(fig, side(0.03), 0.298, rows, (0.2, 0.07, 0.06), rtl, bold_first=True)
+    right = [(t(lang, 'measurements'), '')]
+    right += [tuple(line.split(': ', 1)) for line in measurement_lines(meas, lang)] \
+        if meas is not None else [(t(lang, 'not_measurable'), '')]
+    y = _columns(fig, side(0.46), 0.325, right, (0.21,), rtl, bold_first=True)
+    _columns(fig, side(0.46), y - 0.008, [(t(lang, 'model_card'), '')] + card_lines(card, lang),
+             (0.21,), rtl, bold_first=True)
     fig.text(0.5, 0.02, t(lang, 'disclaimer') + ('  ' + t(lang, 'demo_banner')
              if card['database'].upper().startswith('SYNTH') else ''),
              fontsize=8, ha='center', va='bottom', color='#a00000')
-    fig.text(1 - x0 if not rtl else 0.03, 0.975,
-             t(lang, 'report_generated', when=time.strftime('%Y-%m-%d %H:%M'),
-               commit=utils.git_commit()), fontsize=7, ha='right' if not rtl else 'left',
-             va='top', color='#555555')
     buf = io.BytesIO()
-    fig.savefig(buf, format='pdf', metadata={'Title': f"ECG report {record['name']}",
-                                             'Subject': record['name'],
-                                             'Creator': 'ecg-diagnosis app.py'})
+    meta = {'Title': f"ECG report {record['name']}", 'Subject': record['name'],
+            'Creator': 'ecg-diagnosis app.py'} if fmt == 'pdf' else None
+    fig.savefig(buf, format=fmt, metadata=meta, dpi=110)
     return buf.getvalue()
 
 
 def measurement_lines(meas, lang):
     if meas is None:
         return [t(lang, 'not_measurable')]
-    return [f"{t(lang, 'heart_rate')}: {meas['hr_bpm']:.0f} bpm",
-            f"{t(lang, 'rr_mean')}: {meas['rr_mean_ms']:.0f} ms",
-            f"{t(lang, 'rr_sd')}: {meas['rr_sd_ms']:.0f} ms",
-            f"{t(lang, 'rr_range')}: {meas['rr_min_ms']:.0f}–{meas['rr_max_ms']:.0f} ms",
-            f"{t(lang, 'beats')}: {meas['beats']}"]
+    return [
+        f"{t(lang, key)}: {value}" for key, value in (
+            ('heart_rate', f"{meas['hr_bpm']:.0f}"), ('rr_mean', f"{meas['rr_mean_ms']:.0f}"),
+            ('rr_sd', f"{meas['rr_sd_ms']:.0f}"),
+            ('rr_range', f"{meas['rr_min_ms']:.0f}–{meas['rr_max_ms']:.0f}"),
+            ('beats', str(meas['beats'])))]
+
+
+def ltr(text, lang='ar'):
+    """Numbers, ranges and paths inside right-to-left text, wrapped in a
+    left-to-right isolate (U+2066 ... U+2069): otherwise the Unicode bidi
+    algorithm shows '762–1226' as '1226–762' after Arabic words. Browsers and
+    matplotlib 3.11 both honour it."""
+    return f'\u2066{text}\u2069' if lang in RTL else str(text)
