@@ -92,7 +92,7 @@ def bench_preprocess(args):
 
     import preprocess
     import synthetic
-    from dataset import quantise, read_record
+    from records import LEADS, prepare, quantise, read_record
     n_headers, n_cache, n_wfdb = (700, 100, 50) if args.quick else (7000, 1000, 300)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,9 +124,9 @@ def bench_preprocess(args):
 
         # The cache-building read of one record vs the study's wfdb.rdsamp.
         sample = headers[:n_wfdb]
-        t_read = timeit(lambda: [quantise(read_record(h)['signal'][-15000:]) for h in sample], 2)
+        t_read = timeit(lambda: [quantise(prepare(read_record(h), LEADS).x) for h in sample], 2)
         t_rdsamp = timeit(lambda: [wfdb.rdsamp(str(h.with_suffix(''))) for h in sample], 2)
-        print(f'read one record: read_record+quantise {t_read / n_wfdb * 1e3:.2f} ms, '
+        print(f'read one record: read_record+prepare {t_read / n_wfdb * 1e3:.2f} ms, '
               f'wfdb.rdsamp {t_rdsamp / n_wfdb * 1e3:.2f} ms (x{t_rdsamp / t_read:.1f})')
         out['record_read_speedup_vs_rdsamp'] = t_rdsamp / t_read
         out['study_reference_pass_s'] = t_rdsamp / n_wfdb * n_headers
@@ -354,6 +354,262 @@ def bench_train(args):
               f'on average): {aware:.2f} samples/s vs {ours:.2f} full-window '
               f'(x{aware / ours:.2f})')
     return out
+
+
+def _write_holter(folder, name, hours, fs=1000, nleads=12, chunk_s=600):
+    """A long 12-lead record in WFDB format 16, written chunk by chunk (one
+    ECG-like 10-min block, repeated), so the bench itself stays bounded."""
+    import numpy as np
+
+    from utils import LEADS
+    n = int(hours * 3600 * fs)
+    rng = np.random.default_rng(0)
+    t = np.arange(chunk_s * fs) / fs
+    beats = np.exp(-((t % 0.8 - 0.3) / 0.012) ** 2)
+    block = (beats[:, None] * rng.uniform(0.5, 1.5, nleads) + 0.1 * np.sin(t[:, None])
+             + 0.01 * rng.standard_normal((len(t), nleads)))
+    block = np.rint(block * 1000).astype('<i2')  # 1000 units per mV
+    with open(folder / f'{name}.dat', 'wb') as f:
+        for start in range(0, n, len(block)):
+            f.write(block[:n - start].tobytes())
+    lines = [f'{name} {nleads} {fs} {n}']
+    lines += [f'{name}.dat 16 1000/mV 16 0 {int(block[0, j])} 0 0 {LEADS[j]}'
+              for j in range(nleads)]
+    (folder / f'{name}.hea').write_text('\n'.join(lines + ['# Age: 60', '# Sex: Male',
+                                                          '# Dx: 426783006']) + '\n')
+    return folder / f'{name}.hea'
+
+
+def _run_measured(argv):
+    """Run a script in a fresh interpreter -> (seconds, peak resident MiB, output)."""
+    import os
+    import subprocess
+    import sys
+    # VmHWM, not getrusage: ru_maxrss would include the bench's own memory,
+    # which the child inherits at fork (it is kept across exec).
+    code = ('import runpy, sys\n'
+            f'sys.argv = {argv!r}\n'
+            'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
+            'finally:\n    print("MAXRSS_KB", [l.split()[1] for l in open("/proc/self/status")'
+            ' if l.startswith("VmHWM")][0])')
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    seconds = time.perf_counter() - t0
+    if out.returncode:
+        raise SystemExit(f'error: {argv} failed:\n{out.stdout}\n{out.stderr}')
+    kb = int(out.stdout.rsplit('MAXRSS_KB', 1)[1].split()[0])
+    return seconds, kb / 1024, out.stdout
+
+
+def bench_records(args):
+    """records.py on a 24-h, 12-lead, 1 kHz Holter (format 16, 2 GB): peak
+    resident memory and time of preprocess.py and predict.py --records
+    (targets: <= 1 GB, a few seconds), against reading it whole as before
+    (measured on 30 min, scaled by 48); and the hand-written readers (memory-
+    mapped MATLAB v4 .mat and format 16) against wfdb.rdrecord(sampfrom, sampto)."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    import wfdb
+    from scipy.signal import resample_poly
+
+    import records
+    import synthetic
+    from resnet import build_model
+    from utils import CLASSES, LEADS
+    hours = 0.5 if args.quick else 24.0
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / 'HOLTER').mkdir()
+        t0 = time.perf_counter()
+        hea = _write_holter(tmp / 'HOLTER', 'H24', hours)
+        size = hea.with_suffix('.dat').stat().st_size / 2**30
+        print(f'wrote a {hours:g}-h 12-lead 1 kHz record ({size:.2f} GiB) in '
+              f'{time.perf_counter() - t0:.1f} s')
+        pre_s, pre_mb, _ = _run_measured(['preprocess.py', '--data-dir', str(tmp / 'HOLTER'),
+                                          '--workers', '1'])
+        torch.save({'model': build_model('resnet34', 12).state_dict(), 'leads': LEADS,
+                    'classes': CLASSES, 'arch': 'resnet34', 'window': 15000}, tmp / 'best.pt')
+        pred_s, pred_mb, _ = _run_measured(['predict.py', '--model-path', str(tmp / 'best.pt'),
+                                            '--device', 'cpu', '--records', str(hea),
+                                            '--out', str(tmp / 'p.csv')])
+        # predict.py's own floor: the same command on a 10-s record.
+        (tmp / 'SHORT').mkdir()
+        short = _write_holter(tmp / 'SHORT', 'S10', 10 / 3600, chunk_s=10)
+        floor_s, floor_mb, _ = _run_measured(['predict.py', '--model-path', str(tmp / 'best.pt'),
+                                              '--device', 'cpu', '--records', str(short),
+                                              '--out', str(tmp / 'q.csv')])
+        # Before: the whole record read in float64 and resampled, then cut.
+        (tmp / 'HALF').mkdir()
+        half = _write_holter(tmp / 'HALF', 'H05', 0.5)
+        code = ('import wfdb, numpy as np\n'
+                'from scipy.signal import resample_poly\n'
+                f'sig = wfdb.rdrecord({str(half.with_suffix(""))!r}).p_signal\n'
+                'x = resample_poly(sig, 1, 2, axis=0)[-15000:]\n'
+                'print("MAXRSS_KB", [l.split()[1] for l in open("/proc/self/status")'
+                ' if l.startswith("VmHWM")][0])')
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+        whole_s = (time.perf_counter() - t0) * hours / 0.5
+        whole_mb = int(res.stdout.split('MAXRSS_KB')[1].split()[0]) / 1024 * hours / 0.5
+        print(f'{hours:g} h record, preprocess.py: {pre_s:.1f} s, peak RSS {pre_mb:.0f} MiB; '
+              f'predict.py --records (ResNet-34, CPU): {pred_s:.1f} s, {pred_mb:.0f} MiB '
+              f'(on a 10-s record: {floor_s:.1f} s, {floor_mb:.0f} MiB: the difference is '
+              f'what the length costs); reading it whole and resampling, as before: '
+              f'~{whole_s:.0f} s, ~{whole_mb / 1024:.1f} GiB (30 min measured, x{hours / 0.5:g})')
+        out.update(hours=hours, file_gib=size, preprocess_s=pre_s, preprocess_rss_mib=pre_mb,
+                   predict_s=pred_s, predict_rss_mib=pred_mb, predict_10s_record_s=floor_s,
+                   predict_10s_record_rss_mib=floor_mb, whole_read_s=whole_s,
+                   whole_read_rss_mib=whole_mb)
+
+        # prepare() vs the straightforward whole read on the 30-min record:
+        # equal output, and the cost.
+        rec = records.read_record(half)
+        x = records.prepare(rec, LEADS).x
+        full = resample_poly(wfdb.rdrecord(str(half.with_suffix(''))).p_signal, 1, 2, axis=0)
+        err = float(np.abs(x - records.to_mV(records.quantise(full[-15000:].T))).max())
+        out['tail_vs_whole_max_abs_mv'] = err
+        print(f'prepare (tail only) vs whole-record resampling on 30 min: max |diff| '
+              f'{err * 1000:.3f} µV')
+
+        # Hand-written readers vs wfdb.rdrecord(sampfrom, sampto), same rows.
+        synthetic.write_dataset(tmp / 'MAT', 8, seed=0, workers=1, progress=False)
+        mats = sorted((tmp / 'MAT').glob('*.hea'))
+        hold = records._signal_reader
+
+        def through_wfdb(hdr):
+            return (lambda a, b: records._wfdb_read(hdr, a, b)), None
+
+        def read_all(paths, reader):
+            records._signal_reader = reader
+            try:
+                for p in paths:
+                    r = records.read_record(p)
+                    records.prepare(r, LEADS)
+            finally:
+                records._signal_reader = hold
+        n = len(mats)
+        t_ours = timeit(lambda: read_all(mats, hold), 3) / n
+        t_wfdb = timeit(lambda: read_all(mats, through_wfdb), 3) / n
+        t_hol = timeit(lambda: read_all([half], hold), 3)
+        t_hol_wfdb = timeit(lambda: read_all([half], through_wfdb), 3)
+        print(f'read_record + prepare, 12 leads: PhysioNet .mat (CPSC-like, ~16 s) '
+              f'{t_ours * 1e3:.2f} ms with the memory-mapped reader vs {t_wfdb * 1e3:.2f} ms '
+              f'through wfdb.rdrecord (x{t_wfdb / t_ours:.1f}); last 30 s of a 30-min '
+              f'format-16 record {t_hol * 1e3:.1f} ms vs {t_hol_wfdb * 1e3:.1f} ms '
+              f'(x{t_hol_wfdb / t_hol:.1f})')
+        out.update(mat_reader_ms=t_ours * 1e3, mat_wfdb_ms=t_wfdb * 1e3,
+                   mat_reader_speedup=t_wfdb / t_ours, fmt16_reader_ms=t_hol * 1e3,
+                   fmt16_wfdb_ms=t_hol_wfdb * 1e3, fmt16_reader_speedup=t_hol_wfdb / t_hol)
+    return out
+
+
+def bench_loader_designs(args):
+    """Does a batch machinery (__getitems__ writes a whole batch into one
+    tensor, Batch + collate pass it through; ECGDataset had it until issue 12)
+    beat ECGDataset's plain memory-mapped __getitem__ with torch's default
+    collate by a margin that matters? It did not, so ECGDataset is plain.
+    (a) the CPU step: the loader alone, in process, batch 32;
+    (b) 2 workers feeding a consumer that takes 1,000 samples/s (a GPU's rate
+    for the ResNet-34): the rate reached, and the main process's CPU time per
+    batch (what the training loop loses to the loader).
+    The designs alternate round by round, best of 5, on the same records."""
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    import numpy as np
+
+    import preprocess
+    import synthetic
+    from dataset import ECGDataset, collate, padded_width
+    n_records = 64 if args.quick else 256
+
+    class Batch(list):
+        """(x_i, y_i) views of one batch tensor; collate_batch hands it over."""
+
+        def __init__(self, x, y):
+            super().__init__(zip(x, y))
+            self.x, self.y = x, y
+
+    class BatchDataset(ECGDataset):
+        """The design measured against: the DataLoader calls __getitems__
+        with a batch's indices; every record is written straight into one
+        tensor (in shared memory inside a worker), so collating copies nothing."""
+
+        def __getitems__(self, indices):
+            indices = [int(i) for i in indices]
+            width = padded_width(self.lengths[indices].max()) if self.trim else self.window
+            shape = (len(indices), len(self.lead_idx), width)
+            if torch.utils.data.get_worker_info() is not None:
+                storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4)
+                x = torch.empty(0, dtype=torch.float32).set_(storage).view(shape)
+            else:
+                x = torch.empty(shape, dtype=torch.float32)
+            for row, index in zip(x.numpy(), indices):
+                self._fill(row, index)
+            return Batch(x, torch.from_numpy(self.labels[indices]))
+
+    def collate_batch(batch):
+        return (batch.x, batch.y) if isinstance(batch, Batch) else collate(batch)
+
+    def rate(loader, n, consume_per_sample=0.0):
+        """Epochs until n samples -> (samples/s, main-process CPU s per batch)."""
+        t0, c0, seen, batches = time.perf_counter(), time.process_time(), 0, 0
+        while seen < n:
+            for x, _ in loader:
+                seen, batches = seen + len(x), batches + 1
+                if consume_per_sample:  # the GPU's time on the batch
+                    time.sleep(len(x) * consume_per_sample)
+        return seen / (time.perf_counter() - t0), (time.process_time() - c0) / batches
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / 'SYNTH'
+        synthetic.write_dataset(data, n_records, seed=0, workers=2, progress=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            preprocess.main(['--data-dir', str(data)])
+        folds = list(range(1, 11))
+        designs = {'batch': (BatchDataset(data, folds, augment=True), collate_batch),
+                   'plain': (ECGDataset(data, folds, augment=True), None)}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in DataLoader workers
+        step = {k: 0.0 for k in designs}
+        for _ in range(5):
+            for name, (ds, fn) in designs.items():
+                loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=fn)
+                step[name] = max(step[name], rate(loader, 512)[0])
+        torch.set_num_threads(threads)
+        fed, cpu = {k: 0.0 for k in designs}, {k: float('inf') for k in designs}
+        loaders = {name: DataLoader(ds, batch_size=32, shuffle=True, num_workers=2,
+                                    persistent_workers=True, collate_fn=fn)
+                   for name, (ds, fn) in designs.items()}
+        for loader in loaders.values():
+            rate(loader, 1)  # start the workers
+        for _ in range(3):
+            for name, loader in loaders.items():
+                r, c = rate(loader, 2048, 1 / 1000)
+                fed[name], cpu[name] = max(fed[name], r), min(cpu[name], c)
+        del loaders
+    print(f"(a) in process, batch 32: __getitems__ + collate {step['batch']:.0f} samples/s, "
+          f"plain __getitem__ + default collate {step['plain']:.0f} samples/s "
+          f"(x{step['batch'] / step['plain']:.2f})")
+    print(f"(b) 2 workers, consumer at 1,000 samples/s: {fed['batch']:.0f} vs "
+          f"{fed['plain']:.0f} samples/s reached; main-process CPU per batch "
+          f"{cpu['batch'] * 1e3:.2f} vs {cpu['plain'] * 1e3:.2f} ms")
+    return {'step_batch_samples_per_s': step['batch'], 'step_plain_samples_per_s': step['plain'],
+            'step_ratio': step['batch'] / step['plain'], 'fed_batch_samples_per_s': fed['batch'],
+            'fed_plain_samples_per_s': fed['plain'], 'main_cpu_ms_batch': cpu['batch'] * 1e3,
+            'main_cpu_ms_plain': cpu['plain'] * 1e3}
 
 
 def bench_qrs(args):
@@ -729,7 +985,8 @@ def bench_app(args):
 
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
-    'loader': bench_loader, 'train': bench_train, 'qrs': bench_qrs,
+    'loader': bench_loader, 'records': bench_records, 'loader_designs': bench_loader_designs,
+    'train': bench_train, 'qrs': bench_qrs,
     'features': bench_features, 'shap': bench_shap, 'metrics': bench_metrics,
     'app': bench_app,
 }

@@ -5,7 +5,6 @@
     ds = ECGDataset('data/CPSC', train_folds, leads='all', augment=True)
     x, y = ds[0]          # x: float32 (12, 15000) mV, front zero-padded; y: (9,)
     loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=collate)
-                          # each batch is built in one tensor (__getitems__), no copy
 
 Records are read by records.py (read_record, prepare: any lead set, any
 rate), never here. The cache (preprocess.py) stores each record's last 15,000
@@ -184,57 +183,16 @@ class ECGDataset(Dataset):
         x = np.empty((len(self.lead_idx), width), dtype=np.float32)
         return torch.from_numpy(self._fill(x, index)), torch.from_numpy(self.labels[index])
 
-    def __getitems__(self, indices):
-        """A whole batch for the DataLoader (it calls this instead of
-        __getitem__ per item): every record is written straight into one
-        (B, nleads, L) tensor, so collating copies nothing. L is the window,
-        or with trim=True the longest record rounded up to 64 (as pad_collate).
-
-        Returns a Batch: the usual list of (x_i, y_i), views of that tensor, so
-        any collate_fn still works; `collate` hands the tensor over as is.
-        """
-        indices = [int(i) for i in indices]
-        if self.trim:
-            width = padded_width(self.lengths[indices].max() if indices else 0)
-        else:
-            width = self.window
-        shape = (len(indices), len(self.lead_idx), width)
-        if torch.utils.data.get_worker_info() is not None:
-            # In a worker, build the batch in shared memory, as default_collate
-            # does: sending it to the main process then copies nothing.
-            storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4)
-            x = torch.empty(0, dtype=torch.float32).set_(storage).view(shape)
-        else:
-            x = torch.empty(shape, dtype=torch.float32)
-        xn = x.numpy()
-        for row, index in zip(xn, indices):
-            self._fill(row, index)
-        y = torch.from_numpy(self.labels[indices])
-        return Batch(x, y)
-
 
 def padded_width(longest, multiple=PAD_MULTIPLE):
     return -(-int(longest) // multiple) * multiple
 
 
-class Batch(list):
-    """What ECGDataset.__getitems__ returns: a list of (x_i, y_i) like the one
-    a DataLoader gives its collate_fn, whose items are views of the batch
-    tensors x (B, nleads, L) and y (B, 9); `collate` returns those tensors
-    without copying."""
-
-    def __init__(self, x, y):
-        super().__init__(zip(x, y))
-        self.x, self.y = x, y
-
-
 def collate(batch):
     """The DataLoader collate_fn for ECGDataset, full window or trim=True:
-    a Batch from __getitems__ passes through as (x, y); a plain list of items
-    (a Subset of a Subset, a custom sampler...) is stacked, or padded to its
-    longest with pad_collate when the lengths differ (trim=True)."""
-    if isinstance(batch, Batch):
-        return batch.x, batch.y
+    torch's default collate, or pad_collate when the lengths differ. (A
+    batch built in one tensor by a __getitems__ was measured against this in
+    `python bench.py --only loader_designs` and gave no gain that matters.)"""
     if len({x.shape for x, _ in batch}) > 1:
         return pad_collate(batch)
     return torch.utils.data.default_collate(batch)

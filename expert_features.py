@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from QRSDetectorOffline import detect_multilead, detect_with_quality, select_lead
+from records import to_mV
 from utils import FS, LEADS, atomic_to_csv, atomic_write_json
 
 # Everything that changes the numbers; its hash keys the cached CSV. Bump
@@ -223,7 +224,7 @@ def _features_of_chunk(rows):
     errors = []
     for i, (pid, offset, length) in enumerate(rows):
         try:
-            x = np.asarray(signals[offset:offset + length], dtype=np.float32) / 1000.0
+            x = to_mV(signals[offset:offset + length])  # the cache's int16 µV, as the model's
             out[i] = record_features(x, FS)
         except Exception as e:  # noqa: BLE001 (one bad record must not stop the run)
             errors.append(f'{pid}: {type(e).__name__}: {e}')

@@ -154,7 +154,7 @@ def make_loaders(args, folds, rank, world, device):
     workers = args.workers
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if device.type == 'cuda' else 0
-    # collate: ECGDataset.__getitems__ builds each batch in one tensor.
+    # collate: the default collate, or pad_collate for length-aware batches.
     common = {'num_workers': workers, 'pin_memory': pin, 'collate_fn': collate,
               'persistent_workers': workers > 0}
     train_ds = ECGDataset(args.data_dir, folds['train'], leads=args.leads, window=args.window,
@@ -174,9 +174,22 @@ def make_loaders(args, folds, rank, world, device):
     # SHAP analysis feed the model, so model selection sees the same inputs.
     val_ds = ECGDataset(args.data_dir, folds['val'], leads=args.leads, window=args.window,
                         augment=False, seed=args.seed, trim=False)
+    report_left_out(train_ds, val_ds, rank)
     val_sampler = DistributedSampler(val_ds, num_replicas=world, rank=rank, shuffle=False)
     val_loader = DataLoader(val_ds, batch_size=args.batch_size, sampler=val_sampler, **common)
     return train_ds, train_sampler, train_loader, val_ds, val_loader
+
+
+def report_left_out(train_ds, val_ds, rank):
+    """Say how many records of a mixed database lack the leads trained on."""
+    left = train_ds.left_out + val_ds.left_out
+    if rank == 0 and left:
+        print(f"leads {','.join(train_ds.leads)}: left out {left} records of the training and "
+              f'validation folds that neither hold nor can derive them (labels.csv leads); '
+              f'{len(train_ds)} train, {len(val_ds)} validation records', flush=True)
+    if not len(train_ds) or not len(val_ds):
+        raise SystemExit(f"error: no records of the training or validation folds hold leads "
+                         f"{','.join(train_ds.leads)}; see the leads column of labels.csv")
 
 
 # --------------------------------------------------------------------------

@@ -8,15 +8,26 @@ applied unchanged to the test fold; the test fold never tunes anything.
     python predict.py --data-dir data/CPSC --leads all --test-fold 3
     # all ten cross-validation folds, then mean ± SD across folds
     python predict.py --data-dir data/CPSC --cv
-    # new records (any sampling rate and length; .hea/.mat or CPSC .mat)
+    # new records (any sampling rate, length and lead set; .hea/.mat/.dat or CPSC .mat)
     python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
         --records 'new/*.hea' --out preds.csv
+    # a Holter: every 30-s window of it, one row each with its start time
+    python predict.py --model-path models/CPSC-II-s42-f10/best.pt \\
+        --records ../shared/data/mitdb/100 --segments --out holter.csv
 
 Writes results/<run>/: metrics.csv (9 classes + macro, 95% bootstrap CIs),
 thresholds.json, predictions.csv (patient_id, score_<class>, true_<class>,
 pred_<class>), confusion.png (normalised 2x2 matrix per class), roc.png; with
 --cv also results/<database>-<leads>-s<seed>-cv/summary.csv. Prints the
 paper's per-class table.
+
+With --records, records are read by records.py (only the window scored is
+read, so a 24-h Holter costs what 30 s cost): the model's leads are taken as
+recorded, or derived from two other limb leads; a record that cannot give
+them gets one line naming the missing leads and is skipped. The CSV has
+record, path, fs, duration_s, [start_s, end_s with --segments], quality
+('ok' or records.py's flags, each also one warning line), derived (leads
+computed, not recorded), score_<class>, diagnoses.
 """
 import argparse
 import glob
@@ -52,6 +63,11 @@ def get_args_parser():
     parser.add_argument('--thresholds', default=None, metavar='JSON',
                         help="with --records: per-class thresholds (default: the "
                              "checkpoint run's results/<run>/thresholds.json, else 0.5)")
+    parser.add_argument('--segments', action='store_true',
+                        help='with --records: score every consecutive window (30 s) of '
+                             'each record, one row each with start_s/end_s (Holter; the last '
+                             'window ends at the end); only one batch of windows is in '
+                             'memory (default: the last window only)')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unreadable record (default: skip it)')
     parser.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
@@ -130,6 +146,9 @@ def score_folds(model, ckpt, args, folds, device, precision):
                     window=int(ckpt.get('window', utils.WINDOW)), augment=False, trim=False)
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=collate)
+    if ds.left_out:
+        print(f"folds {list(folds)}: left out {ds.left_out} records that neither hold nor can "
+              f"derive leads {','.join(ckpt['leads'])} (labels.csv leads)")
     out = evaluate(model, loader, torch.nn.BCEWithLogitsLoss(), device, precision)
     return list(ds.patient_ids), out['labels'], out['scores']
 
@@ -247,65 +266,151 @@ def load_thresholds(args, model_path, ckpt):
 
 
 def predict_records(args):
+    """Score new records (or, with --segments, every 30-s window of them);
+    write the CSV. A record that cannot give the model's leads, or has no
+    usable signal, gets one line and is skipped (--strict stops there)."""
     import torch
 
-    from dataset import RecordError, prepare_signal, read_record
+    from records import RecordError, length_at_fs, prepare, read_record
     from resnet import load_checkpoint
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
     device = utils.select_device(args.device, args.use_gpu)
     precision = utils.select_precision(device, args.precision)
     model, ckpt = load_checkpoint(args.model_path, leads=args.leads, map_location=device)
-    leads, classes = ckpt['leads'], list(ckpt['classes'])
+    leads, classes = list(ckpt['leads']), list(ckpt['classes'])
     window = int(ckpt.get('window', utils.WINDOW))
-    channels = [utils.LEADS.index(lead) for lead in leads]
     thresholds, source = load_thresholds(args, args.model_path, ckpt)
     print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source}')
-
     paths = expand_records(args.records)
     if not paths:
         raise SystemExit(f'error: no records match {args.records}')
-    rows, names, batch = [], [], []
 
-    def flush():
-        if not batch:
-            return
-        x = torch.from_numpy(np.stack(batch)).to(device)
+    def score(xs):
+        x = torch.from_numpy(np.stack(xs)).to(device)
         with torch.inference_mode(), utils.autocast(device, precision):
-            scores = torch.sigmoid(model(x).float()).cpu().numpy()
-        for (name, path, rec), s in zip(names, scores):
-            dx = [c for c, v, t in zip(classes, s, thresholds) if v >= t]
-            shown = ', '.join(f'{c} {v:.3f}' for c, v, t in zip(classes, s, thresholds)
-                              if v >= t) or 'none above threshold'
-            print(f'{name}: {shown}  (fs {rec["fs"]} Hz, {len(rec["signal"]) / utils.FS:.1f} s)')
-            rows.append({'record': name, 'path': str(path), 'fs': rec['fs'],
-                         **{f'score_{c}': float(v) for c, v in zip(classes, s)},
-                         'diagnoses': ';'.join(dx)})
-        batch.clear()
-        names.clear()
+            return torch.sigmoid(model(x).float()).cpu().numpy()
 
-    failed = 0
+    def fail(e):
+        if args.strict:
+            raise SystemExit(f'error: {e}') from e
+        print(f'skipped {e}', file=sys.stderr)
+
+    rows, failed = [], 0
+    scorer = SegmentScorer(score, classes, thresholds, args.batch_size)
+
+    def emit(done):
+        rows.extend(done)
+        for row in done if not args.segments else []:
+            print_record(row, classes, thresholds)
+
     for path in paths:
         try:
             rec = read_record(path)
-            x = prepare_signal(rec['signal'], window)[channels]
+            if args.segments:
+                prepare(rec, leads, window)  # the leads are there (else one line, below)
         except RecordError as e:
-            if args.strict:
-                raise SystemExit(f'error: {e}') from e
-            print(f'skipped {e}', file=sys.stderr)
+            fail(e)
             failed += 1
             continue
-        batch.append(np.ascontiguousarray(x, dtype=np.float32))
-        names.append((rec.get('name') or path.stem, path, rec))
-        if len(batch) == args.batch_size:
-            flush()
-    flush()
+        info = {'record': rec.name, 'path': str(path), 'fs': rec.fs,
+                'duration_s': rec.duration}
+        ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
+        if args.segments:
+            from tqdm import tqdm
+            scorer.bar = tqdm(total=len(ends), desc=rec.name, unit='window', leave=False)
+        for end in ends:
+            try:
+                x, real, quality = prepare(rec, leads, window, end=end)
+            except RecordError as e:
+                if not args.segments:
+                    fail(e)
+                    failed += 1
+                    continue
+                x, real, quality = None, None, e.reason  # an unusable window: a row, no scores
+            row = dict(info, quality=str(quality), derived='' if real is None else
+                       ','.join(lead for lead, r in zip(leads, real) if not r))
+            if args.segments:
+                stop = (length_at_fs(rec) if end is None else end) / utils.FS
+                row.update(start_s=max(0.0, stop - window / utils.FS), end_s=stop)
+            elif str(quality) != 'ok':
+                print(f'warning: {rec.name}: quality {quality}', file=sys.stderr)
+            emit(scorer.add(row, x))
+        if args.segments:
+            emit(scorer.flush())
+            scorer.bar.close()
+            scorer.bar = None
+            scorer.summary(rec, rows)
+    emit(scorer.flush())
+    return write_predictions(args, rows, classes, failed)
+
+
+def segment_ends(total, window):
+    """Ends (samples at 500 Hz) of consecutive windows from the start; the
+    last one ends at the record's end, overlapping the one before rather than
+    padded (a record shorter than one window is front-padded, as always)."""
+    return [min(start + window, total) for start in range(0, total, window)] or [total]
+
+
+class SegmentScorer:
+    """Batches windows through the model; rows come back with their scores
+    and diagnoses (a row without a window keeps NaN scores). Memory holds one
+    batch of windows, whatever the record's length."""
+
+    def __init__(self, score, classes, thresholds, batch_size):
+        self.score, self.classes, self.thresholds = score, classes, thresholds
+        self.batch_size, self.pending, self.xs = batch_size, [], []
+        self.bar = None
+
+    def add(self, row, x):
+        self.pending.append((row, x is not None))
+        if x is not None:
+            self.xs.append(x)
+        return self.flush() if len(self.xs) >= self.batch_size else []
+
+    def flush(self):
+        scores = iter(self.score(self.xs)) if self.xs else iter(())
+        out = []
+        for row, has_x in self.pending:
+            s = next(scores) if has_x else np.full(len(self.classes), np.nan)
+            out.append(dict(row, **{f'score_{c}': float(v) for c, v in zip(self.classes, s)},
+                            diagnoses=';'.join(c for c, v, t in zip(self.classes, s,
+                                                                     self.thresholds)
+                                               if v >= t)))
+        if self.bar is not None:
+            self.bar.update(len(self.pending))
+        self.pending, self.xs = [], []
+        return out
+
+    def summary(self, rec, rows):
+        """One line per record scored by --segments: windows per diagnosis."""
+        mine = [r for r in rows if r['record'] == rec.name]
+        bad = sum(1 for r in mine if np.isnan(r[f'score_{self.classes[0]}']))
+        flagged = sum(1 for r in mine if r['quality'] != 'ok') - bad
+        counts = {c: sum(c in r['diagnoses'].split(';') for r in mine) for c in self.classes}
+        shown = ', '.join(f'{c} {n}' for c, n in counts.items() if n) or 'none above threshold'
+        print(f'{rec.name}: {len(mine)} windows of {rec.duration:.0f} s at {rec.fs:g} Hz; '
+              f'windows per diagnosis: {shown}' + (f'; {bad} unusable' if bad else '')
+              + (f'; {flagged} with quality flags (quality column)' if flagged else ''))
+
+
+def print_record(row, classes, thresholds):
+    shown = ', '.join(f'{c} {row[f"score_{c}"]:.3f}' for c, t in zip(classes, thresholds)
+                      if row[f'score_{c}'] >= t) or 'none above threshold'
+    extra = f", derived {row['derived']}" if row['derived'] else ''
+    print(f"{row['record']}: {shown}  (fs {row['fs']:g} Hz, {row['duration_s']:.1f} s{extra})")
+
+
+def write_predictions(args, rows, classes, failed):
     stem = Path(args.model_path).parent.name or 'model'
     out = Path(args.out) if args.out else Path(f'predictions_{stem}.csv')
-    df = pd.DataFrame(rows, columns=['record', 'path', 'fs']
+    first = ['record', 'path', 'fs', 'duration_s'] + (['start_s', 'end_s'] if args.segments
+                                                      else [])
+    df = pd.DataFrame(rows, columns=first + ['quality', 'derived']
                       + [f'score_{c}' for c in classes] + ['diagnoses'])
     utils.atomic_to_csv(df, out, index=False, float_format='%.6f')
-    print(f'{len(rows)} records scored, {failed} skipped; wrote {out}')
+    what = 'windows' if args.segments else 'records'
+    print(f'{len(rows)} {what} scored, {failed} skipped; wrote {out}')
     return df
 
 

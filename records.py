@@ -50,8 +50,8 @@ no harm), and a window with no usable signal (every lead flat, or amplitudes
 
 Quality flags (conservative: every real record in ../shared/data passes):
     flat L          lead L is flat or near-flat: in at least half of its 2-s
-                    blocks the 1st-99th percentile range is under 20 µV
-                    (electrode off)
+                    blocks (at ~125 samples/s) the peak-to-peak is under
+                    20 µV (electrode off)
     clipped L p%    at least 0.1% of the samples at the ADC's limits, or in
                     recurring plateaus (>= 3 runs of >= 20 ms) at the lead's
                     extreme value: saturation
@@ -638,7 +638,10 @@ def prepare(record, leads, window=WINDOW, end=None):
         raw = raw.copy()
         raw[:w0] = np.where(np.isnan(raw[:w0]), inside[:1], raw[:w0])
         raw[w1:] = np.where(np.isnan(raw[w1:]), inside[-1:], raw[w1:])
-    sig = raw @ mix.T  # derivation is linear: before resampling is the same as after
+    if real.all():  # every lead recorded: pick columns, no arithmetic
+        sig = raw[:, mix.argmax(axis=1)]
+    else:  # derivation is linear: before resampling is the same as after
+        sig = raw @ mix.T
     if (up, down) != (1, 1):
         from scipy.signal import resample_poly
         sig = resample_poly(sig, up, down, axis=0)
@@ -652,30 +655,38 @@ def prepare(record, leads, window=WINDOW, end=None):
 # --------------------------------------------------------------------------
 # Signal quality.
 
+def _thin(fs):
+    """Step that keeps ~125 samples/s for the robust statistics: a QRS
+    (>= 60 ms) still spans several samples, and the statistics cost 4x less."""
+    return max(1, int(fs // 125))
+
+
 def _flat(x, fs):
-    """Per column: in at least FLAT_SHARE of the 2-s blocks, the range of
-    the 1st to 99th percentile under FLAT_MV."""
+    """Per column: in at least FLAT_SHARE of the 2-s blocks (at ~125
+    samples/s), the peak-to-peak under FLAT_MV."""
+    step = _thin(fs)
+    x, fs = x[::step], fs / step
     block = max(1, int(round(FLAT_BLOCK_S * fs)))
     n = len(x) // block
     if n == 0:
         return np.ptp(x, axis=0) < FLAT_MV if len(x) else np.zeros(x.shape[1], bool)
     blocks = x[:n * block].reshape(n, block, -1)
-    lo, hi = np.percentile(blocks, [1, 99], axis=1)  # robust to a spike or two
-    return (hi - lo < FLAT_MV).mean(axis=0) >= FLAT_SHARE
+    return (np.ptp(blocks, axis=1) < FLAT_MV).mean(axis=0) >= FLAT_SHARE
 
 
-def _clipped_share(x, fs, limits):
+def _clipped_share(x, fs, limits, mx, mn):
     """Per column: share of samples at the ADC's limits, or in plateaus of
-    >= PLATEAU_S at the column's extreme value."""
+    >= PLATEAU_S at the column's extreme value (mx, mn: the columns' max, min)."""
     n = len(x)
-    out = np.zeros(x.shape[1])
     run = max(3, int(round(PLATEAU_S * fs)))
-    for j in range(x.shape[1]):
-        col = x[:, j]
-        hit = np.zeros(n, bool)
-        if limits is not None:
-            lo, hi, tol = limits[0][j], limits[1][j], limits[2][j]
-            hit |= (col >= hi - tol) | (col <= lo + tol)
+    hits = np.zeros(x.shape, bool)
+    if limits is not None:
+        lo, hi, tol = limits
+        if (mx >= hi - tol).any() or (mn <= lo + tol).any():  # else no sample is there
+            hits |= (x >= hi - tol) | (x <= lo + tol)
+    at_extreme = np.count_nonzero(x == mx, axis=0) + np.count_nonzero(x == mn, axis=0)
+    for j in np.flatnonzero(at_extreme >= PLATEAU_RUNS * run):  # few columns, if any
+        col, hit = x[:, j], hits[:, j]
         for extreme in (col.max(), col.min()):
             at = col == extreme
             if at.sum() < PLATEAU_RUNS * run:
@@ -687,8 +698,7 @@ def _clipped_share(x, fs, limits):
             if len(runs) >= PLATEAU_RUNS:
                 for s, e in runs:
                     hit[s:e] = True
-        out[j] = hit.mean() if n else 0.0
-    return out
+    return np.count_nonzero(hits, axis=0) / n if n else np.zeros(x.shape[1])
 
 
 def check_quality(record, x, channels=None):
@@ -700,12 +710,16 @@ def check_quality(record, x, channels=None):
     if len(x) == 0:
         raise RecordError(record.name, 'zero-length window')
     flat = _flat(x, record.fs)
-    lo, hi = np.percentile(x, [0.5, 99.5], axis=0)
-    big = (hi - lo) > MAX_MV
+    mx, mn = x.max(axis=0), x.min(axis=0)
+    big = mx - mn > MAX_MV
+    if big.any():  # robust peak-to-peak (a spike or two is no unit error), where needed
+        lo, hi = np.percentile(x[::_thin(record.fs)][:, big], [0.5, 99.5], axis=0)
+        big[big] = (hi - lo) > MAX_MV
+        amp = hi - lo
     units = '/'.join(dict.fromkeys(record.units[c] for c in channels))
     if big.all():
         raise RecordError(record.name, f'implausible amplitude for an ECG in {units}: '
-                                       f'{np.median(hi - lo):.0f} {units} peak to peak '
+                                       f'{np.median(amp):.0f} {units} peak to peak '
                                        f'(~1000x too large: are the units uV?)')
     if flat.all():
         raise RecordError(record.name, f"no usable signal: lead(s) {', '.join(names)} flat "
@@ -714,7 +728,7 @@ def check_quality(record, x, channels=None):
     limits = record.clip_limits()
     if limits is not None:
         limits = tuple(v[channels] for v in limits)
-    clipped = _clipped_share(x, record.fs, limits)
+    clipped = _clipped_share(x, record.fs, limits, mx, mn)
     flags = []
     if flat.any():
         flags.append('flat ' + ','.join(n for n, f in zip(names, flat) if f))

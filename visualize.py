@@ -23,9 +23,11 @@ file written.
   2.5-5 s, ...). Each lead's segment is drawn about its median so a wandering
   baseline does not push it into the next row; the signal is not filtered.
 
-12-lead records are read with dataset.read_record (resampled to 500 Hz,
-standard lead order). Records with other leads (e.g. MIT-BIH, 2 leads at
-360 Hz) are read as they are with wfdb and drawn in the 12x1 layout only.
+Records are read with records.py. Those that hold or can derive the 12
+standard leads (lead aliases such as D1 or AVR; an 8-lead export gets III,
+aVR, aVL, aVF from I and II) are resampled to 500 Hz, standard lead order.
+Others (e.g. MIT-BIH, 2 leads at 360 Hz) are drawn as they are, in the 12x1
+layout only.
 --annotations overlays the beats of NAME.atr (wfdb reference annotations):
 a marker at each R peak with its symbol, coloured by beat class (green
 normal, orange supraventricular, red ventricular, purple other).
@@ -37,7 +39,6 @@ written atomically, so an interrupted run leaves no half-written image.
 import argparse
 import glob
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -154,82 +155,32 @@ def expand_paths(patterns):
     return paths, problems
 
 
-def _header_fields(comments):
-    """Age, sex and Dx codes from WFDB header comments: the Challenge's
-    'Age: 74' / 'Sex: Male' / 'Dx: 59118001,...' or MIT-BIH's '69 M ...'."""
-    age, sex, dx = math.nan, 'Unknown', []
-    for line in comments:
-        key, _, value = line.partition(':')
-        key, value = key.strip().lower(), value.strip()
-        if key == 'age':
-            try:
-                age = float(value)
-            except ValueError:
-                pass
-        elif key == 'sex':
-            sex = value or 'Unknown'
-        elif key == 'dx':
-            dx = [c.strip() for c in value.split(',') if c.strip()]
-        else:
-            m = re.match(r'^\s*(\d+)\s+([MF])\b', line)
-            if m and math.isnan(age):
-                age, sex = float(m.group(1)), {'M': 'Male', 'F': 'Female'}[m.group(2)]
-    return age, sex, dx
-
-
 def load_record(path, seconds=None):
     """-> dict(name, base, signal (n, nleads) float mV, fs (of signal),
-    fs_orig, leads, age, sex, dx). 12-lead records come from
-    dataset.read_record; others are read as they are (their own rate and
-    leads). `seconds` limits how much is returned. Raises BadRecord."""
-    import wfdb
-
-    from dataset import RecordError, read_record
+    fs_orig, leads, age, sex, dx), read by records.py. Records that hold or
+    can derive the 12 standard leads (an 8-lead export: III, aVR, aVL, aVF
+    from I and II) come at 500 Hz in utils.LEADS order; others as they are
+    (their own rate and lead names). `seconds` limits how much is read.
+    Raises BadRecord."""
+    from records import RecordError, length_at_fs, obtainable, prepare, read_record
 
     base = record_base(path)
-    name = base.name
-    header = None
-    if Path(f'{base}.hea').is_file():
-        try:
-            header = wfdb.rdheader(str(base))
-        except WFDB_ERRORS as e:
-            raise BadRecord(name, f'unreadable header {base}.hea '
-                                  f'({type(e).__name__}: {e})') from None
-    elif not Path(path).is_file():
-        raise BadRecord(name, f'no such file: {path}')
-
-    has_12 = header is None or {n.lower() for n in LEADS} <= {
-        str(n).lower() for n in (header.sig_name or [])}
-    if has_12:  # extra leads (e.g. PTB's Frank leads) are dropped by read_record
-        try:
-            rec = read_record(path)
-        except RecordError as e:
-            raise BadRecord(name, e.reason) from None
-        signal = np.asarray(rec['signal'])
-        if seconds is not None:
-            signal = signal[:round(seconds * FS)]
-        return {'name': name, 'base': base, 'signal': signal, 'fs': FS,
-                'fs_orig': rec['fs'], 'leads': list(LEADS), 'age': rec['age'],
-                'sex': rec['sex'], 'dx': [str(c) for c in rec['dx']]}
-
-    # Not the 12 standard leads: draw what there is at its own rate (12x1 only).
-    sampto = None
-    if seconds is not None and header.sig_len:
-        sampto = max(1, min(header.sig_len, round(seconds * header.fs)))
     try:
-        r = wfdb.rdrecord(str(base), sampto=sampto, physical=True)
-    except WFDB_ERRORS as e:
-        raise BadRecord(name, f'unreadable signal ({type(e).__name__}: {e})') from None
-    units = [u.lower() for u in (r.units or [])]
-    signal = r.p_signal.astype(np.float32)
-    # Convert microvolt channels so the mV axes stay true.
-    for i, u in enumerate(units):
-        if u in ('uv', 'µv'):
-            signal[:, i] /= 1000.0
-    age, sex, dx = _header_fields(r.comments or [])
-    return {'name': name, 'base': base, 'signal': signal, 'fs': float(r.fs),
-            'fs_orig': float(r.fs), 'leads': list(r.sig_name), 'age': age, 'sex': sex,
-            'dx': dx}
+        rec = read_record(path)
+        if obtainable([lead for lead in rec.leads if lead]) == LEADS:
+            n = length_at_fs(rec)
+            if seconds is not None:
+                n = max(1, min(n, round(seconds * FS)))
+            signal, leads, fs = prepare(rec, LEADS, window=n, end=n).x.T, list(LEADS), FS
+        else:  # not the 12 standard leads: what there is, at its own rate (12x1 only)
+            n = rec.sig_len if seconds is None else max(1, min(rec.sig_len,
+                                                                 round(seconds * rec.fs)))
+            signal, leads, fs = rec.read(0, n).astype(np.float32), rec.sig_names, rec.fs
+    except RecordError as e:
+        raise BadRecord(base.name, e.reason) from None
+    return {'name': rec.name, 'base': base, 'signal': signal, 'fs': float(fs),
+            'fs_orig': rec.fs, 'leads': list(leads), 'age': rec.age, 'sex': rec.sex,
+            'dx': [str(c) for c in rec.dx]}
 
 
 def read_beats(base, fs_orig, seconds=None):

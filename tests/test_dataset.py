@@ -14,17 +14,14 @@ import preprocess
 from dataset import (
     ECGDataset,
     LengthBucketSampler,
-    RecordError,
     collate,
     load_cache,
     load_labels,
     pad_collate,
-    prepare_signal,
-    read_header,
-    read_record,
     split_data,
 )
-from utils import CLASSES
+from records import RecordError, prepare, read_header, read_record
+from utils import CLASSES, LEADS
 
 LENGTHS = [1500, 2500, 4000, 5000, 5000, 6000, 7500, 9000, 12000, 15000, 20000, 3000,
            4500, 5000, 8000, 10000, 2000, 16000, 6500, 7000]
@@ -61,7 +58,7 @@ def test_items_are_padded_tails_in_mV(db):
         np.testing.assert_allclose(x.numpy(), expected, atol=1e-6)
         # predict.py's path gives exactly the same input
         np.testing.assert_array_equal(
-            x.numpy(), prepare_signal(read_record(db / f'{name}.hea')['signal']))
+            x.numpy(), prepare(read_record(db / f'{name}.hea'), LEADS).x)
         assert y.dtype == torch.float32
         assert y.tolist() == labels.loc[i, CLASSES].astype(float).tolist()
     assert ds.labels.shape == (20, 9) and ds.labels.dtype == np.float32
@@ -133,20 +130,15 @@ def test_same_batches_with_any_number_of_workers(db):
             assert all(torch.equal(a, b) for a, b in zip(reference[ep], other[ep]))
 
 
-def test_getitems_builds_the_batch_in_place(db):
+def test_collate_pads_trimmed_items(db):
     ds = ECGDataset(db, ALL_FOLDS, leads='V1,I', trim=True)
-    batch = ds.__getitems__([3, 0, 7])
-    x, y = collate(batch)
+    x, y = collate([ds[i] for i in [3, 0, 7]])
     assert x.shape[:2] == (3, 2) and x.shape[2] % 64 == 0
     assert x.shape[2] - 64 < ds.lengths[[3, 0, 7]].max() <= x.shape[2]
-    assert x.data_ptr() == batch[0][0].data_ptr()  # the items are views: nothing copied
     for row, label, i in zip(x, y, [3, 0, 7]):
         n = ds.lengths[i]
         assert torch.equal(row[:, -n:], ds[i][0]) and not row[:, :-n].any()
         assert torch.equal(label, ds[i][1])
-    # Plain item lists (e.g. through a custom fetch) still collate.
-    x2, y2 = collate([ds[i] for i in [3, 0, 7]])
-    assert torch.equal(x2, x) and torch.equal(y2, y)
 
 
 def test_dataset_pickles_without_the_memmap(db):
@@ -224,10 +216,10 @@ def test_read_record_path_forms(shared_data):
     ref, _ = wfdb.rdsamp(str(base))
     for path in (base, base.with_suffix('.hea'), base.with_suffix('.mat'), str(base)):
         rec = read_record(path)
-        assert rec['name'] == 'A0001' and rec['fs'] == 500 and rec['dx'] == ['59118001']
-        assert rec['signal'].dtype == np.float32 and rec['signal'].shape == (7500, 12)
-        np.testing.assert_allclose(rec['signal'], ref, atol=1e-6)
-    assert (rec['age'], rec['sex']) == (74, 'Male')
+        assert rec.name == 'A0001' and rec.fs == 500 and rec.dx == ['59118001']
+        assert rec.signal.shape == (7500, 12) and rec.leads == LEADS
+        np.testing.assert_allclose(rec.signal, ref, atol=1e-12)
+    assert (rec.age, rec.sex) == (74, 'Male')
 
 
 def test_read_header_matches_wfdb(shared_data):
@@ -243,10 +235,10 @@ def test_read_header_matches_wfdb(shared_data):
 
 def test_record_error_names_record_and_reason(shared_data, tmp_path):
     with pytest.raises(RecordError) as e:
-        read_record(shared_data / 'mitdb' / '100')  # two leads, MLII and V5
+        prepare(read_record(shared_data / 'mitdb' / '100'), LEADS)  # MLII and V5 only
     assert e.value.record == '100'
-    assert str(e.value).startswith('100: missing lead(s) I, II, III')
-    assert "unknown lead name(s) 'MLII'" in e.value.reason
+    assert str(e.value).startswith('100: lacks lead(s) I, III, aVR, aVL, aVF, V1, V2')
+    assert '(it has MLII, V5;' in e.value.reason
     with pytest.raises(RecordError, match='^NOPE: cannot read header'):
         read_record(tmp_path / 'NOPE')
 
