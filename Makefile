@@ -1,4 +1,4 @@
-# make venv | test | demo | bench   (see README)
+# make venv | test | demo | bench | app   (see README)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -32,3 +32,8 @@ DATA ?= data/CPSC
 RECIPE ?= study
 paper: venv
 	$(PYTHON) pipeline.py paper --data-dir $(DATA) --recipe $(RECIPE) $(if $(CV),--cv)
+
+# The clinical web app on http://localhost:8501: make app [MODEL=models/<run>/best.pt]
+.PHONY: app
+app: venv
+	$(BIN)/streamlit run app.py $(if $(MODEL),-- --model-path $(MODEL))

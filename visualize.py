@@ -411,8 +411,11 @@ def _calibration_pulse(ax, baseline):
     ax.plot(x, y, color=TRACE_COLOR, lw=0.9, zorder=3, solid_joinstyle='miter')
 
 
-def plot_clinical(rec, beats=None):
-    """The standard 12-lead printout, true size at 25 mm/s and 10 mm/mV."""
+def plot_clinical(rec, beats=None, title=None, subtitle=None, footnote=None):
+    """The standard 12-lead printout, true size at 25 mm/s and 10 mm/mV.
+    `title`, `subtitle` and `footnote` replace the header's record | age |
+    sex | diagnoses line, the settings line and the grid note (the web app
+    passes them translated)."""
     _require_12_leads(rec, 'clinical')
     g = clinical_geometry()
     fig_w, fig_h = g['figure_mm']
@@ -459,17 +462,17 @@ def plot_clinical(rec, beats=None):
     shown = f'first {n / fs:.1f} s of {seconds_total:.1f} s' if len(signal) > n \
         else f'{n / fs:.1f} s'
     top = 1 - 4.0 / fig_h
-    fig.text(MARGIN_MM['left'] / fig_w, top, title_text(rec), fontsize=12,
+    fig.text(MARGIN_MM['left'] / fig_w, top, title or title_text(rec), fontsize=12,
              fontweight='bold', va='top')
     fig.text(MARGIN_MM['left'] / fig_w, top - 7.0 / fig_h,
-             f"{SPEED:g} mm/s   {GAIN:g} mm/mV   {_rate_text(rec)}   {shown}   "
+             subtitle or f"{SPEED:g} mm/s   {GAIN:g} mm/mV   {_rate_text(rec)}   {shown}   "
              f"rhythm strip: {RHYTHM_LEAD}", fontsize=9, va='top')
     if beats is not None:
         fig.text(MARGIN_MM['left'] / fig_w, top - 12.5 / fig_h,
                  _beats_text(beats, f"{rec['name']}.atr") + ' (marked on the rhythm strip)',
                  fontsize=9, va='top')
     fig.text(1 - MARGIN_MM['right'] / fig_w, 3.0 / fig_h,
-             'grid: 1 mm = 0.04 s x 0.1 mV; 5 mm = 0.2 s x 0.5 mV', fontsize=7,
+             footnote or 'grid: 1 mm = 0.04 s x 0.1 mV; 5 mm = 0.2 s x 0.5 mV', fontsize=7,
              ha='right', va='bottom', color='#a04040')
     return fig
 

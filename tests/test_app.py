@@ -1,0 +1,408 @@
+"""app.py (Streamlit AppTest) and clinic.py: uploads good and bad, examples,
+languages, thresholds, the results table, explanation and report.
+
+A tiny untrained ResNet-18 on 2-s windows is written in a fixture, with
+thresholds that make some classes present: the tests check the app's logic,
+not the model's accuracy. streamlit 1.67's AppTest sets a file_uploader
+(`at.file_uploader[0].set_value([(name, bytes, mime), ...])`), so uploads
+go through the page itself; the browser test (test_app_browser.py) uploads
+through a real browser.
+"""
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import app_text
+import clinic
+import synthetic
+import utils
+from utils import CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = 1000
+RUN = 'TINY-all-s42-f7'
+TIMEOUT = 120
+
+
+def record_files(name, cls='RBBB', seconds=6.0, seed=5):
+    """A synthetic record as upload tuples {suffix: (name, bytes)}."""
+    import tempfile
+    rec = synthetic.make_record(seed, CLASSES.index(cls), duration=seconds, classes=[cls])
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic.write_record(rec, tmp, name)
+        return {s: (f'{name}.{s}', (Path(tmp) / f'{name}.{s}').read_bytes())
+                for s in ('hea', 'mat')}
+
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    """models/TINY.../best.pt (random ResNet-18, 2-s window) and its thresholds:
+    each class's threshold is the model's score on a reference record, so that
+    classes scoring higher there are 'present'."""
+    from resnet import build_model
+    root = tmp_path_factory.mktemp('approot')
+    torch.manual_seed(0)
+    model = build_model('resnet18', 12).eval()
+    ckpt = {'model': model.state_dict(), 'leads': list(utils.LEADS), 'classes': CLASSES,
+            'arch': 'resnet18', 'window': WINDOW, 'epoch': 2, 'best_epoch': 1,
+            'folds': {'train': [1, 2], 'val': [3], 'test': [7]},
+            'args': {'data_dir': 'data/TINY', 'seed': 42, 'window': WINDOW}}
+    path = root / 'models' / RUN / 'best.pt'
+    utils.atomic_torch_save(ckpt, path)
+    info = clinic.load_model(path, root)
+    recs, _ = clinic.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
+    prob = clinic.score(info, [recs[0]['x']])[0]
+    # Half the classes present on REF: thresholds just below / above its scores.
+    order = np.argsort(-prob)
+    th = prob.astype(float).copy()
+    th[order[:4]] -= 1e-4
+    th[order[4:]] += 1e-4
+    utils.atomic_write_json({'thresholds': dict(zip(CLASSES, th.tolist())),
+                             'tuned_on': 'validation fold [3]'},
+                            root / 'results' / RUN / 'thresholds.json')
+    return root
+
+
+@pytest.fixture
+def at(tiny_root, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setattr(sys, 'argv', ['app.py', '--root', str(tiny_root)])
+    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def upload(app, files):
+    app.file_uploader[0].set_value([(n, b, 'application/octet-stream') for n, b in files])
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def frame(app, column):
+    """The first st.dataframe that has this column (non-widget frames have no key)."""
+    for d in app.dataframe:
+        if column in d.value.columns:
+            return d.value
+    raise AssertionError(f'no table with a column {column!r}')
+
+
+def errors(app):
+    return [e.value for e in app.error]
+
+
+# --------------------------------------------------------------------------
+# Strings.
+
+def test_every_string_in_every_language():
+    for key, entry in app_text.TEXT.items():
+        assert set(entry) == set(app_text.LANGUAGES), key
+        want = app_text.placeholders(entry['en'])
+        for lang, text in entry.items():
+            assert text.strip(), (key, lang)
+            assert app_text.placeholders(text) == want, (key, lang)
+    for c in CLASSES:
+        for kind in ('class', 'public', 'clinical'):
+            assert f'{kind}_{c}' in app_text.TEXT
+
+
+def test_every_key_the_code_uses_exists():
+    import re
+    used = set()
+    for f in ('app.py', 'clinic.py'):
+        used |= set(re.findall(r"t\(lang, '([a-z_A-Z]+)'", (ROOT / f).read_text()))
+    assert used and used <= set(app_text.TEXT), used - set(app_text.TEXT)
+
+
+# --------------------------------------------------------------------------
+# Upload handling (clinic.py).
+
+@pytest.mark.parametrize('name,want', [
+    ('A0001.hea', 'A0001.hea'), ('../../etc/passwd', 'passwd'),
+    ('..\\..\\x.mat', 'x.mat'), ('.hidden.hea', 'hidden.hea'), ('a b;$(rm).dat', 'a_b___rm_.dat'),
+    ('..', None), ('', None), ('dir/', None)])
+def test_safe_name(name, want):
+    assert clinic.safe_name(name) == want
+
+
+def test_pairing_follows_the_header_not_the_basename(tiny_root):
+    """X.hea names Y.mat: the pair is read although the basenames differ."""
+    files = record_files('Y')
+    hea = files['hea'][1].decode().replace('Y.mat', 'Y.mat', 1)
+    hea = hea.replace('Y 12', 'X 12', 1)
+    records, problems = clinic.load_uploads([('X.hea', hea.encode()), files['mat']],
+                                            list(utils.LEADS), WINDOW)
+    assert problems == []
+    assert [r['name'] for r in records] == ['X']
+
+
+def test_zip_members_are_flattened_and_sanitised(tmp_path):
+    files = record_files('Z1')
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as zf:
+        for n, b in files.values():
+            zf.writestr(f'../../evil/{n}', b)
+        zf.writestr('__MACOSX/._Z1.hea', b'junk')
+    records, problems = clinic.load_uploads([('batch.zip', buf.getvalue())],
+                                            list(utils.LEADS), WINDOW)
+    assert problems == [] and [r['name'] for r in records] == ['Z1']
+    staged, _ = clinic.stage_files([('batch.zip', buf.getvalue())], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['Z1.hea', 'Z1.mat']
+    assert not (tmp_path.parent / 'evil').exists()
+
+
+def test_upload_folder_is_removed(monkeypatch):
+    made = []
+    real = clinic.tempfile.TemporaryDirectory
+
+    def spy(*a, **k):
+        d = real(*a, **k)
+        made.append(Path(d.name))
+        return d
+    monkeypatch.setattr(clinic.tempfile, 'TemporaryDirectory', spy)
+    records, _ = clinic.load_uploads(list(record_files('R1').values()), list(utils.LEADS),
+                                     WINDOW)
+    assert records and made and not any(p.exists() for p in made)
+
+
+# --------------------------------------------------------------------------
+# The page.
+
+def test_no_model_says_which_command_makes_one(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setattr(sys, 'argv', ['app.py', '--root', str(tmp_path)])
+    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=TIMEOUT).run()
+    assert not app.exception
+    assert any('make demo' in e for e in errors(app))
+
+
+def test_good_upload_is_diagnosed_with_the_run_thresholds(at, tiny_root):
+    upload(at, record_files('REF').values())
+    assert errors(at) == []
+    assert any('REF' in h.value for h in at.header)
+    table = frame(at, 'decision')
+    th = json.loads((tiny_root / 'results' / RUN / 'thresholds.json').read_text())['thresholds']
+    by_name = {app_text.t('en', f'class_{c}'): c for c in CLASSES}
+    present = 0
+    for _, row in table.iterrows():
+        c = by_name[row['class']]
+        assert row['threshold'] == pytest.approx(th[c])
+        assert row['decision'] == ('present' if row['probability'] >= th[c] else 'absent')
+        present += row['decision'] == 'present'
+    assert present == 4  # the fixture put 4 thresholds just under REF's scores
+    assert list(table['probability']) == sorted(table['probability'], reverse=True)
+    # the model card shows where the thresholds come from
+    assert any('validation fold [3]' in m.value for m in at.sidebar.markdown)
+
+
+def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
+    monkeypatch.setattr(clinic, 'MAX_FILE_BYTES', 200_000)
+    good = record_files('GOOD')
+    bad = {}
+    bad['MISS'] = [record_files('MISS')['hea']]                    # no signal file
+    n, b = record_files('TRUNC')['mat']
+    bad['TRUNC'] = [record_files('TRUNC')['hea'], (n, b[:len(b) // 2])]
+    bad['CORRUPT'] = [('CORRUPT.hea', b'\x00\xff not a header at all'),
+                      record_files('CORRUPT')['mat']]
+    f = record_files('LEADS')
+    bad['LEADS'] = [('LEADS.hea', f['hea'][1].replace(b' V6\n', b' Vx\n')), f['mat']]
+    f = record_files('ZERO')
+    hea = f['hea'][1].decode().splitlines()
+    hea[0] = 'ZERO 12 500 0'
+    bad['ZERO'] = [('ZERO.hea', '\n'.join(hea).encode()), f['mat']]
+    f = record_files('NANS')
+    mat = bytearray(f['mat'][1])
+    end = len(mat) - 2 * 12 * 100  # 0.2 s before the end: inside the model's window
+    mat[end:end + 2] = np.int16(-32768).tobytes()
+    bad['NANS'] = [f['hea'], ('NANS.mat', bytes(mat))]
+    bad['BIG'] = [('BIG.mat', b'\x00' * 300_000)]
+    files = list(good.values()) + [x for v in bad.values() for x in v]
+    upload(at, files)
+    lines = errors(at)
+    assert len(lines) == len(bad), '\n'.join(lines)
+    for name in bad:
+        assert sum(name in e for e in lines) == 1, (name, lines)
+    reasons = ' '.join(lines)
+    for word in ('missing', 'truncated', 'V6', 'zero-length', 'NaN', 'limit'):
+        assert word in reasons, (word, lines)
+    assert any('GOOD' in h.value for h in at.header)  # the good record is diagnosed
+
+
+def test_several_records_give_a_results_table(at):
+    files = [x for i, c in enumerate(['SNR', 'AF', 'PVC'])
+             for x in record_files(f'M{i}', cls=c, seed=10 + i).values()]
+    upload(at, files)
+    table = frame(at, 'record')
+    assert list(table['record']) == ['M0', 'M1', 'M2']
+    assert set(CLASSES) <= set(table.columns)
+    at.selectbox(key='open').set_value(2).run()
+    assert any('M2' in h.value for h in at.header)
+    # opening another record or switching language never reruns inference
+    runs = at.session_state['inferences']
+    assert runs == 3
+    at.sidebar.radio(key='lang').set_value('fr').run()
+    assert at.session_state['inferences'] == runs
+
+
+def test_examples_need_no_file(at):
+    at.radio(key='source').set_value('example').run()
+    for cls in ('AF', 'LBBB'):
+        at.selectbox(key='example_en').set_value(cls).run()
+        assert not at.exception
+        assert any(f'example-{cls}' in h.value for h in at.header)
+    at.sidebar.radio(key='lang').set_value('fr').run()  # the choice survives the switch
+    assert at.selectbox(key='example_fr').value == 'LBBB'
+    assert any('example-LBBB' in h.value for h in at.header)
+
+
+def test_language_switch_and_rtl(at):
+    upload(at, record_files('REF').values())
+    at.sidebar.radio(key='lang').set_value('ar').run()
+    assert at.title[0].value == app_text.t('ar', 'title')
+    assert any('direction: rtl' in m.value for m in at.markdown)
+    table = frame(at, app_text.t('ar', 'col_decision'))
+    assert app_text.t('ar', 'col_probability') in table.columns
+    assert set(table[app_text.t('ar', 'col_decision')]) <= {app_text.t('ar', 'present'),
+                                                            app_text.t('ar', 'absent')}
+    at.sidebar.radio(key='lang').set_value('en').run()
+    assert not any('direction: rtl' in m.value for m in at.markdown)
+
+
+def test_explain_on_request(at):
+    upload(at, record_files('REF').values())
+    assert not at.success
+    at.sidebar.select_slider(key='nsamples').set_value(8).run()
+    at.button(key='explain').click().run()
+    assert not at.exception, at.exception
+    assert any('Explained in' in s.value for s in at.success)
+    assert any('8 samples per class' in c.value for c in at.caption)
+    assert at.selectbox(key='highlight_en').value == at.session_state['highlight'] is not None
+
+
+def test_bare_state_dict_loads_with_thresholds_half(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from resnet import build_model
+    torch.manual_seed(1)
+    torch.save(build_model('resnet18', 12).state_dict(), tmp_path / 'study.pt')
+    info = clinic.load_model(tmp_path / 'study.pt', tmp_path)
+    assert info['bare'] and np.all(info['thresholds'] == 0.5)
+    monkeypatch.setattr(sys, 'argv', ['app.py', '--model-path', str(tmp_path / 'study.pt')])
+    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=TIMEOUT).run()
+    assert not app.exception
+    assert any('bare state dict' in c.value for c in app.sidebar.caption)
+
+
+# --------------------------------------------------------------------------
+# Explanation and report (clinic.py).
+
+def test_batched_expected_gradients_equal_shap(tiny_root):
+    """One forward per batch for all classes gives shap.GradientExplainer's values."""
+    import shap
+
+    import shap_values
+    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    wrapper = shap_values.explained_model(info['model'], info['thresholds'],
+                                          torch.device('cpu'), 'fp32')
+    gen = torch.Generator().manual_seed(0)
+    bg = 0.2 * torch.randn(5, 12, WINDOW, generator=gen)
+    x = 0.2 * torch.randn(1, 12, WINDOW, generator=gen)
+    with torch.no_grad():
+        explainer = shap.GradientExplainer(wrapper, bg, batch_size=4)
+        ranks = torch.argsort(wrapper(x)[0], descending=True)[:2].tolist()
+    ref, idx = explainer.shap_values(x, nsamples=6, ranked_outputs=2,
+                                     output_rank_order='max', rseed=7)
+    ours = clinic.expected_gradients(wrapper, x, bg, ranks, nsamples=6, rseed=7, batch=4)
+    assert np.asarray(idx)[0].tolist() == ranks
+    np.testing.assert_allclose(ours, np.moveaxis(np.asarray(ref)[0], -1, 0),
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_explanation_adds_up_and_highlights_inside_the_record(tiny_root):
+    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    rec = clinic.load_uploads(list(record_files('REF', seconds=1.5).values()),
+                              info['leads'], WINDOW)[0][0]
+    ex = clinic.explain(info, rec, nsamples=64, root=tiny_root)
+    assert ex['background']['kind'] == 'flat'  # data/TINY is not there
+    assert len(ex['classes']) == 4
+    # expected gradients from one baseline = integrated gradients: sum -> f(x) - f(0)
+    assert np.median(ex['rel_error']) < 0.15, ex['rel_error']
+    mask = clinic.record_mask(rec, ex['values'][0], info['leads'])
+    assert mask.shape == (12, len(rec['signal'])) and mask.any()
+
+
+def test_report_is_one_pdf_page_with_the_record_name(tiny_root):
+    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    rec = clinic.example_record('AF', info['leads'], WINDOW)
+    prob = clinic.score(info, [rec['x']])[0]
+    meas = clinic.measure(rec['signal'])
+    assert meas and 60 < meas['hr_bpm'] < 200
+    fig = clinic.printout_figure(rec, clinic.title(rec, prob, info['thresholds'], 'ar'))
+    for lang in ('en', 'ar'):
+        pdf = clinic.report_pdf(rec, prob, info['thresholds'], meas, info['card'], lang,
+                                clinic.png(fig, dpi=60))
+        assert pdf.startswith(b'%PDF-') and b'example-AF' in pdf
+        assert pdf.count(b'/Type /Page\n') + pdf.count(b'/Type /Page ') <= 1 or \
+            pdf.count(b'/Type /Page') == 2  # /Pages + one /Page
+
+
+def test_scores_downloads(tiny_root):
+    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    recs, _ = clinic.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
+    probs = clinic.score(info, [r['x'] for r in recs])
+    df = clinic.scores_frame(recs, probs, info['thresholds'])
+    assert list(df['record']) == ['REF'] and df['diagnoses'][0].count(';') == 3
+    obj = json.loads(clinic.scores_json(recs, probs, info['thresholds'], info['card']))
+    assert len(obj['records'][0]['diagnoses']) == 4
+
+
+def test_any_lead_order_and_name_case_reads_the_same(tmp_path):
+    """A record written with its leads shuffled and lower-cased gives the same
+    model input as the original (records.prepare puts them in order)."""
+    import wfdb
+    rec = synthetic.make_record(3, 0, duration=4.0, classes=['AF'])
+    order = np.random.default_rng(0).permutation(12)
+    names = [utils.LEADS[i].lower() for i in order]
+    wfdb.wrsamp('SHUF', fs=500, units=['mV'] * 12, sig_name=names,
+                p_signal=rec['signal'][:, order].astype(np.float64), fmt=['16'] * 12,
+                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    synthetic.write_record(rec, tmp_path, 'ORIG')
+    files = [(p.name, p.read_bytes()) for p in sorted(tmp_path.iterdir())
+             if p.stem in ('SHUF', 'ORIG') and p.suffix in ('.hea', '.dat', '.mat')]
+    records, problems = clinic.load_uploads(files, list(utils.LEADS), WINDOW)
+    assert problems == []
+    by = {r['name']: r for r in records}
+    np.testing.assert_array_equal(by['SHUF']['x'], by['ORIG']['x'])
+
+
+def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_path):
+    """MIT-BIH-like 2-lead record: a lead-II model reads it; the 12-lead
+    printout is replaced by a line saying which leads there are."""
+    import wfdb
+
+    from resnet import build_model
+    rec = synthetic.make_record(4, 0, duration=4.0, classes=['SNR'])
+    cols = [utils.LEADS.index('II'), utils.LEADS.index('V5')]
+    wfdb.wrsamp('TWO', fs=500, units=['mV'] * 2, sig_name=['MLII', 'V5'],
+                p_signal=rec['signal'][:, cols].astype(np.float64), fmt=['16'] * 2,
+                adc_gain=[200.0] * 2, baseline=[0] * 2, write_dir=str(tmp_path))
+    torch.manual_seed(0)
+    path = tmp_path / 'models' / 'X-II-s42-f7' / 'best.pt'
+    utils.atomic_torch_save({'model': build_model('resnet18', 1).state_dict(), 'leads': ['II'],
+                             'arch': 'resnet18', 'window': WINDOW}, path)
+    info = clinic.load_model(path, tmp_path)
+    files = [(p.name, p.read_bytes()) for p in tmp_path.glob('TWO.*')]
+    records, problems = clinic.load_uploads(files, info['leads'], WINDOW)
+    assert problems == [] and records[0]['leads'] == ['II', 'V5']
+    assert clinic.score(info, [records[0]['x']]).shape == (1, 9)
+    assert clinic.printout_figure(records[0], 'x') is None
+    # the 12-lead model cannot read it, and says which leads are lacking
+    _, problems = clinic.load_uploads(files, list(utils.LEADS), WINDOW)
+    assert 'lacks lead(s) I, III' in problems[0][1], problems
