@@ -332,7 +332,7 @@ def predict_records(args):
             try:
                 x, real, quality = prepare(rec, leads, window, end=end)
             except RecordError as e:
-                if not args.segments:
+                if not args.segments or args.strict:   # --strict: a bad window stops too
                     fail(e)
                     failed += 1
                     continue

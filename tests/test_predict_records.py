@@ -93,3 +93,9 @@ def test_segments_of_a_long_record(lead_ii_model, tmp_path, capsys):
     assert df.loc[bad, 'score_SNR'].isna().all() and df.loc[~bad, 'score_SNR'].notna().all()
     assert f'HOLTER: {n} windows of 480 s at 360 Hz' in out and '1 unusable' in out
     assert len(pd.read_csv(out_csv)) == n
+    # --strict stops at the unusable window, naming the record and the reason,
+    # and leaves the CSV written before untouched
+    with pytest.raises(SystemExit, match=r'^error: HOLTER: .*NaN/missing samples'):
+        run(lead_ii_model, tmp_path / 'HOLTER', extra=['--segments', '--strict',
+                                                       '--out', str(out_csv)])
+    assert len(pd.read_csv(out_csv)) == n
