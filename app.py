@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 
 import clinic
-from app_text import LANGUAGES, RTL, t
+from app_text import LANGUAGES, RTL, problem_text, t
 from utils import CLASSES, FS
 
 RTL_CSS = """<style>
@@ -368,7 +368,7 @@ def main():
         st.warning(t(lang, 'demo_banner'))
     records, problems = get_records(lang, info)
     for name, reason in problems:
-        st.error(t(lang, 'bad_file', file=name, reason=reason))
+        st.error(problem_text(lang, name, reason))
     if not records:
         if not problems:
             st.caption(t(lang, 'waiting'))

@@ -87,7 +87,33 @@ TEXT = {
     'waiting': {'en': 'Upload a record or try an example.',
                 'fr': 'Téléversez un enregistrement ou essayez un exemple.',
                 'ar': 'ارفع تسجيلاً أو جرّب مثالاً.'},
-    'bad_file': {'en': '{file}: {reason}', 'fr': '{file} : {reason}', 'ar': '{file}: {reason}'},
+    'bad_file': {'en': '{file}: {kind} ({reason})', 'fr': '{file} : {kind} ({reason})',
+                 'ar': '{file}: {kind} ({reason})'},
+    # The kind of an upload problem, in words; the technical reason (from
+    # records.py or clinic.py, in English) follows it in brackets.
+    'problem_missing': {'en': 'a signal file is missing', 'fr': 'un fichier de signal manque',
+                        'ar': 'ملف الإشارة مفقود'},
+    'problem_truncated': {'en': 'the file is truncated', 'fr': 'le fichier est tronqué',
+                          'ar': 'الملف مقطوع'},
+    'problem_corrupt': {'en': 'the file is corrupt or unreadable',
+                        'fr': 'le fichier est corrompu ou illisible',
+                        'ar': 'الملف تالف أو غير قابل للقراءة'},
+    'problem_empty': {'en': 'the record is empty', 'fr': "l'enregistrement est vide",
+                      'ar': 'التسجيل فارغ'},
+    'problem_leads': {'en': "the model's leads cannot be obtained from this record",
+                      'fr': "les dérivations du modèle ne peuvent pas être obtenues de cet "
+                            "enregistrement",
+                      'ar': 'لا يمكن الحصول على اتجاهات النموذج من هذا التسجيل'},
+    'problem_nan': {'en': 'missing (NaN) samples in the window used',
+                    'fr': 'échantillons manquants (NaN) dans la fenêtre utilisée',
+                    'ar': 'عينات مفقودة (NaN) في النافذة المستخدمة'},
+    'problem_too_large': {'en': 'the file is over the size limit',
+                          'fr': 'le fichier dépasse la taille maximale',
+                          'ar': 'الملف يتجاوز الحجم المسموح'},
+    'problem_unusable': {'en': 'no usable ECG signal', 'fr': 'aucun signal ECG exploitable',
+                         'ar': 'لا توجد إشارة تخطيط قلب صالحة'},
+    'problem_other': {'en': 'this file cannot be used', 'fr': 'ce fichier est inutilisable',
+                      'ar': 'لا يمكن استخدام هذا الملف'},
     'n_read': {'en': '{ok} record(s) read, {bad} problem(s)',
                'fr': '{ok} enregistrement(s) lu(s), {bad} problème(s)',
                'ar': 'قُرئ {ok} تسجيل، {bad} مشكلة'},
@@ -349,6 +375,25 @@ def t(lang, key, **kw):
     entry = TEXT[key]
     text = entry.get(lang, entry['en'])
     return text.format(**kw) if kw else text
+
+
+# The first pattern found in a problem's reason gives its kind (problem_<kind>).
+PROBLEM_KINDS = (('too_large', 'size limit'), ('nan', 'nan/missing'), ('missing', 'missing'),
+                 ('missing', 'no such file'),
+                 ('missing', 'no .hea header'), ('truncated', 'truncated'),
+                 ('empty', 'zero-length'), ('empty', 'is empty'),
+                 ('leads', 'lacks lead'), ('leads', 'no ecg lead'),
+                 ('unusable', 'usable signal'), ('unusable', 'flat'),
+                 ('corrupt', 'corrupt'), ('corrupt', 'unreadable'), ('corrupt', 'malformed'),
+                 ('corrupt', 'cannot read'), ('corrupt', 'not a readable'))
+
+
+def problem_text(lang, file, reason):
+    """One line for a bad upload: the file, the kind of problem in `lang`, and
+    the technical reason (English, as records.py words it) in brackets."""
+    low = str(reason).lower()
+    kind = next((k for k, pattern in PROBLEM_KINDS if pattern in low), 'other')
+    return t(lang, 'bad_file', file=file, kind=t(lang, f'problem_{kind}'), reason=reason)
 
 
 def placeholders(text):

@@ -233,6 +233,20 @@ def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
     for word in ('missing', 'truncated', 'V6', 'zero-length', 'NaN', 'limit'):
         assert word in reasons, (word, lines)
     assert any('GOOD' in h.value for h in at.header)  # the good record is diagnosed
+    # each line says the kind of problem in words, before the technical reason
+    kinds = {'MISS': 'missing', 'TRUNC': 'truncated', 'CORRUPT': 'corrupt', 'LEADS': 'leads',
+             'ZERO': 'empty', 'NANS': 'nan', 'BIG': 'too_large'}
+    for name, kind in kinds.items():
+        line = next(e for e in lines if name in e)
+        assert app_text.t('en', f'problem_{kind}') in line, (name, line)
+
+
+def test_upload_problems_are_worded_in_the_chosen_language():
+    reason = 'X: truncated .mat file X.mat (12 bytes)'
+    fr, ar = (app_text.problem_text(lang, 'X.mat', reason) for lang in ('fr', 'ar'))
+    assert fr.startswith('X.mat : le fichier est tronqué (') and reason in fr
+    assert app_text.t('ar', 'problem_truncated') in ar and reason in ar
+    assert app_text.t('en', 'problem_other') in app_text.problem_text('en', 'Y', 'odd')
 
 
 def test_several_records_give_a_results_table(at):
