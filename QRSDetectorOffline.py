@@ -101,6 +101,9 @@ REFINE_WINDOW = 0.075       # R peak: extremum within +/-75 ms of the detection
 MIN_DURATION = 2.0          # shorter records hold too few beats to adapt on
 MIN_QUALITY = 3.0           # below this, beats do not stand out of the noise...
 MIN_CONSISTENCY = 0.6       # ...and unless they repeat one shape, it is noise
+UNLIKE_CORR = 0.5           # a beat this unlike the record's template...
+UNLIKE_RR = 0.6             # ...within 60 % of the median RR of another is noise
+SHAPE_WINDOW = 0.080        # QRS shape compared over +/-80 ms
 
 
 @lru_cache(maxsize=16)
@@ -476,7 +479,49 @@ def _decide(sig, bp, deriv, energy, base, fs, refine):
         return np.zeros(0, dtype=np.int64), quality
     if refine:
         peaks = _refine(base, fs, peaks, energy[peaks])
+        peaks = _drop_unlike(base, peaks, fs)
     return peaks, quality
+
+
+def _shape_corr(x, peaks, fs):
+    """Correlation of each beat of x (+/-80 ms, mean removed) with the
+    record's median beat."""
+    half = max(1, round(SHAPE_WINDOW * fs))
+    idx = np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, len(x) - 1)
+    win = x[idx]
+    win = win - win.mean(axis=1, keepdims=True)
+    template = np.median(win, axis=0)
+    den = np.linalg.norm(win, axis=1) * np.linalg.norm(template)
+    return win @ template / np.maximum(den, 1e-300)
+
+
+def _drop_unlike(x, peaks, fs):
+    """peaks without the detections that are both unlike the record's beat
+    (shape correlation < UNLIKE_CORR with the median beat, on the
+    baseline-removed lead) and closer than UNLIKE_RR x the median RR to
+    another detection: two beats that close are rarely both real, and of
+    the pair the one that does not look like the record's QRS is the muscle
+    artefact, f wave or T wave. The unlikest goes first, so of two unlike
+    neighbours only one goes. Template matching after detection follows
+    P. S. Hamilton's EP Limited detector and Christov (2004); the RR gate
+    keeps any beat that sits alone (a PVC of another shape keeps its
+    compensatory pause). Needs 8 beats for a template."""
+    if len(peaks) < N_LEVELS:
+        return peaks
+    corr = _shape_corr(x, peaks, fs)
+    near = UNLIKE_RR * float(np.median(np.diff(peaks)))
+    keep = np.ones(len(peaks), dtype=bool)
+    for k in np.argsort(corr):
+        if corr[k] >= UNLIKE_CORR:
+            break
+        kept = np.flatnonzero(keep)
+        j = np.searchsorted(kept, k)
+        prev = kept[j - 1] if j > 0 else None
+        nxt = kept[j + 1] if j + 1 < len(kept) else None
+        if ((prev is not None and peaks[k] - peaks[prev] < near)
+                or (nxt is not None and peaks[nxt] - peaks[k] < near)):
+            keep[k] = False
+    return peaks[keep]
 
 
 def _in_chunks(detector, x, fs):

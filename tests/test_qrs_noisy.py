@@ -32,18 +32,19 @@ def test_cpsc2019_shared_half(cpsc2019):
     assert len(cpsc2019) == 25
     m = qrs.score_set(cpsc2019, _lead(0))
     assert m['beats'] == 389
-    # Now Se 93.6 %, +P 96.8 %, F1 95.2 % (Hamilton F1 92.5 %, neurokit2 89.3 %).
-    assert m['se'] >= 0.93 and m['ppv'] >= 0.965 and m['f1'] >= 0.95, m
+    # Now Se 93.1 %, +P 97.8 %, F1 95.4 % (Hamilton F1 92.5 %, neurokit2 89.3 %).
+    assert m['se'] >= 0.925 and m['ppv'] >= 0.97 and m['f1'] >= 0.95, m
 
 
 def test_cpsc2021_shared_half_single_leads_and_fused(cpsc2021):
     lead0 = qrs.score_set(cpsc2021, _lead(0))
     assert lead0['beats'] == 3230
-    assert lead0['se'] >= 0.993 and lead0['ppv'] >= 0.97, lead0     # 99.6 / 97.3 %
+    # Lead I: Se 99.1, +P 99.2, F1 99.2 % (Hamilton F1 98.7 %).
+    assert lead0['se'] >= 0.99 and lead0['ppv'] >= 0.99 and lead0['f1'] >= 0.99, lead0
     lead1 = qrs.score_set(cpsc2021, _lead(1))
-    assert lead1['se'] >= 0.995 and lead1['ppv'] >= 0.99, lead1     # 99.7 / 99.3 %
+    assert lead1['se'] >= 0.995 and lead1['ppv'] >= 0.995, lead1    # 99.6 / 99.6 %
     fused = qrs.score_set(cpsc2021, lambda x, fs: qrs.detect_multilead(x, fs)[0])
-    assert fused['se'] >= 0.997 and fused['ppv'] >= 0.985, fused    # 99.9 / 99.1 %
+    assert fused['se'] >= 0.996 and fused['ppv'] >= 0.995, fused    # 99.7 / 99.6 %
     assert fused['f1'] >= 0.99 and fused['f1'] > lead0['f1'], (fused, lead0)
 
 
