@@ -65,6 +65,18 @@ MIT-BIH 100 and the synthetic set, `python bench.py --only qrs`):
   record (median of 1-s maxima: 2-s maxima take the level of frequent large
   PVCs) instead of the first 2 s, and the peaks are refined to the extremum
   of the baseline-removed lead in the dominant polarity within +/-75 ms.
+- After detection, a beat unlike the record's (correlation < 0.5 with the
+  median beat over +/-80 ms of the baseline-removed lead) that lies within
+  60 % of the median RR of another detection is dropped, the unlikest
+  first. The rule is our own; comparing each beat with the record's
+  template is what the beat classifier of P. S. Hamilton, "Open source ECG
+  analysis", Computers in Cardiology 29:101-104, 2002, does. It removes muscle
+  noise over a small QRS and f or T waves taken for beats in AF; the RR
+  gate spares a beat of another shape that sits alone (a PVC keeps its
+  compensatory pause). CPSC2021 lead I: F1 98.45 -> 99.18 % (+P 97.34 ->
+  99.23 %, Se 99.60 -> 99.13 %); lead II 99.54 -> 99.58 %, fused 99.46 ->
+  99.68 %, CPSC2019 95.16 -> 95.39 %, MIT-BIH 100 unchanged (100 / 100 %).
+  Thresholds 0.4-0.6 and 50-70 % all give lead I 98.9-99.2 %.
 - Multi-lead: the per-lead detections vote within 100 ms, each lead weighted
   by the log of its quality, a beat needing more than half of the weight;
   an RR search-back then admits, in gaps over 166 % of the lower-quartile RR,
@@ -502,10 +514,9 @@ def _drop_unlike(x, peaks, fs):
     another detection: two beats that close are rarely both real, and of
     the pair the one that does not look like the record's QRS is the muscle
     artefact, f wave or T wave. The unlikest goes first, so of two unlike
-    neighbours only one goes. Template matching after detection follows
-    P. S. Hamilton's EP Limited detector and Christov (2004); the RR gate
-    keeps any beat that sits alone (a PVC of another shape keeps its
-    compensatory pause). Needs 8 beats for a template."""
+    neighbours only one goes. The RR gate keeps any beat that sits alone
+    (a PVC of another shape keeps its compensatory pause). Needs 8 beats
+    for a template."""
     if len(peaks) < N_LEVELS:
         return peaks
     corr = _shape_corr(x, peaks, fs)
