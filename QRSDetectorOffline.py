@@ -23,8 +23,6 @@ Python API:
       (clean ECG 200-350, white or 1/f^2 noise 1.5);
   detect_multilead(signals (n, leads), fs) -> (peaks, quality): per-lead
       detections fused by a quality-weighted vote (fuse_detections);
-  detect_multilead_energy(signals, fs): one decision on the summed energies;
-  select_lead({name: (peaks, quality)}, fs) -> name: the detection to trust;
   match_beats(ref, test, fs) -> dict(tp, fn, fp, se, ppv, f1), 150 ms window;
   reference_set(folder), score_set(records, detector): what --dataset does.
 Detections that look picked out of noise (quality < 3 and beats that do not
@@ -665,8 +663,6 @@ def detect_multilead(signals, fs, refine=True, tolerance=FUSION_TOLERANCE):
     detectors such as Christov (2004), with the per-lead quality in place
     of equal votes. A lead with NaN/inf samples, or flat, gets no vote;
     quality is the weighted mean of the voting leads' qualities.
-    detect_multilead_energy is the earlier single decision on the summed
-    lead energies.
     """
     x = np.asarray(signals, dtype=np.float64)
     if x.ndim != 2:
@@ -695,57 +691,13 @@ def _fuse_one(x, fs, refine, tolerance):
     return peaks, quality
 
 
-def detect_multilead_energy(signals, fs, refine=True):
-    """R peaks from several leads at once, (n, leads) -> (peaks, quality).
-
-    The same decision stage runs on the spatial QRS energy: the integrated
-    squared derivatives summed over the leads, each in units of its own
-    level (and the vector magnitudes of the band-passed signal and slope,
-    weighted alike), so a beat that is small in one lead (a PVC along
-    another axis, a QRS nearly isoelectric in II) still counts, and P or T
-    waves that outgrow a small QRS in one lead do not. Peaks are refined on
-    the lead with the largest QRS.
-    """
-    x = np.asarray(signals, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f'detect_multilead: expected (samples, leads), got shape {x.shape}')
-    for k in range(x.shape[1]):
-        _check(x[:, k], fs)
-    if not _usable(x, fs):
-        return np.zeros(0, dtype=np.int64), 0.0
-    bp, deriv, mwi = _features(x, fs)
-    # Each lead's energy in units of the geometric mean of its background
-    # (median integrated level) and its typical QRS (median of 2-s maxima).
-    # Background alone lets the lead with the cleanest QRS drown a PVC that
-    # only another lead sees; QRS height alone lets the P or T wave of a lead
-    # with a tiny QRS count as a beat. On 380 synthetic records the mean of
-    # the two made 14 errors in 5198 beats, background 18, height 30.
-    seg = int(2 * fs)
-    height = np.array([_segment_max_median(mwi[:, k], seg) for k in range(mwi.shape[1])])
-    scale = np.sqrt(np.median(mwi, axis=0) * height)
-    w = 1.0 / np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-300))
-    combined = mwi @ w
-    peaks = _detect(np.sqrt((bp ** 2 * w).sum(axis=1)),
-                    np.sqrt((deriv ** 2 * w).sum(axis=1)), combined, fs)
-    quality = _quality(combined, peaks)
-    if _is_noise(x, bp, peaks, quality, fs):
-        return np.zeros(0, dtype=np.int64), quality
-    if refine:
-        half = max(1, round(REFINE_WINDOW * fs))
-        idx = np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, len(x) - 1)
-        span = np.median(np.ptp(bp[idx], axis=1), axis=0)   # (leads,)
-        peaks = _refine(bp[:, int(np.argmax(span))], fs, peaks, combined[peaks])
-    return peaks, quality
-
-
 def _refine(x, fs, peaks, strength):
     """Move each detection to the R peak: the extremum of x within +/-75 ms,
     in the polarity that dominates the record. detect_with_quality passes
     the lead with only its baseline removed (0.5 Hz high-pass): the R peak
     as annotators mark it (CPSC2019: median error 6 ms, against 11 ms on the
     8-20 Hz band-passed lead, which moves a negative or wide QRS to a side
-    lobe; 37 instead of 39 beats wrong); detect_multilead_energy passes the
-    band-passed lead.
+    lobe; 37 instead of 39 beats wrong).
 
     Then two clean-ups that need the refined positions: a detection at the
     record's first or last 75 ms (where filter transients and cut T waves
@@ -778,27 +730,6 @@ def _refine(x, fs, peaks, strength):
 def detect(sig, fs):
     """R-peak sample indices of one ECG lead sampled at fs Hz (np.int64 array)."""
     return detect_with_quality(sig, fs)[0]
-
-
-def select_lead(detections, fs, prefer=None, min_beats=4, agreement_f1=0.9, window=0.1):
-    """The detection to trust, from {name: (peaks, quality)}.
-
-    A detection qualifies when its beats agree (F1 >= agreement_f1 within
-    `window` s) with those of another: a lead where the QRS is nearly
-    isoelectric, or a P or T wave outgrows it, disagrees with the others.
-    `prefer` (e.g. the multi-lead detection) wins whenever it qualifies;
-    otherwise the qualifying detection of highest quality, and if none
-    qualifies, the highest quality overall. None when none has min_beats.
-    """
-    usable = {k: v for k, v in detections.items() if len(v[0]) >= min_beats}
-    if not usable:
-        return None
-    agreeing = [k for k in usable
-                if any(match_beats(usable[o][0], usable[k][0], fs, window)['f1'] >= agreement_f1
-                       for o in usable if o != k)]
-    if prefer in agreeing:
-        return prefer
-    return max(agreeing or list(usable), key=lambda k: usable[k][1])
 
 
 # --------------------------------------------------------------------------

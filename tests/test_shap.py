@@ -57,6 +57,19 @@ def train_tiny_model(classes=TRAIN_CLASSES, n=N_TRAIN, epochs=EPOCHS):
     return model.eval()
 
 
+def run_shap(root, name, args):
+    """shap_values.main(args) run from root -> (shap/<name>, its npz cache as a dict)."""
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    try:
+        shap_values.main(args)
+    finally:
+        mp.undo()
+    shap_dir = root / 'shap' / name
+    with np.load(shap_dir / shap_values.CACHE_NAME, allow_pickle=False) as z:
+        return shap_dir, {k: z[k] for k in z.files}
+
+
 def save_checkpoint(model, path, data_dir=None, epochs=EPOCHS):
     # the fold manifest main.py stores, so shap_values.py accepts the test fold
     manifest = None if data_dir is None else folds.current_manifest(data_dir)
@@ -92,15 +105,7 @@ def world(tmp_path_factory):
     pids = [synthetic.record_name(i) for i in (1, 5, 9, 2, 6, 3, 7, 0)]
     args = ['--data-dir', 'data/SYN', '--patient-ids', ','.join(pids), '--nsamples',
             str(NSAMPLES), '--background', str(BACKGROUND), '--batch-size', '32']
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    try:
-        shap_values.main(args)
-    finally:
-        mp.undo()
-    shap_dir = root / 'shap' / name
-    with np.load(shap_dir / shap_values.CACHE_NAME, allow_pickle=False) as z:
-        cache = {k: z[k] for k in z.files}
+    shap_dir, cache = run_shap(root, name, args)
     return {'root': root, 'data': data, 'name': name, 'args': args, 'pids': pids,
             'shap_dir': shap_dir, 'cache': cache, 'records': shap_values.cache_records(cache)}
 

@@ -18,7 +18,7 @@ import shap_population as sp
 import shap_values
 import synthetic
 import utils
-from test_shap import WINDOW, save_checkpoint, synthetic_batch, train_tiny_model
+from test_shap import WINDOW, run_shap, save_checkpoint, synthetic_batch, train_tiny_model
 from utils import CLASSES, FS
 
 PROFILE_CLASSES = ['SNR', 'IAVB', 'LBBB', 'PVC', 'STD']
@@ -63,15 +63,7 @@ def pop(tmp_path_factory):
     # fp32: the same values on CPUs with and without native bf16
     args = ['--data-dir', 'data/SYN', '--patient-ids', ','.join(pids), '--background', '20',
             '--batch-size', '32', '--precision', 'fp32']
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    try:
-        shap_values.main(args)
-    finally:
-        mp.undo()
-    shap_dir = root / 'shap' / name
-    with np.load(shap_dir / shap_values.CACHE_NAME, allow_pickle=False) as z:
-        cache = {k: z[k] for k in z.files}
+    shap_dir, cache = run_shap(root, name, args)
     records = shap_values.cache_records(cache)
     for r in records.values():
         r['threshold'] = cache['thresholds']
