@@ -29,10 +29,13 @@ NSAMPLES = shap_values.get_args_parser().get_default('nsamples')
 BACKGROUND = 20
 
 
-def synthetic_batch(seed, n, classes=TRAIN_CLASSES):
-    """n single-label records cycling over `classes` -> (x, y) tensors."""
-    recs = [synthetic.make_record(seed, i, duration=WINDOW / utils.FS,
-                                  classes=[classes[i % len(classes)]])
+def synthetic_batch(seed, n, classes=TRAIN_CLASSES, **record_kw):
+    """n records -> (x, y) tensors: single-label, cycling over `classes`, or
+    classes(i) -> the label set of record i; record_kw go to make_record
+    (noise_scale, borderline)."""
+    label_set = classes if callable(classes) else (lambda i: [classes[i % len(classes)]])
+    recs = [synthetic.make_record(seed, i, duration=WINDOW / utils.FS, classes=label_set(i),
+                                  **record_kw)
             for i in range(n)]
     x = np.stack([r['signal'][-WINDOW:].T for r in recs]).astype(np.float32)
     y = np.zeros((n, len(CLASSES)), np.float32)
@@ -41,10 +44,10 @@ def synthetic_batch(seed, n, classes=TRAIN_CLASSES):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def train_tiny_model(classes=TRAIN_CLASSES, n=N_TRAIN, epochs=EPOCHS):
+def train_tiny_model(classes=TRAIN_CLASSES, n=N_TRAIN, epochs=EPOCHS, **record_kw):
     from resnet import build_model
     torch.manual_seed(0)
-    x, y = synthetic_batch(seed=1, n=n, classes=classes)
+    x, y = synthetic_batch(seed=1, n=n, classes=classes, **record_kw)
     model = build_model('resnet18', len(utils.LEADS))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.BCEWithLogitsLoss()

@@ -2,14 +2,26 @@
 against the synthetic truth.
 
 The fixture trains the small ResNet-18 of test_shap.py (same data generator,
-same training loop), here on five classes whose criterion lives in a known
-place of the beat (synthetic.py): SNR, IAVB (the PR interval), LBBB (the QRS),
-PVC (the ectopic beat) and STD (the ST segment), a few more epochs than the
-localisation tests because a long PR is learned last. shap_values.py then
-explains unseen records written to disk with their .atr, and the tests check
-that each class's beat-aligned profile peaks in its criterion's region, that
-the waterfall's twelve contributions add up to f(x) - E[f], and that every
-figure is written.
+same training loop) on four classes whose criterion lives in a known place of
+the beat (synthetic.py): IAVB (the PR interval), LBBB (the QRS), PVC (the
+ectopic beat) and STD (the ST segment), with SNR. shap_values.py then explains
+unseen records written to disk with their .atr, and the tests check that each
+class's beat-aligned profile peaks in its criterion's region, that the
+waterfall's twelve contributions add up to f(x) - E[f], and that every figure
+is written.
+
+The training set crosses the criteria: every other record of each class also
+has a long PR (IAVB with LBBB, PVC or STD, or alone), so a long PR is the only
+thing that tells IAVB apart. With single-label records (one class each, as
+test_shap.py trains) the model also learns IAVB as "a normal, narrow QRS":
+its input gradient for IAVB was as high on the QRS as on the PR interval
+(QRS 6.0 vs P 5.4 at held-out AUC 0.93); crossed, it is 1.5-3.6x higher on
+the PR interval (three training seeds). The records have half the generator's noise and no
+borderline cases: a long PR moves a 0.1-0.2 mV P wave, and at full noise with
+PR 205-230 ms cases 160 4-s records teach it too slowly for a test (held-out
+IAVB AUC 0.66-0.89 after 10-15 epochs; > 0.99 here after 20). These are the
+model's conditions, not the explainer's: the check is that SHAP puts a
+learned criterion where it lives. For IAVB it does not (see the mark).
 """
 import numpy as np
 import pytest
@@ -22,8 +34,10 @@ from test_shap import WINDOW, run_shap, save_checkpoint, synthetic_batch, train_
 from utils import CLASSES, FS
 
 PROFILE_CLASSES = ['SNR', 'IAVB', 'LBBB', 'PVC', 'STD']
-N_TRAIN, EPOCHS = 160, 6
-N_DISK = 50              # 5 per fold after stratification
+BASES = ['SNR', 'LBBB', 'PVC', 'STD']    # each crossed with a long PR (IAVB)
+RECORD = {'noise_scale': 0.5, 'borderline': 0.0}
+N_TRAIN, EPOCHS = 160, 20
+N_DISK = 64              # 8 single-label IAVB records among them
 DISK_SEED = 3
 # A class's profile is tested only when the model has learned it (test AUC on
 # fresh records); below this its SHAP values explain noise, not the criterion.
@@ -31,14 +45,18 @@ MIN_AUC = 0.9
 
 
 def record_classes(i):
-    return [PROFILE_CLASSES[i % len(PROFILE_CLASSES)]]
+    """Record i's label set: BASES cycled, a long PR on every other round."""
+    base, long_pr = BASES[i % len(BASES)], (i // len(BASES)) % 2 == 1
+    if not long_pr:
+        return [base]
+    return ['IAVB'] if base == 'SNR' else [base, 'IAVB']
 
 
 def held_out_auc(model):
-    """AUC per trained class on 60 fresh records (another generator seed)."""
+    """AUC per trained class on 80 fresh records (another generator seed)."""
     import torch
     from sklearn.metrics import roc_auc_score
-    x, y = synthetic_batch(seed=4, n=60, classes=PROFILE_CLASSES)
+    x, y = synthetic_batch(seed=4, n=80, classes=record_classes, **RECORD)
     with torch.no_grad():
         p = model(x).numpy()
     return {c: float(roc_auc_score(y[:, CLASSES.index(c)], p[:, CLASSES.index(c)]))
@@ -51,15 +69,21 @@ def pop(tmp_path_factory):
     root = tmp_path_factory.mktemp('shap_pop')
     data = root / 'data' / 'SYN'
     for i in range(N_DISK):
-        rec = synthetic.make_record(DISK_SEED, i, duration=WINDOW / FS, classes=record_classes(i))
+        rec = synthetic.make_record(DISK_SEED, i, duration=WINDOW / FS, classes=record_classes(i),
+                                    **RECORD)
         synthetic.write_record(rec, data, synthetic.record_name(i))
     preprocess.main(['--data-dir', str(data), '--workers', '1'])
     name = utils.run_name(data, 'all', 42)
-    model = train_tiny_model(PROFILE_CLASSES, N_TRAIN, EPOCHS)
+    model = train_tiny_model(record_classes, N_TRAIN, EPOCHS, **RECORD)
     save_checkpoint(model, root / 'models' / name / 'best.pt', data, epochs=EPOCHS)
     auc = held_out_auc(model)
-    # three records of each diagnosis, one normal
-    pids = [synthetic.record_name(i) for i in (1, 6, 11, 2, 7, 12, 3, 8, 13, 4, 9, 14, 0)]
+    # single-label records (a record with two criteria would mix two QRS
+    # shapes into the class's median beat): eight with a long PR, whose
+    # profile is the closest call, four of each other diagnosis, one normal
+    single = [i for i in range(N_DISK) if len(record_classes(i)) == 1]
+    pids = [synthetic.record_name(i) for c in PROFILE_CLASSES[1:]
+            for i in [j for j in single if record_classes(j) == [c]][:8 if c == 'IAVB' else 4]]
+    pids.append(synthetic.record_name(0))
     # fp32: the same values on CPUs with and without native bf16
     args = ['--data-dir', 'data/SYN', '--patient-ids', ','.join(pids), '--background', '20',
             '--batch-size', '32', '--precision', 'fp32']
@@ -69,7 +93,7 @@ def pop(tmp_path_factory):
         r['threshold'] = cache['thresholds']
     with np.load(shap_dir / 'profiles.npz', allow_pickle=False) as z:
         profiles = {k: z[k] for k in z.files}
-    return {'root': root, 'data': data, 'name': name, 'pids': pids, 'auc': auc,
+    return {'root': root, 'data': data, 'name': name, 'pids': pids, 'auc': auc, 'model': model,
             'shap_dir': shap_dir, 'cache': cache, 'records': records, 'profiles': profiles}
 
 
@@ -81,16 +105,21 @@ def learned(pop, cls):
                             f'noise; see N_TRAIN/EPOCHS')
 
 
-IAVB_ON_QRS = pytest.mark.xfail(strict=True, reason=(
-    "IAVB is learned (held-out AUC > 0.9) but its positive SHAP is not highest on the PR "
-    "interval: expected gradients scales with x - x', largest on the QRS, and this model's "
-    "mass sits there as much as on the P wave (top-4-lead means P 5.7, QRS 12.5; the demo's "
-    "model, AUC 1.0: P 6.8, QRS 7.5). Not a pass; strict, so a model that localises it "
-    "makes this fail until the mark is removed"))
+IAVB_ON_THE_R_WAVE = pytest.mark.xfail(strict=True, reason=(
+    "IAVB is learned (held-out AUC > 0.99) and the model looks at the PR interval (its input "
+    "gradient is highest there: test_iavb_model_is_sensitive_on_the_pr_interval), but its "
+    "positive SHAP density is not highest there: mass over the PR interval (peak at -132 ms, "
+    "where a normal P wave sits) plus a 20-ms spike on the R wave make the QRS region's mean "
+    "the higher (QRS 8.8 vs P 7.6). Expected gradients multiplies the gradient by x - x', "
+    "largest on the R wave, and Shapley values share an interval criterion's credit with the "
+    "QRS that ends the interval. Training seeds 1 and 2: QRS 7.5 vs P 5.8, 10.3 vs 5.7. Not a "
+    "pass; strict, so a model or explainer that localises it makes this fail until the mark "
+    "is removed"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('cls', [pytest.param('IAVB', marks=IAVB_ON_QRS), 'LBBB', 'STD', 'PVC'])
+@pytest.mark.parametrize('cls', [pytest.param('IAVB', marks=IAVB_ON_THE_R_WAVE),
+                                 'LBBB', 'STD', 'PVC'])
 def test_profile_peaks_in_the_criterion_region(pop, cls):
     """The profile of the class's four most important leads is highest (mean
     density) in the region where the generator puts the class's criterion,
@@ -104,6 +133,41 @@ def test_profile_peaks_in_the_criterion_region(pop, cls):
     own = sp.CRITERION_REGION[cls]
     assert where == own, (cls, at, means)
     assert all(means[own] > v for k, v in means.items() if k != own), means
+
+
+def gradient_profile(model, cls, n=12, seed=6):
+    """Beat-aligned mean |d logit_cls / dx| over n fresh records of `cls`
+    (each record's divided by its mean, as the SHAP profiles are) -> (profile
+    (leads, T), the regions of their median beat): where the model is
+    sensitive, before expected gradients multiplies by x - x'."""
+    import torch
+    recs = [synthetic.make_record(seed, i, duration=WINDOW / FS, classes=[cls], **RECORD)
+            for i in range(n)]
+    x = torch.from_numpy(np.stack([r['signal'][-WINDOW:].T for r in recs])).float()
+    x.requires_grad_(True)
+    model(x)[:, CLASSES.index(cls)].sum().backward()
+    grad = x.grad.abs().numpy().astype(np.float64)
+    before, after, _ = sp.window_samples()
+    profs, beats = [], []
+    for g, xi, r in zip(grad, x.detach().numpy().astype(np.float64), recs):
+        peaks = sp.aligned_beats(r['beats'], r['symbols'], cls)
+        profs.append(sp.beat_windows(g / g.mean(), peaks, before, after).mean(0))
+        b = sp.beat_windows(xi, peaks, before, after)
+        beats.append(np.median(b - np.median(b, axis=-1, keepdims=True), axis=0))
+    return np.mean(profs, 0), sp.regions_for(*sp.delineate_qrs(np.median(beats, 0)))
+
+
+@pytest.mark.slow
+def test_iavb_model_is_sensitive_on_the_pr_interval(pop):
+    """What the IAVB mark rests on: the model has learned a long PR where it
+    lives. Its input gradient, aligned on the beats of fresh IAVB records, is
+    highest in the P region (the PR interval and the P wave) for its four most
+    sensitive leads, at least 1.25x its QRS mean (measured: 3.6x here, 2.5x
+    and 1.5x with training seeds 1 and 2)."""
+    learned(pop, 'IAVB')
+    profile, regions = gradient_profile(pop['model'], 'IAVB')
+    means, at, where = sp.region_peaks(profile, regions)
+    assert where == 'P' and means['P'] >= 1.25 * means['QRS'], (at, means)
 
 
 @pytest.mark.slow
@@ -137,7 +201,7 @@ def test_waterfall_contributions_add_up_to_output_minus_expected(pop):
     expected = pop['cache']['expected_value']
     table = pd.read_csv(pop['shap_dir'] / 'lead_contributions.csv')
     leads = list(utils.LEADS)
-    rel = []
+    err, target = [], []
     for pid, r in pop['records'].items():
         contrib = sp.lead_contributions(r['values'], r['length'])
         for c, fx, total, row in zip(r['classes'], r['fx'], r['shap_sum'], contrib):
@@ -149,10 +213,13 @@ def test_waterfall_contributions_add_up_to_output_minus_expected(pop):
             assert np.allclose(line[leads].to_numpy()[0], row, rtol=1e-4, atol=1e-6)
             assert line['residual'].iloc[0] == pytest.approx(fx - expected[c] - row.sum(),
                                                              rel=1e-4, abs=1e-5)
-            rel.append((fx - expected[c] - row.sum()) / abs(fx - expected[c]))
-    rel = np.array(rel)
-    assert np.median(np.abs(rel)) < 0.3, rel
-    assert abs(rel.mean()) < 0.2, rel
+            target.append(fx - expected[c])
+            err.append(row.sum() - target[-1])
+    # as test_shap.py: a mean of per-explanation ratios would be ruled by one
+    # explanation whose f(x) lies next to E[f]
+    err, target = np.array(err), np.array(target)
+    assert np.median(np.abs(err) / np.abs(target)) < 0.3, (err, target)
+    assert abs(err.mean()) < 0.2 * np.abs(target).mean(), (err, target)
 
 
 @pytest.mark.slow
