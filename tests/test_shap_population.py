@@ -136,25 +136,19 @@ def test_profile_peaks_in_the_criterion_region(pop, cls):
 
 
 def gradient_profile(model, cls, n=12, seed=6):
-    """Beat-aligned mean |d logit_cls / dx| over n fresh records of `cls`
-    (each record's divided by its mean, as the SHAP profiles are) -> (profile
-    (leads, T), the regions of their median beat): where the model is
-    sensitive, before expected gradients multiplies by x - x'."""
+    """The profile of sp.class_profile (regions, region means, peak) made of
+    |d logit_cls / dx| instead of SHAP values, over n fresh records of `cls`:
+    where the model is sensitive, before expected gradients multiplies by
+    x - x'."""
     import torch
     recs = [synthetic.make_record(seed, i, duration=WINDOW / FS, classes=[cls], **RECORD)
             for i in range(n)]
     x = torch.from_numpy(np.stack([r['signal'][-WINDOW:].T for r in recs])).float()
     x.requires_grad_(True)
     model(x)[:, CLASSES.index(cls)].sum().backward()
-    grad = x.grad.abs().numpy().astype(np.float64)
-    before, after, _ = sp.window_samples()
-    profs, beats = [], []
-    for g, xi, r in zip(grad, x.detach().numpy().astype(np.float64), recs):
-        peaks = sp.aligned_beats(r['beats'], r['symbols'], cls)
-        profs.append(sp.beat_windows(g / g.mean(), peaks, before, after).mean(0))
-        b = sp.beat_windows(xi, peaks, before, after)
-        beats.append(np.median(b - np.median(b, axis=-1, keepdims=True), axis=0))
-    return np.mean(profs, 0), sp.regions_for(*sp.delineate_qrs(np.median(beats, 0)))
+    grad = x.grad.abs().numpy()
+    return sp.class_profile([(xi, g, WINDOW, r['beats'], r['symbols'])
+                             for xi, g, r in zip(x.detach().numpy(), grad, recs)], cls)
 
 
 @pytest.mark.slow
@@ -165,9 +159,9 @@ def test_iavb_model_is_sensitive_on_the_pr_interval(pop):
     sensitive leads, at least 1.25x its QRS mean (measured: 3.6x here, 2.5x
     and 1.5x with training seeds 1 and 2)."""
     learned(pop, 'IAVB')
-    profile, regions = gradient_profile(pop['model'], 'IAVB')
-    means, at, where = sp.region_peaks(profile, regions)
-    assert where == 'P' and means['P'] >= 1.25 * means['QRS'], (at, means)
+    p = gradient_profile(pop['model'], 'IAVB')
+    means = p['region_means']
+    assert p['peak_region'] == 'P' and means['P'] >= 1.25 * means['QRS'], (p['peak_ms'], means)
 
 
 @pytest.mark.slow
