@@ -395,8 +395,12 @@ def _run_measured(argv):
     import subprocess
     import sys
     # VmHWM, not getrusage: ru_maxrss would include the bench's own memory,
-    # which the child inherits at fork (it is kept across exec).
+    # which the child inherits at fork (it is kept across exec). The script
+    # and its sibling imports come from bench.py's folder, whatever the cwd.
+    here = os.path.dirname(os.path.abspath(__file__))
+    argv = [os.path.join(here, argv[0]), *argv[1:]]
     code = ('import runpy, sys\n'
+            f'sys.path.insert(0, {here!r})\n'
             f'sys.argv = {argv!r}\n'
             'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
             'finally:\n    print("MAXRSS_KB", [l.split()[1] for l in open("/proc/self/status")'
@@ -1133,7 +1137,7 @@ def interleaved_steps(data_dir, args, window=3000, batch=16):
         for mode in ('full', 'aware'):
             t0 = time.perf_counter()
             for idx in batches:
-                x, y = collate(sets[mode].__getitems__(idx))
+                x, y = collate([sets[mode][i] for i in idx])
                 loss = criterion(models[mode](x), y)
                 opts[mode].zero_grad()
                 loss.backward()
