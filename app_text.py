@@ -56,6 +56,9 @@ TEXT = {
                            'fr': 'non évalué (lancez predict.py sur ce run)',
                            'ar': 'لم يُقيَّم (شغّل predict.py على هذا التشغيل)'},
     'card_thresholds': {'en': 'Thresholds', 'fr': 'Seuils', 'ar': 'العتبات'},
+    'leads_all': {'en': 'all 12', 'fr': 'les 12', 'ar': 'الاثنا عشر كلها'},
+    'val_fold': {'en': 'validation fold {folds}', 'fr': 'le pli de validation {folds}',
+                 'ar': 'طيّة التحقق {folds}'},
     'thr_tuned': {'en': 'tuned on {where} ({path})', 'fr': 'réglés sur {where} ({path})',
                   'ar': 'ضُبطت على {where} ({path})'},
     'thr_default': {

@@ -123,6 +123,14 @@ def model_card(path, ckpt, root, bare):
     return card
 
 
+def threshold_origin(where, lang):
+    """thresholds.json's 'tuned_on' ('validation fold [4]', as predict.py and
+    baselines.py write it) in a language; any other text as it is."""
+    m = re.fullmatch(r'validation fold \[?([\d, ]+)\]?', where.strip())
+    return t(lang, 'val_fold', folds=', '.join(m.group(1).replace(',', ' ').split())) if m \
+        else where
+
+
 def card_lines(card, lang):
     """The model card as (label, value) pairs in a language."""
     def ci(k):
@@ -131,12 +139,13 @@ def card_lines(card, lang):
         v, lo, hi = card['macro'][k]
         return f'{v:.3f} ({lo:.3f}–{hi:.3f})'
     th = card['thresholds']
-    thr = t(lang, 'thr_tuned', where=th['where'], path=th['path']) if th['kind'] == 'tuned' \
-        else t(lang, 'thr_default')
+    thr = t(lang, 'thr_tuned', where=threshold_origin(th['where'], lang), path=th['path']) \
+        if th['kind'] == 'tuned' else t(lang, 'thr_default')
+    leads = utils.leads_tag(card['leads'])
     epochs = '?' if card['epoch'] is None else f"{card['epoch']} ({card['best_epoch']})"
     window = '?' if not card['window'] else f"{card['window']} ({card['window'] / FS:g} s)"
     return [(t(lang, 'card_database'), card['database']),
-            (t(lang, 'card_leads'), utils.leads_tag(card['leads'])),
+            (t(lang, 'card_leads'), t(lang, 'leads_all') if leads == 'all' else leads),
             (t(lang, 'card_arch'), card['arch']), (t(lang, 'card_epochs'), epochs),
             (t(lang, 'card_window'), window),
             (t(lang, 'card_test'), str(card['test_fold'] or '?')),

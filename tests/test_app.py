@@ -199,7 +199,29 @@ def test_good_upload_is_diagnosed_with_the_run_thresholds(at, tiny_root):
     assert present == 4  # the fixture put 4 thresholds just under REF's scores
     assert list(table['probability']) == sorted(table['probability'], reverse=True)
     # the model card shows where the thresholds come from
-    assert any('validation fold [3]' in m.value for m in at.sidebar.markdown)
+    assert any('validation fold 3 (' in m.value for m in at.sidebar.markdown)
+
+
+@pytest.mark.parametrize('lang,fold,leads', [('en', 'validation fold 4', 'all 12'),
+                                             ('fr', 'le pli de validation 4', 'les 12'),
+                                             ('ar', 'طيّة التحقق 4', 'الاثنا عشر كلها')])
+def test_model_card_is_worded_in_the_chosen_language(lang, fold, leads):
+    """predict.py's 'validation fold [4]' and the run tag 'all' are not left
+    in English on a French or Arabic page; other texts pass through."""
+    card = {'database': 'SYNTH', 'leads': list(utils.LEADS), 'arch': 'resnet18', 'epoch': 6,
+            'best_epoch': 6, 'window': 5000, 'test_fold': 7, 'macro': None,
+            'thresholds': {'kind': 'tuned', 'where': 'validation fold [4]', 'path': 'p.json'}}
+    lines = dict(clinic.card_lines(card, lang))
+    assert fold in lines[app_text.t(lang, 'card_thresholds')]
+    if lang != 'en':
+        assert 'fold' not in lines[app_text.t(lang, 'card_thresholds')]
+    assert lines[app_text.t(lang, 'card_leads')] == leads
+    card.update(leads=['I', 'aVR'], thresholds={'kind': 'tuned', 'where': 'folds 1-3',
+                                                'path': 'p.json'})
+    lines = dict(clinic.card_lines(card, lang))
+    assert lines[app_text.t(lang, 'card_leads')] == 'I-aVR'
+    assert 'folds 1-3' in lines[app_text.t(lang, 'card_thresholds')]
+    assert clinic.threshold_origin('validation fold [4, 5]', 'en') == 'validation fold 4, 5'
 
 
 def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
