@@ -131,6 +131,13 @@ def threshold_origin(where, lang):
         else where
 
 
+def folds_text(folds):
+    """[7] -> '7', [1, 2] -> '1, 2', None -> '?'."""
+    if folds is None or folds == []:
+        return '?'
+    return ', '.join(map(str, folds)) if isinstance(folds, (list, tuple)) else str(folds)
+
+
 def card_lines(card, lang):
     """The model card as (label, value) pairs in a language."""
     def ci(k):
@@ -148,7 +155,7 @@ def card_lines(card, lang):
             (t(lang, 'card_leads'), t(lang, 'leads_all') if leads == 'all' else leads),
             (t(lang, 'card_arch'), card['arch']), (t(lang, 'card_epochs'), epochs),
             (t(lang, 'card_window'), window),
-            (t(lang, 'card_test'), str(card['test_fold'] or '?')),
+            (t(lang, 'card_test'), folds_text(card['test_fold'])),
             (t(lang, 'card_auc'), ci('auc')), (t(lang, 'card_f1'), ci('f1')),
             (t(lang, 'card_thresholds'), thr)]
 

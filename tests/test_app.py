@@ -209,7 +209,7 @@ def test_model_card_is_worded_in_the_chosen_language(lang, fold, leads):
     """predict.py's 'validation fold [4]' and the run tag 'all' are not left
     in English on a French or Arabic page; other texts pass through."""
     card = {'database': 'SYNTH', 'leads': list(utils.LEADS), 'arch': 'resnet18', 'epoch': 6,
-            'best_epoch': 6, 'window': 5000, 'test_fold': 7, 'macro': None,
+            'best_epoch': 6, 'window': 5000, 'test_fold': [7], 'macro': None,
             'thresholds': {'kind': 'tuned', 'where': 'validation fold [4]', 'path': 'p.json'}}
     lines = dict(clinic.card_lines(card, lang))
     assert fold in lines[app_text.t(lang, 'card_thresholds')]
@@ -222,6 +222,8 @@ def test_model_card_is_worded_in_the_chosen_language(lang, fold, leads):
     assert lines[app_text.t(lang, 'card_leads')] == 'I-aVR'
     assert 'folds 1-3' in lines[app_text.t(lang, 'card_thresholds')]
     assert clinic.threshold_origin('validation fold [4, 5]', 'en') == 'validation fold 4, 5'
+    assert lines[app_text.t(lang, 'card_test')] == '7'
+    assert clinic.folds_text([1, 2]) == '1, 2' and clinic.folds_text(None) == '?'
 
 
 def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
