@@ -15,13 +15,14 @@ has a long PR (IAVB with LBBB, PVC or STD, or alone), so a long PR is the only
 thing that tells IAVB apart. With single-label records (one class each, as
 test_shap.py trains) the model also learns IAVB as "a normal, narrow QRS":
 its input gradient for IAVB was as high on the QRS as on the PR interval
-(QRS 6.0 vs P 5.4 at held-out AUC 0.93); crossed, it is 1.5-3.6x higher on
-the PR interval (three training seeds). The records have half the generator's noise and no
+(QRS 6.0 vs P 5.4 at held-out AUC 0.93); crossed, it is 1.5-4.5x higher on
+the PR interval (eight trained models). The records have half the generator's noise and no
 borderline cases: a long PR moves a 0.1-0.2 mV P wave, and at full noise with
 PR 205-230 ms cases 160 4-s records teach it too slowly for a test (held-out
 IAVB AUC 0.66-0.89 after 10-15 epochs; > 0.99 here after 20). These are the
 model's conditions, not the explainer's: the check is that SHAP puts a
-learned criterion where it lives. For IAVB it does not (see the mark).
+learned criterion where it lives. For IAVB that depends on the trained
+model (see the mark), so it is not tested.
 """
 import numpy as np
 import pytest
@@ -105,20 +106,25 @@ def learned(pop, cls):
                             f'noise; see N_TRAIN/EPOCHS')
 
 
-IAVB_ON_THE_R_WAVE = pytest.mark.xfail(strict=True, reason=(
-    "IAVB is learned (held-out AUC > 0.99) and the model looks at the PR interval (its input "
-    "gradient is highest there: test_iavb_model_is_sensitive_on_the_pr_interval), but its "
-    "positive SHAP density is not highest there: mass over the PR interval (peak at -132 ms, "
-    "where a normal P wave sits) plus a 20-ms spike on the R wave make the QRS region's mean "
-    "the higher (QRS 8.8 vs P 7.6). Expected gradients multiplies the gradient by x - x', "
-    "largest on the R wave, and Shapley values share an interval criterion's credit with the "
-    "QRS that ends the interval. Training seeds 1 and 2: QRS 7.5 vs P 5.8, 10.3 vs 5.7. Not a "
-    "pass; strict, so a model or explainer that localises it makes this fail until the mark "
-    "is removed"))
+# Not tested for IAVB, and why (measured with tests/ of this commit, training
+# seeds 0-4 through torch.manual_seed, the same records and explanations):
+# SHAP's IAVB profile is highest on the PR interval for some trained models
+# and on the QRS for others, although every one of them has learned IAVB and
+# looks at the PR interval (test_iavb_model_is_sensitive_on_the_pr_interval).
+# A pass or a fail here would say which model the CPU's rounding trained.
+IAVB_SEED_DEPENDENT = pytest.mark.skip(reason=(
+    "IAVB's SHAP profile peaks on the PR interval for some trained models and on the QRS for "
+    "others: mean density P vs QRS 7.8/6.8, 6.5/10.3, 8.0/6.5, 8.4/5.5, 8.8/7.8 for training "
+    "seeds 0-4 (resnet.Dropout's masks), 7.6/8.8, 5.8/7.5, 5.7/10.3 for seeds 0-2 with "
+    "nn.Dropout's. Every model learned IAVB (held-out AUC >= 0.99) and its input gradient is "
+    "highest on the PR interval (1.8-4.5x its QRS; tested below). Expected gradients scales "
+    "the gradient by x - x', largest on the R wave, and Shapley values share an interval's "
+    "credit with the QRS that ends it, so whether the R wave wins depends on the run: a pass "
+    "on one CPU would fail on another"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('cls', [pytest.param('IAVB', marks=IAVB_ON_THE_R_WAVE),
+@pytest.mark.parametrize('cls', [pytest.param('IAVB', marks=IAVB_SEED_DEPENDENT),
                                  'LBBB', 'STD', 'PVC'])
 def test_profile_peaks_in_the_criterion_region(pop, cls):
     """The profile of the class's four most important leads is highest (mean
@@ -156,8 +162,9 @@ def test_iavb_model_is_sensitive_on_the_pr_interval(pop):
     """What the IAVB mark rests on: the model has learned a long PR where it
     lives. Its input gradient, aligned on the beats of fresh IAVB records, is
     highest in the P region (the PR interval and the P wave) for its four most
-    sensitive leads, at least 1.25x its QRS mean (measured: 3.6x here, 2.5x
-    and 1.5x with training seeds 1 and 2)."""
+    sensitive leads, at least 1.25x its QRS mean (measured: 2.5x here, 1.8x,
+    3.9x, 4.1x and 4.5x with training seeds 1-4; with nn.Dropout's masks 3.6x,
+    2.5x and 1.5x for seeds 0-2)."""
     learned(pop, 'IAVB')
     p = gradient_profile(pop['model'], 'IAVB')
     means = p['region_means']
