@@ -120,7 +120,7 @@ IAVB_SEED_DEPENDENT = pytest.mark.skip(reason=(
     "highest on the PR interval (1.8-4.5x its QRS; tested below). Expected gradients scales "
     "the gradient by x - x', largest on the R wave, and Shapley values share an interval's "
     "credit with the QRS that ends it, so whether the R wave wins depends on the run: a pass "
-    "on one CPU would fail on another"))
+    "on one CPU could be a fail on another"))
 
 
 @pytest.mark.slow
