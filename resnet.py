@@ -24,6 +24,7 @@ block dropout draws its masks four at a time (Dropout below: same keep rate,
     model = build_model('resnet34', num_leads=12)
     model, ckpt = load_checkpoint('models/CPSC-all-s42-f10/best.pt', leads='all')
 """
+import math
 from pathlib import Path
 
 import torch
@@ -37,9 +38,7 @@ ARCHS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
 def _uniform16(shape):
     """Uniform int16 values (as signed, covering [-2**15, 2**15)) from torch's
     default CPU generator, four per 64-bit draw."""
-    n = 1
-    for d in shape:
-        n *= d
+    n = math.prod(shape)
     words = torch.empty(-(-n // 4), dtype=torch.int64).random_(-2 ** 63, None)
     return words.view(torch.int16)[:n].view(shape)
 
@@ -62,9 +61,10 @@ class Dropout(nn.Dropout):
     fast = True
 
     def forward(self, x):
-        if not (self.training and self.fast and 0 < self.p < 1 and x.device.type == 'cpu'):
-            return super().forward(x)
         keep = round((1 - self.p) * 2 ** 16)
+        # p within 2**-17 of 0 or 1 is beyond a 16-bit threshold: stock module
+        if not (self.training and self.fast and 0 < keep < 2 ** 16 and x.device.type == 'cpu'):
+            return super().forward(x)
         mask = (_uniform16(x.shape) < keep - 2 ** 15).to(x.dtype)
         return x * mask.mul_(2 ** 16 / keep)
 

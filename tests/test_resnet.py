@@ -148,6 +148,12 @@ def test_fast_dropout_is_seeded_and_off_in_eval():
     assert not torch.equal(a, d(x))           # the generator moved on
     assert torch.equal(d.eval()(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x)
+    # p too close to 1 for a 16-bit threshold: the stock module, not a division by 0
+    torch.manual_seed(3)
+    near_one = Dropout(1 - 2 ** -18).train()(x)
+    torch.manual_seed(3)
+    assert torch.equal(near_one, torch.nn.Dropout(1 - 2 ** -18).train()(x))
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
 
 
 def test_use_fast_dropout_switches_to_the_stock_mask():
