@@ -212,9 +212,11 @@ def bench_train(args):
     GFLOP/s vs measured matmul peak; inference ms/record; length-aware mode.
 
     Every timing is the best of a few single steps, which filters the noise of
-    a shared machine. The compute is the same model in both paths, so on a
-    CPU without native bf16 (fp32 either way) the ratio in (a) is the loader's
-    share of a step; the length-aware ratio in (d) is the one that pays there.
+    a shared machine. Both paths train the same model, the study's with
+    nn.Dropout's mask, so on a CPU without native bf16 (fp32 either way) the
+    ratio in (a) is the loader's share of a step and resnet.Dropout's (timed
+    on its own as 'stock'); the length-aware ratio in (d) is the one that
+    pays there.
     """
     import contextlib
     import io
