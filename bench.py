@@ -297,7 +297,6 @@ def bench_train(args):
             use_fast_dropout(model, False)
             rate = study_step(model, opt, DataLoader(Subset(study_ds, idx), batch_size=batch))
             best['study'] = max(best['study'], rate) if r else 0.0
-        use_fast_dropout(model, True)
         ours, stock, study, aware = best['ours'], best['stock'], best['study'], best['aware']
         out.update(train_samples_per_s=ours, study_samples_per_s=study,
                    train_speedup=ours / study, stock_dropout_samples_per_s=stock,

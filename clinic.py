@@ -127,8 +127,7 @@ def threshold_origin(where, lang):
     """thresholds.json's 'tuned_on' ('validation fold [4]', as predict.py and
     baselines.py write it) in a language; any other text as it is."""
     m = re.fullmatch(r'validation fold \[?([\d, ]+)\]?', where.strip())
-    return t(lang, 'val_fold', folds=', '.join(m.group(1).replace(',', ' ').split())) if m \
-        else where
+    return t(lang, 'val_fold', folds=folds_text(re.findall(r'\d+', m[1]))) if m else where
 
 
 def folds_text(folds):

@@ -158,9 +158,9 @@ def test_fast_dropout_is_seeded_and_off_in_eval():
 
 def test_use_fast_dropout_switches_to_the_stock_mask():
     """With fast off, the module draws exactly nn.Dropout's mask."""
-    from resnet import use_fast_dropout
+    from resnet import Dropout, use_fast_dropout
     model = use_fast_dropout(build_model('resnet18', 12), False).train()
-    blocks = [m for m in model.modules() if type(m).__name__ == 'Dropout']
+    blocks = [m for m in model.modules() if isinstance(m, Dropout)]
     assert len(blocks) == 9 and not any(m.fast for m in blocks)   # 8 blocks + the head
     x = torch.randn(2, 64, 500)
     torch.manual_seed(5)
