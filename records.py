@@ -254,9 +254,7 @@ def read_header(path):
         raise RecordError(name, f'sampling rate {fs:g} Hz is not positive')
     if nsig == 0:
         raise RecordError(name, 'header declares no signals')
-    if sig_len is None:
-        raise RecordError(name, 'header gives no signal length')
-    if sig_len == 0:
+    if sig_len is not None and sig_len == 0:
         raise RecordError(name, 'zero-length record (0 samples)')
     if len(lines) - 1 < nsig:
         raise RecordError(name, f'header declares {nsig} signals but describes {len(lines) - 1}')
@@ -284,9 +282,30 @@ def read_header(path):
     for fname in dict.fromkeys(h['files']):
         if not (path.parent / fname).is_file():
             raise RecordError(name, f'signal file {fname} is missing (header {path})')
+    if sig_len is None:  # wfdb infers it from the signal file's size; so do we
+        sig_len = _length_from_size(path.parent, h, name)
     age, sex, dx = _header_fields(comments)
     return {'name': name, 'path': path, 'fs': fs, 'sig_len': sig_len, **h,
             'age': age, 'sex': sex, 'dx': dx, 'comments': comments}
+
+
+def _length_from_size(folder, h, name):
+    """Samples per signal of a header without a length, from the signal
+    file(s)' size as wfdb does: (bytes - byte offset) x 8 / bits per frame."""
+    lengths = []
+    for fname in dict.fromkeys(h['files']):
+        cols = [j for j, f in enumerate(h['files']) if f == fname]
+        bits = [FMT_BITS.get(h['fmts'][j]) for j in cols]
+        if None in bits:
+            raise RecordError(name, f"header gives no signal length and format "
+                                    f"{h['fmts'][cols[0]]} has no fixed sample size")
+        frame = sum(b * h['spf'][j] for b, j in zip(bits, cols))
+        size = (folder / fname).stat().st_size - h['offsets'][cols[0]]
+        lengths.append(size * 8 // frame)
+    n = min(lengths)
+    if n <= 0:
+        raise RecordError(name, 'zero-length record (0 samples)')
+    return n
 
 
 # --------------------------------------------------------------------------
@@ -425,6 +444,9 @@ class Record:
         scale = [UNITS_TO_MV.get(u.strip().lower()) for u in self.units]
         self._scale = np.array([np.nan if s is None else s for s in scale])
         self._signal = None
+        # The cart's own reading (formats.py; PLAN.md keys), never the project's.
+        self.device_measurements, self.device_statements = {}, []
+        self.ignored = []  # channels a reader dropped (other rates, pressure, ...)
 
     def __repr__(self):
         return (f'Record({self.name!r}, {self.fs:g} Hz, {self.sig_len} samples, '
@@ -489,10 +511,70 @@ def _read_cpsc_struct(path):
                   files=[path], fmts=['mat'])
 
 
-def read_record(path):
-    """NAME(.hea/.mat/.dat) of a WFDB record or a CPSC2018 .mat -> Record.
-    Raises RecordError (see the module docstring)."""
+# Extensions of the hospital formats formats.py reads (the content decides;
+# these pick files out of a folder). WFDB's .hea/.mat/.dat are read here.
+FORMAT_SUFFIXES = ('.dcm', '.dicom', '.xml', '.scp', '.ecg', '.edf', '.bdf', '.csv')
+
+
+def parse_lead_map(text):
+    """'ECG=II,ECG 2=V5' (or a dict) -> {channel name (lower case): lead}.
+    ValueError naming a bad pair or an unknown lead."""
+    if not text:
+        return {}
+    pairs = text.items() if isinstance(text, dict) else \
+        (p.split('=', 1) if '=' in p else (p, None) for p in str(text).split(',') if p.strip())
+    out = {}
+    for channel, lead in pairs:
+        if lead is None or not str(channel).strip():
+            raise ValueError(f'bad lead map entry {channel!r}: use NAME=LEAD, e.g. ECG=II')
+        canon = canonical_lead(lead)
+        if canon is None:
+            raise ValueError(f'lead map {channel}={lead}: {lead!r} is no lead (use names '
+                             f"from {','.join(LEADS)})")
+        out[' '.join(str(channel).lower().split())] = canon
+    return out
+
+
+def apply_lead_map(record, lead_map):
+    """Name a record's channels by a lead map (parse_lead_map's dict or text)."""
+    mapping = parse_lead_map(lead_map)
+    for i, name in enumerate(record.sig_names):
+        lead = mapping.get(' '.join(str(name).lower().split()))
+        if lead:
+            record.leads[i] = lead
+    return record
+
+
+def ignored_channels(record):
+    """Channels that give the model nothing: those naming no lead, and those a
+    reader dropped (other rates, pressure) -> list of names as written."""
+    return [n for n, lead in zip(record.sig_names, record.leads) if lead is None] + \
+        list(getattr(record, 'ignored', []))
+
+
+def _no_lead_error(rec):
+    """The refusal of a record none of whose channels names a lead."""
+    names = ', '.join(rec.sig_names) or 'none'
+    first = rec.sig_names[0] if rec.sig_names else 'ECG'
+    return RecordError(rec.name, f'no ECG lead among the signals {names}; say which lead '
+                                 f"each is with --lead-map, e.g. --lead-map '{first}=II'")
+
+
+def read_record(path, lead_map=None, fs=None):
+    """NAME(.hea/.mat/.dat) of a WFDB record, a CPSC2018 .mat, or a file of a
+    hospital format (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG,
+    SCP-ECG, ISHNE, EDF, CSV: formats.py, recognised by content) -> Record.
+    lead_map: 'ECG=II,...' names generic channels; fs: a CSV's rate without
+    a time column. Raises RecordError (see the module docstring)."""
     path = Path(path)
+    if path.is_file() and path.suffix.lower() not in ('.hea', '.mat', '.dat'):
+        import formats
+        fmt = formats.sniff(path)
+        if fmt != 'wfdb':
+            rec = apply_lead_map(formats.read(path, fmt, fs=fs), lead_map)
+            if not any(rec.leads):
+                raise _no_lead_error(rec)
+            return rec
     hea = header_path(path)
     if path.suffix.lower() == '.mat' and not hea.exists():
         if not path.exists():
@@ -507,8 +589,9 @@ def read_record(path):
                  fmts=hdr['fmts'])
     rec._gains = np.asarray(hdr['gains'], dtype=np.float64)
     rec._baselines = np.asarray(hdr['baselines'], dtype=np.float64)
+    apply_lead_map(rec, lead_map)
     if not any(rec.leads):
-        raise RecordError(rec.name, f"no ECG lead among the signals {', '.join(rec.sig_names)}")
+        raise _no_lead_error(rec)
     return rec
 
 
