@@ -282,10 +282,12 @@ def read_header(path):
     for fname in dict.fromkeys(h['files']):
         if not (path.parent / fname).is_file():
             raise RecordError(name, f'signal file {fname} is missing (header {path})')
-    if sig_len is None:  # wfdb infers it from the signal file's size; so do we
+    inferred = sig_len is None
+    if inferred:  # wfdb infers it from the signal file's size; so do we
         sig_len = _length_from_size(path.parent, h, name)
     age, sex, dx = _header_fields(comments)
-    return {'name': name, 'path': path, 'fs': fs, 'sig_len': sig_len, **h,
+    return {'name': name, 'path': path, 'fs': fs, 'sig_len': sig_len, 'inferred': inferred,
+            **h,
             'age': age, 'sex': sex, 'dx': dx, 'comments': comments}
 
 
@@ -412,8 +414,12 @@ def _wfdb_read(hdr, start, stop):
     the rows [start, stop) only (it seeks; it does not read the whole file)."""
     import wfdb
     try:
-        rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), sampfrom=int(start),
-                            sampto=int(stop), physical=True, return_res=64)
+        if hdr.get('inferred'):  # wfdb reads a part only when the header gives the length
+            rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), physical=True, return_res=64)
+            rec.p_signal = rec.p_signal[int(start):int(stop)]
+        else:
+            rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), sampfrom=int(start),
+                                sampto=int(stop), physical=True, return_res=64)
     except Exception as e:  # noqa: BLE001 (wfdb raises many types for damaged files)
         raise RecordError(hdr['name'], f'cannot read signal: {type(e).__name__}: {e}') from None
     signal = rec.p_signal
