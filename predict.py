@@ -40,7 +40,6 @@ device_statements: the manufacturer's algorithm, shown beside ours, never
 as ours).
 """
 import argparse
-import glob
 import json
 import sys
 from pathlib import Path
@@ -248,32 +247,6 @@ def summarise_cv(args):
 # --------------------------------------------------------------------------
 # New records.
 
-def expand_records(patterns):
-    """Globs, files and folders -> record paths, one per record (no duplicates
-    from A0001.hea + A0001.mat), in the order given."""
-    seen, out = set(), []
-    for pattern in patterns:
-        p = Path(pattern)
-        paths = _folder_records(p) if p.is_dir() else \
-            [Path(s) for s in sorted(glob.glob(pattern, recursive=True))] or [p]
-        for path in paths:
-            key = path.with_suffix('') if path.suffix in ('.hea', '.mat') else path
-            if path.suffix == '.mat' and path.with_suffix('.hea').exists():
-                path = path.with_suffix('.hea')
-            if key not in seen:
-                seen.add(key)
-                out.append(path)
-    return out
-
-
-def _folder_records(folder):
-    """A folder's records: WFDB headers and the hospital formats' files
-    (records.FORMAT_SUFFIXES; not .csv, which a WFDB folder holds as tables)."""
-    from records import FORMAT_SUFFIXES
-    suffixes = {'.hea'} | set(FORMAT_SUFFIXES) - {'.csv'}
-    return sorted(f for f in folder.rglob('*') if f.is_file() and f.suffix.lower() in suffixes)
-
-
 DEVICE_COLUMNS = ['device_hr', 'device_pr_ms', 'device_qrs_ms', 'device_qt_ms',
                   'device_qtc_ms', 'device_p_axis', 'device_qrs_axis', 'device_t_axis',
                   'device_statements']
@@ -319,7 +292,7 @@ def predict_records(args):
     usable signal, gets one line and is skipped (--strict stops there)."""
     import torch
 
-    from records import RecordError, length_at_fs, prepare, read_record
+    from records import RecordError, find_records, length_at_fs, prepare, read_record
     from resnet import load_checkpoint
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
@@ -335,9 +308,9 @@ def predict_records(args):
     window = int(ckpt.get('window', utils.WINDOW))
     thresholds, source = load_thresholds(args, args.model_path, ckpt)
     print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source}')
-    paths = expand_records(args.records)
+    paths, problems = find_records(args.records)
     if not paths:
-        raise SystemExit(f'error: no records match {args.records}')
+        raise SystemExit(f'error: no records match {args.records}: ' + '; '.join(problems))
 
     def score(xs):
         x = torch.from_numpy(np.stack(xs)).to(device)
@@ -349,7 +322,9 @@ def predict_records(args):
             raise SystemExit(f'error: {e}') from e
         print(f'skipped {e}', file=sys.stderr)
 
-    rows, failed = [], 0
+    rows, failed = [], len(problems)
+    for line in problems:
+        fail(RecordError(line.split(': ')[0], line.split(': ', 1)[1]))
     scorer = SegmentScorer(score, classes, thresholds, args.batch_size)
 
     def emit(done):

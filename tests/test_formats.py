@@ -362,3 +362,26 @@ def test_ishne_beats(shared_data):
     assert 0.3 < np.median(rr) < 2.0
     assert set(labels) <= set('NVSAFX?!UJ')
     assert rec.name == 'ishne-' + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def test_find_records_and_uploads_take_the_formats(tmp_path):
+    import io
+    import zipfile
+
+    import uploads
+    from records import find_records
+    d = digital_12(fs=500, seed=9)
+    write_dicom(tmp_path / 'a.dcm', d, 500)
+    (tmp_path / 'a.xml').write_text(muse_xml(d[:, :8]))  # same stem, another record
+    pd.DataFrame({'patient_id': ['x'], 'AF': [1]}).to_csv(tmp_path / 'labels.csv', index=False)
+    pd.DataFrame({'time': [0, .002, .004], 'II': [0, 1, 0]}).to_csv(tmp_path / 'ii.csv',
+                                                                    index=False)
+    paths, problems = find_records([str(tmp_path)])
+    assert [p.name for p in paths] == ['a.dcm', 'a.xml', 'ii.csv'] and problems == []
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+        z.write(tmp_path / 'a.dcm', 'exports/a.dcm')
+        z.writestr('exports/cart.bin', muse_xml(d[:, :8]))  # the content decides
+    recs, problems = uploads.load_uploads([('exports.zip', buf.getvalue())], ['I', 'II'], 256)
+    assert problems == [] and sorted(r['name'] for r in recs) == ['a', 'cart']
+    assert {r['device_measurements'].get('qrs_ms') for r in recs} == {96.0, 88.0}
