@@ -385,3 +385,32 @@ def test_find_records_and_uploads_take_the_formats(tmp_path):
     recs, problems = uploads.load_uploads([('exports.zip', buf.getvalue())], ['I', 'II'], 256)
     assert problems == [] and sorted(r['name'] for r in recs) == ['a', 'cart']
     assert {r['device_measurements'].get('qrs_ms') for r in recs} == {96.0, 88.0}
+
+
+def test_preprocess_a_folder_of_exports_with_labels(tmp_path, capsys):
+    import preprocess
+    data = tmp_path / 'exports'
+    data.mkdir()
+    for i in range(12):  # DICOM, MUSE XML and CSV exports, AF or SNR
+        d = digital_12(fs=500, seed=20 + i)
+        if i % 3 == 0:
+            write_dicom(data / f'e{i:02d}.dcm', d, 500)
+        elif i % 3 == 1:
+            (data / f'e{i:02d}.xml').write_text(muse_xml(d[:, [0, 1, 6, 7, 8, 9, 10, 11]]))
+        else:
+            cols = {lead: d[:, k] * 2.5 / 1000 for k, lead in enumerate(LEADS)}
+            pd.DataFrame({'time': np.arange(5000) / 500, **cols, 'Resp': 0.0}).to_csv(
+                data / f'e{i:02d}.csv', index=False)
+    labels = pd.DataFrame({'record': [f'e{i:02d}' for i in range(12)],
+                           'dx': ['164889003' if i % 2 else '426783006' for i in range(12)]})
+    labels.to_csv(tmp_path / 'labels_in.csv', index=False)
+    preprocess.main(['--data-dir', str(data), '--labels', str(tmp_path / 'labels_in.csv'),
+                     '--workers', '1'])
+    ref = pd.read_csv(data / 'reference.csv', dtype=str, keep_default_na=False)
+    out = pd.read_csv(data / 'labels.csv', dtype={'patient_id': str})
+    assert len(out) == 12 and out['AF'].sum() == 6 and out['SNR'].sum() == 6
+    assert set(ref.loc[ref['patient_id'] == 'e02', 'ignored']) == {'Resp'}
+    assert (ref['quality'] == 'ok').all() and set(out['fold']) <= set(range(1, 11))
+    assert (data / 'cache' / 'signals.npy').is_file()
+    text = capsys.readouterr().out + (data / 'reference.csv').read_text()
+    assert not any(s in text for s in SECRETS)
