@@ -123,11 +123,16 @@ def get_records(lang, info):
         return [examples[k]], []
     files = st.file_uploader(t(lang, 'upload_label'), accept_multiple_files=True,
                              key='upload') or []
-    batch = (info['key'],) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
+    lead_map = st.text_input(t(lang, 'lead_map_label'), key='lead_map').strip() or None
+    batch = (info['key'], lead_map) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
     if st.session_state.get('batch') != batch:
         st.session_state['batch'] = batch
-        st.session_state['loaded'] = uploads.load_uploads(
-            [(f.name, f.getvalue()) for f in files], info['leads'], info['window'])
+        try:
+            st.session_state['loaded'] = uploads.load_uploads(
+                [(f.name, f.getvalue()) for f in files], info['leads'], info['window'],
+                lead_map)
+        except ValueError as e:  # a lead map that names no lead
+            st.session_state['loaded'] = ([], [('lead map', str(e))])
     return st.session_state['loaded']
 
 
@@ -209,6 +214,16 @@ def show_measurements(lang, rec):
         cols[4].metric(t(lang, 'beats'), m['beats'])
     st.caption(t(lang, 'measure_note'))
     return m
+
+
+def show_cart_reading(lang, rec):
+    """The measurements and statements the cart wrote into the file, apart
+    from ours and labelled as the device's (nothing when it wrote none)."""
+    lines = clinic.device_lines(rec, lang)
+    if lines:
+        st.subheader(t(lang, 'cart_reading'))
+        st.markdown('\n'.join(f'- {line}' for line in lines))
+        st.caption(t(lang, 'cart_note'))
 
 
 def show_explanation(lang, info, rec, prob, nsamples, root):
@@ -346,6 +361,7 @@ def show_record(lang, info, rec, prob, records, probs, nsamples, root):
         st.warning(t(lang, 'quality', flags=rec['quality']))
     show_diagnosis(lang, info, prob)
     meas = show_measurements(lang, rec)
+    show_cart_reading(lang, rec)
     ex = show_explanation(lang, info, rec, prob, nsamples, root)
     hl = highlight_choice(lang, info, rec, ex)
     st.subheader(t(lang, 'printout'))

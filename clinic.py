@@ -485,6 +485,11 @@ def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pd
     right += [tuple(line.split(': ', 1)) for line in measurement_lines(meas, lang)] \
         if meas is not None else [(t(lang, 'not_measurable'), '')]
     y = _columns(fig, side(0.46), 0.325, right, (0.21,), rtl, bold_first=True)
+    cart = device_lines(record, lang)
+    if cart:  # the cart's reading, in a block of its own and labelled as the device's
+        y = _columns(fig, side(0.46), y - 0.008, [(t(lang, 'cart_reading'), '')] +
+                     [tuple((line.split(': ', 1) + [''])[:2]) for line in cart[:10]],
+                     (0.21,), rtl, bold_first=True)
     _columns(fig, side(0.46), y - 0.008, [(t(lang, 'model_card'), '')] + card_lines(card, lang),
              (0.21,), rtl, bold_first=True)
     fig.text(0.5, 0.02, t(lang, 'disclaimer') + ('  ' + t(lang, 'demo_banner')
@@ -495,6 +500,21 @@ def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pd
             'Creator': 'ecg-diagnosis app.py'} if fmt == 'pdf' else None
     fig.savefig(buf, format=fmt, metadata=meta, dpi=110)
     return buf.getvalue()
+
+
+# The cart's measurement keys (formats.DEVICE_KEYS) -> their app_text label.
+DEVICE_TEXT = {k: f'dev_{k}' for k in ('hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms', 'p_axis',
+                                      'qrs_axis', 't_axis')}
+
+
+def device_lines(record, lang):
+    """'label: value' lines of the cart's own reading (formats.py), then its
+    statements; [] when the file carries none. The device's, never ours."""
+    meas = record.get('device_measurements') or {}
+    lines = [f"{t(lang, text)}: {ltr(f'{meas[k]:g}', lang)}" for k, text in DEVICE_TEXT.items()
+             if k in meas]
+    return lines + [f"{t(lang, 'cart_statements')}: {s}"
+                    for s in record.get('device_statements') or []]
 
 
 def measurement_lines(meas, lang):
