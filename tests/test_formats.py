@@ -5,6 +5,7 @@ predict.py's output; unsafe and broken files get one line; the real exports
 in ../shared/data/formats are scored or named with their reason."""
 import base64
 import hashlib
+import struct
 
 import numpy as np
 import pandas as pd
@@ -414,3 +415,35 @@ def test_preprocess_a_folder_of_exports_with_labels(tmp_path, capsys):
     assert (data / 'cache' / 'signals.npy').is_file()
     text = capsys.readouterr().out + (data / 'reference.csv').read_text()
     assert not any(s in text for s in SECRETS)
+
+
+def xli_encode(leads):
+    """Philips XLI of integer leads (the inverse of formats.xli_decode): second
+    differences as high/low byte halves, LZW with literal 10-bit codes only
+    (a valid stream: the decoder's dictionary is never needed)."""
+    out = b''
+    for s in leads:
+        s = np.asarray(s, np.int64)
+        d = np.zeros(len(s), np.int64)
+        d[:2] = s[:2]
+        first = 2 * s[1] - s[0] - s[2]
+        d[2:-1] = 2 * s[2:-1] - s[1:-2] - s[3:] + 64   # e[i] = d[i-1] - 64
+        u = d.astype(np.int16).view(np.uint16)
+        raw = bytes((u >> 8).astype(np.uint8)) + bytes((u & 0xFF).astype(np.uint8))
+        bits = ''.join(f'{b:010b}' for b in raw)
+        bits += '0' * (-len(bits) % 8)
+        lzw = int(bits, 2).to_bytes(len(bits) // 8, 'big')
+        out += struct.pack('<ihh', len(lzw), 0, first) + lzw
+    return out
+
+
+def test_xli_decodes_values_beyond_int16(tmp_path):
+    from sierraecg.xli import xli_decode as sierra_decode
+    ramp = np.arange(600) * 70  # up to 41930: over int16 once decoded
+    beat = np.rint(ecg_like(600, 500, 1, seed=11)[:, 0] * 200).astype(np.int64)
+    data = xli_encode([beat, ramp])
+    got = formats.xli_decode(data, 'x')
+    np.testing.assert_array_equal(got[0], beat)
+    np.testing.assert_array_equal(got[1], ramp)
+    with pytest.raises(OverflowError):  # the library's int16 arithmetic
+        sierra_decode(data, ['I', 'II'])
