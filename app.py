@@ -222,7 +222,7 @@ def show_cart_reading(lang, rec):
     lines = clinic.device_lines(rec, lang)
     if lines:
         st.subheader(t(lang, 'cart_reading'))
-        st.markdown('\n'.join(f'- {line}' for line in lines))
+        st.markdown('  \n'.join(lines))  # one line each (a list's bullets stray in RTL)
         st.caption(t(lang, 'cart_note'))
 
 

@@ -163,6 +163,8 @@ TEXT = {
         'ar': 'القياسات والعبارات التي كتبها جهاز التسجيل (أو برنامجه) في الملف: خوارزمية '
               'الشركة المصنعة، معروضة بجانب نتيجة هذا النموذج وليست جزءًا منها.'},
     'cart_statements': {'en': 'Statements', 'fr': 'Conclusions', 'ar': 'العبارات'},
+    'cart_measures': {'en': "Cart's measurements", 'fr': "Mesures de l'appareil",
+                      'ar': 'قياسات الجهاز'},
     'dev_hr': {'en': 'Heart rate (bpm)', 'fr': 'Fréquence (/min)',
                'ar': 'معدل القلب (نبضة/دقيقة)'},
     'dev_pr_ms': {'en': 'PR (ms)', 'fr': 'PR (ms)', 'ar': 'PR (مللي ثانية)'},

@@ -485,11 +485,9 @@ def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pd
     right += [tuple(line.split(': ', 1)) for line in measurement_lines(meas, lang)] \
         if meas is not None else [(t(lang, 'not_measurable'), '')]
     y = _columns(fig, side(0.46), 0.325, right, (0.21,), rtl, bold_first=True)
-    cart = device_lines(record, lang)
-    if cart:  # the cart's reading, in a block of its own and labelled as the device's
-        y = _columns(fig, side(0.46), y - 0.008, [(t(lang, 'cart_reading'), '')] +
-                     [tuple((line.split(': ', 1) + [''])[:2]) for line in cart[:10]],
-                     (0.21,), rtl, bold_first=True)
+    cart = device_rows(record, lang)
+    if cart:  # the cart's reading: a block of its own under the table, labelled the device's
+        _columns(fig, side(0.03), 0.125, cart, (0.1,), rtl, bold_first=True)
     _columns(fig, side(0.46), y - 0.008, [(t(lang, 'model_card'), '')] + card_lines(card, lang),
              (0.21,), rtl, bold_first=True)
     fig.text(0.5, 0.02, t(lang, 'disclaimer') + ('  ' + t(lang, 'demo_banner')
@@ -515,6 +513,28 @@ def device_lines(record, lang):
              if k in meas]
     return lines + [f"{t(lang, 'cart_statements')}: {s}"
                     for s in record.get('device_statements') or []]
+
+
+def device_rows(record, lang, statements=2, width=70):
+    """The cart's reading for the PDF, compact: a title row, one row of its
+    measurements ('HR 41 · PR 151 · ...'), its first statements (cut to
+    `width` characters); [] when the file carries none."""
+    meas = record.get('device_measurements') or {}
+    short = [('hr', 'HR', ''), ('pr_ms', 'PR', ''), ('qrs_ms', 'QRS', ''), ('qt_ms', 'QT', ''),
+             ('qtc_ms', 'QTc', ' ms')]
+    parts = [f'{name} {meas[k]:g}' for k, name, _ in short if k in meas]
+    axes = [meas.get(k) for k in ('p_axis', 'qrs_axis', 't_axis')]
+    if any(a is not None for a in axes):
+        parts.append('P/QRS/T ' + '/'.join('?' if a is None else f'{a:g}' for a in axes) + '°')
+    said = [s if len(s) <= width else s[:width - 1] + '…'
+            for s in (record.get('device_statements') or [])[:statements]]
+    if not parts and not said:
+        return []
+    rows = [(t(lang, 'cart_reading'), '')]
+    if parts:
+        rows.append((t(lang, 'cart_measures'), ' · '.join(parts)))
+    rows += [(t(lang, 'cart_statements'), s) for s in said]
+    return rows
 
 
 def measurement_lines(meas, lang):
