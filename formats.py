@@ -744,10 +744,20 @@ def read_dicom(path):
     import pydicom
     from pydicom.errors import InvalidDicomError
     name = Path(path).stem
+    # pydicom's validation warnings quote the offending value (a UID, a name):
+    # identifiers must not reach a log, so values are not validated here.
+    mode = pydicom.config.settings.reading_validation_mode
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     try:
-        ds = pydicom.dcmread(str(path))
+        return _read_dicom(pydicom.dcmread(str(path)), path)
     except (InvalidDicomError, OSError, ValueError, EOFError) as e:
-        raise RecordError(name, f'{Path(path).name}: unreadable DICOM ({e})') from None
+        raise RecordError(name, f'{Path(path).name}: unreadable DICOM '
+                                f'({type(e).__name__})') from None
+    finally:
+        pydicom.config.settings.reading_validation_mode = mode
+
+
+def _read_dicom(ds, path):
     sop = str(ds.get('SOPClassUID', ''))
     ids = [str(ds.get(t, '') or '') for t in ('SOPInstanceUID', 'PatientID', 'PatientName',
                                                 'StudyInstanceUID', 'AccessionNumber')]

@@ -63,7 +63,7 @@ def write_dicom(path, digital, fs, sensitivity=2.5, baseline=0.0, units='uV', me
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = f'{FAMILY}^{NAME}', PID, BIRTH
     ds.PatientAge, ds.PatientSex = '061Y', 'M'
     ds.ReferringPhysicianName, ds.OperatorsName = DOCTOR, DOCTOR
-    ds.StudyInstanceUID = SOP_UID + '.1'
+    ds.StudyInstanceUID = '1.2.3.8675309.'  # invalid (trailing dot): pydicom would quote it
 
     def group(data, label):
         g = Dataset()
@@ -276,18 +276,26 @@ def test_broken_files_get_one_line(tmp_path):
         read_record(tmp_path / 'xli.xml')
 
 
-def test_identifiers_never_reach_predict_output(all_leads_model, tmp_path, capsys):
+def test_identifiers_never_reach_predict_output(all_leads_model, tmp_path, capsys, caplog):
+    import warnings
     d = digital_12(fs=500, seed=8)
-    write_dicom(tmp_path / 'visit.dcm', d, 500)
-    write_dicom(tmp_path / f'{SOP_UID}.dcm', d, 500)
+    with warnings.catch_warnings():  # writing: pydicom warns about the invalid UID
+        warnings.simplefilter('ignore')
+        write_dicom(tmp_path / 'visit.dcm', d, 500)
+        write_dicom(tmp_path / f'{SOP_UID}.dcm', d, 500)
     (tmp_path / f'{PID}.xml').write_text(muse_xml(d[:, [0, 1, 6, 7, 8, 9, 10, 11]]))
+    capsys.readouterr()
+    caplog.clear()
     out_csv = tmp_path / 'p.csv'
-    df = run(all_leads_model, tmp_path / '*.dcm', tmp_path / '*.xml',
-             extra=['--out', str(out_csv)])
+    with warnings.catch_warnings(record=True) as caught:  # what a console would show
+        warnings.simplefilter('always')
+        df = run(all_leads_model, tmp_path / '*.dcm', tmp_path / '*.xml',
+                 extra=['--out', str(out_csv)])
     out, err = capsys.readouterr()
     assert len(df) == 3 and df['record'].iloc[1] == 'visit'  # the UID-named one sorts first
-    text = out + err + out_csv.read_text()
-    for secret in SECRETS + [SOP_UID]:
+    text = out + err + out_csv.read_text() + caplog.text + ' '.join(str(w.message)
+                                                                    for w in caught)
+    for secret in SECRETS + [SOP_UID, '8675309']:
         assert secret not in text and secret.lower() not in text.lower()
     assert df['device_qrs_ms'].tolist() == [96.0, 96.0, 88.0]
     assert df['device_statements'].iloc[0] == 'SINUS RHYTHM | NORMAL ECG'
