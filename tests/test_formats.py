@@ -49,12 +49,14 @@ def run(model, *records, extra=()):
 # --------------------------------------------------------------------------
 # Writers.
 
-def write_dicom(path, digital, fs, sensitivity=2.5, baseline=0.0, units='uV', median=True):
-    """A 12-lead ECG Waveform Storage file with identifiers in every field."""
+def write_dicom(path, digital, fs, sensitivity=2.5, baseline=0.0, units='uV', median=True,
+                sop='1.2.840.10008.5.1.4.1.1.9.1.1', codes=None):
+    """A 12-lead ECG Waveform Storage file (or another SOP class) with
+    identifiers in every field; codes: the channels' (code value, meaning)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.9.1.1'
+    meta.MediaStorageSOPClassUID = sop
     meta.MediaStorageSOPInstanceUID = SOP_UID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
@@ -71,12 +73,12 @@ def write_dicom(path, digital, fs, sensitivity=2.5, baseline=0.0, units='uV', me
         g.SamplingFrequency = fs
         g.NumberOfWaveformChannels, g.NumberOfWaveformSamples = data.shape[1], data.shape[0]
         g.WaveformBitsAllocated, g.WaveformSampleInterpretation = 16, 'SS'
-        codes = [1, 2, 61, 62, 63, 64, 3, 4, 5, 6, 7, 8]
         chans = []
-        for c in codes[:data.shape[1]]:
+        for code, meaning in (codes or [(f'5.6.3-9-{c}', f'Lead {formats.SCP_LEADS[c]}') for c in
+                                        (1, 2, 61, 62, 63, 64, 3, 4, 5, 6, 7, 8)])[:data.shape[1]]:
             ch, src, unit = Dataset(), Dataset(), Dataset()
-            src.CodeValue, src.CodingSchemeDesignator = f'5.6.3-9-{c}', 'SCPECG'
-            src.CodeMeaning = f'Lead {formats.SCP_LEADS[c]}'
+            src.CodeValue, src.CodingSchemeDesignator = code, 'SCPECG'
+            src.CodeMeaning = meaning
             unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = units, 'UCUM', units
             ch.ChannelSourceSequence, ch.ChannelSensitivityUnitsSequence = [src], [unit]
             ch.ChannelSensitivity, ch.ChannelSensitivityCorrectionFactor = sensitivity, 1
@@ -143,6 +145,17 @@ def test_dicom_written_by_pydicom_reads_back(tmp_path):
     # named by its SOP Instance UID: the record gets a content hash instead
     uid = write_dicom(tmp_path / f'{SOP_UID}.dcm', d, 500)
     assert read_record(uid).name.startswith('dicom-') and SOP_UID not in read_record(uid).name
+
+
+def test_hemodynamic_dicom_keeps_its_ecg_channels(tmp_path):
+    d = digital_12(fs=500)[:, :3]
+    path = write_dicom(tmp_path / 'cath.dcm', d, 500, median=False,
+                       sop='1.2.840.10008.5.1.4.1.1.9.2.1',
+                       codes=[('2:1', 'Lead I'), ('2:2', 'Lead II'),
+                              ('2:18944', 'Arterial blood pressure')])
+    rec = read_record(path)
+    assert rec.leads == ['I', 'II'] and ignored_channels(rec) == ['Arterial blood pressure']
+    np.testing.assert_allclose(rec.signal, d[:, :2] * 2.5 / 1000, atol=1e-9)
 
 
 def test_edf_written_by_pyedflib_reads_back_and_lead_map(tmp_path):
