@@ -227,6 +227,9 @@ def scores_frame(records, probs, thresholds):
         row.update({f'score_{c}': float(v) for c, v in zip(CLASSES, p)})
         row.update({f'threshold_{c}': float(v) for c, v in zip(CLASSES, thresholds)})
         row['diagnoses'] = ';'.join(predicted(p, thresholds))
+        meas = r.get('device_measurements') or {}  # the cart's, as predict.py writes them
+        row.update({f'device_{k}': meas.get(k) for k in DEVICE_TEXT})
+        row['device_statements'] = ' | '.join(r.get('device_statements') or [])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -237,7 +240,10 @@ def scores_json(records, probs, thresholds, card):
     for r, p in zip(records, probs):
         out['records'].append({'record': r['name'], 'file': r['source'],
                                'scores': dict(zip(CLASSES, map(float, p))),
-                               'diagnoses': predicted(p, thresholds)})
+                               'diagnoses': predicted(p, thresholds),
+                               # the cart's own reading, apart from ours
+                               'device': {'measurements': r.get('device_measurements') or {},
+                                          'statements': r.get('device_statements') or []}})
     return json.dumps(out, indent=1)
 
 

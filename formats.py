@@ -114,7 +114,7 @@ def _looks_scp(head):
 
 def sniff(path):
     """The format of a file by its content -> a key of the reader table
-    ('dicom', 'muse', ...), 'wfdb' for a WFDB header, 'ishne-ann' for an
+    ('dicom', 'muse', ...), 'xml:ROOT' for other XML, 'ishne-ann' for an
     ISHNE annotation file, None when nothing here recognises it."""
     with open(path, 'rb') as f:
         head = f.read(HEAD)
@@ -135,9 +135,6 @@ def sniff(path):
         first = head.decode('utf-8-sig').splitlines()[0] if head else ''
     except UnicodeDecodeError:
         return None
-    if re.match(r'^\s*\S+(\s*\S+)*\s*$', first) and first.split()[0] and \
-            re.match(r'^\S+\s+\d+(\s+[\d.]+)?', first) and Path(path).suffix.lower() == '.hea':
-        return 'wfdb'
     if re.search(r'[,;\t]', first) and re.search(r'[A-Za-z]', first):
         return 'csv'
     return None

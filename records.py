@@ -577,12 +577,10 @@ def read_record(path, lead_map=None, fs=None):
     path = Path(path)
     if path.is_file() and path.suffix.lower() not in ('.hea', '.mat', '.dat'):
         import formats
-        fmt = formats.sniff(path)
-        if fmt != 'wfdb':
-            rec = apply_lead_map(formats.read(path, fmt, fs=fs), lead_map)
-            if not any(rec.leads):
-                raise _no_lead_error(rec)
-            return rec
+        rec = apply_lead_map(formats.read(path, fs=fs), lead_map)
+        if not any(rec.leads):
+            raise _no_lead_error(rec)
+        return rec
     hea = header_path(path)
     if path.suffix.lower() == '.mat' and not hea.exists():
         if not path.exists():

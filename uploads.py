@@ -163,7 +163,7 @@ def _hospital_format(path):
     if fmt == 'csv':
         from records import _csv_names_a_lead
         return _csv_names_a_lead(path)
-    return fmt is not None and fmt not in ('wfdb', 'ishne-ann')
+    return fmt is not None and fmt != 'ishne-ann'  # other XML: read, and told why not
 
 
 # The display (printout, interactive view, QRS detector) shows the model's
