@@ -468,3 +468,19 @@ def test_xli_decodes_values_beyond_int16(tmp_path):
     np.testing.assert_array_equal(got[1], ramp)
     with pytest.raises(OverflowError):  # the library's int16 arithmetic
         sierra_decode(data, ['I', 'II'])
+
+
+def test_export_labels_by_codes_or_class_columns(tmp_path):
+    import preprocess
+    from utils import CLASS_TO_SNOMED
+    pd.DataFrame({'record': ['a', 'b'], **{c: [int(c == 'AF'), int(c in ('RBBB', 'PVC'))]
+                                          for c in CLASSES}}).to_csv(tmp_path / 'c.csv',
+                                                                     index=False)
+    assert preprocess.read_export_labels(tmp_path / 'c.csv') == {
+        'a': [CLASS_TO_SNOMED['AF']], 'b': [CLASS_TO_SNOMED['RBBB'], CLASS_TO_SNOMED['PVC']]}
+    pd.DataFrame({'record': ['a'], 'dx': ['164889003, 59118001']}).to_csv(tmp_path / 'd.csv',
+                                                                        index=False)
+    assert preprocess.read_export_labels(tmp_path / 'd.csv') == {'a': ['164889003', '59118001']}
+    pd.DataFrame({'name': ['a']}).to_csv(tmp_path / 'bad.csv', index=False)
+    with pytest.raises(SystemExit, match='needs a column record and either dx'):
+        preprocess.read_export_labels(tmp_path / 'bad.csv')
