@@ -549,7 +549,10 @@ def read_philips(path):
         _num(_text(sc, 'signalresolution')) or 5.0
     labels = (pw.get('leadlabels') or '').split()
     nleads = int(_num(pw.get('numberofleads')) or _num(_text(sc, 'numberchannelsvalid')) or 12)
-    labels = labels[:nleads] if labels else PHILIPS_LEADS[:nleads]
+    kind = (_text(sc, 'acquisitiontype') or 'STD-12').upper() if sc is not None else 'STD-12'
+    # without labels the channel order is the standard one only for 12-lead acquisitions
+    labels = labels[:nleads] if labels else PHILIPS_LEADS[:nleads] \
+        if kind in ('STD-12', '10-WIRE') else [f'channel {i + 1}' for i in range(nleads)]
     data = _b64(pw.text, name, 'parsedwaveforms')
     method = pw.get('compressmethod') or pw.get('compression') or 'Uncompressed'
     duration_ms = _num(pw.get('durationperchannel')) or 0
