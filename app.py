@@ -22,6 +22,7 @@ import numpy as np
 import streamlit as st
 
 import clinic
+import uploads
 from app_text import LANGUAGES, RTL, problem_text, t
 from utils import CLASSES, FS
 
@@ -125,7 +126,7 @@ def get_records(lang, info):
     batch = (info['key'],) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
     if st.session_state.get('batch') != batch:
         st.session_state['batch'] = batch
-        st.session_state['loaded'] = clinic.load_uploads(
+        st.session_state['loaded'] = uploads.load_uploads(
             [(f.name, f.getvalue()) for f in files], info['leads'], info['window'])
     return st.session_state['loaded']
 

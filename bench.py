@@ -1274,6 +1274,7 @@ def bench_app(args):
     import clinic
     import shap_values
     import synthetic
+    import uploads
     import utils
     from resnet import build_model
 
@@ -1297,7 +1298,7 @@ def bench_app(args):
             which = 'synthetic 30-s record'
 
     def diagnose():
-        records, _ = clinic.load_uploads(files, info['leads'], window)
+        records, _ = uploads.load_uploads(files, info['leads'], window)
         prob = clinic.score(info, [records[0]['x']])[0]
         clinic.decision_table(prob, info['thresholds'], 'en')
         return records[0], prob
@@ -1306,7 +1307,7 @@ def bench_app(args):
     rec, prob = diagnose()
     t_cold = time.perf_counter() - t0
     t_diag = timeit(diagnose, 3)
-    t_read = timeit(lambda: clinic.load_uploads(files, info['leads'], window), 3)
+    t_read = timeit(lambda: uploads.load_uploads(files, info['leads'], window), 3)
     t_print = timeit(lambda: clinic.png(clinic.printout_figure(rec, 'x')), 2)
     t_meas = timeit(lambda: clinic.measure(rec['signal']), 2)
     t_fwd = timeit(lambda: clinic.score(info, [rec['x']]), 3)

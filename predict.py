@@ -32,7 +32,6 @@ record, path, fs, duration_s, [start_s, end_s with --segments], quality
 computed, not recorded), score_<class>, diagnoses.
 """
 import argparse
-import glob
 import json
 import sys
 from pathlib import Path
@@ -240,24 +239,6 @@ def summarise_cv(args):
 # --------------------------------------------------------------------------
 # New records.
 
-def expand_records(patterns):
-    """Globs, files and folders -> record paths, one per record (no duplicates
-    from A0001.hea + A0001.mat), in the order given."""
-    seen, out = set(), []
-    for pattern in patterns:
-        p = Path(pattern)
-        paths = sorted(p.rglob('*.hea')) if p.is_dir() else \
-            [Path(s) for s in sorted(glob.glob(pattern, recursive=True))] or [p]
-        for path in paths:
-            key = path.with_suffix('') if path.suffix in ('.hea', '.mat') else path
-            if path.suffix == '.mat' and path.with_suffix('.hea').exists():
-                path = path.with_suffix('.hea')
-            if key not in seen:
-                seen.add(key)
-                out.append(path)
-    return out
-
-
 def load_thresholds(args, model_path, ckpt):
     """-> (thresholds array, where they came from)."""
     path = Path(args.thresholds) if args.thresholds else \
@@ -280,7 +261,7 @@ def predict_records(args):
     usable signal, gets one line and is skipped (--strict stops there)."""
     import torch
 
-    from records import RecordError, length_at_fs, prepare, read_record
+    from records import RecordError, find_records, length_at_fs, prepare, read_record
     from resnet import load_checkpoint
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
@@ -291,9 +272,9 @@ def predict_records(args):
     window = int(ckpt.get('window', utils.WINDOW))
     thresholds, source = load_thresholds(args, args.model_path, ckpt)
     print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source}')
-    paths = expand_records(args.records)
+    paths, problems = find_records(args.records)
     if not paths:
-        raise SystemExit(f'error: no records match {args.records}')
+        raise SystemExit(f'error: no records match {args.records}: ' + '; '.join(problems))
 
     def score(xs):
         x = torch.from_numpy(np.stack(xs)).to(device)
@@ -305,7 +286,9 @@ def predict_records(args):
             raise SystemExit(f'error: {e}') from e
         print(f'skipped {e}', file=sys.stderr)
 
-    rows, failed = [], 0
+    rows, failed = [], len(problems)
+    for line in problems:
+        fail(RecordError(line.split(': ')[0], line.split(': ', 1)[1]))
     scorer = SegmentScorer(score, classes, thresholds, args.batch_size)
 
     def emit(done):

@@ -37,17 +37,16 @@ reason' on stderr and is skipped; --strict stops there instead. PNGs are
 written atomically, so an interrupted run leaves no half-written image.
 """
 import argparse
-import glob
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from records import find_records
 from utils import CLASS_NAMES, FS, LEADS, SNOMED_TO_CLASS, atomic_path, dx_to_classes
 
 LAYOUTS = ['12x1', '6x2', 'clinical']
-RECORD_SUFFIXES = {'.hea', '.mat', '.dat'}
 
 # The clinical printout, in paper units. Standard electrocardiograph settings.
 SPEED = 25.0             # mm/s
@@ -123,38 +122,6 @@ def get_args_parser():
 # --------------------------------------------------------------------------
 # Input.
 
-def record_base(path):
-    """A .hea/.mat/.dat path or bare record name -> the path without suffix."""
-    p = Path(path)
-    return p.with_suffix('') if p.suffix.lower() in RECORD_SUFFIXES else p
-
-
-def expand_paths(patterns):
-    """Globs and paths -> (paths, problems): one path per record (A0001.hea and
-    A0001.mat are one record), in the order given; problems are 'PATTERN:
-    reason' lines for patterns that name nothing."""
-    paths, seen, problems = [], set(), []
-    for pattern in patterns:
-        pattern = str(Path(pattern).expanduser())
-        matches = sorted(glob.glob(pattern))
-        if matches:
-            # A wide glob such as data/CPSC/* also finds labels.csv, .atr, cache/.
-            matches = [m for m in matches if Path(m).is_file()
-                       and Path(m).suffix.lower() in RECORD_SUFFIXES]
-            if not matches:
-                problems.append(f'{pattern}: matches no .hea, .mat or .dat file')
-        elif Path(pattern + '.hea').is_file():
-            matches = [pattern]  # a bare WFDB record name such as mitdb/100
-        else:
-            problems.append(f'{pattern}: no such file or WFDB record')
-        for m in matches:
-            key = str(record_base(m).resolve())
-            if key not in seen:
-                seen.add(key)
-                paths.append(m)
-    return paths, problems
-
-
 def load_record(path, seconds=None):
     """-> dict(name, base, signal (n, nleads) float mV, fs (of signal),
     fs_orig, leads, age, sex, dx), read by records.py. Records that hold or
@@ -162,7 +129,7 @@ def load_record(path, seconds=None):
     from I and II) come at 500 Hz in utils.LEADS order; others as they are
     (their own rate and lead names). `seconds` limits how much is read.
     Raises BadRecord."""
-    from records import RecordError, length_at_fs, obtainable, prepare, read_record
+    from records import RecordError, length_at_fs, obtainable, prepare, read_record, record_base
 
     base = record_base(path)
     try:
@@ -510,7 +477,7 @@ def main(argv=None):
     if args.seconds is not None and args.seconds <= 0:
         raise SystemExit('error: --seconds must be positive')
     out = Path(args.out)
-    paths, problems = expand_paths(args.record_paths)
+    paths, problems = find_records(args.record_paths)
 
     def bad(line):
         if args.strict:

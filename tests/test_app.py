@@ -20,6 +20,7 @@ import torch
 
 import app_text
 import clinic
+import uploads
 import synthetic
 import utils
 from utils import CLASSES
@@ -56,7 +57,7 @@ def tiny_root(tmp_path_factory):
     path = root / 'models' / RUN / 'best.pt'
     utils.atomic_torch_save(ckpt, path)
     info = clinic.load_model(path, root)
-    recs, _ = clinic.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
+    recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
     prob = clinic.score(info, [recs[0]['x']])[0]
     # Half the classes present on REF: thresholds just below / above its scores.
     order = np.argsort(-prob)
@@ -129,7 +130,7 @@ def test_every_key_the_code_uses_exists():
     ('..\\..\\x.mat', 'x.mat'), ('.hidden.hea', 'hidden.hea'), ('a b;$(rm).dat', 'a_b___rm_.dat'),
     ('..', None), ('', None), ('dir/', None)])
 def test_safe_name(name, want):
-    assert clinic.safe_name(name) == want
+    assert uploads.safe_name(name) == want
 
 
 def test_pairing_follows_the_header_not_the_basename(tiny_root):
@@ -137,7 +138,7 @@ def test_pairing_follows_the_header_not_the_basename(tiny_root):
     files = record_files('Y')
     hea = files['hea'][1].decode().replace('Y.mat', 'Y.mat', 1)
     hea = hea.replace('Y 12', 'X 12', 1)
-    records, problems = clinic.load_uploads([('X.hea', hea.encode()), files['mat']],
+    records, problems = uploads.load_uploads([('X.hea', hea.encode()), files['mat']],
                                             list(utils.LEADS), WINDOW)
     assert problems == []
     assert [r['name'] for r in records] == ['X']
@@ -150,10 +151,10 @@ def test_zip_members_are_flattened_and_sanitised(tmp_path):
         for n, b in files.values():
             zf.writestr(f'../../evil/{n}', b)
         zf.writestr('__MACOSX/._Z1.hea', b'junk')
-    records, problems = clinic.load_uploads([('batch.zip', buf.getvalue())],
+    records, problems = uploads.load_uploads([('batch.zip', buf.getvalue())],
                                             list(utils.LEADS), WINDOW)
     assert problems == [] and [r['name'] for r in records] == ['Z1']
-    staged, _ = clinic.stage_files([('batch.zip', buf.getvalue())], tmp_path)
+    staged, _ = uploads.stage_files([('batch.zip', buf.getvalue())], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['Z1.hea', 'Z1.mat']
     assert not (tmp_path.parent / 'evil').exists()
 
@@ -166,8 +167,8 @@ def test_upload_folder_is_removed(monkeypatch):
         d = real(*a, **k)
         made.append(Path(d.name))
         return d
-    monkeypatch.setattr(clinic.tempfile, 'TemporaryDirectory', spy)
-    records, _ = clinic.load_uploads(list(record_files('R1').values()), list(utils.LEADS),
+    monkeypatch.setattr(uploads.tempfile, 'TemporaryDirectory', spy)
+    records, _ = uploads.load_uploads(list(record_files('R1').values()), list(utils.LEADS),
                                      WINDOW)
     assert records and made and not any(p.exists() for p in made)
 
@@ -227,7 +228,7 @@ def test_model_card_is_worded_in_the_chosen_language(lang, fold, leads):
 
 
 def test_each_bad_upload_gets_one_line_and_the_batch_goes_on(at, monkeypatch):
-    monkeypatch.setattr(clinic, 'MAX_FILE_BYTES', 200_000)
+    monkeypatch.setattr(uploads, 'MAX_FILE_BYTES', 200_000)
     good = record_files('GOOD')
     bad = {}
     bad['MISS'] = [record_files('MISS')['hea']]                    # no signal file
@@ -365,7 +366,7 @@ def test_batched_expected_gradients_equal_shap(tiny_root):
 
 def test_explanation_adds_up_and_highlights_inside_the_record(tiny_root):
     info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
-    rec = clinic.load_uploads(list(record_files('REF', seconds=1.5).values()),
+    rec = uploads.load_uploads(list(record_files('REF', seconds=1.5).values()),
                               info['leads'], WINDOW)[0][0]
     ex = clinic.explain(info, rec, nsamples=64, root=tiny_root)
     assert ex['background']['kind'] == 'flat'  # data/TINY is not there
@@ -393,7 +394,7 @@ def test_report_is_one_pdf_page_with_the_record_name(tiny_root):
 
 def test_scores_downloads(tiny_root):
     info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
-    recs, _ = clinic.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
+    recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
     probs = clinic.score(info, [r['x'] for r in recs])
     df = clinic.scores_frame(recs, probs, info['thresholds'])
     assert list(df['record']) == ['REF'] and df['diagnoses'][0].count(';') == 3
@@ -414,7 +415,7 @@ def test_any_lead_order_and_name_case_reads_the_same(tmp_path):
     synthetic.write_record(rec, tmp_path, 'ORIG')
     files = [(p.name, p.read_bytes()) for p in sorted(tmp_path.iterdir())
              if p.stem in ('SHUF', 'ORIG') and p.suffix in ('.hea', '.dat', '.mat')]
-    records, problems = clinic.load_uploads(files, list(utils.LEADS), WINDOW)
+    records, problems = uploads.load_uploads(files, list(utils.LEADS), WINDOW)
     assert problems == []
     by = {r['name']: r for r in records}
     np.testing.assert_array_equal(by['SHUF']['x'], by['ORIG']['x'])
@@ -437,10 +438,10 @@ def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_p
                              'arch': 'resnet18', 'window': WINDOW}, path)
     info = clinic.load_model(path, tmp_path)
     files = [(p.name, p.read_bytes()) for p in tmp_path.glob('TWO.*')]
-    records, problems = clinic.load_uploads(files, info['leads'], WINDOW)
+    records, problems = uploads.load_uploads(files, info['leads'], WINDOW)
     assert problems == [] and records[0]['leads'] == ['II', 'V5']
     assert clinic.score(info, [records[0]['x']]).shape == (1, 9)
     assert clinic.printout_figure(records[0], 'x') is None
     # the 12-lead model cannot read it, and says which leads are lacking
-    _, problems = clinic.load_uploads(files, list(utils.LEADS), WINDOW)
+    _, problems = uploads.load_uploads(files, list(utils.LEADS), WINDOW)
     assert 'lacks lead(s) I, III' in problems[0][1], problems
