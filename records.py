@@ -353,7 +353,15 @@ def read_header(path, allow_outside=False):
     a zero- or negative-length or multi-segment record, a bad rate, a missing
     signal file, or one outside the header's folder (see contained())."""
     path = header_path(path)
-    name = path.stem
+    try:
+        return _read_header(path, path.stem, allow_outside)
+    except RecordError:
+        raise
+    except Exception as e:  # noqa: BLE001 (e.g. a symlink loop: RuntimeError)
+        raise RecordError(path.stem, f'unreadable header ({type(e).__name__}: {e})') from None
+
+
+def _read_header(path, name, allow_outside):
     contained(path, path.parent, name, 'header', allow_outside)
     text = _read_text(path, name)
     comments, lines = [], []
