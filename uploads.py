@@ -159,8 +159,8 @@ def _clear_bad_utf8_flags(f, eocd):
     """zipfile decodes every name when the zip is opened, so one name that
     sets the UTF-8 flag without being UTF-8 makes the whole zip unreadable.
     -> (a copy with that flag cleared on such names, their indexes)."""
+    f.seek(0)  # zipfile's failed attempt left it anywhere
     data = bytearray(f.read())
-    f.seek(0)
     _, cd_size, end = eocd
     pos, bad, i = end - cd_size, set(), 0
     while pos + 46 <= end and data[pos:pos + 4] == b'PK\x01\x02':
