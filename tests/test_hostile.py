@@ -271,6 +271,14 @@ def test_case_twin_header_does_not_open_the_other_twin(tmp_path):
     with pytest.raises(RecordError, match='^x: empty header'):
         read_record(tmp_path / 'x.HEA')   # the file given, not x.hea
     assert read_record(tmp_path / 'x.hea').sig_len == 2000
+    # wfdb (format 212) opens NAME.hea itself: a different y.hea is refused, not read
+    wfdb.wrsamp('y', fs=500, units=['mV'], sig_name=['II'], fmt=['212'], adc_gain=[200.0],
+                baseline=[0], p_signal=make_signal(1000, nleads=1), write_dir=str(tmp_path))
+    (tmp_path / 'y.hea').rename(tmp_path / 'y.HEA')
+    header(tmp_path, 'y', ['other.dat 212 200/mV 12 0 0 0 0 II'])
+    (tmp_path / 'other.dat').write_bytes(bytes(3000))
+    with pytest.raises(RecordError, match='^y: y.HEA: wfdb reads y.hea, which is another file'):
+        read_record(tmp_path / 'y.HEA')
 
 
 def test_case_twin_upload_is_refused_in_the_app(at):
@@ -346,10 +354,15 @@ def test_nested_cell_mat_is_refused_before_scipy(hostile):
     assert hostile['nested_mat'].stat().st_size < 60_000
 
 
-def test_int8_struct_mat_declared_size_is_refused_before_loading(hostile):
+def test_int8_struct_mat_declared_size_is_refused_before_loading(hostile, tmp_path):
     assert hostile['int8_struct_mat'].stat().st_size < 400_000
     with pytest.raises(RecordError, match=r'^BIG8: .mat layout refused: 300000000 values'):
         read_record(hostile['int8_struct_mat'])
+    # dims of 1 x 1 and a data element larger than that: scipy reads the element whole
+    (tmp_path / 'D.mat').write_bytes(MAT5_HEAD + _matrix_head(6, [1, 1], b'val', 8 + 800)
+                                     + _el(9, bytes(800)))
+    with pytest.raises(RecordError, match='^D: .mat layout refused: 800 bytes of data for 1'):
+        mat_check(tmp_path / 'D.mat', 'D')
 
 
 def test_flat_mat_layouts_still_read(tmp_path):
