@@ -541,8 +541,9 @@ def _signal_reader(hdr):
     # x.HEA read while wfdb takes a different x.hea).
     theirs = hdr['path'].with_suffix('.hea')
     if not theirs.is_file() or not os.path.samefile(theirs, hdr['path']):
+        what = 'another file' if theirs.is_file() else 'missing'
         raise RecordError(name, f"{hdr['path'].name}: wfdb reads {theirs.name}, which is "
-                                'another file; rename the header to end in .hea')
+                                f'{what}; rename the header to end in .hea')
     bits = {FMT_BITS.get(f) for f in hdr['fmts']}
     limit = 2 ** (bits.pop() - 1) - 1 if len(bits) == 1 and None not in bits else None
     return (lambda a, b: _wfdb_read(hdr, a, b)), limit
