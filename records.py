@@ -754,7 +754,8 @@ def _mat4_check(f, size, name, path):
     while f.tell() < size:
         layout = _mat4_header(f.read(20), name, path)
         if layout is None:
-            raise RecordError(name, f'{path.name} is no MATLAB file scipy reads safely')
+            raise RecordError(name, f'corrupt .mat file {path.name}: no MATLAB layout scipy '
+                                    'reads safely')
         dtype, rows, cols, imagf, namelen = layout
         if imagf:
             raise RecordError(name, f'{path.name} holds complex data; an ECG is real')
