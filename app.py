@@ -127,9 +127,16 @@ def get_records(lang, info):
                              key='upload') or []
     batch = (info['key'],) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
     if st.session_state.get('batch') != batch:
+        # The UploadedFiles themselves (no copy of their bytes); the session
+        # state changes only once the upload is read, so a failure never
+        # leaves the previous upload's records shown under the new batch.
+        try:
+            loaded = uploads.load_uploads([(f.name, f) for f in files], info['leads'],
+                                          info['window'])
+        except Exception as e:  # noqa: BLE001 (a user sees one line, never a stack trace)
+            return [], [(t(lang, 'upload_label'), f'unreadable upload ({type(e).__name__})')]
+        st.session_state['loaded'] = loaded
         st.session_state['batch'] = batch
-        st.session_state['loaded'] = uploads.load_uploads(
-            [(f.name, f.getvalue()) for f in files], info['leads'], info['window'])
     return st.session_state['loaded']
 
 

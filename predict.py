@@ -26,7 +26,10 @@ paper's per-class table.
 With --records, records are read by records.py (only the window scored is
 read, so a 24-h Holter costs what 30 s cost): the model's leads are taken as
 recorded, or derived from two other limb leads; a record that cannot give
-them gets one line naming the missing leads and is skipped. The CSV has
+them gets one line naming the missing leads and is skipped, as does any
+damaged file (the rest of the run goes on). A header that names a signal file
+outside its own folder (an absolute path, ../, a symlink out) is refused
+unless --allow-outside-folder. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or records.py's flags, each also one warning line), derived (leads
 computed, not recorded), score_<class>, diagnoses.
@@ -72,6 +75,10 @@ def get_args_parser():
                              'memory (default: the last window only)')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unreadable record (default: skip it)')
+    parser.add_argument('--allow-outside-folder', action='store_true',
+                        help="with --records: read signal files a header names outside the "
+                             "header's folder (absolute paths, ../, symlinks out); refused by "
+                             'default, as a record from elsewhere could name any file')
     parser.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
                         help='records per forward pass (default: 32)')
     parser.add_argument('-j', '--workers', default=0, type=int, metavar='N',
@@ -374,7 +381,7 @@ def predict_records(args):
 
     for path in paths:
         try:
-            rec = read_record(path)
+            rec = read_record(path, allow_outside=args.allow_outside_folder)
             if args.segments:
                 prepare(rec, leads, window)  # the leads are there (else one line, below)
         except RecordError as e:

@@ -151,11 +151,14 @@ def test_zip_members_are_flattened_and_sanitised(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, 'w') as zf:
         for n, b in files.values():
-            zf.writestr(f'../../evil/{n}', b)
+            zf.writestr(f'some/folder/{n}', b)
         zf.writestr('__MACOSX/._Z1.hea', b'junk')
+        zf.writestr('../../evil/Z2.hea', b'junk')  # a ../ member: one line, nothing written
     records, problems = uploads.load_uploads([('batch.zip', buf.getvalue())],
                                             list(utils.LEADS), WINDOW)
-    assert problems == [] and [r['name'] for r in records] == ['Z1']
+    assert [r['name'] for r in records] == ['Z1']
+    assert problems == [('batch.zip/../../evil/Z2.hea',
+                         'an absolute or ../ path inside the zip; refused')]
     staged, _ = uploads.stage_files([('batch.zip', buf.getvalue())], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['Z1.hea', 'Z1.mat']
     assert not (tmp_path.parent / 'evil').exists()
