@@ -22,6 +22,8 @@ import numpy as np
 import streamlit as st
 
 import clinic
+import predict
+import shap_values
 import uploads
 from app_text import LANGUAGES, RTL, problem_text, t
 from utils import CLASSES, FS
@@ -46,12 +48,12 @@ def get_args_parser():
 @st.cache_resource(show_spinner=False, max_entries=4)
 def get_model(path, key, root):
     """Loaded once per process and checkpoint file (key has its size and mtime)."""
-    return clinic.load_model(path, root)
+    return predict.load_model(path, root)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def get_background(key, _info, root):
-    return clinic.background(_info, root)
+    return shap_values.background(_info, root)
 
 
 def cache(name):
@@ -68,7 +70,7 @@ def sidebar(args):
     if lang in RTL:
         st.markdown(RTL_CSS, unsafe_allow_html=True)
     root = Path(args.root)
-    paths = [Path(args.model_path)] if args.model_path else clinic.find_models(root)
+    paths = [Path(args.model_path)] if args.model_path else predict.find_models(root)
     if not paths:
         st.title(t(lang, 'title'))
         st.info(t(lang, 'disclaimer'))
@@ -77,7 +79,7 @@ def sidebar(args):
     path = st.sidebar.selectbox(t(lang, 'model'), paths, key='model',
                                 format_func=lambda p: p.parent.name)
     try:
-        info = get_model(str(path), clinic.model_key(path), str(root))
+        info = get_model(str(path), predict.model_key(path), str(root))
     except (SystemExit, OSError) as e:
         st.error(t(lang, 'model_error', path=path, reason=e))
         st.stop()
@@ -87,7 +89,7 @@ def sidebar(args):
         if info['bare']:
             st.caption(t(lang, 'bare_model'))
     nsamples = st.sidebar.select_slider(t(lang, 'nsamples_label'), [8, 16, 32, 64],
-                                        value=clinic.APP_NSAMPLES, key='nsamples')
+                                        value=shap_values.APP_NSAMPLES, key='nsamples')
     st.sidebar.caption(t(lang, 'disclaimer'))
     return lang, info, nsamples
 
@@ -126,13 +128,18 @@ def get_records(lang, info):
     lead_map = st.text_input(t(lang, 'lead_map_label'), key='lead_map').strip() or None
     batch = (info['key'], lead_map) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
     if st.session_state.get('batch') != batch:
-        st.session_state['batch'] = batch
+        # The UploadedFiles themselves (no copy of their bytes); the session
+        # state changes only once the upload is read, so a failure never
+        # leaves the previous upload's records shown under the new batch.
         try:
-            st.session_state['loaded'] = uploads.load_uploads(
-                [(f.name, f.getvalue()) for f in files], info['leads'], info['window'],
-                lead_map)
-        except ValueError as e:  # a lead map that names no lead
-            st.session_state['loaded'] = ([], [('lead map', str(e))])
+            loaded = uploads.load_uploads([(f.name, f) for f in files], info['leads'],
+                                          info['window'], lead_map)
+        except ValueError as e:  # a lead map that names no lead: the line says which
+            return [], [(t(lang, 'lead_map_label'), str(e))]
+        except Exception as e:  # noqa: BLE001 (a user sees one line, never a stack trace)
+            return [], [(t(lang, 'upload_label'), f'unreadable upload ({type(e).__name__})')]
+        st.session_state['loaded'] = loaded
+        st.session_state['batch'] = batch
     return st.session_state['loaded']
 
 
@@ -237,12 +244,12 @@ def show_explanation(lang, info, rec, prob, nsamples, root):
         bar = st.progress(0.0)
         bg = get_background(info['key'], info, root)
 
-        names = ', '.join(t(lang, f'class_{CLASSES[c]}') for c in clinic.explained_classes(
-            clinic.logit_margins(prob, info['thresholds'])))
+        names = ', '.join(t(lang, f'class_{CLASSES[c]}') for c in shap_values.explained_classes(
+            shap_values.logit_margins(prob, info['thresholds'])))
 
         def progress(i, n):
             bar.progress(i / n, text=t(lang, 'explaining', cls=names, done=i, total=n))
-        done[k] = clinic.explain(info, rec, nsamples, root, bg=bg, progress=progress)
+        done[k] = shap_values.explain(info, rec, nsamples, root, bg=bg, progress=progress)
         st.rerun()  # redraw without the button, from the caches
     ex = done.get(k)
     if ex is None:

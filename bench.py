@@ -1235,18 +1235,18 @@ def bench_deviations(args):
 
 
 def _explain_times(wrapper, x, bg, k, nsamples, with_shap):
-    """Seconds of clinic.expected_gradients and of shap.GradientExplainer for
+    """Seconds of shap_values.expected_gradients and of shap.GradientExplainer for
     classes 0..k-1 (the same estimate)."""
     import torch
 
-    import clinic
     import shap
-    t_ours = timeit(lambda: clinic.expected_gradients(wrapper, x, bg, list(range(k)),
+    import shap_values
+    t_ours = timeit(lambda: shap_values.expected_gradients(wrapper, x, bg, list(range(k)),
                                                       nsamples, 0), 1)
     if not with_shap:
         return t_ours, None
     with torch.no_grad():
-        ex = shap.GradientExplainer(wrapper, bg, batch_size=clinic.SHAP_BATCH)
+        ex = shap.GradientExplainer(wrapper, bg, batch_size=shap_values.SHAP_BATCH)
     t_shap = timeit(lambda: ex.shap_values(x, nsamples=nsamples, ranked_outputs=k,
                                            output_rank_order='max', rseed=0), 1)
     return t_ours, t_shap
@@ -1260,7 +1260,7 @@ def bench_app(args):
     pass, the decision table (warm: after one call, as in the running app,
     whose imports and model load happen once per process). The printout and
     the QRS measurements are drawn after the diagnosis is on the page and
-    cached, so they are timed apart. Explanation: clinic.explain's batched
+    cached, so they are timed apart. Explanation: shap_values.explain's batched
     expected gradients (one forward per batch for all predicted classes,
     APP_NSAMPLES per class) against shap.GradientExplainer on the same
     classes and samples (the same estimate, one pass per class) and
@@ -1272,6 +1272,7 @@ def bench_app(args):
     import torch
 
     import clinic
+    import predict
     import shap_values
     import synthetic
     import uploads
@@ -1279,13 +1280,13 @@ def bench_app(args):
     from resnet import build_model
 
     arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
-    nsamples = 4 if args.quick else clinic.APP_NSAMPLES
+    nsamples = 4 if args.quick else shap_values.APP_NSAMPLES
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         path = Path(tmp) / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
         utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
                                  'leads': list(utils.LEADS), 'window': window}, path)
-        info = clinic.load_model(path, tmp)
+        info = predict.load_model(path, tmp)
         shared = Path('../shared/data/cpsc2018_wfdb')
         if (shared / 'A0001.hea').is_file():
             files = [(p.name, p.read_bytes()) for p in sorted(shared.glob('A0001.*'))]
@@ -1314,9 +1315,9 @@ def bench_app(args):
 
     wrapper = shap_values.explained_model(info['model'], info['thresholds'],
                                           torch.device('cpu'), 'fp32')
-    bg, _ = clinic.background(info)
+    bg, _ = shap_values.background(info)
     x = torch.from_numpy(rec['x'])[None]
-    t_bg = timeit(lambda: clinic.background(info), 1)
+    t_bg = timeit(lambda: shap_values.background(info), 1)
     out = {'arch': arch, 'window': window, 'threads': torch.get_num_threads(),
            'record': which, 'diagnosis_s': round(t_diag, 3),
            'diagnosis_cold_s': round(t_cold, 2), 'read_s': round(t_read, 3),

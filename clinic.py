@@ -3,12 +3,12 @@ uploads, diagnosis, measurements, explanation, figures and the PDF report.
 app.py only draws the page; tests and bench.py call these functions directly.
 
     import clinic
-    info = clinic.load_model('models/SYNTH-all-s42-f7/best.pt')
+    info = predict.load_model('models/SYNTH-all-s42-f7/best.pt')
     records, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
                                              info['leads'], info['window'])
     scores = clinic.score(info, [r['x'] for r in records])
     table = clinic.decision_table(scores[0], info['thresholds'], 'en')
-    ex = clinic.explain(info, records[0], nsamples=16)   # SHAP of the predicted classes
+    ex = shap_values.explain(info, records[0], nsamples=16)   # SHAP of the predicted classes
 
 Uploads are written, under sanitised names, into a temporary folder that is
 removed as soon as the records are read (they are kept in memory only).
@@ -28,11 +28,6 @@ from app_text import RTL, t
 from utils import CLASSES, FS, LEADS
 
 
-# The app's explanation: expected gradients as shap_values.py, but cheaper so that
-# a record takes <= 15 s on a 2-core CPU with ResNet-34 (see explain()).
-APP_NSAMPLES = 16
-APP_BACKGROUND = 20
-SHAP_BATCH = 8          # interpolated inputs per forward/backward (memory ~0.1 GB each)
 HIGHLIGHT_PERCENTILE = 95.0
 HIGHLIGHT_COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b',
                     '#e377c2', '#17becf', '#bcbd22']
@@ -40,81 +35,6 @@ HIGHLIGHT_COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c5
 
 # --------------------------------------------------------------------------
 # Models.
-
-def find_models(root='.'):
-    """models/*/best.pt under root, newest first."""
-    paths = [p for p in Path(root, 'models').glob('*/best.pt') if p.is_file()]
-    return sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def model_key(path):
-    """Identity of a checkpoint file for caches: path, size and mtime."""
-    st = Path(path).stat()
-    return f'{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}'
-
-
-def load_model(path, root='.'):
-    """A checkpoint -> dict(model, ckpt, path, leads, window, thresholds,
-    threshold_source, card, bare, synthetic, key). A main.py checkpoint
-    describes itself; a bare state dict (the study's weights) is taken as
-    12 leads with thresholds 0.5. Raises SystemExit with the reason."""
-    from resnet import load_checkpoint
-    path = Path(path)
-    try:
-        model, ckpt = load_checkpoint(path)
-        bare = False
-    except SystemExit as e:
-        if 'bare state_dict' not in str(e):
-            raise
-        model, ckpt = load_checkpoint(path, leads='all')
-        bare = True
-    leads = list(ckpt['leads'])
-    window = int(ckpt.get('window') or (ckpt.get('args') or {}).get('window') or utils.WINDOW)
-    thresholds, source = run_thresholds(path, ckpt, root, bare)
-    card = model_card(path, ckpt, root, bare)
-    card['thresholds'] = source
-    return {'model': model, 'ckpt': ckpt, 'path': path, 'leads': leads, 'window': window,
-            'thresholds': thresholds, 'threshold_source': source, 'card': card, 'bare': bare,
-            'synthetic': card['database'].upper().startswith('SYNTH'), 'key': model_key(path)}
-
-
-def run_thresholds(path, ckpt, root, bare):
-    """-> (thresholds (9,), source dict(kind 'tuned'|'default', where, path))."""
-    thr_path = Path(root) / 'results' / Path(path).parent.name / 'thresholds.json'
-    if bare or not thr_path.is_file():
-        return np.full(len(CLASSES), 0.5), {'kind': 'default', 'path': str(thr_path)}
-    obj = json.loads(thr_path.read_text())
-    th = obj.get('thresholds', obj)
-    missing = [c for c in CLASSES if c not in th]
-    if missing:
-        raise SystemExit(f'{thr_path} has no threshold for {missing}; rerun predict.py')
-    return (np.array([float(th[c]) for c in CLASSES]),
-            {'kind': 'tuned', 'where': obj.get('tuned_on', 'validation'), 'path': str(thr_path)})
-
-
-def model_card(path, ckpt, root, bare):
-    """What the page says about a model: from the checkpoint and results/<run>/."""
-    args = ckpt.get('args') or {}
-    run = Path(path).parent.name
-    database = utils.database_name(args['data_dir']) if args.get('data_dir') else (
-        run.split('-')[0] if not bare else '?')
-    folds = ckpt.get('folds') or {}
-    card = {'run': run, 'database': database, 'leads': list(ckpt['leads']),
-            'arch': ckpt.get('arch', '?'), 'epoch': ckpt.get('epoch'),
-            'best_epoch': ckpt.get('best_epoch'), 'window': ckpt.get('window'),
-            'test_fold': folds.get('test'), 'commit': ckpt.get('commit'), 'bare': bare,
-            'data_dir': args.get('data_dir'), 'train_folds': folds.get('train'),
-            'seed': args.get('seed', 42), 'macro': None}
-    metrics = Path(root) / 'results' / run / 'metrics.csv'
-    if not bare and metrics.is_file():
-        import pandas as pd
-        m = pd.read_csv(metrics, index_col='class')
-        if 'macro' in m.index:
-            row = m.loc['macro']
-            card['macro'] = {k: (float(row[k]), float(row[f'{k}_lo']), float(row[f'{k}_hi']))
-                             for k in ('auc', 'f1')}
-    return card
-
 
 def threshold_origin(where, lang):
     """thresholds.json's 'tuned_on' ('validation fold [4]', as predict.py and
@@ -172,11 +92,9 @@ def example_record(cls, leads, window, seed=2024):
 # Diagnosis and measurements.
 
 def score(info, xs):
-    """Records (list of (leads, window)) -> probabilities (n, 9), one batch."""
-    import torch
-    x = torch.from_numpy(np.stack(xs))
-    with torch.inference_mode():
-        return torch.sigmoid(info['model'](x).float()).numpy()
+    """Records (list of (leads, window)) -> probabilities (n, classes), one batch."""
+    from resnet import probabilities
+    return probabilities(info['model'], np.stack(xs), batch_size=len(xs))
 
 
 def predicted(prob, thresholds):
@@ -245,121 +163,6 @@ def scores_json(records, probs, thresholds, card):
                                'device': {'measurements': r.get('device_measurements') or {},
                                           'statements': r.get('device_statements') or []}})
     return json.dumps(out, indent=1)
-
-
-# --------------------------------------------------------------------------
-# Explanation.
-
-def background(info, root='.', n=APP_BACKGROUND):
-    """(tensor (m, leads, window), dict(kind, n, db, expected)): n training
-    records of the model's own run, drawn as shap_values.draw_background does
-    (seeded), or a flat line when the training data is not on this machine;
-    `expected` is the mean logit over them, E[f] of the additivity check
-    (computed here once per model: m forward passes)."""
-    x, meta = _background(info, root, n)
-    meta['expected'] = mean_logits(info, x)
-    return x, meta
-
-
-def mean_logits(info, x, chunk=16):
-    import torch
-    with torch.inference_mode():
-        out = torch.cat([info['model'](x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
-    return out.double().mean(0).numpy()
-
-
-def _background(info, root, n):
-    import torch
-    card = info['card']
-    db = card['data_dir'] or card['database']
-    if card['data_dir'] and card['train_folds']:
-        from types import SimpleNamespace
-
-        import shap_values
-        data_dir = Path(card['data_dir'])
-        if not data_dir.is_absolute():
-            data_dir = Path(root) / data_dir
-        try:
-            args = SimpleNamespace(data_dir=str(data_dir), background=n, seed=card['seed'])
-            x, ids = shap_values.draw_background(args, info['leads'], info['window'],
-                                                 card['train_folds'])
-            return x, {'kind': 'train', 'n': len(ids), 'db': card['database']}
-        except (SystemExit, OSError, KeyError, ValueError):
-            pass  # no cache of that dataset here
-    return (torch.zeros(1, len(info['leads']), info['window']),
-            {'kind': 'flat', 'n': 1, 'db': db})
-
-
-def expected_gradients(f, x, bg, classes, nsamples, rseed, batch=SHAP_BATCH, progress=None):
-    """SHAP values of f's outputs `classes` at x (1, leads, window) -> (k, leads,
-    window) float32: shap.GradientExplainer's estimate exactly (same seeded draws
-    of a background record and a point on the path, np.random.seed(rseed) then
-    choice/uniform per sample), but every class from one forward pass per batch
-    of interpolated inputs (one backward per class) instead of one forward and
-    backward per class and sample batch."""
-    import torch
-    rs = np.random.RandomState(rseed)
-    draws = [(rs.choice(bg.shape[0]), rs.uniform()) for _ in range(nsamples)]
-    acc = np.zeros((len(classes),) + tuple(x.shape[1:]))
-    done = 0
-    for b in range(0, nsamples, batch):
-        chunk = draws[b:b + batch]
-        idx = torch.tensor([d[0] for d in chunk])
-        tt = torch.tensor([d[1] for d in chunk], dtype=torch.float32)[:, None, None]
-        inp = (tt * x + (1 - tt) * bg[idx]).detach().requires_grad_(True)
-        delta = (x - bg[idx]).numpy().astype(np.float64)
-        with torch.enable_grad():
-            out = f(inp)
-            for j, c in enumerate(classes):
-                g, = torch.autograd.grad(out[:, c].sum(), inp,
-                                         retain_graph=j < len(classes) - 1)
-                acc[j] += (g.double().numpy() * delta).sum(0)
-        done += len(chunk)
-        if progress:
-            progress(done, nsamples)
-    return (acc / nsamples).astype(np.float32)
-
-
-def explained_classes(margins):
-    """Logit minus the threshold's logit, per class -> the classes explained:
-    the predicted ones (margin >= 0), largest first, at least the top one."""
-    order = np.argsort(-np.asarray(margins), kind='stable')
-    return [int(c) for c in order[:max(1, int((np.asarray(margins) >= 0).sum()))]]
-
-
-def logit_margins(prob, thresholds):
-    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-6, 1 - 1e-6)
-    th = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p)) - np.log(th / (1 - th))
-
-
-def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None):
-    """SHAP of a record's predicted classes (at least the most likely one) ->
-    dict(classes, values (k, leads, window), fx, expected, shap_sum, rel_error,
-    seconds, background, nsamples)."""
-    import torch
-
-    import shap_values
-    t0 = time.perf_counter()
-    device = torch.device('cpu')
-    wrapper = shap_values.explained_model(info['model'], info['thresholds'], device, 'fp32',
-                                          chunk=16)
-    bg_x, bg_info = bg if bg is not None else background(info, root)
-    x = torch.from_numpy(record['x'])[None]
-    offset = wrapper.offset.double().numpy()
-    with torch.no_grad():
-        margins = wrapper(x)[0].double().numpy()
-    expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(info, bg_x)
-    classes = explained_classes(margins)
-    values = expected_gradients(wrapper, x, bg_x, classes, nsamples,
-                                shap_values.record_seed(0, record['id']), progress=progress)
-    fx = margins[classes] + offset[classes]
-    shap_sum = values.reshape(len(classes), -1).sum(-1).astype(np.float64)
-    target = fx - expected[classes]
-    rel = np.abs(shap_sum - target) / np.maximum(np.abs(target), 1e-8)
-    return {'classes': classes, 'values': values, 'fx': fx, 'expected': expected[classes],
-            'shap_sum': shap_sum, 'rel_error': rel, 'seconds': time.perf_counter() - t0,
-            'background': bg_info, 'nsamples': nsamples}
 
 
 def lead_shares(values, length):

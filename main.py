@@ -47,7 +47,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import utils
 from folds import current_manifest, describe_change, public
-from resnet import ARCHS, build_model
+from resnet import ARCHS, batch_logits, build_model
 from utils import CLASSES
 
 
@@ -258,10 +258,7 @@ def evaluate(model, loader, criterion, device, precision, show_progress=False):
     with torch.inference_mode():
         for x, y in tqdm(loader, desc='validate', leave=False, disable=not show_progress,
                          dynamic_ncols=True):
-            x = x.to(device, non_blocking=True)
-            with utils.autocast(device, precision):
-                logits = model(x)
-            logits_all.append(logits.float())
+            logits_all.append(batch_logits(model, x, device, precision))
             labels_all.append(y.to(device))
         n = len(loader.dataset)
         logits = torch.cat(logits_all) if logits_all else torch.empty(0, len(CLASSES),

@@ -30,7 +30,10 @@ paper's per-class table.
 With --records, records are read by records.py (only the window scored is
 read, so a 24-h Holter costs what 30 s cost): the model's leads are taken as
 recorded, or derived from two other limb leads; a record that cannot give
-them gets one line naming the missing leads and is skipped. The CSV has
+them gets one line naming the missing leads and is skipped, as does any
+damaged file (the rest of the run goes on). A header that names a signal file
+outside its own folder (an absolute path, ../, a symlink out) is refused
+unless --allow-outside-folder. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or records.py's flags, each also one warning line), derived (leads
 computed, not recorded), score_<class>, diagnoses, and the cart's own reading
@@ -80,6 +83,10 @@ def get_args_parser():
                              'memory (default: the last window only)')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unreadable record (default: skip it)')
+    parser.add_argument('--allow-outside-folder', action='store_true',
+                        help="with --records: read signal files a header names outside the "
+                             "header's folder (absolute paths, ../, symlinks out); refused by "
+                             'default, as a record from elsewhere could name any file')
     parser.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
                         help='records per forward pass (default: 32)')
     parser.add_argument('-j', '--workers', default=0, type=int, metavar='N',
@@ -270,30 +277,108 @@ def public_path(rec, path):
     return str(path)
 
 
-def load_thresholds(args, model_path, ckpt):
-    """-> (thresholds array, where they came from)."""
-    path = Path(args.thresholds) if args.thresholds else \
-        Path(args.root) / 'results' / Path(model_path).parent.name / 'thresholds.json'
-    if path.is_file():
-        th = json.loads(path.read_text())
-        th = th.get('thresholds', th)
-        missing = [c for c in ckpt['classes'] if c not in th]
+# --------------------------------------------------------------------------
+# A trained model, its thresholds and its card.
+
+def find_models(root='.'):
+    """models/*/best.pt under root, newest first."""
+    paths = [p for p in Path(root, 'models').glob('*/best.pt') if p.is_file()]
+    return sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def model_key(path):
+    """Identity of a checkpoint file for caches: path, size and mtime."""
+    st = Path(path).stat()
+    return f'{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}'
+
+
+def load_model(path, root='.'):
+    """The one loader of a trained model for scoring (predict.py, the app, the
+    API): a checkpoint -> dict(model, ckpt, path, leads, classes, window, thresholds,
+    threshold_source, card, bare, synthetic, key). A main.py checkpoint
+    describes itself; a bare state dict (the study's weights) is taken as
+    12 leads with thresholds 0.5. Raises SystemExit with the reason."""
+    from resnet import load_checkpoint
+    path = Path(path)
+    try:
+        model, ckpt = load_checkpoint(path)
+        bare = False
+    except SystemExit as e:
+        if 'bare state_dict' not in str(e):
+            raise
+        model, ckpt = load_checkpoint(path, leads='all')
+        bare = True
+    leads = list(ckpt['leads'])
+    window = int(ckpt.get('window') or (ckpt.get('args') or {}).get('window') or utils.WINDOW)
+    thresholds, source = read_thresholds(path, list(ckpt['classes']), root, bare=bare)
+    card = model_card(path, ckpt, root, bare)
+    card['thresholds'] = source
+    return {'model': model, 'ckpt': ckpt, 'path': path, 'leads': leads, 'window': window,
+            'classes': list(ckpt['classes']),
+            'thresholds': thresholds, 'threshold_source': source, 'card': card, 'bare': bare,
+            'synthetic': card['database'].upper().startswith('SYNTH'), 'key': model_key(path)}
+
+
+def model_card(path, ckpt, root, bare):
+    """What the page says about a model: from the checkpoint and results/<run>/."""
+    args = ckpt.get('args') or {}
+    run = Path(path).parent.name
+    database = utils.database_name(args['data_dir']) if args.get('data_dir') else (
+        run.split('-')[0] if not bare else '?')
+    folds = ckpt.get('folds') or {}
+    card = {'run': run, 'database': database, 'leads': list(ckpt['leads']),
+            'arch': ckpt.get('arch', '?'), 'epoch': ckpt.get('epoch'),
+            'best_epoch': ckpt.get('best_epoch'), 'window': ckpt.get('window'),
+            'test_fold': folds.get('test'), 'commit': ckpt.get('commit'), 'bare': bare,
+            'data_dir': args.get('data_dir'), 'train_folds': folds.get('train'),
+            'seed': args.get('seed', 42), 'macro': None}
+    metrics = Path(root) / 'results' / run / 'metrics.csv'
+    if not bare and metrics.is_file():
+        import pandas as pd
+        m = pd.read_csv(metrics, index_col='class')
+        if 'macro' in m.index:
+            row = m.loc['macro']
+            card['macro'] = {k: (float(row[k]), float(row[f'{k}_lo']), float(row[f'{k}_hi']))
+                             for k in ('auc', 'f1')}
+    return card
+
+
+def read_thresholds(model_path, classes, root='.', path=None, bare=False):
+    """The one reader of a run's thresholds: results/<run>/thresholds.json (run
+    = the checkpoint's folder name, utils.run_dirs), or `path` (--thresholds),
+    which must exist -> (thresholds aligned to `classes`, the checkpoint's,
+    source dict(kind 'tuned'|'default', where, path, text)). The file holds
+    {class: t}, a list in `classes` order, or either under 'thresholds'. No
+    file, or a bare state dict (the study's weights): 0.5 for every class."""
+    run_file = utils.run_dirs(Path(model_path).parent.name, root)['results'] / 'thresholds.json'
+    file = Path(path) if path else run_file
+    if bare or not file.is_file():
+        if path:
+            raise SystemExit(f'error: no thresholds file {file}')
+        return np.full(len(classes), 0.5), {
+            'kind': 'default', 'path': str(file),
+            'text': f'0.5 (no {file}; run predict.py on the run)'}
+    obj = json.loads(file.read_text())
+    th = obj.get('thresholds', obj) if isinstance(obj, dict) else obj
+    if isinstance(th, dict):
+        missing = [c for c in classes if c not in th]
         if missing:
-            raise SystemExit(f'error: {path} has no threshold for {missing}')
-        return np.array([float(th[c]) for c in ckpt['classes']]), str(path)
-    if args.thresholds:
-        raise SystemExit(f'error: no thresholds file {path}')
-    return np.full(len(ckpt['classes']), 0.5), f'0.5 (no {path}; run predict.py on the run)'
+            raise SystemExit(f'error: {file} has no threshold for {missing}; rerun predict.py')
+        th = [th[c] for c in classes]
+    if len(th) != len(classes):
+        raise SystemExit(f'error: {file} holds {len(th)} thresholds, expected {len(classes)}')
+    where = obj.get('tuned_on', 'validation') if isinstance(obj, dict) else 'validation'
+    return np.asarray(th, dtype=np.float64), {'kind': 'tuned', 'where': where,
+                                              'path': str(file), 'text': str(file)}
 
 
 def predict_records(args):
     """Score new records (or, with --segments, every 30-s window of them);
     write the CSV. A record that cannot give the model's leads, or has no
     usable signal, gets one line and is skipped (--strict stops there)."""
-    import torch
 
     from records import RecordError, find_records, length_at_fs, prepare, read_record
-    from resnet import load_checkpoint
+    from resnet import load_checkpoint, probabilities
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
     from records import parse_lead_map
@@ -306,16 +391,14 @@ def predict_records(args):
     model, ckpt = load_checkpoint(args.model_path, leads=args.leads, map_location=device)
     leads, classes = list(ckpt['leads']), list(ckpt['classes'])
     window = int(ckpt.get('window', utils.WINDOW))
-    thresholds, source = load_thresholds(args, args.model_path, ckpt)
-    print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source}')
+    thresholds, source = read_thresholds(args.model_path, classes, args.root, args.thresholds)
+    print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source["text"]}')
     paths, problems = find_records(args.records)
     if not paths:
         raise SystemExit(f'error: no records match {args.records}: ' + '; '.join(problems))
 
     def score(xs):
-        x = torch.from_numpy(np.stack(xs)).to(device)
-        with torch.inference_mode(), utils.autocast(device, precision):
-            return torch.sigmoid(model(x).float()).cpu().numpy()
+        return probabilities(model, np.stack(xs), device, precision, batch_size=len(xs))
 
     def fail(e):
         if args.strict:
@@ -334,7 +417,8 @@ def predict_records(args):
 
     for path in paths:
         try:
-            rec = read_record(path, lead_map=args.lead_map, fs=args.fs)
+            rec = read_record(path, lead_map=args.lead_map, fs=args.fs,
+                              allow_outside=args.allow_outside_folder)
             if args.segments:
                 prepare(rec, leads, window)  # the leads are there (else one line, below)
         except RecordError as e:

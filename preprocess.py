@@ -152,6 +152,9 @@ def get_args_parser():
     parser.add_argument('--strict', action='store_true',
                         help='stop with an error at the first bad record instead of '
                              'skipping it (default: skip and report)')
+    parser.add_argument('--allow-outside-folder', action='store_true',
+                        help="read signal files a header names outside the header's folder "
+                             '(absolute paths, ../, symlinks out); refused by default')
     parser.add_argument('--force', action='store_true',
                         help='rebuild the cache even when its inputs are unchanged')
     return parser
@@ -190,14 +193,14 @@ def _in_cache_dir(path, data_dir):
     return path.relative_to(data_dir).parts[0] == 'cache'
 
 
-def scan_wfdb(data_dir, skips):
+def scan_wfdb(data_dir, skips, allow_outside=False):
     """Every header under data_dir -> one dict per usable record."""
     records, extra = [], {}
     for hea in sorted(data_dir.rglob('*.hea')):
         if _in_cache_dir(hea, data_dir):
             continue
         try:
-            hdr = read_header(hea)
+            hdr = read_header(hea, allow_outside)
             if hdr['dx'] is None:
                 raise RecordError(hdr['name'], "header has no '# Dx:' comment (no labels)")
             leads = header_leads(hdr)
@@ -247,15 +250,16 @@ def read_cpsc_reference(data_dir):
     return labels
 
 
-def _scan_cpsc_one(path):
+def _scan_cpsc_one(job):
+    path, allow_outside = job
     try:
-        rec = read_record(path)
+        rec = read_record(path, allow_outside)
     except RecordError as e:
         return None, e.reason
     return {'signal_len': rec.sig_len, 'age': rec.age, 'sex': rec.sex, 'leads': list(LEADS)}, None
 
 
-def scan_cpsc2018(data_dir, skips, workers):
+def scan_cpsc2018(data_dir, skips, workers, allow_outside=False):
     """The original CPSC2018 download has no headers: the .mat files are read
     (in the pool) for age, sex and length, labels come from REFERENCE.csv."""
     reference = read_cpsc_reference(data_dir)
@@ -263,7 +267,7 @@ def scan_cpsc2018(data_dir, skips, workers):
              if not p.with_suffix('.hea').exists() and not _in_cache_dir(p, data_dir)]
     records = []
     with _pool(workers) as imap:
-        results = imap(_scan_cpsc_one, paths)
+        results = imap(_scan_cpsc_one, [(p, allow_outside) for p in paths])
         for path, (meta, reason) in zip(paths, tqdm(results, total=len(paths), desc='scan',
                                                     unit='rec')):
             if reason is None and path.stem not in reference:
@@ -296,7 +300,7 @@ def read_export_labels(path):
     return out
 
 
-def scan_exports(data_dir, labels_csv, skips, lead_map=None, fs=None):
+def scan_exports(data_dir, labels_csv, skips, lead_map=None, fs=None, allow_outside=False):
     """A folder of hospital exports (any mix of formats.py's formats) with a
     --labels CSV -> one dict per record. Each file is read (they are small),
     named as records.read_record names it (a content hash where the file
@@ -313,7 +317,7 @@ def scan_exports(data_dir, labels_csv, skips, lead_map=None, fs=None):
         key = next((k for k in (path.stem, path.name, str(path.relative_to(data_dir)))
                     if k in labels), None)
         try:
-            rec = read_record(path, lead_map=lead_map, fs=fs)
+            rec = read_record(path, allow_outside, lead_map=lead_map, fs=fs)
         except RecordError as e:
             skips.add(e.record, path, e.reason)
             continue
@@ -382,7 +386,8 @@ def fingerprint(records, fmt, data_dir):
         h.update(rec['patient_id'].encode() + b'\0')
         for f in rec['files']:
             st = os.stat(f)
-            h.update(f'{Path(f).relative_to(data_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+            # relpath: with --allow-outside-folder a file may lie outside data_dir
+            h.update(f'{os.path.relpath(f, data_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()
 
 
@@ -406,9 +411,9 @@ def _cache_one(job):
     zero (labels.csv's `leads` keeps such records out of models that need
     them). Writing here rather than returning the array keeps hundreds of MB
     off the pool's pipes, which otherwise cost more than the second core gains."""
-    path, target, offset, length, *options = job  # options: lead_map, fs (exports)
+    path, target, offset, length, allow_outside, *options = job  # options: lead_map, fs
     try:
-        rec = read_record(path, *options)
+        rec = read_record(path, allow_outside, *options)
         have = obtainable([lead for lead in rec.leads if lead])
         x, _, quality = prepare(rec, have, WINDOW)
     except RecordError as e:
@@ -426,7 +431,8 @@ def _cache_one(job):
     return None, str(quality)
 
 
-def build_cache(records, cache_dir, fmt, fp, workers, skips, options=()):
+def build_cache(records, cache_dir, fmt, fp, workers, skips, allow_outside=False,
+                options=()):
     """Read every record (in a pool) into one int16 array; returns the
     records that made it. Lengths are known from the headers, so the array is
     allocated once and each worker fills its records' rows in place."""
@@ -443,7 +449,7 @@ def build_cache(records, cache_dir, fmt, fp, workers, skips, options=()):
     with atomic_path(cache_dir / 'signals.npy') as tmp:
         np.lib.format.open_memmap(tmp, mode='w+', dtype=np.int16,
                                   shape=(int(lengths.sum()), len(LEADS))).flush()
-        jobs = [(r['path'], str(tmp), int(o), int(n), *options)
+        jobs = [(r['path'], str(tmp), int(o), int(n), allow_outside, *options)
                 for r, o, n in zip(records, offsets, lengths)]
         try:
             with _pool(workers) as imap:
@@ -584,11 +590,12 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     if fmt == 'wfdb':
-        records = scan_wfdb(data_dir, skips)
+        records = scan_wfdb(data_dir, skips, args.allow_outside_folder)
     elif fmt == 'exports':
-        records = scan_exports(data_dir, args.labels, skips, args.lead_map, args.fs)
+        records = scan_exports(data_dir, args.labels, skips, args.lead_map, args.fs,
+                               args.allow_outside_folder)
     else:
-        records = scan_cpsc2018(data_dir, skips, workers)
+        records = scan_cpsc2018(data_dir, skips, workers, args.allow_outside_folder)
     records = drop_duplicates(records, skips)
     print(f'read {len(records) + len(skips.rows)} records in {time.perf_counter() - t0:.2f} s')
 
@@ -614,6 +621,7 @@ def main(argv=None):
     else:
         t1 = time.perf_counter()
         labelled = build_cache(labelled, cache_dir, fmt, fp, workers, skips,
+                               args.allow_outside_folder,
                                (args.lead_map, args.fs) if fmt == 'exports' else ())
         size = (cache_dir / 'signals.npy').stat().st_size
         print(f'cache: {len(labelled)} records, {size / 2**20:.1f} MiB in '

@@ -63,6 +63,7 @@ leads) tell which leads a record has, can give, and lacks.
 import glob
 import os
 import re
+import stat
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -103,10 +104,27 @@ PLATEAU_S = 0.02
 PLATEAU_RUNS = 3
 CLIP_SHARE = 0.001  # report clipping from 0.1% of the window's samples (30 ms of 30 s)
 
+# Ceilings on what a file may make us allocate or walk (hostile input: a
+# few-kB file must not cost gigabytes or crash the process; see docs/hostile.md).
+MAX_HEADER_BYTES = 2 ** 20       # real headers are < 10 kB; comments of a few kB
+MAX_SIGNALS = 256                # 12 leads + auxiliaries; EEG-style exports reach 256
+FS_RANGE = (1.0, 500_000.0)      # Hz; resample_ratio needs a ratio within 1/1000..500
+# Readers that must load a whole matrix for any window (v5 .mat through scipy,
+# the CPSC2018 struct): 12 leads x 30 min at 500 Hz, 86 MB as float64.
+WHOLE_MAX_VALUES = 12 * 500 * 1800
+# One window read (rows x channels at the record's rate): 30 s x 12 leads at
+# 500 Hz is 180 k values; this admits ~45 s of 12 leads at 30 kHz.
+READ_MAX_VALUES = 2 ** 24
+MAT_MAX_DEPTH = 2                # containers at depth 0 (ECG struct) and 1 only
+MAT_MAX_ELEMENTS = 4096          # matrices in one .mat (scipy builds one object each)
+REASON_MAX = 300                 # characters of a RecordError's reason
+OUTSIDE_HINT = 'pass --allow-outside-folder to read it anyway'
+
 # MATLAB v4 precision codes (the P digit of the type field) -> numpy dtype.
 MAT4_DTYPES = {0: 'f8', 1: 'f4', 2: 'i4', 3: 'i2', 4: 'u2', 5: 'u1'}
 # Bits of the WFDB formats (for the ADC's limits, i.e. clipping).
-FMT_BITS = {'8': 8, '16': 16, '61': 16, '80': 8, '160': 16, '212': 12, '310': 10,
+# Format 8 stores differences, so its values have no ADC limit: not listed.
+FMT_BITS = {'16': 16, '61': 16, '80': 8, '160': 16, '212': 12, '310': 10,
             '311': 10, '24': 24, '32': 32, '508': 8, '516': 16, '524': 24}
 
 
@@ -114,9 +132,16 @@ class RecordError(Exception):
     """A record that cannot be used; str() is 'RECORD: reason'."""
 
     def __init__(self, record, reason):
+        record, reason = _clip(str(record), 120), _clip(str(reason), REASON_MAX)
         super().__init__(f'{record}: {reason}')
-        self.record = str(record)
+        self.record = record
         self.reason = reason
+
+
+def _clip(text, n):
+    """A message part cut to n characters: a 10 MB header line must not be
+    copied into an error, a log or a page."""
+    return text if len(text) <= n else text[:n - 25] + f'... ({len(text)} characters)'
 
 
 def canonical_lead(name):
@@ -215,25 +240,128 @@ def _header_fields(comments):
 
 
 def header_path(path):
+    """NAME, NAME.mat, NAME.dat -> NAME.hea; a header given (any case of .hea)
+    is itself: x.HEA is never swapped for a different file x.hea."""
     path = Path(path)
-    if path.suffix.lower() in ('.hea', '.mat', '.dat'):
+    if path.suffix.lower() == '.hea':
+        return path
+    if path.suffix.lower() in ('.mat', '.dat'):
         return path.with_suffix('.hea')
     return path.with_name(path.name + '.hea')
 
 
-def read_header(path):
+def contained(path, folder, name, what, allow_outside=False):
+    """The containment rule, the one for every file a record names: `path`
+    resolves (symlinks followed) inside `folder` (the record's own folder, or
+    an upload's staging folder), else RecordError. -> the path as given."""
+    if allow_outside:
+        return path
+    real, root = Path(path).resolve(), Path(folder).resolve()
+    if not real.is_relative_to(root):
+        raise RecordError(name, f'{what} {Path(path).name} resolves outside the record\'s '
+                                f'folder; refused ({OUTSIDE_HINT})')
+    return path
+
+
+def _read_text(path, name, what='header'):
+    """A regular file's text, at most MAX_HEADER_BYTES (no FIFO, device or
+    /dev/zero; no 10 MB header)."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordError(name, f'{what} {path.name} is not a regular file')
+        if st.st_size > MAX_HEADER_BYTES:
+            raise RecordError(name, f'{what} {path.name} is {st.st_size} bytes, over the '
+                                    f'{MAX_HEADER_BYTES} a header may have')
+        with open(path, 'rb') as f:
+            return f.read(MAX_HEADER_BYTES + 1)[:MAX_HEADER_BYTES].decode('utf-8', 'replace')
+    except OSError as e:
+        raise RecordError(name, f'cannot read {what} {path}: {e.strerror}') from None
+
+
+# FORMAT[xSAMPLES_PER_FRAME][:SKEW][+BYTE_OFFSET], as wfdb's rx_signal: no signs.
+_FMT = re.compile(r'(\d{1,3})(?:x(\d{1,4}))?(?::(\d{1,12}))?(?:\+(\d{1,15}))?')
+WFDB_FORMATS = {'8', '16', '24', '32', '61', '80', '160', '212', '310', '311', '508', '516',
+                '524'}
+# Bytes per sample of the formats whose file size follows from the length.
+FMT_BYTES = {'8': 1, '16': 2, '24': 3, '32': 4, '61': 2, '80': 1, '160': 2, '212': 1.5,
+             '310': 4 / 3, '311': 4 / 3}
+
+
+def _record_line(name, line):
+    """'NAME NSIG FS NSAMP' -> (nsig, fs, sig_len), checked."""
+    rec = line.split()
+    try:
+        if '/' in rec[0]:
+            raise RecordError(name, 'multi-segment records are not supported')
+        nsig = int(rec[1])
+        fs = float(rec[2].split('/')[0].split('(')[0]) if len(rec) > 2 else 250.0
+        sig_len = int(rec[3]) if len(rec) > 3 else None
+    except (IndexError, ValueError):
+        raise RecordError(name, f'malformed record line {line!r}') from None
+    if not (np.isfinite(fs) and FS_RANGE[0] <= fs <= FS_RANGE[1]):
+        raise RecordError(name, f'sampling rate {fs:g} Hz is outside {FS_RANGE[0]:g}-'
+                                f'{FS_RANGE[1]:g} Hz')
+    if not 0 < nsig <= MAX_SIGNALS:
+        raise RecordError(name, f'header declares {nsig} signals (1 to {MAX_SIGNALS} are read)')
+    if sig_len == 0:
+        raise RecordError(name, 'zero-length record (0 samples)')
+    if sig_len is not None and sig_len < 0:
+        raise RecordError(name, f'negative signal length {sig_len}')
+    return nsig, fs, sig_len  # None: no length given (inferred from the file's size)
+
+
+def _signal_line(name, line, sig_len):
+    """One signal line -> dict (file, fmt, spf, skew, offset, gain, baseline,
+    unit, init, sig_name), checked: no sign where WFDB has none, a finite gain,
+    a skew inside the record."""
+    f = line.split(maxsplit=8)
+    m = _FMT.fullmatch(f[1]) if len(f) > 1 else _FMT.fullmatch('16')
+    try:
+        if m is None:
+            raise ValueError
+        gain, baseline, unit = _parse_gain(f[2]) if len(f) > 2 else (200.0, None, 'mV')
+        adczero = int(f[4]) if len(f) > 4 else 0
+        init = int(f[5]) if len(f) > 5 else 0
+    except ValueError:
+        raise RecordError(name, f'malformed signal line {line!r}') from None
+    fmt, spf, skew, offset = m.group(1), int(m.group(2) or 1), int(m.group(3) or 0), \
+        int(m.group(4) or 0)
+    if fmt not in WFDB_FORMATS:
+        raise RecordError(name, f'unknown signal format {fmt} (WFDB has '
+                                f"{', '.join(sorted(WFDB_FORMATS, key=int))})")
+    if not np.isfinite(gain):
+        raise RecordError(name, f'gain {gain} of signal {f[0]} is not finite')
+    if spf < 1:
+        raise RecordError(name, f'{spf} samples per frame in {f[1]}')
+    if sig_len is not None and skew >= sig_len:
+        raise RecordError(name, f'skew {skew} of signal {f[0]} is beyond the record\'s '
+                                f'{sig_len} samples')
+    return {'file': f[0], 'fmt': fmt, 'spf': spf, 'skew': skew, 'offset': offset,
+            'gain': gain, 'baseline': adczero if baseline is None else baseline,
+            'unit': unit, 'init': init, 'sig_name': f[8].strip() if len(f) > 8 else ''}
+
+
+def read_header(path, allow_outside=False):
     """Parse a WFDB header without touching the signal (~20x faster than
     wfdb.rdheader, which matters over tens of thousands of records) -> dict
     (name, path, fs, sig_len, files, fmts, gains, baselines, units, sig_names,
-    offsets (byte offsets), age, sex, dx (None without a Dx comment),
-    comments). Raises RecordError: no such file, a malformed line, a zero-
-    length or multi-segment record, a bad rate, a missing signal file."""
+    offsets (byte offsets), skews, inits, age, sex, dx (None without a Dx
+    comment), comments). Raises RecordError: no such file, a malformed line,
+    a zero- or negative-length or multi-segment record, a bad rate, a missing
+    signal file, or one outside the header's folder (see contained())."""
     path = header_path(path)
-    name = path.stem
     try:
-        text = path.read_text(errors='replace')
-    except OSError as e:
-        raise RecordError(name, f'cannot read header {path}: {e.strerror}') from None
+        return _read_header(path, path.stem, allow_outside)
+    except RecordError:
+        raise
+    except Exception as e:  # noqa: BLE001 (e.g. a symlink loop: RuntimeError)
+        raise RecordError(path.stem, f'unreadable header ({type(e).__name__}: {e})') from None
+
+
+def _read_header(path, name, allow_outside):
+    contained(path, path.parent, name, 'header', allow_outside)
+    text = _read_text(path, name)
     comments, lines = [], []
     for line in text.splitlines():
         line = line.strip()
@@ -243,45 +371,16 @@ def read_header(path):
             lines.append(line)
     if not lines:
         raise RecordError(name, 'empty header')
-    rec = lines[0].split()
-    try:
-        if '/' in rec[0]:
-            raise RecordError(name, 'multi-segment records are not supported')
-        nsig = int(rec[1])
-        fs = float(rec[2].split('/')[0].split('(')[0]) if len(rec) > 2 else 250.0
-        sig_len = int(rec[3]) if len(rec) > 3 else None
-    except (IndexError, ValueError):
-        raise RecordError(name, f'malformed record line {lines[0]!r}') from None
-    if not fs > 0:
-        raise RecordError(name, f'sampling rate {fs:g} Hz is not positive')
-    if nsig == 0:
-        raise RecordError(name, 'header declares no signals')
-    if sig_len is not None and sig_len == 0:
-        raise RecordError(name, 'zero-length record (0 samples)')
+    nsig, fs, sig_len = _record_line(name, lines[0])
     if len(lines) - 1 < nsig:
         raise RecordError(name, f'header declares {nsig} signals but describes {len(lines) - 1}')
-
-    h = {k: [] for k in ('files', 'fmts', 'offsets', 'spf', 'gains', 'baselines', 'units',
-                         'sig_names')}
-    for line in lines[1:nsig + 1]:
-        f = line.split(maxsplit=8)
-        try:
-            gain, baseline, unit = _parse_gain(f[2]) if len(f) > 2 else (200.0, None, 'mV')
-            adczero = int(f[4]) if len(f) > 4 else 0
-            fmt = f[1] if len(f) > 1 else '16'
-            offset = int(fmt.split('+')[1]) if '+' in fmt else 0
-            spf = int(fmt.split('x')[1].split('+')[0].split(':')[0]) if 'x' in fmt else 1
-        except ValueError:
-            raise RecordError(name, f'malformed signal line {line!r}') from None
-        h['files'].append(f[0])
-        h['fmts'].append(fmt.split('x')[0].split(':')[0].split('+')[0])
-        h['offsets'].append(offset)
-        h['spf'].append(spf)
-        h['gains'].append(gain)
-        h['baselines'].append(adczero if baseline is None else baseline)
-        h['units'].append(unit)
-        h['sig_names'].append(f[8].strip() if len(f) > 8 else '')
+    sigs = [_signal_line(name, line, sig_len) for line in lines[1:nsig + 1]]
+    h = {k: [s[key] for s in sigs] for k, key in (
+        ('files', 'file'), ('fmts', 'fmt'), ('offsets', 'offset'), ('spf', 'spf'),
+        ('skews', 'skew'), ('inits', 'init'), ('gains', 'gain'), ('baselines', 'baseline'),
+        ('units', 'unit'), ('sig_names', 'sig_name'))}
     for fname in dict.fromkeys(h['files']):
+        contained(path.parent / fname, path.parent, name, 'signal file', allow_outside)
         if not (path.parent / fname).is_file():
             raise RecordError(name, f'signal file {fname} is missing (header {path})')
     inferred = sig_len is None
@@ -316,20 +415,32 @@ def _length_from_size(folder, h, name):
 # Signal readers: each returns a function (start, stop) -> digital or physical
 # samples of every channel, reading only those rows.
 
-def _mat4_layout(path, name):
-    """(dtype, offset, rows, cols) of a MATLAB v4 file's first matrix, or None
-    when the file is not MATLAB v4."""
-    with open(path, 'rb') as f:
-        head = f.read(20)
+def _mat4_header(head, name, path):
+    """A MATLAB v4 matrix header (20 bytes) -> (dtype, rows, cols, imagf,
+    namelen), or None when it is not one."""
     if len(head) < 20:
         raise RecordError(name, f'truncated .mat file {path.name} ({len(head)} bytes)')
     for order in '<>':
-        mopt, rows, cols, imagf, namelen = (int(v) for v in np.frombuffer(head, f'{order}i4'))
+        mopt, rows, cols, imagf, namelen = (int(v) for v in np.frombuffer(head[:20], f'{order}i4'))
         m, o, p, t = mopt // 1000, mopt // 100 % 10, mopt // 10 % 10, mopt % 10
         if 0 <= mopt < 5000 and o == 0 and t == 0 and p in MAT4_DTYPES and 0 < namelen < 64 \
-                and (m == 0) == (order == '<') and imagf == 0 and rows >= 0 and cols >= 0:
-            return np.dtype(order + MAT4_DTYPES[p]), 20 + namelen, rows, cols
+                and (m == 0) == (order == '<') and imagf in (0, 1) and rows >= 0 and cols >= 0:
+            return np.dtype(order + MAT4_DTYPES[p]), rows, cols, imagf, namelen
     return None
+
+
+def _mat4_layout(path, name):
+    """(dtype, offset, rows, cols) of a MATLAB v4 file's first matrix, or None
+    when the file is not MATLAB v4. Complex data is refused, not halved."""
+    with open(path, 'rb') as f:
+        head = f.read(20)
+    layout = _mat4_header(head, name, path)
+    if layout is None:
+        return None
+    dtype, rows, cols, imagf, namelen = layout
+    if imagf:
+        raise RecordError(name, f'{path.name} holds complex data; an ECG is real')
+    return dtype, 20 + namelen, rows, cols
 
 
 def _memmap_reader(path, name, dtype, offset, shape):
@@ -344,15 +455,71 @@ def _memmap_reader(path, name, dtype, offset, shape):
     return lambda start, stop: np.array(data[start:stop])
 
 
+def _diff8_reader(path, name, offset, shape, inits):
+    """Format 8: each byte is the difference from the channel's previous
+    sample, so a window's values need the sum of every byte before it. The
+    sums are kept at every CHUNK rows (computed once, in bounded chunks), so a
+    window reads its chunk's remainder and itself, never the whole record in
+    memory; the values equal wfdb.rdrecord's from sample 0."""
+    diffs = _memmap_reader(path, name, np.dtype('i1'), offset, shape)
+    chunk, sums = 2 ** 16, [np.asarray(inits, dtype=np.int64)]
+
+    def read(start, stop):
+        k = start // chunk
+        while len(sums) <= k:  # the running sum at row len(sums) * chunk
+            at = (len(sums) - 1) * chunk
+            sums.append(sums[-1] + diffs(at, at + chunk).sum(axis=0, dtype=np.int64))
+        base = sums[k] + diffs(k * chunk, start).sum(axis=0, dtype=np.int64)
+        return base + np.cumsum(diffs(start, stop), axis=0, dtype=np.int64)
+    return read
+
+
+def _skewed(rows, skews, nframes):
+    """Honour WFDB skew: channel j's sample n is the file's frame n + skew_j,
+    missing (NaN) past the file's end, as wfdb reads it. rows(a, b) -> digital
+    frames [a, b); -> read(start, stop) as float64 digital values."""
+    skews = np.asarray(skews, dtype=np.int64)
+
+    def read(start, stop):
+        block = rows(start, min(stop + int(skews.max()), nframes))
+        x = block.astype(np.float64)
+        if block.dtype.kind == 'i' and block.dtype.itemsize < 8:
+            x[block == np.iinfo(block.dtype).min] = np.nan
+        out = np.full((stop - start, x.shape[1]), np.nan)
+        for j, s in enumerate(skews):
+            part = x[s:s + stop - start, j]
+            out[:len(part), j] = part
+        return out
+    return read if skews.any() else rows
+
+
 def _digital_to_mv(hdr, digital):
     """Digital samples -> float64 in the header's units, NaN for WFDB's
     missing-sample value (the format's most negative number)."""
     signal = digital.astype(np.float64)
-    if digital.dtype.kind == 'i':
+    if digital.dtype.kind == 'i' and digital.dtype.itemsize < 8:  # int64: format 8's sums
         signal[digital == np.iinfo(digital.dtype).min] = np.nan
     signal -= np.asarray(hdr['baselines'], dtype=np.float64)
     signal /= np.asarray(hdr['gains'], dtype=np.float64)
     return signal
+
+
+def _check_file_sizes(hdr):
+    """Each signal file holds the samples its header declares (before any is
+    read: a 48-byte header must not declare a billion samples that wfdb then
+    pads). FLAC (5xx) is compressed: wfdb reads only the window from it."""
+    folder, sig_len = hdr['path'].parent, hdr['sig_len']
+    for fname in dict.fromkeys(hdr['files']):
+        idx = [i for i, f in enumerate(hdr['files']) if f == fname]
+        fmt = hdr['fmts'][idx[0]]
+        if fmt not in FMT_BYTES:
+            continue
+        need = hdr['offsets'][idx[0]] + int(np.ceil(sig_len * sum(hdr['spf'][i] for i in idx)
+                                                    * FMT_BYTES[fmt]))
+        size = os.path.getsize(folder / fname)
+        if size < need:
+            raise RecordError(hdr['name'], f'truncated signal file {fname}: {size} bytes, '
+                                           f'expected {need} for {sig_len} samples')
 
 
 def _signal_reader(hdr):
@@ -361,7 +528,7 @@ def _signal_reader(hdr):
     name, folder, nsig = hdr['name'], hdr['path'].parent, len(hdr['files'])
     one_file = len(set(hdr['files'])) == 1 and len(set(hdr['offsets'])) == 1 \
         and set(hdr['spf']) == {1}
-    shape = (hdr['sig_len'], nsig)
+    shape, skews = (hdr['sig_len'], nsig), hdr['skews']
     if one_file and hdr['files'][0].lower().endswith('.mat'):
         path = folder / hdr['files'][0]
         layout = _mat4_layout(path, name)
@@ -371,16 +538,33 @@ def _signal_reader(hdr):
                 raise RecordError(name, f'{path.name} holds {rows} x {cols} values, header '
                                         f"says {nsig} signals x {hdr['sig_len']} samples")
             # MATLAB stores column-major: the (nsig, N) matrix is (N, nsig) rows.
-            read = _memmap_reader(path, name, dtype, offset, shape)
+            read = _skewed(_memmap_reader(path, name, dtype, offset, shape), skews, shape[0])
             limit = np.iinfo(dtype).max if dtype.kind == 'i' else None
             return (lambda a, b: _digital_to_mv(hdr, read(a, b))), limit
         return _scipy_mat_reader(hdr, path), None
     if one_file and set(hdr['fmts']) == {'16'}:
         # Format 16 (little-endian int16, interleaved) is what wfdb.wrsamp and
         # most exports write: memory-mapped, as the .mat.
-        read = _memmap_reader(folder / hdr['files'][0], name, np.dtype('<i2'),
-                              hdr['offsets'][0], shape)
+        read = _skewed(_memmap_reader(folder / hdr['files'][0], name, np.dtype('<i2'),
+                                      hdr['offsets'][0], shape), skews, shape[0])
         return (lambda a, b: _digital_to_mv(hdr, read(a, b))), 32767
+    if one_file and set(hdr['fmts']) == {'8'}:
+        # wfdb reads format 8 from sampfrom with the header's initial value,
+        # losing the running sum: read here from the record's start instead.
+        read = _skewed(_diff8_reader(folder / hdr['files'][0], name, hdr['offsets'][0],
+                                     shape, hdr['inits']), skews, shape[0])
+        return (lambda a, b: _digital_to_mv(hdr, read(a, b))), None
+    if '8' in hdr['fmts']:
+        raise RecordError(name, 'format 8 is read only as one file of format-8 signals, one '
+                                'sample per frame')
+    _check_file_sizes(hdr)
+    # wfdb opens NAME.hea itself: it must be the very header parsed here (no
+    # x.HEA read while wfdb takes a different x.hea).
+    theirs = hdr['path'].with_suffix('.hea')
+    if not theirs.is_file() or not os.path.samefile(theirs, hdr['path']):
+        what = 'another file' if theirs.is_file() else 'missing'
+        raise RecordError(name, f"{hdr['path'].name}: wfdb reads {theirs.name}, which is "
+                                f'{what}; rename the header to end in .hea')
     bits = {FMT_BITS.get(f) for f in hdr['fmts']}
     limit = 2 ** (bits.pop() - 1) - 1 if len(bits) == 1 and None not in bits else None
     return (lambda a, b: _wfdb_read(hdr, a, b)), limit
@@ -388,33 +572,43 @@ def _signal_reader(hdr):
 
 def _scipy_mat_reader(hdr, path):
     """Any other .mat scipy reads (v5 from savemat, ...): the variable `val`
-    or the file's only array, read whole once (such files are small)."""
+    or the file's only array, read whole once (such files are small; the
+    layout and size are checked before scipy reads it, see mat_check)."""
     import scipy.io
     name, cache = hdr['name'], {}
 
     def read(start, stop):
         if 'x' not in cache:
+            mat_check(path, name)
             try:
                 mat = scipy.io.loadmat(path)
             except Exception as e:  # noqa: BLE001 (scipy raises many types for corrupt files)
                 raise RecordError(name, f'corrupt .mat file {path.name}: {e}') from None
             arrays = {k: v for k, v in mat.items() if not k.startswith('__')}
             arr = arrays.get('val', next(iter(arrays.values())) if len(arrays) == 1 else None)
-            if not isinstance(arr, np.ndarray) or arr.ndim != 2:
-                raise RecordError(name, f'{path.name} holds no 2-D signal matrix `val`')
+            if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype.kind not in 'iuf':
+                raise RecordError(name, f'{path.name} holds no real 2-D signal matrix `val`')
             if arr.T.shape != (hdr['sig_len'], len(hdr['files'])):
                 raise RecordError(name, f'{path.name} holds {arr.shape[0]} x {arr.shape[1]} '
                                         f"values, header says {len(hdr['files'])} x "
                                         f"{hdr['sig_len']}")
-            cache['x'] = arr.T
-        return _digital_to_mv(hdr, cache['x'][start:stop])
+            cache['x'] = _skewed(lambda a, b: arr.T[a:b], hdr['skews'], hdr['sig_len'])
+        return _digital_to_mv(hdr, cache['x'](start, stop))
     return read
 
 
 def _wfdb_read(hdr, start, stop):
     """Every other WFDB format (212, 24, several files...): wfdb.rdrecord of
-    the rows [start, stop) only (it seeks; it does not read the whole file)."""
+    the rows [start, stop) only (it seeks; it does not read the whole file).
+    wfdb reads the skew's extra rows too: a skew beyond the read ceiling is
+    refused rather than padded."""
     import wfdb
+    # a header without a length is read whole (wfdb reads a part only given one)
+    n = hdr['sig_len'] if hdr.get('inferred') else stop - start
+    rows = (n + max(hdr['skews'])) * sum(hdr['spf'])
+    if rows > READ_MAX_VALUES:
+        raise RecordError(hdr['name'], f"{stop - start} samples with skew {max(hdr['skews'])} "
+                                       f'need {rows} values, over {READ_MAX_VALUES}')
     try:
         if hdr.get('inferred'):  # wfdb reads a part only when the header gives the length
             rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), physical=True, return_res=64)
@@ -430,6 +624,212 @@ def _wfdb_read(hdr, start, stop):
         raise RecordError(hdr['name'], f'signal file holds {got} samples from {start}, '
                                        f'expected {stop - start} (truncated?)')
     return signal
+
+
+# --------------------------------------------------------------------------
+# MATLAB files: checked before scipy reads them. scipy.io.loadmat recurses in
+# C through nested cells (20,000 levels in 40 kB overflow the stack: exit
+# 139, which no `except` catches) and allocates whatever a matrix declares.
+# Walking the v5 tags here costs 0.2 ms for a 144-s CPSC2018 record, against
+# 0.64 s for a child process that imports scipy and loads it (measured on
+# 2 CPU cores, docs/hostile.md), so the file is walked, not sandboxed: a
+# layout other than the flat ones read here is refused.
+
+MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
+MX_CELL, MX_STRUCT, MX_CHAR = 1, 2, 4
+MX_NUMERIC = set(range(6, 16))  # double, single, int8 ... uint64
+MX_NAMES = {3: 'object', 5: 'sparse', 16: 'function', 17: 'opaque'}
+
+
+class _MatBytes:
+    """The bytes of a v5 .mat in order, from the file or inflated from one
+    compressed element, never more than 1 MB held at a time."""
+
+    def __init__(self, f, size, name, inflate=False):
+        import zlib
+        self.f, self.left, self.name, self.pos = f, size, name, 0
+        self.z = zlib.decompressobj() if inflate else None
+
+    def _raw(self, n):
+        data = self.f.read(min(n, self.left))
+        self.left -= len(data)
+        return data
+
+    def _inflate(self, n):
+        import zlib
+        out, got = [], 0
+        while got < n and not self.z.eof:
+            data = self.z.unconsumed_tail or self._raw(2 ** 16)
+            if not data:
+                break
+            try:
+                piece = self.z.decompress(data, min(n - got, 2 ** 20))
+            except zlib.error as e:
+                raise RecordError(self.name, f'corrupt compressed .mat element ({e})') from None
+            out.append(piece)
+            got += len(piece)
+        return b''.join(out)
+
+    def read(self, n):
+        data = self._inflate(n) if self.z else self._raw(n)
+        if len(data) < n:
+            raise RecordError(self.name, 'truncated .mat file (an element runs past its end)')
+        self.pos += n
+        return data
+
+    def skip(self, n):
+        if self.z is None:
+            if n > self.left:
+                raise RecordError(self.name, 'truncated .mat file (an element runs past its end)')
+            self.f.seek(n, 1)
+            self.left -= n
+            self.pos += n
+            return
+        while n > 0:
+            step = min(n, 2 ** 20)
+            self.read(step)
+            n -= step
+
+
+class _MatWalk:
+    """Walks the v5 elements: depth, count, classes and declared sizes."""
+
+    def __init__(self, name, order):
+        self.name, self.order, self.values, self.elements = name, order, 0, 0
+
+    def refuse(self, why):
+        raise RecordError(self.name, f'.mat layout refused: {why}')
+
+    def tag(self, s):
+        """-> (type, nbytes, data of a small element or None)."""
+        raw = s.read(8)
+        mtype, nbytes = np.frombuffer(raw, f'{self.order}u4').tolist()
+        if mtype >> 16:  # small data element: up to 4 bytes inside the tag
+            return mtype & 0xFFFF, mtype >> 16, raw[4:4 + (mtype >> 16)]
+        return mtype, nbytes, None
+
+    def element(self, s, limit=2 ** 16):
+        """-> (type, bytes) of a small sub-element (flags, dims, names)."""
+        mtype, nbytes, small = self.tag(s)
+        if small is not None:
+            return mtype, small
+        if nbytes > limit:
+            self.refuse(f'a header element of {nbytes} bytes')
+        data = s.read(nbytes)
+        s.read(-nbytes % 8)  # padding to 8 bytes
+        return mtype, data
+
+    def matrix(self, s, nbytes, depth):
+        """One miMATRIX of nbytes (its tag read): checked, then skipped."""
+        self.elements += 1
+        if self.elements > MAT_MAX_ELEMENTS:
+            self.refuse(f'more than {MAT_MAX_ELEMENTS} matrices')
+        if nbytes == 0:  # an empty cell or field
+            return
+        end = s.pos + nbytes
+        mtype, flags = self.element(s)
+        if mtype != MI_UINT32 or len(flags) != 8:
+            self.refuse('a matrix without array flags')
+        word = int(np.frombuffer(flags[:4], f'{self.order}u4')[0])
+        cls, is_complex = word & 0xFF, bool(word & 0x800)
+        mtype, dims = self.element(s)
+        if mtype != MI_INT32 or not 0 < len(dims) <= 16 or len(dims) % 4:
+            self.refuse('a matrix without dimensions')
+        dims = np.frombuffer(dims, f'{self.order}i4').astype(np.int64)
+        if (dims < 0).any():
+            self.refuse(f'negative dimensions {dims.tolist()}')
+        count = int(np.prod(dims, dtype=object))
+        self.element(s)  # the array's name
+        if cls in MX_NUMERIC or cls == MX_CHAR:
+            if is_complex:
+                raise RecordError(self.name, 'the .mat holds complex data; an ECG is real')
+            self.values += count
+            if self.values > WHOLE_MAX_VALUES:
+                self.refuse(f'{self.values} values declared, over the {WHOLE_MAX_VALUES} '
+                            'read from one .mat')
+            if s.pos < end:  # scipy reads the data element whole: its size, not the dims'
+                _, n, small = self.tag(s)
+                if small is None and n > 8 * count + 8:
+                    self.refuse(f'{n} bytes of data for {count} values')
+        elif cls in (MX_CELL, MX_STRUCT):
+            if depth >= MAT_MAX_DEPTH:
+                self.refuse(f'cells or structs nested more than {MAT_MAX_DEPTH} deep')
+            if cls == MX_STRUCT:
+                _, width = self.element(s)
+                width = int(np.frombuffer(width[:4], f'{self.order}i4')[0])
+                _, names = self.element(s)
+                if width <= 0 or len(names) % width:
+                    self.refuse('malformed struct field names')
+                count *= len(names) // width
+            if count > MAT_MAX_ELEMENTS - self.elements:
+                self.refuse(f'{count} cells or fields, over {MAT_MAX_ELEMENTS}')
+            for _ in range(count):
+                mtype, n, small = self.tag(s)
+                if mtype != MI_MATRIX or small is not None:
+                    self.refuse('a cell or field that is not a matrix')
+                self.matrix(s, n, depth + 1)
+        else:
+            self.refuse(f"{MX_NAMES.get(cls, f'class {cls}')} arrays are not read")
+        if s.pos > end:
+            self.refuse('a matrix overruns its declared size')
+        s.skip(end - s.pos)
+
+
+def _mat4_check(f, size, name, path):
+    """MATLAB v4: a flat list of matrices; their declared sizes and no complex."""
+    values = 0
+    while f.tell() < size:
+        layout = _mat4_header(f.read(20), name, path)
+        if layout is None:
+            raise RecordError(name, f'corrupt .mat file {path.name}: no MATLAB layout scipy '
+                                    'reads safely')
+        dtype, rows, cols, imagf, namelen = layout
+        if imagf:
+            raise RecordError(name, f'{path.name} holds complex data; an ECG is real')
+        values += rows * cols
+        if values > WHOLE_MAX_VALUES:
+            raise RecordError(name, f'.mat layout refused: {values} values declared, over the '
+                                    f'{WHOLE_MAX_VALUES} read from one .mat')
+        f.seek(namelen + rows * cols * dtype.itemsize, 1)
+
+
+def mat_check(path, name):
+    """Refuse a .mat before scipy reads it unless it is one of the flat
+    layouts read here (numeric matrices; a struct of numeric/char fields such
+    as CPSC2018's ECG), with no complex data and at most WHOLE_MAX_VALUES
+    values declared in all. Costs the tags only: compressed elements are
+    inflated 1 MB at a time and data is skipped, never held."""
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(128)
+        order = {b'IM': '<', b'MI': '>'}.get(head[126:128]) if len(head) == 128 else None
+        if order is None:
+            f.seek(0)
+            return _mat4_check(f, size, name, path)
+        if head[124:126] not in (b'\x00\x01', b'\x01\x00'):
+            raise RecordError(name, f'{path.name} is a MATLAB v7.3 (HDF5) or unknown .mat; '
+                                    'save it with -v7 or -v4')
+        walk, variables = _MatWalk(name, order), 0
+        while f.tell() < size:
+            top = _MatBytes(f, size - f.tell(), name)
+            mtype, nbytes, small = walk.tag(top)
+            start = f.tell()
+            variables += 1
+            if small is not None or mtype not in (MI_MATRIX, MI_COMPRESSED) \
+                    or variables > MAT_MAX_ELEMENTS:
+                walk.refuse(f'an element of type {mtype} at the top level')
+            if nbytes > size - start:
+                raise RecordError(name, 'truncated .mat file (an element runs past its end)')
+            if mtype == MI_COMPRESSED:
+                inner = _MatBytes(f, nbytes, name, inflate=True)
+                mtype, n, small = walk.tag(inner)
+                if mtype != MI_MATRIX or small is not None:
+                    walk.refuse('a compressed element that is not a matrix')
+                walk.matrix(inner, n, 0)
+            else:
+                walk.matrix(_MatBytes(f, nbytes, name), nbytes, 0)
+            f.seek(start + nbytes)
+    return walk.values
 
 
 # --------------------------------------------------------------------------
@@ -471,7 +871,12 @@ class Record:
         start = max(0, int(start))
         if stop <= start:
             return np.zeros((0, len(self.sig_names)))
-        x = self._reader(start, stop)
+        try:
+            x = self._reader(start, stop)
+        except RecordError:
+            raise
+        except Exception as e:  # noqa: BLE001 (every failure reaching a script is a RecordError)
+            raise RecordError(self.name, f'unreadable signal ({type(e).__name__}: {e})') from None
         known = np.isfinite(self._scale)
         if (self._scale[known] != 1).any():
             x = x * np.where(known, self._scale, 1.0)
@@ -488,9 +893,10 @@ class Record:
         if self._limit is None or not hasattr(self, '_gains'):
             return None
         scale = np.where(np.isfinite(self._scale), self._scale, 1.0)
-        hi = (self._limit - self._baselines) / self._gains * scale
-        lo = (-self._limit - self._baselines) / self._gains * scale
-        return lo, hi, 0.5 / self._gains * scale
+        a = (self._limit - self._baselines) / self._gains * scale
+        b = (-self._limit - self._baselines) / self._gains * scale
+        # A negative gain (an inverted lead, legal in WFDB) swaps the limits.
+        return np.minimum(a, b), np.maximum(a, b), np.abs(0.5 / self._gains * scale)
 
 
 def _read_cpsc_struct(path):
@@ -498,10 +904,15 @@ def _read_cpsc_struct(path):
     12 x N mV at 500 Hz), leads in the standard order."""
     import scipy.io
     name = path.stem
+    mat_check(path, name)
     try:
         mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
         ecg = mat['ECG']
+        if np.iscomplexobj(ecg.data):
+            raise RecordError(name, 'ECG.data is complex; an ECG is real')
         data = np.asarray(ecg.data, dtype=np.float64)
+    except RecordError:
+        raise
     except Exception as e:  # noqa: BLE001 (corrupt file or another layout)
         raise RecordError(name, f'not a readable CPSC2018 .mat (struct ECG with data): '
                                 f'{e}') from None
@@ -568,13 +979,25 @@ def _no_lead_error(rec):
                                  f"each is with --lead-map, e.g. --lead-map '{first}=II'")
 
 
-def read_record(path, lead_map=None, fs=None):
+def read_record(path, allow_outside=False, lead_map=None, fs=None):
     """NAME(.hea/.mat/.dat) of a WFDB record, a CPSC2018 .mat, or a file of a
     hospital format (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG,
     SCP-ECG, ISHNE, EDF, CSV: formats.py, recognised by content) -> Record.
     lead_map: 'ECG=II,...' names generic channels; fs: a CSV's rate without
-    a time column. Raises RecordError (see the module docstring)."""
+    a time column. Raises RecordError (see the module docstring), and only RecordError:
+    whatever a damaged or hostile file makes a reader raise becomes one, and
+    every file the record names lies in its own folder (see contained();
+    allow_outside=True lifts that rule for a user's own folders)."""
     path = Path(path)
+    try:
+        return _read_record(path, allow_outside, lead_map, fs)
+    except RecordError:
+        raise
+    except Exception as e:  # noqa: BLE001 (a bad file must not end a batch or a server)
+        raise RecordError(path.stem, f'unreadable ({type(e).__name__}: {e})') from None
+
+
+def _read_record(path, allow_outside, lead_map=None, fs=None):
     if path.is_file() and path.suffix.lower() not in ('.hea', '.mat', '.dat'):
         import formats
         rec = apply_lead_map(formats.read(path, fs=fs), lead_map)
@@ -585,8 +1008,11 @@ def read_record(path, lead_map=None, fs=None):
     if path.suffix.lower() == '.mat' and not hea.exists():
         if not path.exists():
             raise RecordError(path.stem, f'no such file {path}')
+        contained(path, path.parent, path.stem, 'file', allow_outside)
+        if not path.is_file():
+            raise RecordError(path.stem, f'{path.name} is not a regular file')
         return _read_cpsc_struct(path)
-    hdr = read_header(hea)
+    hdr = read_header(hea, allow_outside)
     reader, limit = _signal_reader(hdr)
     rec = Record(hdr['name'], hea, hdr['fs'], hdr['sig_len'], hdr['sig_names'], hdr['units'],
                  reader, limit, age=hdr['age'], sex=hdr['sex'], dx=hdr['dx'],
@@ -784,30 +1210,37 @@ def prepare(record, leads, window=WINDOW, end=None):
     if end <= start:
         raise RecordError(record.name, f'window ending at sample {end} is empty')
     a, b, offset = _input_span(record, start, end)
+    if (b - a) * len(record.sig_names) > READ_MAX_VALUES:
+        raise RecordError(record.name, f'a {window / FS:g}-s window at {record.fs:g} Hz is '
+                                       f'{b - a} rows x {len(record.sig_names)} signals, over '
+                                       f'the {READ_MAX_VALUES} values read at once')
     raw = record.read(a, b)[:, channels]
     up, down = resample_ratio(record.fs)
     # The rows of the window itself: quality is judged there, not on the margins.
     w0, w1 = max(0, start * down // up - a), min(b - a, -(-end * down // up) - a)
     inside = raw[w0:w1]
-    bad = np.isnan(inside)
+    bad = ~np.isfinite(inside)
     if bad.any():
         cols = [record.sig_names[channels[j]] for j in np.flatnonzero(bad.any(axis=0))]
-        raise RecordError(record.name, f'{int(bad.sum())} NaN/missing samples in lead(s) '
+        what = 'NaN/missing' if not np.isinf(inside).any() else 'NaN/missing or infinite'
+        raise RecordError(record.name, f'{int(bad.sum())} {what} samples in lead(s) '
                                        f"{', '.join(cols)} inside the window used "
                                        f'({start / FS:.1f}-{end / FS:.1f} s)')
-    quality = check_quality(record, inside, channels)
-    if np.isnan(raw).any():  # in the margins only: hold the window's edge values
+    if not np.isfinite(raw).all():  # in the margins only: hold the window's edge values
         raw = raw.copy()
-        raw[:w0] = np.where(np.isnan(raw[:w0]), inside[:1], raw[:w0])
-        raw[w1:] = np.where(np.isnan(raw[w1:]), inside[-1:], raw[w1:])
-    if real.all():  # every lead recorded: pick columns, no arithmetic
-        sig = raw[:, mix.argmax(axis=1)]
-    else:  # derivation is linear: before resampling is the same as after
-        sig = raw @ mix.T
+        raw[:w0] = np.where(np.isfinite(raw[:w0]), raw[:w0], inside[:1])
+        raw[w1:] = np.where(np.isfinite(raw[w1:]), raw[w1:], inside[-1:])
     if (up, down) != (1, 1):
         from scipy.signal import resample_poly
-        sig = resample_poly(sig, up, down, axis=0)
-    sig = sig[start - offset:end - offset]
+        raw = resample_poly(raw, up, down, axis=0)
+    raw = raw[start - offset:end - offset]  # the window at 500 Hz, per channel read
+    # Quality of what the model sees (a record at 200 kHz whose signal lies
+    # above 250 Hz resamples to ~0: flat), clipping at the ADC's own rate.
+    quality = check_quality(record, inside, channels, at_fs=raw)
+    if real.all():  # every lead recorded: pick columns, no arithmetic
+        sig = raw[:, mix.argmax(axis=1)]
+    else:  # derivation is linear: after resampling is the same as before
+        sig = raw @ mix.T
     x = np.zeros((len(real), int(window)), dtype=np.float32)
     if len(sig):
         x[:, x.shape[1] - len(sig):] = to_mV(quantise(sig).T)
@@ -863,19 +1296,22 @@ def _clipped_share(x, fs, limits, mx, mn):
     return np.count_nonzero(hits, axis=0) / n if n else np.zeros(x.shape[1])
 
 
-def check_quality(record, x, channels=None):
+def check_quality(record, x, channels=None, at_fs=None):
     """Flags of a window x (n, len(channels)) mV at the record's own rate,
-    columns = the record's `channels` (default: all). Raises RecordError
-    when no usable signal is left (see the module docstring)."""
+    columns = the record's `channels` (default: all); at_fs: the same window
+    resampled to 500 Hz, where flatness and amplitude are judged (default: x
+    itself, for a record at 500 Hz). Raises RecordError when no usable signal
+    is left (see the module docstring)."""
     channels = list(range(x.shape[1])) if channels is None else list(channels)
     names = [record.sig_names[c] for c in channels]
     if len(x) == 0:
         raise RecordError(record.name, 'zero-length window')
-    flat = _flat(x, record.fs)
-    mx, mn = x.max(axis=0), x.min(axis=0)
-    big = mx - mn > MAX_MV
+    seen, fs = (x, record.fs) if at_fs is None else (at_fs, FS)
+    flat = _flat(seen, fs)
+    smx, smn = seen.max(axis=0), seen.min(axis=0)
+    big = smx - smn > MAX_MV
     if big.any():  # robust peak-to-peak (a spike or two is no unit error), where needed
-        lo, hi = np.percentile(x[::_thin(record.fs)][:, big], [0.5, 99.5], axis=0)
+        lo, hi = np.percentile(seen[::_thin(fs)][:, big], [0.5, 99.5], axis=0)
         big[big] = (hi - lo) > MAX_MV
         amp = hi - lo
     units = '/'.join(dict.fromkeys(record.units[c] for c in channels))
@@ -887,6 +1323,7 @@ def check_quality(record, x, channels=None):
         raise RecordError(record.name, f"no usable signal: lead(s) {', '.join(names)} flat "
                                        f'(under {FLAT_MV * 1000:.0f} uV peak to peak; '
                                        f'electrodes off, or ~1000x too small for {units}?)')
+    mx, mn = x.max(axis=0), x.min(axis=0)
     limits = record.clip_limits()
     if limits is not None:
         limits = tuple(v[channels] for v in limits)

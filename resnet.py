@@ -234,6 +234,27 @@ def build_model(arch='resnet34', num_leads=12, num_classes=NUM_CLASSES, **kwargs
     return ResNet1d(ARCHS[arch], num_leads, num_classes, **kwargs)
 
 
+def batch_logits(model, x, device='cpu', precision='fp32'):
+    """One batch (batch, leads, samples) through the model as every script
+    scores it: no autograd, autocast at `precision` (utils.autocast), float32
+    logits on `device`. main.py's validation, predict.py, the app and the API
+    all go through here (probabilities() below)."""
+    from utils import autocast
+    with torch.inference_mode(), autocast(device, precision):
+        return model(x.to(device, non_blocking=True)).float()
+
+
+def probabilities(model, x, device='cpu', precision='fp32', batch_size=32):
+    """Model inputs (n, leads, samples), numpy or tensor -> sigmoid
+    probabilities (n, classes) float32 numpy, in batches of batch_size: the
+    one model -> probability path."""
+    x = torch.as_tensor(x)
+    device = torch.device(device)
+    out = [torch.sigmoid(batch_logits(model, x[i:i + batch_size], device, precision)).cpu()
+           for i in range(0, len(x), batch_size)]
+    return (torch.cat(out) if out else torch.empty(0, model.fc.out_features)).numpy()
+
+
 def load_checkpoint(path, leads=None, map_location='cpu'):
     """-> (model in eval mode, checkpoint dict).
 

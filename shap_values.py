@@ -57,6 +57,7 @@ import numpy as np
 import shap_population
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
+from predict import read_thresholds
 from utils import CLASSES, FS
 
 CACHE_NAME = 'shap_values.npz'
@@ -282,28 +283,6 @@ def save_cache(path, records, meta):
 # --------------------------------------------------------------------------
 # Inputs: checkpoint, thresholds, records.
 
-def read_thresholds(results_dir):
-    """results/<run>/thresholds.json -> (array of 9, source text). Accepts
-    {class: t}, [t, ...] or {'thresholds': either}; 0.5 when absent."""
-    path = Path(results_dir) / 'thresholds.json'
-    if not path.exists():
-        return np.full(len(CLASSES), 0.5), f'0.5 for every class ({path} not found; run predict.py)'
-    obj = json.loads(path.read_text())
-    if isinstance(obj, dict) and 'thresholds' in obj:
-        obj = obj['thresholds']
-    if isinstance(obj, dict):
-        missing = [c for c in CLASSES if c not in obj]
-        if missing:
-            raise SystemExit(f"error: {path} has no threshold for {', '.join(missing)}; "
-                             f'rerun predict.py')
-        thr = [obj[c] for c in CLASSES]
-    else:
-        thr = list(obj)
-    if len(thr) != len(CLASSES):
-        raise SystemExit(f'error: {path} holds {len(thr)} thresholds, expected {len(CLASSES)}')
-    return np.asarray(thr, dtype=np.float64), str(path)
-
-
 def select_records(args, leads, window, test_folds):
     """-> (ECGDataset, indices into it) of the records to explain."""
     from dataset import ECGDataset
@@ -334,16 +313,133 @@ def per_class_records(ds, k):
     return sorted(chosen, key=lambda i: ds.patient_ids[i])
 
 
-def draw_background(args, leads, window, train_folds):
-    """The seeded background sample: (tensor (N, leads, window), patient ids)."""
+def draw_background(data_dir, leads, window, train_folds, n, seed):
+    """The seeded background sample of n training records: (tensor (N, leads,
+    window), patient ids)."""
     import torch
 
     from dataset import ECGDataset
-    ds = ECGDataset(args.data_dir, train_folds, leads, window=window)
-    n = min(args.background, len(ds))
-    idx = np.sort(np.random.default_rng(args.seed).choice(len(ds), n, replace=False))
+    ds = ECGDataset(data_dir, train_folds, leads, window=window)
+    n = min(n, len(ds))
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
     x = torch.stack([ds[int(i)][0] for i in idx])
     return x, [ds.patient_ids[int(i)] for i in idx]
+
+
+# --------------------------------------------------------------------------
+# The explanation engine: one record's SHAP values, for the app and the API.
+
+# The app's explanation: expected gradients as shap_values.py, but cheaper so that
+# a record takes <= 15 s on a 2-core CPU with ResNet-34 (see explain()).
+APP_NSAMPLES = 16
+APP_BACKGROUND = 20
+SHAP_BATCH = 8          # interpolated inputs per forward/backward (memory ~0.1 GB each)
+
+
+def background(info, root='.', n=APP_BACKGROUND):
+    """(tensor (m, leads, window), dict(kind, n, db, expected)): n training
+    records of the model's own run, drawn as draw_background does
+    (seeded), or a flat line when the training data is not on this machine;
+    `expected` is the mean logit over them, E[f] of the additivity check
+    (computed here once per model: m forward passes)."""
+    x, meta = _background(info, root, n)
+    meta['expected'] = mean_logits(info, x)
+    return x, meta
+
+
+def mean_logits(info, x, chunk=16):
+    import torch
+    with torch.inference_mode():
+        out = torch.cat([info['model'](x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
+    return out.double().mean(0).numpy()
+
+
+def _background(info, root, n):
+    import torch
+    card = info['card']
+    db = card['data_dir'] or card['database']
+    if card['data_dir'] and card['train_folds']:
+        data_dir = Path(card['data_dir'])
+        if not data_dir.is_absolute():
+            data_dir = Path(root) / data_dir
+        try:
+            x, ids = draw_background(data_dir, info['leads'], info['window'],
+                                     card['train_folds'], n, card['seed'])
+            return x, {'kind': 'train', 'n': len(ids), 'db': card['database']}
+        except (SystemExit, OSError, KeyError, ValueError):
+            pass  # no cache of that dataset here
+    return (torch.zeros(1, len(info['leads']), info['window']),
+            {'kind': 'flat', 'n': 1, 'db': db})
+
+
+def expected_gradients(f, x, bg, classes, nsamples, rseed, batch=SHAP_BATCH, progress=None):
+    """SHAP values of f's outputs `classes` at x (1, leads, window) -> (k, leads,
+    window) float32: shap.GradientExplainer's estimate exactly (same seeded draws
+    of a background record and a point on the path, np.random.seed(rseed) then
+    choice/uniform per sample), but every class from one forward pass per batch
+    of interpolated inputs (one backward per class) instead of one forward and
+    backward per class and sample batch."""
+    import torch
+    rs = np.random.RandomState(rseed)
+    draws = [(rs.choice(bg.shape[0]), rs.uniform()) for _ in range(nsamples)]
+    acc = np.zeros((len(classes),) + tuple(x.shape[1:]))
+    done = 0
+    for b in range(0, nsamples, batch):
+        chunk = draws[b:b + batch]
+        idx = torch.tensor([d[0] for d in chunk])
+        tt = torch.tensor([d[1] for d in chunk], dtype=torch.float32)[:, None, None]
+        inp = (tt * x + (1 - tt) * bg[idx]).detach().requires_grad_(True)
+        delta = (x - bg[idx]).numpy().astype(np.float64)
+        with torch.enable_grad():
+            out = f(inp)
+            for j, c in enumerate(classes):
+                g, = torch.autograd.grad(out[:, c].sum(), inp,
+                                         retain_graph=j < len(classes) - 1)
+                acc[j] += (g.double().numpy() * delta).sum(0)
+        done += len(chunk)
+        if progress:
+            progress(done, nsamples)
+    return (acc / nsamples).astype(np.float32)
+
+
+def explained_classes(margins):
+    """Logit minus the threshold's logit, per class -> the classes explained:
+    the predicted ones (margin >= 0), largest first, at least the top one."""
+    order = np.argsort(-np.asarray(margins), kind='stable')
+    return [int(c) for c in order[:max(1, int((np.asarray(margins) >= 0).sum()))]]
+
+
+def logit_margins(prob, thresholds):
+    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-6, 1 - 1e-6)
+    th = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p)) - np.log(th / (1 - th))
+
+
+def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None):
+    """SHAP of a record's predicted classes (at least the most likely one) ->
+    dict(classes, values (k, leads, window), fx, expected, shap_sum, rel_error,
+    seconds, background, nsamples)."""
+    import torch
+    t0 = time.perf_counter()
+    device = torch.device('cpu')
+    wrapper = explained_model(info['model'], info['thresholds'], device, 'fp32',
+                                          chunk=16)
+    bg_x, bg_info = bg if bg is not None else background(info, root)
+    x = torch.from_numpy(record['x'])[None]
+    offset = wrapper.offset.double().numpy()
+    with torch.no_grad():
+        margins = wrapper(x)[0].double().numpy()
+    expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(info, bg_x)
+    classes = explained_classes(margins)
+    values = expected_gradients(wrapper, x, bg_x, classes, nsamples,
+                                record_seed(0, record['id']), progress=progress)
+    fx = margins[classes] + offset[classes]
+    shap_sum = values.reshape(len(classes), -1).sum(-1).astype(np.float64)
+    target = fx - expected[classes]
+    rel = np.abs(shap_sum - target) / np.maximum(np.abs(target), 1e-8)
+    return {'classes': classes, 'values': values, 'fx': fx, 'expected': expected[classes],
+            'shap_sum': shap_sum, 'rel_error': rel, 'seconds': time.perf_counter() - t0,
+            'background': bg_info, 'nsamples': nsamples}
 
 
 # --------------------------------------------------------------------------
@@ -554,13 +650,16 @@ def main(argv=None):
                               'shap_values.py')
     write_results_manifest(dirs['shap'], manifest, ckpt.get('fold_manifest'),
                            dirs['models'] / 'best.pt', {'train': train_folds, 'test': test_folds})
-    thresholds, thr_source = read_thresholds(dirs['results'])
+    thresholds, thr_source = read_thresholds(dirs['models'] / 'best.pt', list(ckpt['classes']),
+                                             '.')
+    thr_source = thr_source['text']
     print(f'model {dirs["models"] / "best.pt"} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
           f'{len(leads)} leads, window {window}; device {device}, {precision}; '
           f'thresholds: {thr_source}')
 
     ds, chosen = select_records(args, leads, window, test_folds)
-    background, bg_ids = draw_background(args, leads, window, train_folds)
+    background, bg_ids = draw_background(args.data_dir, leads, window, train_folds,
+                                         args.background, args.seed)
     settings = {'format': CACHE_FORMAT, 'shap': shap.__version__,
                 'model': weights_hash(model.state_dict()), 'leads': leads, 'window': window,
                 'background': array_hash(background.numpy()), 'n_background': len(bg_ids),

@@ -12,10 +12,19 @@ the records are read (they are kept in memory only).
         paths, problems = uploads.stage(files, tmp)   # record paths inside tmp
 
 A bad file is one (file, reason) problem; the rest of the upload goes on.
+Hostile uploads (docs/hostile.md): one budget per request for the bytes and
+files staged (MAX_UPLOAD_BYTES, MAX_MEMBERS: all zips together), members
+streamed to disk 1 MB at a time and counted as they come (a zip's declared
+sizes are not trusted), each bad member (encrypted, unknown compression, a
+name that is not the UTF-8 it claims, ../ or absolute, CRC) one problem
+line, and case twins (x.HEA / x.hea) both refused. Records are read with
+records.py's containment rule: every file a header names lies in the staging
+folder. Files may be bytes or binary files (an UploadedFile: not copied).
 """
 import hashlib
 import io
 import re
+import struct
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -24,12 +33,16 @@ import numpy as np
 
 from utils import FS, LEADS
 
-# One uploaded file, and the files of one .zip together (uncompressed): an ECG
-# of 24 h at 500 Hz x 12 leads in int16 is ~1 GB; 10-60 s records are < 2 MB.
-# Kept equal to server.maxUploadSize (MB) in .streamlit/config.toml.
+# One uploaded or unpacked file, and everything one request stages (zips
+# unpacked, all zips together): an ECG of 24 h at 500 Hz x 12 leads in int16
+# is ~1 GB; 10-60 s records are < 2 MB. MAX_FILE_BYTES is kept equal to
+# server.maxUploadSize (MB) in .streamlit/config.toml.
 MAX_FILE_BYTES = 50 * 2 ** 20
-MAX_ZIP_BYTES = 200 * 2 ** 20
+MAX_UPLOAD_BYTES = 200 * 2 ** 20
+MAX_MEMBERS = 1000             # files one request stages (a zip's members count each)
+CHUNK = 2 ** 20                # members are copied to disk 1 MB at a time
 UNSAFE = re.compile(r'[^A-Za-z0-9._+-]')
+ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 def safe_name(name):
@@ -45,55 +58,211 @@ def _size(n):
     return f'{n / 2 ** 20:.1f} MB' if n >= 2 ** 20 else f'{n / 1024:.0f} kB'
 
 
-def _unzip(name, data, problems):
-    """Members of a zip -> [(name, bytes)]; folders are flattened, AppleDouble
-    '._' files and __MACOSX/ are skipped, and sizes are checked before reading."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        problems.append((name, f'not a readable .zip ({e})'))
-        return []
-    out, total = [], 0
-    for info in zf.infolist():
-        member = PurePosixPath(info.filename.replace('\\', '/'))
-        if info.is_dir() or '__MACOSX' in member.parts or member.name.startswith('._'):
-            continue
-        total += info.file_size
-        if info.file_size > MAX_FILE_BYTES or total > MAX_ZIP_BYTES:
-            problems.append((f'{name}/{member}', f'over the size limit ({_size(MAX_FILE_BYTES)} '
-                                                 f'a file, {_size(MAX_ZIP_BYTES)} a zip)'))
-            continue
+class _Staging:
+    """What one request has staged in `folder`: the names (case twins such as
+    x.HEA / x.hea are one name on many disks and to records.header_path's
+    users, so both are refused), and one budget of bytes and files for the
+    whole request, not per zip."""
+
+    def __init__(self, folder):
+        self.folder, self.staged, self.problems = Path(folder), {}, []
+        self.lower, self.twins = {}, set()
+        self.bytes_left, self.members_left = MAX_UPLOAD_BYTES, MAX_MEMBERS
+
+    def refuse(self, name, reason):
+        self.problems.append((name, reason))
+
+    def claim(self, name, declared=0):
+        """-> the safe name to write `name` under, or None (a problem line)."""
+        safe = safe_name(name)
+        if safe is None:
+            return self.refuse(name, 'not a usable file name')
+        if safe in self.staged:
+            return self.refuse(name, f'a second file named {safe} in this upload; upload '
+                                     'records with the same name separately')
+        low = safe.lower()
+        if low in self.twins or low in self.lower:
+            if low in self.lower:  # the first twin, already written: refused too
+                first = self.lower.pop(low)
+                (self.folder / first).unlink(missing_ok=True)
+                self.refuse(self.staged.pop(first), f'{first} and {safe} differ only in '
+                                                    'case; both refused (rename one)')
+            self.twins.add(low)
+            return self.refuse(name, f'{safe} differs only in case from another file of '
+                                     'this upload; both refused (rename one)')
+        if self.members_left <= 0:
+            return self.refuse(name, f'over the size limit of {MAX_MEMBERS} files an upload')
+        if declared > min(MAX_FILE_BYTES, self.bytes_left):
+            return self.refuse(name, self._over())
+        return safe
+
+    def _over(self):
+        return (f'over the size limit ({_size(MAX_FILE_BYTES)} a file, '
+                f'{_size(MAX_UPLOAD_BYTES)} an upload, zips unpacked)')
+
+    def write(self, name, safe, src):
+        """Copy the stream src to folder/safe, CHUNK at a time, stopping at the
+        limits whatever the stream declared. -> True, or False (a problem line;
+        nothing left on disk). Errors of src (a zip member's CRC, ...) propagate."""
+        limit, done, path = min(MAX_FILE_BYTES, self.bytes_left), 0, self.folder / safe
         try:
-            out.append((str(member), zf.read(info)))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            problems.append((f'{name}/{member}', f'corrupt member ({e})'))
-    return out
+            with open(path, 'wb') as out:
+                while chunk := src.read(CHUNK):
+                    done += len(chunk)
+                    if done > limit:
+                        path.unlink()
+                        self.refuse(name, self._over())
+                        return False
+                    out.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self.bytes_left -= done
+        self.members_left -= 1
+        self.staged[safe] = name
+        self.lower[safe.lower()] = safe
+        return True
+
+
+def _binary(data):
+    """bytes or a binary file (Streamlit's UploadedFile, an open file) -> a
+    seekable binary stream at its start."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def _stream_size(f):
+    size = f.seek(0, io.SEEK_END)
+    f.seek(0)
+    return size
+
+
+def _eocd(f):
+    """The zip's end-of-central-directory record -> (entries, cd size, its
+    position), or None (zip64, or none found: zipfile reports those)."""
+    size = _stream_size(f)
+    f.seek(max(0, size - 65557))
+    tail = f.read()
+    f.seek(0)
+    at = tail.rfind(b'PK\x05\x06')
+    if at < 0 or len(tail) - at < 22:
+        return None
+    _, _, _, _, entries, cd_size, _, _ = struct.unpack('<4s4H2LH', tail[at:at + 22])
+    if entries == 0xFFFF or cd_size == 0xFFFFFFFF:
+        return None
+    return entries, cd_size, max(0, size - 65557) + at
+
+
+def _clear_bad_utf8_flags(f, eocd):
+    """zipfile decodes every name when the zip is opened, so one name that
+    sets the UTF-8 flag without being UTF-8 makes the whole zip unreadable.
+    -> (a copy with that flag cleared on such names, their indexes)."""
+    f.seek(0)  # zipfile's failed attempt left it anywhere
+    data = bytearray(f.read())
+    _, cd_size, end = eocd
+    pos, bad, i = end - cd_size, set(), 0
+    while pos + 46 <= end and data[pos:pos + 4] == b'PK\x01\x02':
+        flags, = struct.unpack_from('<H', data, pos + 8)
+        n, extra, comment = struct.unpack_from('<3H', data, pos + 28)
+        if flags & 0x800:
+            try:
+                bytes(data[pos + 46:pos + 46 + n]).decode('utf-8')
+            except UnicodeDecodeError:
+                struct.pack_into('<H', data, pos + 8, flags & ~0x800)
+                bad.add(i)
+        pos, i = pos + 46 + n + extra + comment, i + 1
+    return io.BytesIO(bytes(data)), bad
+
+
+def _open_zip(name, data, staging):
+    """-> (ZipFile, indexes of members whose names are not valid UTF-8), or
+    None (one problem line for the zip)."""
+    f, bad = _binary(data), set()
+    eocd = _eocd(f)
+    if eocd is not None and eocd[0] > MAX_MEMBERS:
+        return staging.refuse(name, f'{eocd[0]} members, over the size limit of {MAX_MEMBERS} '
+                                    'files an upload')
+    try:
+        try:
+            return zipfile.ZipFile(f), bad
+        except UnicodeDecodeError:
+            if eocd is None:
+                raise
+            f, bad = _clear_bad_utf8_flags(f, eocd)
+            return zipfile.ZipFile(f), bad
+    except Exception as e:  # noqa: BLE001 (BadZipFile, OSError, struct.error, ...)
+        return staging.refuse(name, f'not a readable .zip ({type(e).__name__}: {e})')
+
+
+def _member_problem(info, bad_name):
+    """Why a member cannot be unpacked, before reading it, or None."""
+    parts = PurePosixPath(info.filename.replace('\\', '/')).parts
+    if bad_name:
+        return 'its name is not valid UTF-8 although the zip says it is'
+    if info.filename.startswith(('/', '\\')) or '..' in parts \
+            or re.match(r'[A-Za-z]:', info.filename):
+        return 'an absolute or ../ path inside the zip; refused'
+    if info.flag_bits & 0x1:
+        return 'encrypted; upload it unencrypted'
+    if info.compress_type not in ZIP_METHODS:
+        return f'unknown compression method {info.compress_type}'
+    return None
+
+
+def _unzip(name, data, staging):
+    """Members of a zip -> staged files, streamed to disk one at a time;
+    folders are flattened, AppleDouble '._' files and __MACOSX/ are skipped.
+    A member that cannot be unpacked is one problem line; the rest goes on."""
+    opened = _open_zip(name, data, staging)
+    if opened is None:
+        return
+    zf, bad = opened
+    with zf:
+        for i, info in enumerate(zf.infolist()):
+            member = PurePosixPath(info.filename.replace('\\', '/'))
+            label = f'{name}/{_clip(info.filename)}'
+            if info.is_dir() or '__MACOSX' in member.parts or member.name.startswith('._'):
+                continue
+            why = _member_problem(info, i in bad)
+            if why:
+                staging.refuse(label, why)
+                continue
+            safe = staging.claim(str(member), info.file_size)
+            if safe is None:
+                continue
+            try:
+                with zf.open(info) as src:
+                    staging.write(label, safe, src)
+            except Exception as e:  # noqa: BLE001 (CRC, zlib, lzma, EOF: this member only)
+                staging.refuse(label, f'corrupt member ({type(e).__name__}: {_clip(str(e))})')
+
+
+def _clip(text, n=120):
+    return text if len(text) <= n else text[:n - 3] + '...'
 
 
 def stage_files(files, folder):
-    """[(browser name, bytes)] -> (staged {safe name: browser name}, problems).
-    Zips are unpacked; each file is written into `folder` under its safe name."""
-    problems, flat = [], []
+    """[(browser name, bytes or binary file)] -> (staged {safe name: browser
+    name}, problems). Zips are unpacked; each file is streamed into `folder`
+    under its safe name, within one budget for the whole request."""
+    staging = _Staging(folder)
     for name, data in files:
-        if len(data) > MAX_FILE_BYTES:
-            problems.append((name, f'{_size(len(data))} is over the size limit of '
-                                   f'{_size(MAX_FILE_BYTES)} a file'))
-        elif str(name).lower().endswith('.zip'):
-            flat += _unzip(name, data, problems)
-        else:
-            flat.append((name, data))
-    staged = {}
-    for name, data in flat:
-        safe = safe_name(name)
-        if safe is None:
-            problems.append((name, 'not a usable file name'))
-        elif safe in staged:
-            problems.append((name, f'a second file named {safe} in this upload; upload '
-                                   'records with the same name separately'))
-        else:
-            (Path(folder) / safe).write_bytes(data)
-            staged[safe] = name
-    return staged, problems
+        name = _clip(str(name))
+        if str(name).lower().endswith('.zip'):
+            _unzip(name, data, staging)
+            continue
+        src = _binary(data)
+        size = _stream_size(src)
+        if size > MAX_FILE_BYTES:
+            staging.refuse(name, f'{_size(size)} is over the size limit of '
+                                 f'{_size(MAX_FILE_BYTES)} a file')
+            continue
+        safe = staging.claim(name, size)
+        if safe is not None:
+            staging.write(name, safe, src)
+    return staging.staged, staging.problems
 
 
 def stage(files, folder):

@@ -20,6 +20,8 @@ import torch
 
 import app_text
 import clinic
+import predict
+import shap_values
 import uploads
 import synthetic
 import utils
@@ -56,7 +58,7 @@ def tiny_root(tmp_path_factory):
             'args': {'data_dir': 'data/TINY', 'seed': 42, 'window': WINDOW}}
     path = root / 'models' / RUN / 'best.pt'
     utils.atomic_torch_save(ckpt, path)
-    info = clinic.load_model(path, root)
+    info = predict.load_model(path, root)
     recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
     prob = clinic.score(info, [recs[0]['x']])[0]
     # Half the classes present on REF: thresholds just below / above its scores.
@@ -149,11 +151,14 @@ def test_zip_members_are_flattened_and_sanitised(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, 'w') as zf:
         for n, b in files.values():
-            zf.writestr(f'../../evil/{n}', b)
+            zf.writestr(f'some/folder/{n}', b)
         zf.writestr('__MACOSX/._Z1.hea', b'junk')
+        zf.writestr('../../evil/Z2.hea', b'junk')  # a ../ member: one line, nothing written
     records, problems = uploads.load_uploads([('batch.zip', buf.getvalue())],
                                             list(utils.LEADS), WINDOW)
-    assert problems == [] and [r['name'] for r in records] == ['Z1']
+    assert [r['name'] for r in records] == ['Z1']
+    assert problems == [('batch.zip/../../evil/Z2.hea',
+                         'an absolute or ../ path inside the zip; refused')]
     staged, _ = uploads.stage_files([('batch.zip', buf.getvalue())], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['Z1.hea', 'Z1.mat']
     assert not (tmp_path.parent / 'evil').exists()
@@ -331,7 +336,7 @@ def test_bare_state_dict_loads_with_thresholds_half(tmp_path, monkeypatch):
     from resnet import build_model
     torch.manual_seed(1)
     torch.save(build_model('resnet18', 12).state_dict(), tmp_path / 'study.pt')
-    info = clinic.load_model(tmp_path / 'study.pt', tmp_path)
+    info = predict.load_model(tmp_path / 'study.pt', tmp_path)
     assert info['bare'] and np.all(info['thresholds'] == 0.5)
     monkeypatch.setattr(sys, 'argv', ['app.py', '--model-path', str(tmp_path / 'study.pt')])
     app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=TIMEOUT).run()
@@ -346,8 +351,7 @@ def test_batched_expected_gradients_equal_shap(tiny_root):
     """One forward per batch for all classes gives shap.GradientExplainer's values."""
     import shap
 
-    import shap_values
-    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
     wrapper = shap_values.explained_model(info['model'], info['thresholds'],
                                           torch.device('cpu'), 'fp32')
     gen = torch.Generator().manual_seed(0)
@@ -358,17 +362,17 @@ def test_batched_expected_gradients_equal_shap(tiny_root):
         ranks = torch.argsort(wrapper(x)[0], descending=True)[:2].tolist()
     ref, idx = explainer.shap_values(x, nsamples=6, ranked_outputs=2,
                                      output_rank_order='max', rseed=7)
-    ours = clinic.expected_gradients(wrapper, x, bg, ranks, nsamples=6, rseed=7, batch=4)
+    ours = shap_values.expected_gradients(wrapper, x, bg, ranks, nsamples=6, rseed=7, batch=4)
     assert np.asarray(idx)[0].tolist() == ranks
     np.testing.assert_allclose(ours, np.moveaxis(np.asarray(ref)[0], -1, 0),
                                rtol=1e-4, atol=1e-7)
 
 
 def test_explanation_adds_up_and_highlights_inside_the_record(tiny_root):
-    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
     rec = uploads.load_uploads(list(record_files('REF', seconds=1.5).values()),
                               info['leads'], WINDOW)[0][0]
-    ex = clinic.explain(info, rec, nsamples=64, root=tiny_root)
+    ex = shap_values.explain(info, rec, nsamples=64, root=tiny_root)
     assert ex['background']['kind'] == 'flat'  # data/TINY is not there
     assert len(ex['classes']) == 4
     # expected gradients from one baseline = integrated gradients: sum -> f(x) - f(0)
@@ -378,7 +382,7 @@ def test_explanation_adds_up_and_highlights_inside_the_record(tiny_root):
 
 
 def test_report_is_one_pdf_page_with_the_record_name(tiny_root):
-    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
     rec = clinic.example_record('AF', info['leads'], WINDOW)
     prob = clinic.score(info, [rec['x']])[0]
     meas = clinic.measure(rec['signal'])
@@ -393,7 +397,7 @@ def test_report_is_one_pdf_page_with_the_record_name(tiny_root):
 
 
 def test_scores_downloads(tiny_root):
-    info = clinic.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
     recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
     probs = clinic.score(info, [r['x'] for r in recs])
     df = clinic.scores_frame(recs, probs, info['thresholds'])
@@ -436,7 +440,7 @@ def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_p
     path = tmp_path / 'models' / 'X-II-s42-f7' / 'best.pt'
     utils.atomic_torch_save({'model': build_model('resnet18', 1).state_dict(), 'leads': ['II'],
                              'arch': 'resnet18', 'window': WINDOW}, path)
-    info = clinic.load_model(path, tmp_path)
+    info = predict.load_model(path, tmp_path)
     files = [(p.name, p.read_bytes()) for p in tmp_path.glob('TWO.*')]
     records, problems = uploads.load_uploads(files, info['leads'], WINDOW)
     assert problems == [] and records[0]['leads'] == ['II', 'V5']

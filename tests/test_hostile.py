@@ -1,0 +1,604 @@
+"""Hostile records and uploads (issue 23): one test per defect, each named
+after it, on files written here. Peak memory and time of the hostile files
+are measured in a child process (fork of a runner that has numpy, scipy and
+wfdb imported, so each figure is the file's own cost on top of that base):
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q tests/test_hostile.py -s -k memory
+
+prints one line per file: peak RSS (MB) and seconds.
+"""
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import wfdb
+from test_app import errors, record_files, tiny_root, upload  # noqa: F401 (fixture)
+from test_preprocess import make_signal, write_record
+
+import predict
+import preprocess
+import uploads
+from records import RecordError, check_quality, mat_check, prepare, read_header, read_record
+from utils import LEADS
+
+ROOT = Path(__file__).resolve().parents[1]
+GB = 1024  # MB
+
+
+# --------------------------------------------------------------------------
+# Writers of hostile files.
+
+def good_record(folder, name='GOOD', seconds=4):
+    return write_record(folder, name, make_signal(500 * seconds, seed=1))
+
+
+def header(folder, name, signal_lines, fs=500, n=2000, comments=()):
+    lines = [f'{name} {len(signal_lines)} {fs} {n}'] + list(signal_lines) + \
+        [f'# {c}' for c in comments]
+    path = folder / f'{name}.hea'
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+
+def _raw_piece(data):
+    """Raw deflate of `data`, byte-aligned and not final, with no reference
+    outside itself: such pieces concatenate into one valid stream."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+
+
+def deflate_zeros(prefix, nzeros, block=10 ** 7):
+    """(raw deflate of prefix + nzeros zero bytes, its adler32, its crc32),
+    in ~0.1 s for 300 MB: one compressed 10-MB block, repeated."""
+    zeros = bytes(block)
+    body = [_raw_piece(prefix), _raw_piece(zeros) * (nzeros // block),
+            _raw_piece(bytes(nzeros % block)), zlib.compressobj(1, zlib.DEFLATED, -15).flush()]
+    adler, crc = zlib.adler32(prefix), zlib.crc32(prefix)
+    for _ in range(nzeros // block):
+        adler, crc = zlib.adler32(zeros, adler), zlib.crc32(zeros, crc)
+    adler = zlib.adler32(bytes(nzeros % block), adler)
+    crc = zlib.crc32(bytes(nzeros % block), crc)
+    return b''.join(body), adler, crc
+
+
+MAT5_HEAD = b'MATLAB 5.0 MAT-file, written by test_hostile.py'.ljust(116) + bytes(8) \
+    + struct.pack('<H', 0x0100) + b'IM'
+
+
+def _el(mtype, data):
+    return struct.pack('<II', mtype, len(data)) + data + bytes(-len(data) % 8)
+
+
+def _matrix_head(cls, dims, name, content_len, flags=0):
+    """miMATRIX tag, array flags, dims and name; content_len: bytes after them."""
+    body = _el(6, struct.pack('<II', cls | flags, 0)) + \
+        _el(5, struct.pack(f'<{len(dims)}i', *dims)) + _el(1, name)
+    return struct.pack('<II', 14, len(body) + content_len) + body
+
+
+def _compressed(element_raw_deflate, adler):
+    data = b'\x78\x01' + element_raw_deflate + struct.pack('>I', adler)
+    return struct.pack('<II', 15, len(data)) + data
+
+
+def nested_cells_mat(path, depth=20_000):
+    """A v5 .mat `ECG` of cells nested `depth` deep around one double (~40 kB
+    compressed): scipy.io.loadmat recurses in C until the stack overflows."""
+    leaf = _matrix_head(6, [1, 1], b'', 16) + _el(9, struct.pack('<d', 1.0))
+    heads, inner = [], len(leaf)
+    for level in range(depth):
+        name = b'ECG' if level == depth - 1 else b''
+        head = _matrix_head(1, [1, 1], name, inner)
+        heads.append(head)
+        inner += len(head)
+    element = b''.join(reversed(heads)) + leaf
+    raw = _raw_piece(element) + zlib.compressobj(1, zlib.DEFLATED, -15).flush()
+    path.write_bytes(MAT5_HEAD + _compressed(raw, zlib.adler32(element)))
+    return path
+
+
+def big_int8_struct_mat(path, n=25_000_000):
+    """A compressed v5 .mat (~300 kB) of struct ECG with data int8 12 x n: the
+    CPSC2018 layout, 2.7 GB once scipy's matrix is made float64."""
+    nbytes = 12 * n
+    data_head = _matrix_head(8, [12, n], b'data', 8 + nbytes + (-nbytes % 8))
+    fields = struct.pack('<I', (4 << 16) | 5) + struct.pack('<i', 8) + _el(1, b'data'.ljust(8,
+                                                                                      b'\0'))
+    struct_len = len(fields) + len(data_head) + 8 + nbytes
+    prefix = _matrix_head(2, [1, 1], b'ECG', struct_len) + fields + data_head + \
+        struct.pack('<II', 1, nbytes)
+    raw, adler, _ = deflate_zeros(prefix, nbytes)
+    path.write_bytes(MAT5_HEAD + _compressed(raw, adler))
+    return path
+
+
+def zip_bytes(members):
+    """A zip written by hand, so members can be what zipfile refuses to write:
+    members = [(name bytes, data bytes or (raw deflate, crc, size)), flags,
+    method, crc or None (= right)]."""
+    out, central = io.BytesIO(), []
+    for name, data, flags, method, crc in members:
+        if isinstance(data, tuple):
+            body, right, size = data
+        else:
+            body, right, size = data, zlib.crc32(data), len(data)
+            if method == 8:
+                body = _raw_piece(data) + zlib.compressobj(1, zlib.DEFLATED, -15).flush()
+        crc = right if crc is None else crc
+        offset = out.tell()
+        out.write(struct.pack('<4s5H3L2H', b'PK\x03\x04', 20, flags, method, 0, 33,
+                              crc, len(body), size, len(name), 0) + name + body)
+        central.append(struct.pack('<4s6H3L5H2L', b'PK\x01\x02', 20, 20, flags, method, 0, 33,
+                                   crc, len(body), size, len(name), 0, 0, 0, 0, 0, offset)
+                       + name)
+    start = out.tell()
+    cd = b''.join(central)
+    out.write(cd + struct.pack('<4s4H2LH', b'PK\x05\x06', 0, 0, len(members), len(members),
+                               len(cd), start, 0))
+    return out.getvalue()
+
+
+def member(name, data, flags=0, method=0, crc=None):
+    return (name.encode() if isinstance(name, str) else name, data, flags, method, crc)
+
+
+# --------------------------------------------------------------------------
+# Memory and time in a child process.
+
+RUNNER = r'''
+import json, os, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy, scipy.io, scipy.signal, wfdb, records, uploads  # the base every figure includes
+cases, out = json.loads(sys.argv[2]), {}
+for name, code in cases.items():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        t = time.perf_counter()
+        try:
+            exec(code, {'records': records, 'uploads': uploads})
+            result = 'ok'
+        except records.RecordError as e:
+            result = 'RecordError: ' + str(e)
+        except BaseException as e:
+            result = type(e).__name__ + ': ' + str(e)
+        seconds = time.perf_counter() - t
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        os.write(w, json.dumps({'result': result[:400], 'seconds': seconds,
+                                'rss_mb': rss}).encode())
+        os._exit(0)
+    os.close(w)
+    data = b''
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    out[name] = dict(json.loads(data) if data else {'result': 'died'}, status=status)
+print(json.dumps(out))
+'''
+
+
+def in_children(cases):
+    """{name: python code} -> {name: {result, seconds, rss_mb, status}}, each
+    case run in its own forked child (a crash there is status != 0)."""
+    done = subprocess.run([sys.executable, '-c', RUNNER, str(ROOT), json.dumps(cases)],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    """The hostile files of the issue, written once."""
+    d = tmp_path_factory.mktemp('hostile')
+    files = {'nested_mat': nested_cells_mat(d / 'NEST.mat'),
+             'int8_struct_mat': big_int8_struct_mat(d / 'BIG8.mat')}
+    (d / 'NESTH.mat').write_bytes((d / 'NEST.mat').read_bytes())
+    files['nested_mat_with_header'] = header(d, 'NESTH', ['NESTH.mat 16 1000/mV 16 0 0 0 0 I'])
+    (d / 'SKEW.dat').write_bytes(bytes(4))
+    files['skew_600M'] = header(d, 'SKEW', ['SKEW.dat 80:600000000 200 8 0 0 0 0 II'], n=2)
+    (d / 'LONG.dat').write_bytes(bytes(3000))
+    files['length_1e12'] = header(d, 'LONG', ['LONG.dat 212 200 12 0 0 0 0 II'],
+                                  n=10 ** 12)
+    files['header_10MB_line'] = d / 'WIDE.hea'
+    files['header_10MB_line'].write_text('WIDE 1 500 ' + 'x' * 10 * 2 ** 20 + '\n')
+    zips, big = [], deflate_zeros(b'', 50 * 2 ** 20)
+    for k in range(4):  # 4 zips of 2 x 50 MB zeros: 400 MB declared, ~100 kB sent
+        zips.append((f'z{k}.zip', zip_bytes([member(f'm{k}{j}.dat', (big[0], big[2],
+                                                                       50 * 2 ** 20),
+                                                    method=8) for j in range(2)])))
+    zdir = d / 'zips'
+    zdir.mkdir()
+    for n, b in zips:
+        (zdir / n).write_bytes(b)
+    files['four_zips'] = zdir
+    return files
+
+
+def test_memory_and_time_of_each_hostile_file(hostile, tmp_path):
+    """Each hostile file is refused with a RecordError (or an upload's problem
+    lines) in its own child: no crash, under 1 GB, the nested .mat < 1 s."""
+    f = {k: str(v) for k, v in hostile.items()}
+    stage = ('import pathlib, tempfile\n'
+             f'files = [(p.name, p.read_bytes()) for p in sorted(pathlib.Path({f["four_zips"]!r})'
+             '.glob("*.zip"))]\n'
+             'with tempfile.TemporaryDirectory(dir=' + repr(str(tmp_path)) + ') as tmp:\n'
+             '    staged, problems = uploads.stage_files(files, tmp)\n'
+             '    size = sum(p.stat().st_size for p in pathlib.Path(tmp).iterdir())\n'
+             'raise records.RecordError("upload", f"{len(staged)} staged, {size} bytes, "'
+             'f"{len(problems)} problems")')
+    cases = {'base (imports only)': 'pass'}
+    for key in ('nested_mat', 'nested_mat_with_header', 'int8_struct_mat', 'skew_600M',
+                'length_1e12', 'header_10MB_line'):
+        cases[key] = (f'r = records.read_record({f[key]!r})\n'
+                      'records.prepare(r, [l for l in r.leads if l][:1])')
+    cases['four_zips'] = stage
+    got = in_children(cases)
+    for name, r in got.items():
+        print(f"{name:24s} peak {r['rss_mb']:6.0f} MB  {r['seconds']:.3f} s  {r['result'][:90]}")
+    for name, r in got.items():
+        assert r['status'] == 0, (name, r)
+        assert r['rss_mb'] < GB, (name, r)
+        if name != 'base (imports only)':
+            assert r['result'].startswith('RecordError'), (name, r)
+    assert 'nested more than 2 deep' in got['nested_mat']['result']
+    assert 'nested more than 2 deep' in got['nested_mat_with_header']['result']
+    assert got['nested_mat']['seconds'] < 1 and got['nested_mat_with_header']['seconds'] < 1
+    assert 'values declared' in got['int8_struct_mat']['result']
+    assert 'beyond the record' in got['skew_600M']['result']
+    assert 'truncated' in got['length_1e12']['result']
+    # one budget for the request: 4 of the 8 members of 50 MB (200 MB), not 400 MB
+    assert f'4 staged, {200 * 2 ** 20} bytes, 4 problems' in got['four_zips']['result']
+
+
+# --------------------------------------------------------------------------
+# 1. Files outside the upload or the record's folder.
+
+def test_case_twin_header_does_not_open_the_other_twin(tmp_path):
+    good_record(tmp_path, 'x')
+    (tmp_path / 'x.HEA').write_text('')  # x.HEA empty; x.hea is a good record
+    with pytest.raises(RecordError, match='^x: empty header'):
+        read_record(tmp_path / 'x.HEA')   # the file given, not x.hea
+    assert read_record(tmp_path / 'x.hea').sig_len == 2000
+    # wfdb (format 212) opens NAME.hea itself: a different y.hea is refused, not read
+    wfdb.wrsamp('y', fs=500, units=['mV'], sig_name=['II'], fmt=['212'], adc_gain=[200.0],
+                baseline=[0], p_signal=make_signal(1000, nleads=1), write_dir=str(tmp_path))
+    (tmp_path / 'y.hea').rename(tmp_path / 'y.HEA')
+    header(tmp_path, 'y', ['other.dat 212 200/mV 12 0 0 0 0 II'])
+    (tmp_path / 'other.dat').write_bytes(bytes(3000))
+    with pytest.raises(RecordError, match='^y: y.HEA: wfdb reads y.hea, which is another file'):
+        read_record(tmp_path / 'y.HEA')
+
+
+def test_case_twin_upload_is_refused_in_the_app(at):
+    """x.HEA (empty) and x.hea naming /etc/passwd: both refused, in one line
+    each; the good record of the same upload is diagnosed."""
+    evil = b'x 1 500 1000\n/etc/passwd 16+64 1000/mV 16 0 0 0 0 II\n'
+    files = list(record_files('GOOD').values()) + [('x.HEA', b''), ('x.hea', evil)]
+    upload(at, files)
+    lines = errors(at)
+    assert len(lines) == 2 and all('differ' in e for e in lines), lines
+    assert any('GOOD' in h.value for h in at.header)
+    assert not any(h.value.startswith('x') for h in at.header)  # no record x: nothing read
+
+
+@pytest.fixture
+def at(tiny_root, monkeypatch):  # noqa: F811 (the app on test_app's tiny model)
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setattr(sys, 'argv', ['app.py', '--root', str(tiny_root)])
+    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+@pytest.mark.parametrize('where', ['absolute', 'dotdot', 'symlink'])
+def test_signal_file_outside_the_folder_is_refused(tmp_path, where):
+    outside = tmp_path / 'secret'
+    outside.mkdir()
+    np.int16(np.arange(4000) % 200).tofile(outside / 's.dat')
+    rec = tmp_path / 'rec'
+    rec.mkdir()
+    name = {'absolute': str(outside / 's.dat'), 'dotdot': '../secret/s.dat', 'symlink': 'l.dat'}
+    if where == 'symlink':
+        (rec / 'l.dat').symlink_to(outside / 's.dat')
+    hea = header(rec, 'R', [f'{name[where]} 16 1000/mV 16 0 0 0 0 II'])
+    with pytest.raises(RecordError, match="resolves outside the record's folder.*"
+                                          '--allow-outside-folder'):
+        read_record(hea)
+    with pytest.raises(RecordError, match='outside'):
+        read_header(hea)
+    assert read_record(hea, allow_outside=True).sig_len == 2000  # the user's own choice
+
+
+def test_predict_and_preprocess_skip_outside_files_unless_allowed(tiny_root, tmp_path,  # noqa: F811
+                                                                  capsys):
+    data = tmp_path / 'DB'
+    good_record(data, 'A1')
+    np.int16(make_signal(2000, nleads=1)[:, 0] * 1000).tofile(tmp_path / 'out.dat')
+    header(data, 'A2', [f'{tmp_path / "out.dat"} 16 1000/mV 16 0 0 0 0 II'],
+           comments=['Dx: 426783006'])
+    model = next(tiny_root.glob('models/*/best.pt'))
+    out = tmp_path / 'p.csv'
+    predict.main(['--model-path', str(model), '--root', str(tiny_root), '--device', 'cpu',
+                  '--records', str(data), '--out', str(out)])
+    assert list(pd.read_csv(out)['record']) == ['A1']
+    assert "A2: signal file out.dat resolves outside the record's folder" in \
+        capsys.readouterr().err
+    preprocess.main(['--data-dir', str(data), '--workers', '1'])
+    skipped = pd.read_csv(data / 'skipped.csv')
+    assert list(skipped['patient_id']) == ['A2'] and 'outside' in skipped['reason'][0]
+    preprocess.main(['--data-dir', str(data), '--workers', '1', '--allow-outside-folder'])
+    assert len(pd.read_csv(data / 'skipped.csv')) == 0
+    assert sorted(pd.read_csv(data / 'reference.csv')['patient_id']) == ['A1', 'A2']
+
+
+# --------------------------------------------------------------------------
+# 2-3. Recursion and allocation a file controls.
+
+def test_nested_cell_mat_is_refused_before_scipy(hostile):
+    with pytest.raises(RecordError, match='^NEST: .mat layout refused: cells or structs '
+                                          'nested more than 2 deep'):
+        read_record(hostile['nested_mat'])
+    assert hostile['nested_mat'].stat().st_size < 60_000
+
+
+def test_int8_struct_mat_declared_size_is_refused_before_loading(hostile, tmp_path):
+    assert hostile['int8_struct_mat'].stat().st_size < 400_000
+    with pytest.raises(RecordError, match=r'^BIG8: .mat layout refused: 300000000 values'):
+        read_record(hostile['int8_struct_mat'])
+    # dims of 1 x 1 and a data element larger than that: scipy reads the element whole
+    (tmp_path / 'D.mat').write_bytes(MAT5_HEAD + _matrix_head(6, [1, 1], b'val', 8 + 800)
+                                     + _el(9, bytes(800)))
+    with pytest.raises(RecordError, match='^D: .mat layout refused: 800 bytes of data for 1'):
+        mat_check(tmp_path / 'D.mat', 'D')
+
+
+def test_flat_mat_layouts_still_read(tmp_path):
+    """The layouts read here pass the walk: CPSC2018's struct (compressed or
+    not), a header's v5 `val`."""
+    sig = make_signal(1000, seed=3).T
+    for compress in (True, False):
+        scipy.io.savemat(tmp_path / 'A1.mat', {'ECG': {'sex': 'Male', 'age': 61.0,
+                                                       'data': sig}},
+                         do_compression=compress)
+        rec = read_record(tmp_path / 'A1.mat')
+        assert (rec.sex, rec.age, rec.sig_len) == ('Male', 61, 1000)
+        np.testing.assert_allclose(rec.signal, sig.T)
+    scipy.io.savemat(tmp_path / 'V.mat', {'val': np.int16(sig * 1000)}, do_compression=True)
+    header(tmp_path, 'V', [f'V.mat 16 1000/mV 16 0 0 0 0 {lead}' for lead in LEADS], n=1000)
+    np.testing.assert_allclose(read_record(tmp_path / 'V').signal, np.int16(sig.T * 1000) / 1000)
+    assert mat_check(tmp_path / 'V.mat', 'V') == 12 * 1000
+
+
+def test_skew_beyond_the_record_is_refused(hostile):
+    with pytest.raises(RecordError, match="^SKEW: skew 600000000 of signal SKEW.dat is beyond "
+                                          "the record's 2 samples"):
+        read_record(hostile['skew_600M'])
+
+
+def test_skew_is_honoured_in_the_memory_mapped_reader(tmp_path):
+    sig = np.int16(make_signal(3000, nleads=2, seed=4) * 1000)
+    sig.tofile(tmp_path / 'K.dat')
+    hea = header(tmp_path, 'K', ['K.dat 16 1000/mV 16 0 0 0 0 I',
+                                 'K.dat 16:7 1000/mV 16 0 0 0 0 II'], n=3000)
+    theirs = wfdb.rdrecord(str(tmp_path / 'K')).p_signal
+    rec = read_record(hea)
+    np.testing.assert_array_equal(rec.read(100, 2500), theirs[100:2500])
+    np.testing.assert_array_equal(rec.signal, theirs)   # NaN where the skew runs out
+    assert np.isnan(rec.signal[-7:, 1]).all() and np.isfinite(rec.signal[:-7]).all()
+
+
+def test_huge_declared_length_is_refused(hostile, tmp_path):
+    with pytest.raises(RecordError, match='^LONG: truncated signal file LONG.dat: 3000 bytes'):
+        read_record(hostile['length_1e12'])
+    (tmp_path / 'L16.dat').write_bytes(bytes(100))
+    hea = header(tmp_path, 'L16', ['L16.dat 16 1000/mV 16 0 0 0 0 II'], n=2 ** 62)
+    with pytest.raises(RecordError, match='^L16: truncated signal file'):
+        read_record(hea)
+
+
+def test_a_window_needing_too_many_values_is_refused(tmp_path):
+    with open(tmp_path / 'F.dat', 'wb') as f:  # sparse: 100 MB that take no disk
+        f.truncate(2 * 256 * 200_000)
+    hea = header(tmp_path, 'F', ['F.dat 16 1000/mV 16 0 0 0 0 II'] * 256, fs=200_000,
+                 n=200_000)
+    with pytest.raises(RecordError, match='over the 16777216 values read at once'):
+        prepare(read_record(hea), ['II'])
+
+
+# --------------------------------------------------------------------------
+# 4. One bad zip member sinks nothing else.
+
+def test_bad_zip_members_are_one_line_each_and_the_rest_goes_on():
+    good = record_files('GOOD')
+    other = record_files('OTHER')
+    z = zip_bytes([member(*good['hea']), member(*good['mat'], method=8),
+                   member('enc.hea', b'x', flags=0x1),
+                   member('aes.hea', b'x', method=99),
+                   member(b'bad\xff\xfe.hea', b'x', flags=0x800),
+                   member('crc.hea', b'xyz' * 100, crc=1234),
+                   member('../up.hea', b'x'), member('/abs.hea', b'x')])
+    records, problems = uploads.load_uploads([('batch.zip', z), *other.values()],
+                                             list(LEADS), 1000)
+    assert sorted(r['name'] for r in records) == ['GOOD', 'OTHER']
+    reasons = dict(problems)
+    assert len(problems) == 6, problems
+    assert reasons['batch.zip/enc.hea'] == 'encrypted; upload it unencrypted'
+    assert reasons['batch.zip/aes.hea'] == 'unknown compression method 99'
+    assert 'not valid UTF-8' in next(v for k, v in problems if 'bad' in k)
+    assert reasons['batch.zip/crc.hea'].startswith('corrupt member (BadZipFile: Bad CRC-32')
+    assert reasons['batch.zip/../up.hea'] == reasons['batch.zip//abs.hea'] == \
+        'an absolute or ../ path inside the zip; refused'
+
+
+def test_upload_budget_is_per_request_not_per_zip(tmp_path, monkeypatch):
+    monkeypatch.setattr(uploads, 'MAX_UPLOAD_BYTES', 3000)
+    monkeypatch.setattr(uploads, 'MAX_MEMBERS', 5)
+    zips = [(f'z{k}.zip', zip_bytes([member(f'f{k}{j}.txt', bytes(500), method=8)
+                                     for j in range(2)])) for k in range(4)]
+    staged, problems = uploads.stage_files(zips, tmp_path)
+    assert sorted(staged) == ['f00.txt', 'f01.txt', 'f10.txt', 'f11.txt', 'f20.txt']
+    assert len(problems) == 3 and all('size limit' in why for _, why in problems)
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) == 2500
+
+
+def test_case_twins_in_zips_and_files_are_both_refused(tmp_path):
+    z = zip_bytes([member('a/R.hea', b'R 1 500 10\n'), member('b/r.HEA', b'x')])
+    staged, problems = uploads.stage_files([('z.zip', z), ('R.Hea', b'y'), ('k.dat', b'1')],
+                                           tmp_path)
+    assert list(staged) == ['k.dat'] and len(problems) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ['k.dat']
+
+
+def test_app_state_changes_only_after_a_successful_read(at, monkeypatch):
+    upload(at, record_files('FIRST').values())
+    before = at.session_state['batch']
+
+    def broken(*a, **k):
+        raise MemoryError('simulated')
+    monkeypatch.setattr(uploads, 'load_uploads', broken)
+    upload(at, record_files('SECOND').values())
+    assert at.session_state['batch'] == before   # not the new batch with the old records
+    assert any('unreadable upload (MemoryError)' in e for e in errors(at))
+    assert not any('FIRST' in h.value for h in at.header)
+
+
+def test_streamlit_shows_no_stack_traces():
+    text = (ROOT / '.streamlit' / 'config.toml').read_text()
+    assert 'showErrorDetails = "none"' in text
+
+
+# --------------------------------------------------------------------------
+# 5. Every failure is a RecordError; the run goes on.
+
+@pytest.mark.parametrize('line,n,why', [
+    ('B.dat 16+-4 1000/mV 16 0 0 0 0 II', 2000, 'malformed signal line'),
+    ('B.dat 16 1000/mV 16 0 0 0 0 II', -2000, 'negative signal length -2000'),
+    ('B.dat 16 nan/mV 16 0 0 0 0 II', 2000, 'gain nan of signal B.dat is not finite'),
+    ('B.dat 16 1000/mV 16 0 0 0 0 II', 2000, 'sampling rate 0.0001 Hz is outside'),
+    ('B.dat 999 1000/mV 16 0 0 0 0 II', 2000, 'unknown signal format 999')])
+def test_overflowing_offset_and_negative_length_are_record_errors(tmp_path, line, n, why):
+    (tmp_path / 'B.dat').write_bytes(bytes(8000))
+    hea = header(tmp_path, 'B', [line], fs=0.0001 if 'rate' in why else 500, n=n)
+    with pytest.raises(RecordError, match='^B: ' + why):
+        read_record(hea)
+
+
+def test_predict_keeps_the_good_records_of_a_run(tiny_root, tmp_path, capsys):  # noqa: F811
+    good_record(tmp_path, 'OK1')
+    (tmp_path / 'B.dat').write_bytes(bytes(8000))
+    header(tmp_path, 'BAD1', ['B.dat 16+-4 1000/mV 16 0 0 0 0 II'])
+    header(tmp_path, 'BAD2', ['B.dat 16 1000/mV 16 0 0 0 0 II'], n=-5)
+    nested_cells_mat(tmp_path / 'BAD3.mat', depth=50)
+    out = tmp_path / 'p.csv'
+    model = next(tiny_root.glob('models/*/best.pt'))
+    predict.main(['--model-path', str(model), '--root', str(tiny_root), '--device', 'cpu',
+                  '--records', str(tmp_path), '--out', str(out)])
+    assert list(pd.read_csv(out)['record']) == ['OK1']
+    err = capsys.readouterr().err
+    assert all(f'skipped BAD{i}' in err for i in (1, 2, 3)), err
+
+
+def test_header_line_of_10_mb_is_cut_in_the_message(hostile, tmp_path):
+    with pytest.raises(RecordError) as e:
+        read_record(hostile['header_10MB_line'])
+    assert len(str(e.value)) < 400 and 'over the 1048576' in str(e.value)
+    (tmp_path / 'W.hea').write_text('W 1 500 ' + 'y' * 900_000 + '\n')
+    with pytest.raises(RecordError, match=r"^W: malformed record line 'W 1 500 yyy.*"
+                                          r'\(900\d\d\d characters\)$') as e:
+        read_record(tmp_path / 'W.hea')
+    assert len(str(e.value)) < 400
+
+
+# --------------------------------------------------------------------------
+# 6. Silent wrong results.
+
+def test_format_8_read_from_the_record_start(tmp_path):
+    """A drifting signal in format 8 (differences): any window equals wfdb's
+    read of the whole record, and no false clipping is flagged."""
+    n, fs = 500 * 40, 500
+    t = np.arange(n) / fs
+    values = np.rint(400 * np.sin(2 * np.pi * 0.05 * t) + 150 * np.sin(2 * np.pi * 1.2 * t)
+                     ).astype(np.int64)
+    init = int(values[0])
+    diffs = np.diff(values, prepend=init).astype(np.int8)
+    assert np.abs(np.diff(values, prepend=init)).max() < 127
+    diffs.tofile(tmp_path / 'D.dat')
+    hea = header(tmp_path, 'D', [f'D.dat 8 200/mV 8 0 {init} 0 0 II'], n=n)
+    whole = wfdb.rdrecord(str(tmp_path / 'D')).p_signal
+    rec = read_record(hea)
+    np.testing.assert_allclose(rec.read(5000, 6000), whole[5000:6000], atol=1e-12)
+    np.testing.assert_allclose(rec.read(n - 15000, n), whole[-15000:], atol=1e-12)
+    x, _, quality = prepare(rec, ['II'])
+    np.testing.assert_allclose(x[0], whole[-15000:, 0], atol=6e-4)
+    assert str(quality) == 'ok'
+
+
+def write_mat4(path, matrix, imag=None):
+    """MATLAB v4, float64, little-endian (type 0000; imagf set with imag)."""
+    rows, cols = matrix.shape
+    head = struct.pack('<5i', 0, rows, cols, int(imag is not None), 4) + b'val\0'
+    data = np.asarray(matrix, '<f8').tobytes(order='F')
+    if imag is not None:
+        data += np.asarray(imag, '<f8').tobytes(order='F')
+    path.write_bytes(head + data)
+
+
+def test_infinite_samples_are_flagged_like_nan(tmp_path):
+    sig = make_signal(3000, nleads=1, seed=6)[:, 0]
+    sig[2500] = np.inf
+    write_mat4(tmp_path / 'I.mat', sig[None, :])
+    hea = header(tmp_path, 'I', ['I.mat 16x1+24 1/mV 16 0 0 0 0 II'], n=3000)
+    with pytest.raises(RecordError, match=r'^I: 1 NaN/missing or infinite samples in lead\(s\) '
+                                          'II inside the window used'):
+        prepare(read_record(hea), ['II'])
+
+
+def test_complex_mat_data_is_refused(tmp_path):
+    sig = make_signal(1000, seed=7).T
+    scipy.io.savemat(tmp_path / 'C.mat', {'ECG': {'data': sig + 1j}})
+    with pytest.raises(RecordError, match='^C: the .mat holds complex data'):
+        read_record(tmp_path / 'C.mat')
+    scipy.io.savemat(tmp_path / 'V.mat', {'val': sig + 1j})
+    header(tmp_path, 'V', [f'V.mat 16 1/mV 16 0 0 0 0 {lead}' for lead in LEADS], n=1000)
+    with pytest.raises(RecordError, match='^V: the .mat holds complex data'):
+        read_record(tmp_path / 'V').read(0, 10)
+    write_mat4(tmp_path / 'W.mat', sig, imag=sig)
+    header(tmp_path, 'W', [f'W.mat 16x1+24 1/mV 16 0 0 0 0 {lead}' for lead in LEADS], n=1000)
+    with pytest.raises(RecordError, match='^W: W.mat holds complex data'):
+        read_record(tmp_path / 'W')
+
+
+def test_negative_gain_is_handled_not_clipped(tmp_path):
+    sig = np.int16(make_signal(5000, nleads=1, seed=8)[:, 0] * 1000)
+    sig.tofile(tmp_path / 'N.dat')
+    hea = header(tmp_path, 'N', ['N.dat 16 -1000/mV 16 0 0 0 0 II'], n=5000)
+    rec = read_record(hea)
+    np.testing.assert_allclose(rec.signal, wfdb.rdrecord(str(tmp_path / 'N')).p_signal)
+    np.testing.assert_allclose(rec.signal[:, 0], -sig / 1000)
+    assert str(prepare(rec, ['II']).quality) == 'ok'
+    lo, hi, tol = rec.clip_limits()
+    assert lo[0] < hi[0] and tol[0] > 0
+
+
+def test_signal_above_250_hz_at_200_khz_is_flagged(tmp_path):
+    """1 mV at ~10 kHz sampled at 200 kHz: fine at its own rate, ~0 at 500 Hz."""
+    fs, n = 200_000, 200_000 * 3
+    t = np.arange(n) / fs
+    np.int16(1000 * np.sin(2 * np.pi * 9_973 * t)).tofile(tmp_path / 'H.dat')
+    rec = read_record(header(tmp_path, 'H', ['H.dat 16 1000/mV 16 0 0 0 0 II'], fs=fs, n=n))
+    assert str(check_quality(rec, rec.read(0, 100_000))) == 'ok'  # at its own rate
+    with pytest.raises(RecordError, match='^H: no usable signal: lead\\(s\\) II flat'):
+        prepare(rec, ['II'])
