@@ -954,6 +954,9 @@ def read_scp(path):
     for (start, end, _), size in zip(leads, sizes):
         count = end - start + 1
         chunk = s6[offset:offset + size]
+        if not 0 < count <= 8 * len(chunk) + 2:  # every value takes a bit at least
+            raise RecordError(name, f'SCP-ECG lead declares {count} samples in {len(chunk)} '
+                                    f'bytes (corrupt section 3 or 6)')
         offset += size
         if huffman is None:
             d = np.frombuffer(chunk[:count * 2], '<i2').astype(np.int64)
