@@ -12,9 +12,12 @@ cheaply. The contract (kept small and stable on purpose):
 read_record(path) -> Record, or RecordError. `path` is NAME.hea, NAME.mat,
 NAME.dat or the bare NAME of a WFDB record (any signal format wfdb reads;
 MATLAB v4 .mat as in the PhysioNet/CinC 2020/2021 challenges; any sampling
-rate), or an original CPSC2018 .mat (struct ECG, no .hea beside it). Only
-the header is parsed; samples are read when asked for, so a 24-hour Holter
-costs nothing to open. A Record has
+rate), or an original CPSC2018 .mat (struct ECG, no .hea beside it), or a
+file of a hospital format, recognised by content and read by formats.py
+(DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG, SCP-ECG, ISHNE, EDF,
+CSV; read_record(path, lead_map='ECG=II', fs=250) names generic channels and
+gives a CSV's rate). Only the header is parsed; samples are read when asked
+for, so a 24-hour Holter costs nothing to open. A Record has
     name, path, fs (Hz, float), sig_len (samples at fs), duration (s)
     sig_names   the channel names as written in the file ('MLII', 'avr', 'D1')
     leads       the standard name of each channel (utils.LEADS spelling, by
@@ -24,6 +27,10 @@ costs nothing to open. A Record has
     age (float, NaN if unknown), sex ('Male'/'Female'/'Unknown'),
     dx (list of SNOMED-CT codes, [] without a '# Dx:' comment; has_dx says
     which), comments (header comment lines), files (header and signal files)
+    device_measurements, device_statements   the cart's own reading where a
+                file carries one (formats.py; {} and [] otherwise)
+    ignored     channels a reader dropped (ignored_channels(record) adds
+                those that name no lead)
     signal      (sig_len, nchannels) float64 mV, NaN where a sample is missing;
                 reads the whole record (use read(start, stop) for a part)
     read(start, stop) -> the samples [start, stop) of every channel, as signal
