@@ -15,6 +15,7 @@ temporary folder that is removed at once; the records stay in this session's
 memory only. The computing is in clinic.py, the strings in app_text.py.
 """
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -229,7 +230,10 @@ def show_cart_reading(lang, rec):
     lines = clinic.device_lines(rec, lang)
     if lines:
         st.subheader(t(lang, 'cart_reading'))
-        st.markdown('  \n'.join(lines))  # one line each (a list's bullets stray in RTL)
+        # one line each (a list's bullets stray in RTL); the cart's text is
+        # shown as written, not as markdown ('>>> Acute MI <<<', '*', '_')
+        st.markdown('  \n'.join(re.sub(r'([\\`*_{}\[\]()#+\-.!<>|~])', r'\\\1', line)
+                                 for line in lines))
         st.caption(t(lang, 'cart_note'))
 
 
