@@ -15,6 +15,7 @@ temporary folder that is removed at once; the records stay in this session's
 memory only. The computing is in clinic.py, the strings in app_text.py.
 """
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -125,14 +126,17 @@ def get_records(lang, info):
         return [examples[k]], []
     files = st.file_uploader(t(lang, 'upload_label'), accept_multiple_files=True,
                              key='upload') or []
-    batch = (info['key'],) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
+    lead_map = st.text_input(t(lang, 'lead_map_label'), key='lead_map').strip() or None
+    batch = (info['key'], lead_map) + tuple(sorted((f.file_id, f.name, f.size) for f in files))
     if st.session_state.get('batch') != batch:
         # The UploadedFiles themselves (no copy of their bytes); the session
         # state changes only once the upload is read, so a failure never
         # leaves the previous upload's records shown under the new batch.
         try:
             loaded = uploads.load_uploads([(f.name, f) for f in files], info['leads'],
-                                          info['window'])
+                                          info['window'], lead_map)
+        except ValueError as e:  # a lead map that names no lead: the line says which
+            return [], [(t(lang, 'lead_map_label'), str(e))]
         except Exception as e:  # noqa: BLE001 (a user sees one line, never a stack trace)
             return [], [(t(lang, 'upload_label'), f'unreadable upload ({type(e).__name__})')]
         st.session_state['loaded'] = loaded
@@ -218,6 +222,19 @@ def show_measurements(lang, rec):
         cols[4].metric(t(lang, 'beats'), m['beats'])
     st.caption(t(lang, 'measure_note'))
     return m
+
+
+def show_cart_reading(lang, rec):
+    """The measurements and statements the cart wrote into the file, apart
+    from ours and labelled as the device's (nothing when it wrote none)."""
+    lines = clinic.device_lines(rec, lang)
+    if lines:
+        st.subheader(t(lang, 'cart_reading'))
+        # one line each (a list's bullets stray in RTL); the cart's text is
+        # shown as written, not as markdown ('>>> Acute MI <<<', '*', '_')
+        st.markdown('  \n'.join(re.sub(r'([\\`*_{}\[\]()#+\-.!<>|~])', r'\\\1', line)
+                                 for line in lines))
+        st.caption(t(lang, 'cart_note'))
 
 
 def show_explanation(lang, info, rec, prob, nsamples, root):
@@ -355,6 +372,7 @@ def show_record(lang, info, rec, prob, records, probs, nsamples, root):
         st.warning(t(lang, 'quality', flags=rec['quality']))
     show_diagnosis(lang, info, prob)
     meas = show_measurements(lang, rec)
+    show_cart_reading(lang, rec)
     ex = show_explanation(lang, info, rec, prob, nsamples, root)
     hl = highlight_choice(lang, info, rec, ex)
     st.subheader(t(lang, 'printout'))

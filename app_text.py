@@ -78,12 +78,15 @@ TEXT = {
                       'ar': 'رفع تسجيلات'},
     'source_example': {'en': 'Try an example', 'fr': 'Essayer un exemple', 'ar': 'جرّب مثالاً'},
     'upload_label': {
-        'en': 'Records: .hea with its signal file(s) (.mat, .dat, ...), a .zip of records, '
-              'or an original CPSC2018 .mat',
+        'en': 'Records: .hea with its signal file(s) (.mat, .dat, ...), an original CPSC2018 '
+              '.mat, a cart\'s export (DICOM, GE MUSE or CardioSoft XML, Philips XML, HL7 '
+              'aECG, SCP-ECG, ISHNE, EDF, CSV), or a .zip of them',
         'fr': 'Enregistrements : .hea avec son ou ses fichiers de signal (.mat, .dat, ...), '
-              'un .zip, ou un .mat original de CPSC2018',
-        'ar': 'التسجيلات: ملف ‎.hea‎ مع ملفات الإشارة (‎.mat‎، ‎.dat‎...) أو ملف ‎.zip‎ أو ملف '
-              '‎.mat‎ أصلي من CPSC2018'},
+              'un .mat original de CPSC2018, un export d\'appareil (DICOM, XML GE MUSE ou '
+              'CardioSoft, XML Philips, HL7 aECG, SCP-ECG, ISHNE, EDF, CSV), ou un .zip',
+        'ar': 'التسجيلات: ملف ‎.hea‎ مع ملفات الإشارة (‎.mat‎، ‎.dat‎...) أو ملف ‎.mat‎ أصلي من '
+              'CPSC2018 أو ملف مُصدَّر من جهاز (DICOM، ‏XML من GE MUSE أو CardioSoft، ‏XML من '
+              'Philips، ‏HL7 aECG، ‏SCP-ECG، ‏ISHNE، ‏EDF، ‏CSV) أو ملف ‎.zip‎'},
     'example_label': {'en': 'Synthetic example record (one per class, generated now)',
                       'fr': 'Enregistrement synthétique (un par classe, généré à la demande)',
                       'ar': 'تسجيل اصطناعي (واحد لكل فئة، يُولَّد الآن)'},
@@ -148,6 +151,33 @@ TEXT = {
                   'fr': 'Probabilité par classe ; le trait est le seuil',
                   'ar': 'الاحتمال لكل فئة؛ العلامة هي العتبة'},
     'measurements': {'en': 'Measurements', 'fr': 'Mesures', 'ar': 'القياسات'},
+    'cart_reading': {'en': "The cart's reading", 'fr': "La lecture de l'appareil",
+                     'ar': 'قراءة الجهاز'},
+    'cart_note': {
+        'en': "Measurements and statements the recording device (or its software) wrote into "
+              "the file: the manufacturer's algorithm, shown beside this model's result, not "
+              "part of it.",
+        'fr': "Mesures et conclusions que l'appareil (ou son logiciel) a écrites dans le "
+              "fichier : l'algorithme du fabricant, montré à côté du résultat de ce modèle, "
+              "pas le sien.",
+        'ar': 'القياسات والعبارات التي كتبها جهاز التسجيل (أو برنامجه) في الملف: خوارزمية '
+              'الشركة المصنعة، معروضة بجانب نتيجة هذا النموذج وليست جزءًا منها.'},
+    'cart_statements': {'en': 'Statements', 'fr': 'Conclusions', 'ar': 'العبارات'},
+    'cart_measures': {'en': "Cart's measurements", 'fr': "Mesures de l'appareil",
+                      'ar': 'قياسات الجهاز'},
+    'dev_hr': {'en': 'Heart rate (bpm)', 'fr': 'Fréquence (/min)',
+               'ar': 'معدل القلب (نبضة/دقيقة)'},
+    'dev_pr_ms': {'en': 'PR (ms)', 'fr': 'PR (ms)', 'ar': 'PR (مللي ثانية)'},
+    'dev_qrs_ms': {'en': 'QRS (ms)', 'fr': 'QRS (ms)', 'ar': 'QRS (مللي ثانية)'},
+    'dev_qt_ms': {'en': 'QT (ms)', 'fr': 'QT (ms)', 'ar': 'QT (مللي ثانية)'},
+    'dev_qtc_ms': {'en': 'QTc (ms)', 'fr': 'QTc (ms)', 'ar': 'QTc (مللي ثانية)'},
+    'dev_p_axis': {'en': 'P axis (°)', 'fr': 'Axe P (°)', 'ar': 'محور P (°)'},
+    'dev_qrs_axis': {'en': 'QRS axis (°)', 'fr': 'Axe QRS (°)', 'ar': 'محور QRS (°)'},
+    'dev_t_axis': {'en': 'T axis (°)', 'fr': 'Axe T (°)', 'ar': 'محور T (°)'},
+    'lead_map_label': {
+        'en': 'Lead map for generically named channels (optional), e.g. ECG=II',
+        'fr': 'Correspondance des voies nommées de façon générique (facultatif), ex. ECG=II',
+        'ar': 'تسمية القنوات ذات الأسماء العامة (اختياري)، مثل ECG=II'},
     'heart_rate': {'en': 'Heart rate (bpm)', 'fr': 'Fréquence cardiaque (/min)',
                   'ar': 'معدل ضربات القلب (نبضة/دقيقة)'},
     'rr_mean': {'en': 'RR mean (ms)', 'fr': 'RR moyen (ms)',

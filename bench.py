@@ -1347,6 +1347,108 @@ def bench_app(args):
     out['background_forward_20_s'] = round(t_ef, 1)
     return out
 
+def bench_formats(args):
+    """Read time per 10-s 12-lead file of each hospital format: records.read_record
+    (formats.py, content sniffing included) against the library's plain call
+    (pydicom, sierraecg, pyedflib, pandas; ecgdatakit for every format where it
+    is importable, e.g. PYTHONPATH=/tmp/ecgdk), and their agreement: the
+    largest |ours - theirs| in uV over the samples both return. Reads
+    ../shared/data/formats and pydicom's waveform_ecg.dcm; writes a CSV and an
+    EDF of its own when ../shared is absent."""
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    import pydicom
+    import pydicom.data
+    import pyedflib
+    import sierraecg
+
+    from records import read_record
+    root = Path(__file__).resolve().parent.parent / 'shared' / 'data' / 'formats'
+    tmp = Path(tempfile.mkdtemp(prefix='bench-formats-'))
+    sig = np.round(np.sin(np.arange(5000)[:, None] / 40 + np.arange(12)) * 1000) / 1000
+    pd.DataFrame({'time': np.arange(5000) / 500, **{f'V{k}' if k < 7 else f'lead{k}':
+                  sig[:, k - 1] for k in range(1, 13)}}).to_csv(tmp / 'written.csv',
+                                                                   index=False)
+
+    def dicom(path):
+        ds = pydicom.dcmread(str(path))
+        return ds.waveform_array(0) / 1000  # uV -> mV (these files' units)
+
+    def philips(path):
+        e = sierraecg.read_file(str(path))
+        return np.array([lead.samples for lead in e.leads]).T[:5000] * 5 / 1000
+
+    def edf(path):
+        with pyedflib.EdfReader(str(path)) as f:
+            return np.column_stack([f.readSignal(i) for i in range(f.signals_in_file)])
+
+    def csv(path):
+        return pd.read_csv(path).to_numpy()[:, 1:7]
+
+    cases = [('dicom', root / 'dicom_ecg' / 'converted' / 'ecgtoolkit_Example.dcm', dicom),
+             ('dicom', Path(pydicom.data.get_testdata_file('waveform_ecg.dcm')), dicom),
+             ('muse', root / 'ge_muse_xml' / 'guangxi_teaching_sinus_rhythm.xml', None),
+             ('cardiosoft', root / 'ge_cardiosoft_xml' / 'ecgprocess_example-XML1.xml', None),
+             ('philips', root / 'philips_sierra_xml' / '2020-5-18_15-48-11.xml', philips),
+             ('aecg', root / 'hl7_aecg' / 'mortara_eli250_example_aecg.xml', None),
+             ('scp', root / 'scp_ecg' / 'converted' / 'ecgtoolkit_Example.scp', None),
+             ('ishne', root / 'ishne_holter' / 'ECG_P28.01.ecg', None),
+             ('edf', root / 'edf' / 'converted' / 'contec_0000050.edf', edf),
+             ('csv', tmp / 'written.csv', csv)]
+    kit = None
+    if importlib.util.find_spec('ecgdatakit') is not None:
+        import warnings
+
+        import ecgdatakit
+        warnings.filterwarnings('ignore', module='pydicom')
+
+        def kit(path):
+            rec = ecgdatakit.FileParser().parse(str(path))
+            cols = []
+            for lead in rec.leads:
+                p = lead.to_physical()
+                unit = (p.units or 'uV').lower()
+                cols.append(np.asarray(p.samples, float) * {'mv': 1, 'v': 1e3}.get(unit, 1e-3))
+            n = min(len(c) for c in cols)
+            kit.labels = [lead.label for lead in rec.leads]  # to align with our lead order
+            return np.column_stack([c[:n] for c in cols])
+    out, rows = {}, []
+    for fmt, path, lib in cases:
+        if not path.is_file():
+            continue
+        repeat = 1 if args.quick else 5
+        rec = read_record(path)
+        ours = rec.signal
+        t_ours = timeit(lambda p=path: read_record(p).signal, repeat)
+        row = {'format': fmt, 'file': path.name, 'ours_ms': round(t_ours * 1e3, 1)}
+        for name, fn in (('lib', lib), ('ecgdatakit', kit)):
+            if fn is None:
+                continue
+            try:
+                theirs = fn(path)
+            except Exception as e:  # noqa: BLE001 (a library that cannot read the file)
+                row[f'{name}_ms'] = f'fails: {type(e).__name__}'
+                continue
+            row[f'{name}_ms'] = round(timeit(lambda f=fn, p=path: f(p), repeat) * 1e3, 1)
+            n, k = min(len(ours), len(theirs)), min(ours.shape[1], theirs.shape[1])
+            mine = ours[:n, :k]
+            if name == 'ecgdatakit':  # its lead order: align by lead name
+                from formats import lead_name
+                at = {lead_name(lab): j for j, lab in enumerate(kit.labels)}
+                pairs = [(i, at[lead]) for i, lead in enumerate(rec.leads) if lead in at]
+                mine = ours[:n, [i for i, _ in pairs]]
+                theirs = theirs[:, [j for _, j in pairs]]
+            row[f'{name}_max_uV'] = round(float(np.nanmax(np.abs(mine - theirs[:n, :mine.shape[
+                1]]))) * 1e3, 2)
+        rows.append(row)
+        out[f'{fmt}_{path.stem}_ms'] = row['ours_ms']
+    print(pd.DataFrame(rows).fillna('-').to_string(index=False))
+    return out
+
 
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
@@ -1356,6 +1458,7 @@ SECTIONS = {
     'length_aware': bench_length_aware, 'deviations': bench_deviations,
     'shap_population': bench_shap_population,
     'app': bench_app,
+    'formats': bench_formats,
 }
 
 

@@ -145,6 +145,9 @@ def scores_frame(records, probs, thresholds):
         row.update({f'score_{c}': float(v) for c, v in zip(CLASSES, p)})
         row.update({f'threshold_{c}': float(v) for c, v in zip(CLASSES, thresholds)})
         row['diagnoses'] = ';'.join(predicted(p, thresholds))
+        meas = r.get('device_measurements') or {}  # the cart's, as predict.py writes them
+        row.update({f'device_{k}': meas.get(k) for k in DEVICE_TEXT})
+        row['device_statements'] = ' | '.join(r.get('device_statements') or [])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -155,7 +158,10 @@ def scores_json(records, probs, thresholds, card):
     for r, p in zip(records, probs):
         out['records'].append({'record': r['name'], 'file': r['source'],
                                'scores': dict(zip(CLASSES, map(float, p))),
-                               'diagnoses': predicted(p, thresholds)})
+                               'diagnoses': predicted(p, thresholds),
+                               # the cart's own reading, apart from ours
+                               'device': {'measurements': r.get('device_measurements') or {},
+                                          'statements': r.get('device_statements') or []}})
     return json.dumps(out, indent=1)
 
 
@@ -288,6 +294,9 @@ def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pd
     right += [tuple(line.split(': ', 1)) for line in measurement_lines(meas, lang)] \
         if meas is not None else [(t(lang, 'not_measurable'), '')]
     y = _columns(fig, side(0.46), 0.325, right, (0.21,), rtl, bold_first=True)
+    cart = device_rows(record, lang)
+    if cart:  # the cart's reading: a block of its own under the table, labelled the device's
+        _columns(fig, side(0.03), 0.125, cart, (0.1,), rtl, bold_first=True)
     _columns(fig, side(0.46), y - 0.008, [(t(lang, 'model_card'), '')] + card_lines(card, lang),
              (0.21,), rtl, bold_first=True)
     fig.text(0.5, 0.02, t(lang, 'disclaimer') + ('  ' + t(lang, 'demo_banner')
@@ -298,6 +307,43 @@ def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pd
             'Creator': 'ecg-diagnosis app.py'} if fmt == 'pdf' else None
     fig.savefig(buf, format=fmt, metadata=meta, dpi=110)
     return buf.getvalue()
+
+
+# The cart's measurement keys (formats.DEVICE_KEYS) -> their app_text label.
+DEVICE_TEXT = {k: f'dev_{k}' for k in ('hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms', 'p_axis',
+                                      'qrs_axis', 't_axis')}
+
+
+def device_lines(record, lang):
+    """'label: value' lines of the cart's own reading (formats.py), then its
+    statements; [] when the file carries none. The device's, never ours."""
+    meas = record.get('device_measurements') or {}
+    lines = [f"{t(lang, text)}: {ltr(f'{meas[k]:g}', lang)}" for k, text in DEVICE_TEXT.items()
+             if k in meas]
+    return lines + [f"{t(lang, 'cart_statements')}: {s}"
+                    for s in record.get('device_statements') or []]
+
+
+def device_rows(record, lang, statements=2, width=70):
+    """The cart's reading for the PDF, compact: a title row, one row of its
+    measurements ('HR 41 · PR 151 · ...'), its first statements (cut to
+    `width` characters); [] when the file carries none."""
+    meas = record.get('device_measurements') or {}
+    short = [('hr', 'HR', ''), ('pr_ms', 'PR', ''), ('qrs_ms', 'QRS', ''), ('qt_ms', 'QT', ''),
+             ('qtc_ms', 'QTc', ' ms')]
+    parts = [f'{name} {meas[k]:g}' for k, name, _ in short if k in meas]
+    axes = [meas.get(k) for k in ('p_axis', 'qrs_axis', 't_axis')]
+    if any(a is not None for a in axes):
+        parts.append('P/QRS/T ' + '/'.join('?' if a is None else f'{a:g}' for a in axes) + '°')
+    said = [s if len(s) <= width else s[:width - 1] + '…'
+            for s in (record.get('device_statements') or [])[:statements]]
+    if not parts and not said:
+        return []
+    rows = [(t(lang, 'cart_reading'), '')]
+    if parts:
+        rows.append((t(lang, 'cart_measures'), ' · '.join(parts)))
+    rows += [(t(lang, 'cart_statements'), s) for s in said]
+    return rows
 
 
 def measurement_lines(meas, lang):

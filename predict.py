@@ -11,6 +11,10 @@ applied unchanged to the test fold; the test fold never tunes anything.
     # new records (any sampling rate, length and lead set; .hea/.mat/.dat or CPSC .mat)
     python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
         --records 'new/*.hea' --out preds.csv
+    # hospital exports (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG,
+    # SCP-ECG, ISHNE, EDF, CSV; any mix, recognised by content: formats.py)
+    python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
+        --records 'exports/*' --lead-map 'ECG=II' --out preds.csv
     # a Holter: every 30-s window of it, one row each with its start time
     python predict.py --model-path models/CPSC-II-s42-f10/best.pt \\
         --records ../shared/data/mitdb/100 --segments --out holter.csv
@@ -32,7 +36,11 @@ outside its own folder (an absolute path, ../, a symlink out) is refused
 unless --allow-outside-folder. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or records.py's flags, each also one warning line), derived (leads
-computed, not recorded), score_<class>, diagnoses.
+computed, not recorded), score_<class>, diagnoses, and the cart's own reading
+where the file carries one (device_hr, device_pr_ms, device_qrs_ms,
+device_qt_ms, device_qtc_ms, device_p_axis, device_qrs_axis, device_t_axis,
+device_statements: the manufacturer's algorithm, shown beside ours, never
+as ours).
 """
 import argparse
 import json
@@ -246,6 +254,29 @@ def summarise_cv(args):
 # --------------------------------------------------------------------------
 # New records.
 
+DEVICE_COLUMNS = ['device_hr', 'device_pr_ms', 'device_qrs_ms', 'device_qt_ms',
+                  'device_qtc_ms', 'device_p_axis', 'device_qrs_axis', 'device_t_axis',
+                  'device_statements']
+
+
+def device_columns(rec):
+    """The cart's own measurements and statements (formats.py), as columns;
+    empty where the file carries none. They are the device's, not ours."""
+    meas = getattr(rec, 'device_measurements', {}) or {}
+    row = {c: meas.get(c[len('device_'):], np.nan) for c in DEVICE_COLUMNS[:-1]}
+    row['device_statements'] = ' | '.join(getattr(rec, 'device_statements', []) or [])
+    return row
+
+
+def public_path(rec, path):
+    """The path to show: the file's, unless its stem is an identifier (the
+    reader then named the record by a content hash): that name in its folder."""
+    path = Path(path)
+    if path.is_file() and rec.name != path.stem:
+        return str(path.parent / (rec.name + path.suffix))
+    return str(path)
+
+
 # --------------------------------------------------------------------------
 # A trained model, its thresholds and its card.
 
@@ -350,6 +381,11 @@ def predict_records(args):
     from resnet import load_checkpoint, probabilities
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
+    from records import parse_lead_map
+    try:
+        parse_lead_map(args.lead_map)
+    except ValueError as e:
+        raise SystemExit(f'error: --lead-map: {e}') from None
     device = utils.select_device(args.device, args.use_gpu)
     precision = utils.select_precision(device, args.precision)
     model, ckpt = load_checkpoint(args.model_path, leads=args.leads, map_location=device)
@@ -381,15 +417,16 @@ def predict_records(args):
 
     for path in paths:
         try:
-            rec = read_record(path, allow_outside=args.allow_outside_folder)
+            rec = read_record(path, lead_map=args.lead_map, fs=args.fs,
+                              allow_outside=args.allow_outside_folder)
             if args.segments:
                 prepare(rec, leads, window)  # the leads are there (else one line, below)
         except RecordError as e:
             fail(e)
             failed += 1
             continue
-        info = {'record': rec.name, 'path': str(path), 'fs': rec.fs,
-                'duration_s': rec.duration}
+        info = {'record': rec.name, 'path': public_path(rec, path), 'fs': rec.fs,
+                'duration_s': rec.duration, **device_columns(rec)}
         ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
         if args.segments:
             from tqdm import tqdm
@@ -474,6 +511,11 @@ def print_record(row, classes, thresholds):
                       if row[f'score_{c}'] >= t) or 'none above threshold'
     extra = f", derived {row['derived']}" if row['derived'] else ''
     print(f"{row['record']}: {shown}  (fs {row['fs']:g} Hz, {row['duration_s']:.1f} s{extra})")
+    cart = ', '.join(f"{c[len('device_'):]} {row[c]:g}" for c in DEVICE_COLUMNS[:-1]
+                     if pd.notna(row.get(c, np.nan)))
+    if cart or row.get('device_statements'):
+        print(f"  cart's reading (the device's, not this model's): {cart or '-'}"
+              + (f"; {row['device_statements']}" if row.get('device_statements') else ''))
 
 
 def write_predictions(args, rows, classes, failed):
@@ -482,7 +524,7 @@ def write_predictions(args, rows, classes, failed):
     first = ['record', 'path', 'fs', 'duration_s'] + (['start_s', 'end_s'] if args.segments
                                                       else [])
     df = pd.DataFrame(rows, columns=first + ['quality', 'derived']
-                      + [f'score_{c}' for c in classes] + ['diagnoses'])
+                      + [f'score_{c}' for c in classes] + ['diagnoses'] + DEVICE_COLUMNS)
     utils.atomic_to_csv(df, out, index=False, float_format='%.6f')
     what = 'windows' if args.segments else 'records'
     print(f'{len(rows)} {what} scored, {failed} skipped; wrote {out}')

@@ -3,6 +3,10 @@
     python preprocess.py --data-dir data/CPSC                 # WFDB .hea + .mat
     python preprocess.py --data-dir data/CPSC2018 --format cpsc2018   # original download
     python preprocess.py --data-dir data/CPSC --strict        # stop at the first bad record
+    # a hospital's exports (DICOM, MUSE/CardioSoft/Philips XML, aECG, SCP, ISHNE, EDF,
+    # CSV; any mix) with their labels: columns record and dx (SNOMED-CT codes,
+    # comma-separated) or the nine class columns (0/1)
+    python preprocess.py --data-dir exports/ --labels exports/labels.csv
 
 --data-dir holds WFDB records (NAME.hea + NAME.mat as in the PhysioNet/CinC
 2020/2021 challenges, or any signal file wfdb reads; subfolders are searched)
@@ -12,7 +16,9 @@ REFERENCE.csv). Writes into that folder:
     reference.csv   patient_id, sample_rate, signal_len, age, sex, dx (SNOMED codes),
                     leads (the standard leads the record holds, by alias: MLII is
                     II), quality ('ok' or the flags of records.py, e.g. 'flat V2';
-                    empty for records not read: those with none of the nine classes)
+                    empty for records not read: those with none of the nine classes),
+                    ignored (channels that name no lead, e.g. 'Resp,Pleth': each
+                    record with an unknown channel is named; --lead-map names them)
     labels.csv      patient_id, SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE, fold,
                     group, leads (those it holds less those flagged flat: main.py --leads X
                     trains on the records that hold or can derive X)
@@ -110,9 +116,18 @@ def get_args_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-dir', default='data/CPSC', metavar='DIR',
                         help='folder of the records; outputs go there too (default: data/CPSC)')
-    parser.add_argument('--format', default='auto', choices=['auto', 'wfdb', 'cpsc2018'],
-                        help='auto: cpsc2018 when REFERENCE.csv and .mat files without '
-                             '.hea are found, else wfdb (default: auto)')
+    parser.add_argument('--format', default='auto',
+                        choices=['auto', 'wfdb', 'cpsc2018', 'exports'],
+                        help='auto: exports with --labels, cpsc2018 when REFERENCE.csv and '
+                             '.mat files without .hea are found, else wfdb (default: auto)')
+    parser.add_argument('--labels', default=None, metavar='CSV',
+                        help="labels of a folder of exports (formats.py's DICOM, XML, SCP, "
+                             'ISHNE, EDF, CSV files): columns record (file stem or name) and '
+                             'dx (SNOMED-CT codes) or the nine class columns (default: none)')
+    parser.add_argument('--lead-map', default=None, metavar='NAME=LEAD[,...]',
+                        help="which lead a generically named channel is, e.g. 'ECG=II'")
+    parser.add_argument('--fs', default=None, type=float, metavar='HZ',
+                        help='sampling rate of CSV records without a time column')
     parser.add_argument('--fold-seed', '--seed', dest='fold_seed', default=42, type=int,
                         metavar='N',
                         help='seed of the fold assignment, its own flag: the run seed of '
@@ -163,7 +178,9 @@ class Skips:
 # --------------------------------------------------------------------------
 # Finding and scanning records.
 
-def detect_format(data_dir):
+def detect_format(data_dir, labels=None):
+    if labels:
+        return 'exports'
     if any(data_dir.rglob('*.hea')):
         return 'wfdb'
     if any(data_dir.rglob('REFERENCE.csv')) and any(data_dir.rglob('*.mat')):
@@ -196,7 +213,7 @@ def scan_wfdb(data_dir, skips, allow_outside=False):
         records.append({
             'patient_id': hdr['name'], 'path': hea, 'sample_rate': hdr['fs'],
             'signal_len': hdr['sig_len'], 'age': hdr['age'], 'sex': hdr['sex'],
-            'dx': hdr['dx'], 'leads': leads,
+            'dx': hdr['dx'], 'leads': leads, 'ignored': others,
             'files': [hea] + [hea.parent / f for f in dict.fromkeys(hdr['files'])],
         })
     if extra:
@@ -260,6 +277,57 @@ def scan_cpsc2018(data_dir, skips, workers, allow_outside=False):
                 continue
             records.append({'patient_id': path.stem, 'path': path, 'sample_rate': FS,
                             'dx': reference[path.stem], 'files': [path], **meta})
+    return records
+
+
+def read_export_labels(path):
+    """--labels CSV -> {record: [SNOMED codes]}: a `dx` column of codes, or the
+    nine class columns (1 = the class), keyed by the `record` column."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f'error: --labels {path}: unreadable ({e})') from None
+    if 'record' not in df.columns or not ('dx' in df.columns or set(CLASSES) <= set(df)):
+        raise SystemExit(f'error: --labels {path} needs a column record and either dx '
+                         f"(SNOMED-CT codes) or the nine class columns ({', '.join(CLASSES)})")
+    out = {}
+    for row in df.to_dict('records'):
+        if 'dx' in df.columns:
+            codes = [c.strip() for c in str(row['dx']).replace(';', ',').split(',') if c.strip()]
+        else:
+            codes = [CLASS_TO_SNOMED[c] for c in CLASSES if str(row[c]).strip() in ('1', '1.0')]
+        out[str(row['record']).strip()] = codes
+    return out
+
+
+def scan_exports(data_dir, labels_csv, skips, lead_map=None, fs=None, allow_outside=False):
+    """A folder of hospital exports (any mix of formats.py's formats) with a
+    --labels CSV -> one dict per record. Each file is read (they are small),
+    named as records.read_record names it (a content hash where the file
+    name is an identifier), labelled by its stem or file name."""
+    from records import find_records, ignored_channels
+    labels = read_export_labels(labels_csv)
+    paths, _ = find_records([str(data_dir)])
+    skip = {Path(labels_csv).resolve()}
+    records = []
+    for path in paths:
+        if _in_cache_dir(path, data_dir) or path.resolve() in skip or \
+                path.name in ('reference.csv', 'labels.csv', 'skipped.csv'):
+            continue
+        key = next((k for k in (path.stem, path.name, str(path.relative_to(data_dir)))
+                    if k in labels), None)
+        try:
+            rec = read_record(path, allow_outside, lead_map=lead_map, fs=fs)
+        except RecordError as e:
+            skips.add(e.record, path, e.reason)
+            continue
+        if key is None:
+            skips.add(rec.name, path, f'not listed in {Path(labels_csv).name} (no labels)')
+            continue
+        records.append({'patient_id': rec.name, 'path': path, 'sample_rate': rec.fs,
+                        'signal_len': rec.sig_len, 'age': rec.age, 'sex': rec.sex,
+                        'dx': labels[key], 'leads': [lead for lead in LEADS if lead in rec.leads],
+                        'ignored': ignored_channels(rec), 'files': [path]})
     return records
 
 
@@ -343,9 +411,9 @@ def _cache_one(job):
     zero (labels.csv's `leads` keeps such records out of models that need
     them). Writing here rather than returning the array keeps hundreds of MB
     off the pool's pipes, which otherwise cost more than the second core gains."""
-    path, target, offset, length, allow_outside = job
+    path, target, offset, length, allow_outside, *options = job  # options: lead_map, fs
     try:
-        rec = read_record(path, allow_outside)
+        rec = read_record(path, allow_outside, *options)
         have = obtainable([lead for lead in rec.leads if lead])
         x, _, quality = prepare(rec, have, WINDOW)
     except RecordError as e:
@@ -363,7 +431,8 @@ def _cache_one(job):
     return None, str(quality)
 
 
-def build_cache(records, cache_dir, fmt, fp, workers, skips, allow_outside=False):
+def build_cache(records, cache_dir, fmt, fp, workers, skips, allow_outside=False,
+                options=()):
     """Read every record (in a pool) into one int16 array; returns the
     records that made it. Lengths are known from the headers, so the array is
     allocated once and each worker fills its records' rows in place."""
@@ -380,7 +449,7 @@ def build_cache(records, cache_dir, fmt, fp, workers, skips, allow_outside=False
     with atomic_path(cache_dir / 'signals.npy') as tmp:
         np.lib.format.open_memmap(tmp, mode='w+', dtype=np.int16,
                                   shape=(int(lengths.sum()), len(LEADS))).flush()
-        jobs = [(r['path'], str(tmp), int(o), int(n), allow_outside)
+        jobs = [(r['path'], str(tmp), int(o), int(n), allow_outside, *options)
                 for r, o, n in zip(records, offsets, lengths)]
         try:
             with _pool(workers) as imap:
@@ -511,7 +580,10 @@ def main(argv=None):
         raise SystemExit(f'error: --data-dir {data_dir} is not a folder; download the data '
                          'or make synthetic records (python synthetic.py --out data/SYNTH)')
     data_dir = data_dir.resolve()
-    fmt = detect_format(data_dir) if args.format == 'auto' else args.format
+    fmt = detect_format(data_dir, args.labels) if args.format == 'auto' else args.format
+    if fmt == 'exports' and not args.labels:
+        raise SystemExit('error: --format exports needs --labels FILE.csv (columns record and '
+                         'dx, or the nine class columns)')
     workers = max(1, args.workers)
     print(f'preprocess {data_dir} (format {fmt}, fold seed {args.fold_seed}, {workers} workers)')
     skips = Skips(args.strict)
@@ -519,6 +591,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     if fmt == 'wfdb':
         records = scan_wfdb(data_dir, skips, args.allow_outside_folder)
+    elif fmt == 'exports':
+        records = scan_exports(data_dir, args.labels, skips, args.lead_map, args.fs,
+                               args.allow_outside_folder)
     else:
         records = scan_cpsc2018(data_dir, skips, workers, args.allow_outside_folder)
     records = drop_duplicates(records, skips)
@@ -532,7 +607,9 @@ def main(argv=None):
           f"({', '.join(CLASSES)})")
 
     cache_dir = data_dir / 'cache'
-    fp = fingerprint(labelled, fmt, data_dir)
+    # a lead map or rate changes what an export's samples are: part of the cache's inputs
+    fp = fingerprint(labelled, fmt if fmt != 'exports' else f'{fmt} {args.lead_map} {args.fs}',
+                     data_dir)
     meta = None if args.force else cache_is_current(cache_dir, fp)
     if meta is not None:
         print(f"cache up to date ({meta['records']} records, {meta['samples']} samples); "
@@ -544,7 +621,8 @@ def main(argv=None):
     else:
         t1 = time.perf_counter()
         labelled = build_cache(labelled, cache_dir, fmt, fp, workers, skips,
-                               args.allow_outside_folder)
+                               args.allow_outside_folder,
+                               (args.lead_map, args.fs) if fmt == 'exports' else ())
         size = (cache_dir / 'signals.npy').stat().st_size
         print(f'cache: {len(labelled)} records, {size / 2**20:.1f} MiB in '
               f'{time.perf_counter() - t1:.1f} s -> {cache_dir}')
@@ -564,6 +642,7 @@ def main(argv=None):
         'dx': [','.join(r['dx']) for r in records],
         'leads': [','.join(r['leads']) for r in records],
         'quality': [quality.get(r['patient_id'], '') for r in records],
+        'ignored': [','.join(r.get('ignored', [])) for r in records],
     }).sort_values('patient_id', kind='stable')
     labelled = sorted(labelled, key=lambda r: r['patient_id'])
     y = np.array([[int(c in dx_to_classes(r['dx'], args.snr_rule)) for c in CLASSES]

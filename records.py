@@ -12,9 +12,12 @@ cheaply. The contract (kept small and stable on purpose):
 read_record(path) -> Record, or RecordError. `path` is NAME.hea, NAME.mat,
 NAME.dat or the bare NAME of a WFDB record (any signal format wfdb reads;
 MATLAB v4 .mat as in the PhysioNet/CinC 2020/2021 challenges; any sampling
-rate), or an original CPSC2018 .mat (struct ECG, no .hea beside it). Only
-the header is parsed; samples are read when asked for, so a 24-hour Holter
-costs nothing to open. A Record has
+rate), or an original CPSC2018 .mat (struct ECG, no .hea beside it), or a
+file of a hospital format, recognised by content and read by formats.py
+(DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG, SCP-ECG, ISHNE, EDF,
+CSV; read_record(path, lead_map='ECG=II', fs=250) names generic channels and
+gives a CSV's rate). Only the header is parsed; samples are read when asked
+for, so a 24-hour Holter costs nothing to open. A Record has
     name, path, fs (Hz, float), sig_len (samples at fs), duration (s)
     sig_names   the channel names as written in the file ('MLII', 'avr', 'D1')
     leads       the standard name of each channel (utils.LEADS spelling, by
@@ -24,6 +27,10 @@ costs nothing to open. A Record has
     age (float, NaN if unknown), sex ('Male'/'Female'/'Unknown'),
     dx (list of SNOMED-CT codes, [] without a '# Dx:' comment; has_dx says
     which), comments (header comment lines), files (header and signal files)
+    device_measurements, device_statements   the cart's own reading where a
+                file carries one (formats.py; {} and [] otherwise)
+    ignored     channels a reader dropped (ignored_channels(record) adds
+                those that name no lead)
     signal      (sig_len, nchannels) float64 mV, NaN where a sample is missing;
                 reads the whole record (use read(start, stop) for a part)
     read(start, stop) -> the samples [start, stop) of every channel, as signal
@@ -304,13 +311,11 @@ def _record_line(name, line):
                                 f'{FS_RANGE[1]:g} Hz')
     if not 0 < nsig <= MAX_SIGNALS:
         raise RecordError(name, f'header declares {nsig} signals (1 to {MAX_SIGNALS} are read)')
-    if sig_len is None:
-        raise RecordError(name, 'header gives no signal length')
     if sig_len == 0:
         raise RecordError(name, 'zero-length record (0 samples)')
-    if sig_len < 0:
+    if sig_len is not None and sig_len < 0:
         raise RecordError(name, f'negative signal length {sig_len}')
-    return nsig, fs, sig_len
+    return nsig, fs, sig_len  # None: no length given (inferred from the file's size)
 
 
 def _signal_line(name, line, sig_len):
@@ -336,7 +341,7 @@ def _signal_line(name, line, sig_len):
         raise RecordError(name, f'gain {gain} of signal {f[0]} is not finite')
     if spf < 1:
         raise RecordError(name, f'{spf} samples per frame in {f[1]}')
-    if skew >= sig_len:
+    if sig_len is not None and skew >= sig_len:
         raise RecordError(name, f'skew {skew} of signal {f[0]} is beyond the record\'s '
                                 f'{sig_len} samples')
     return {'file': f[0], 'fmt': fmt, 'spf': spf, 'skew': skew, 'offset': offset,
@@ -385,9 +390,32 @@ def _read_header(path, name, allow_outside):
         contained(path.parent / fname, path.parent, name, 'signal file', allow_outside)
         if not (path.parent / fname).is_file():
             raise RecordError(name, f'signal file {fname} is missing (header {path})')
+    inferred = sig_len is None
+    if inferred:  # wfdb infers it from the signal file's size; so do we
+        sig_len = _length_from_size(path.parent, h, name)
     age, sex, dx = _header_fields(comments)
-    return {'name': name, 'path': path, 'fs': fs, 'sig_len': sig_len, **h,
+    return {'name': name, 'path': path, 'fs': fs, 'sig_len': sig_len, 'inferred': inferred,
+            **h,
             'age': age, 'sex': sex, 'dx': dx, 'comments': comments}
+
+
+def _length_from_size(folder, h, name):
+    """Samples per signal of a header without a length, from the signal
+    file(s)' size as wfdb does: (bytes - byte offset) x 8 / bits per frame."""
+    lengths = []
+    for fname in dict.fromkeys(h['files']):
+        cols = [j for j, f in enumerate(h['files']) if f == fname]
+        bits = [FMT_BITS.get(h['fmts'][j]) for j in cols]
+        if None in bits:
+            raise RecordError(name, f"header gives no signal length and format "
+                                    f"{h['fmts'][cols[0]]} has no fixed sample size")
+        frame = sum(b * h['spf'][j] for b, j in zip(bits, cols))
+        size = (folder / fname).stat().st_size - h['offsets'][cols[0]]
+        lengths.append(size * 8 // frame)
+    n = min(lengths)
+    if n <= 0:
+        raise RecordError(name, 'zero-length record (0 samples)')
+    return n
 
 
 # --------------------------------------------------------------------------
@@ -582,13 +610,19 @@ def _wfdb_read(hdr, start, stop):
     wfdb reads the skew's extra rows too: a skew beyond the read ceiling is
     refused rather than padded."""
     import wfdb
-    rows = (stop - start + max(hdr['skews'])) * sum(hdr['spf'])
+    # a header without a length is read whole (wfdb reads a part only given one)
+    n = hdr['sig_len'] if hdr.get('inferred') else stop - start
+    rows = (n + max(hdr['skews'])) * sum(hdr['spf'])
     if rows > READ_MAX_VALUES:
         raise RecordError(hdr['name'], f"{stop - start} samples with skew {max(hdr['skews'])} "
                                        f'need {rows} values, over {READ_MAX_VALUES}')
     try:
-        rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), sampfrom=int(start),
-                            sampto=int(stop), physical=True, return_res=64)
+        if hdr.get('inferred'):  # wfdb reads a part only when the header gives the length
+            rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), physical=True, return_res=64)
+            rec.p_signal = rec.p_signal[int(start):int(stop)]
+        else:
+            rec = wfdb.rdrecord(str(hdr['path'].with_suffix('')), sampfrom=int(start),
+                                sampto=int(stop), physical=True, return_res=64)
     except Exception as e:  # noqa: BLE001 (wfdb raises many types for damaged files)
         raise RecordError(hdr['name'], f'cannot read signal: {type(e).__name__}: {e}') from None
     signal = rec.p_signal
@@ -825,6 +859,9 @@ class Record:
         scale = [UNITS_TO_MV.get(u.strip().lower()) for u in self.units]
         self._scale = np.array([np.nan if s is None else s for s in scale])
         self._signal = None
+        # The cart's own reading (formats.py; PLAN.md keys), never the project's.
+        self.device_measurements, self.device_statements = {}, []
+        self.ignored = []  # channels a reader dropped (other rates, pressure, ...)
 
     def __repr__(self):
         return (f'Record({self.name!r}, {self.fs:g} Hz, {self.sig_len} samples, '
@@ -900,22 +937,80 @@ def _read_cpsc_struct(path):
                   files=[path], fmts=['mat'])
 
 
-def read_record(path, allow_outside=False):
-    """NAME(.hea/.mat/.dat) of a WFDB record or a CPSC2018 .mat -> Record.
-    Raises RecordError (see the module docstring), and only RecordError:
+# Extensions of the hospital formats formats.py reads (the content decides;
+# these pick files out of a folder). WFDB's .hea/.mat/.dat are read here.
+FORMAT_SUFFIXES = ('.dcm', '.dicom', '.xml', '.scp', '.ecg', '.edf', '.bdf', '.csv')
+
+
+def parse_lead_map(text):
+    """'ECG=II,ECG 2=V5' (or a dict) -> {channel name (lower case): lead}.
+    ValueError naming a bad pair or an unknown lead."""
+    if not text:
+        return {}
+    pairs = text.items() if isinstance(text, dict) else \
+        (p.split('=', 1) if '=' in p else (p, None) for p in str(text).split(',') if p.strip())
+    out = {}
+    for channel, lead in pairs:
+        if lead is None or not str(channel).strip():
+            raise ValueError(f'bad lead map entry {channel!r}: use NAME=LEAD, e.g. ECG=II')
+        canon = canonical_lead(lead)
+        if canon is None:
+            raise ValueError(f'lead map {channel}={lead}: {lead!r} is no lead (use names '
+                             f"from {','.join(LEADS)})")
+        out[' '.join(str(channel).lower().split())] = canon
+    return out
+
+
+def apply_lead_map(record, lead_map):
+    """Name a record's channels by a lead map (parse_lead_map's dict or text)."""
+    mapping = parse_lead_map(lead_map)
+    for i, name in enumerate(record.sig_names):
+        lead = mapping.get(' '.join(str(name).lower().split()))
+        if lead:
+            record.leads[i] = lead
+    return record
+
+
+def ignored_channels(record):
+    """Channels that give the model nothing: those naming no lead, and those a
+    reader dropped (other rates, pressure) -> list of names as written."""
+    return [n for n, lead in zip(record.sig_names, record.leads) if lead is None] + \
+        list(getattr(record, 'ignored', []))
+
+
+def _no_lead_error(rec):
+    """The refusal of a record none of whose channels names a lead."""
+    names = ', '.join(rec.sig_names) or 'none'
+    first = rec.sig_names[0] if rec.sig_names else 'ECG'
+    return RecordError(rec.name, f'no ECG lead among the signals {names}; say which lead '
+                                 f"each is with --lead-map, e.g. --lead-map '{first}=II'")
+
+
+def read_record(path, allow_outside=False, lead_map=None, fs=None):
+    """NAME(.hea/.mat/.dat) of a WFDB record, a CPSC2018 .mat, or a file of a
+    hospital format (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG,
+    SCP-ECG, ISHNE, EDF, CSV: formats.py, recognised by content) -> Record.
+    lead_map: 'ECG=II,...' names generic channels; fs: a CSV's rate without
+    a time column. Raises RecordError (see the module docstring), and only RecordError:
     whatever a damaged or hostile file makes a reader raise becomes one, and
     every file the record names lies in its own folder (see contained();
     allow_outside=True lifts that rule for a user's own folders)."""
     path = Path(path)
     try:
-        return _read_record(path, allow_outside)
+        return _read_record(path, allow_outside, lead_map, fs)
     except RecordError:
         raise
     except Exception as e:  # noqa: BLE001 (a bad file must not end a batch or a server)
         raise RecordError(path.stem, f'unreadable ({type(e).__name__}: {e})') from None
 
 
-def _read_record(path, allow_outside):
+def _read_record(path, allow_outside, lead_map=None, fs=None):
+    if path.is_file() and path.suffix.lower() not in ('.hea', '.mat', '.dat'):
+        import formats
+        rec = apply_lead_map(formats.read(path, fs=fs), lead_map)
+        if not any(rec.leads):
+            raise _no_lead_error(rec)
+        return rec
     hea = header_path(path)
     if path.suffix.lower() == '.mat' and not hea.exists():
         if not path.exists():
@@ -933,8 +1028,9 @@ def _read_record(path, allow_outside):
                  fmts=hdr['fmts'])
     rec._gains = np.asarray(hdr['gains'], dtype=np.float64)
     rec._baselines = np.asarray(hdr['baselines'], dtype=np.float64)
+    apply_lead_map(rec, lead_map)
     if not any(rec.leads):
-        raise RecordError(rec.name, f"no ECG lead among the signals {', '.join(rec.sig_names)}")
+        raise _no_lead_error(rec)
     return rec
 
 
@@ -943,7 +1039,9 @@ def _read_record(path, allow_outside):
 
 # The files that are (part of) a record; a WFDB record is one record however
 # many of its files a pattern names.
-RECORD_SUFFIXES = {'.hea', '.mat', '.dat'}
+WFDB_SUFFIXES = {'.hea', '.mat', '.dat'}
+# WFDB's files and the hospital formats' (formats.py, recognised by content).
+RECORD_SUFFIXES = WFDB_SUFFIXES | set(FORMAT_SUFFIXES)
 # A record's signal files beside its header: found through the header.
 _SIGNAL_ONLY = {'.dat'}
 
@@ -951,7 +1049,7 @@ _SIGNAL_ONLY = {'.dat'}
 def record_base(path):
     """A record file or bare record name -> the path without its suffix."""
     p = Path(path)
-    return p.with_suffix('') if p.suffix.lower() in RECORD_SUFFIXES else p
+    return p.with_suffix('') if p.suffix.lower() in WFDB_SUFFIXES else p
 
 
 def _record_file(path):
@@ -961,6 +1059,18 @@ def _record_file(path):
     if p.suffix.lower() in {'.mat', '.dat'} and p.with_suffix('.hea').is_file():
         return p.with_suffix('.hea')
     return p
+
+
+def _csv_names_a_lead(path):
+    """A CSV is a record when its header names a lead (labels.csv and
+    reference.csv beside WFDB records name none)."""
+    try:
+        with open(path, encoding='utf-8-sig', errors='replace') as f:
+            head = f.readline()
+    except OSError:
+        return False
+    import formats
+    return any(formats._csv_column(c)[0] for c in re.split(r'[,;\t]', head))
 
 
 def find_records(patterns):
@@ -977,12 +1087,15 @@ def find_records(patterns):
         else:
             matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
         # A wide glob such as data/CPSC/* also finds labels.csv, .atr, cache/.
-        matches = [m for m in matches if m.is_file() and m.suffix.lower() in RECORD_SUFFIXES]
+        matches = [m for m in matches if m.is_file() and m.suffix.lower() in RECORD_SUFFIXES
+                   and (m.suffix.lower() != '.csv' or _csv_names_a_lead(m))]
         if not matches and Path(pattern + '.hea').is_file():
             matches = [Path(pattern)]  # a bare WFDB record name such as mitdb/100
         if not matches:
             problems.append(f'{pattern}: ' + ('no such file or WFDB record' if not p.exists()
-                                              else 'names no .hea, .mat or .dat record'))
+                                              else 'names no .hea, .mat or .dat record, nor '
+                                                   'a file of the formats read '
+                                                   f"({', '.join(FORMAT_SUFFIXES)})"))
         for m in matches:
             m = _record_file(m)
             if m.suffix.lower() in _SIGNAL_ONLY:

@@ -314,10 +314,25 @@ def pair_records(folder, staged):
             continue
         if low.endswith('.mat'):
             records.append(folder / safe)
-        elif not low.endswith(('.atr', '.json', '.txt', '.csv')):  # annotations, notes
+        elif _hospital_format(folder / safe):  # DICOM, XML, SCP, ... (formats.py, by content)
+            records.append(folder / safe)
+        elif not low.endswith(('.atr', '.json', '.txt', '.csv', '.ann')):  # annotations, notes
             problems.append((original, 'no .hea header in the upload names this file; '
                                        'upload the header with it'))
     return records, problems
+
+
+def _hospital_format(path):
+    """True for a file formats.py reads, whatever its extension says."""
+    import formats
+    try:
+        fmt = formats.sniff(path)
+    except OSError:
+        return False
+    if fmt == 'csv':
+        from records import _csv_names_a_lead
+        return _csv_names_a_lead(path)
+    return fmt is not None and fmt != 'ishne-ann'  # other XML: read, and told why not
 
 
 # The display (printout, interactive view, QRS detector) shows the model's
@@ -325,14 +340,14 @@ def pair_records(folder, staged):
 DISPLAY_MIN = 10 * FS
 
 
-def read_prepared(path, leads, window):
+def read_prepared(path, leads, window, lead_map=None):
     """The ONE place the app reads a record: records.read_record and
     records.prepare, as every script (any rate, lead order, lead-name case or
     alias; limb leads derived) -> dict(rec (records.Record), x (len(leads),
     window) float32 model input, quality, display (n, k) mV at 500 Hz of the
     standard leads the record gives, display_leads, length, offset)."""
     import records
-    rec = records.read_record(path)
+    rec = records.read_record(path, lead_map=lead_map)
     prep = records.prepare(rec, leads, window)
     total = records.length_at_fs(rec)
     shown = [lead for lead in LEADS if lead not in records.missing_leads(rec, LEADS)]
@@ -350,32 +365,37 @@ def _record(r, name, source):
             'fs': float(rec.fs), 'age': rec.age, 'sex': rec.sex or 'Unknown',
             'dx': [str(c) for c in rec.dx], 'x': r['x'], 'quality': r['quality'],
             'length': r['length'], 'offset': r['offset'], 'seconds': r['total'] / FS,
-            'source': source, 'id': hashlib.sha256(r['x'].tobytes()).hexdigest()[:16]}
+            'source': source, 'id': hashlib.sha256(r['x'].tobytes()).hexdigest()[:16],
+            # the cart's own reading (formats.py): shown beside ours, never as ours
+            'device_measurements': dict(rec.device_measurements),
+            'device_statements': list(rec.device_statements)}
 
 
-def read_records(paths, leads, window, staged=None):
+def read_records(paths, leads, window, staged=None, lead_map=None):
     """Record paths -> (records, problems); a bad record is one problem line."""
     from records import RecordError
     out, problems = [], []
     for path in paths:
         label = (staged or {}).get(Path(path).name, Path(path).name)
         try:
-            r = read_prepared(path, leads, window)
+            r = read_prepared(path, leads, window, lead_map)
         except RecordError as e:
             problems.append((label, e.reason))
             continue
         except Exception as e:  # noqa: BLE001 (a damaged file must not stop the batch)
             problems.append((label, f'unreadable ({type(e).__name__}: {e})'))
             continue
+        if r['rec'].name != Path(path).stem:  # the file name is an identifier (formats.py)
+            label = r['rec'].name + Path(path).suffix
         out.append(_record(r, safe_name(r['rec'].name or Path(path).stem), label))
     return out, problems
 
 
-def load_uploads(files, leads, window):
+def load_uploads(files, leads, window, lead_map=None):
     """[(browser name, bytes)] -> (records, problems [(file, reason)]). The files
     live in a temporary folder only while they are read."""
     with tempfile.TemporaryDirectory(prefix='ecg-upload-') as tmp:
         staged, problems = stage_files(files, tmp)
         paths, more = pair_records(tmp, staged)
-        records, bad = read_records(paths, leads, window, staged)
+        records, bad = read_records(paths, leads, window, staged, lead_map)
     return records, problems + more + bad

@@ -173,6 +173,12 @@ def add_common_args(parser):
                         help='auto = cuda when available (default: auto)')
     parser.add_argument('--use-gpu', action='store_true',
                         help='same as --device cuda (kept from the study)')
+    parser.add_argument('--lead-map', default=None, metavar='NAME=LEAD[,...]',
+                        help="which lead a generically named channel is, e.g. 'ECG=II' or "
+                             "'ECG 1=I,ECG 2=II' (default: channels are named by their labels)")
+    parser.add_argument('--fs', default=None, type=float, metavar='HZ',
+                        help='sampling rate of CSV records without a time column '
+                             '(default: from the time column)')
     return parser
 
 

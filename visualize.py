@@ -114,6 +114,8 @@ def get_args_parser():
     parser.add_argument('--dpi', default=150, type=int, metavar='N',
                         help='PNG resolution; 150 gives 5.9 pixels per mm of '
                              'ECG paper (default: 150)')
+    parser.add_argument('--lead-map', default=None, metavar='NAME=LEAD[,...]',
+                        help="which lead a generically named channel is, e.g. 'ECG=II'")
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first bad record instead of skipping it')
     return parser
@@ -122,7 +124,7 @@ def get_args_parser():
 # --------------------------------------------------------------------------
 # Input.
 
-def load_record(path, seconds=None):
+def load_record(path, seconds=None, lead_map=None):
     """-> dict(name, base, signal (n, nleads) float mV, fs (of signal),
     fs_orig, leads, age, sex, dx), read by records.py. Records that hold or
     can derive the 12 standard leads (an 8-lead export: III, aVR, aVL, aVF
@@ -133,7 +135,7 @@ def load_record(path, seconds=None):
 
     base = record_base(path)
     try:
-        rec = read_record(path)
+        rec = read_record(path, lead_map=lead_map)
         if obtainable([lead for lead in rec.leads if lead]) == LEADS:
             n = length_at_fs(rec)
             if seconds is not None:
@@ -155,6 +157,10 @@ def read_beats(base, fs_orig, seconds=None):
     None when there is no .atr file. Raises BadRecord if it is unreadable."""
     import wfdb
     if not Path(f'{base}.atr').is_file():
+        ann = Path(base).with_suffix('.ann') if Path(base).suffix.lower() == '.ecg' else \
+            Path(f'{base}.ann')
+        if ann.is_file():  # an ISHNE Holter's beats (formats.py)
+            return _ishne_beats(ann, fs_orig, seconds)
         return None
     sampto = int(seconds * fs_orig) + 1 if seconds is not None else None
     try:
@@ -165,6 +171,19 @@ def read_beats(base, fs_orig, seconds=None):
     keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
     fs = float(ann.fs or fs_orig)
     return np.asarray(ann.sample)[keep] / fs, [ann.symbol[i] for i in keep]
+
+
+def _ishne_beats(ann, fs_orig, seconds=None):
+    import formats
+    from records import RecordError
+    try:
+        samples, labels = formats.read_ishne_beats(ann)
+    except RecordError as e:
+        raise BadRecord(e.record, e.reason) from None
+    t = samples / float(fs_orig)
+    keep = [i for i, s in enumerate(labels) if s in BEAT_SYMBOLS and
+            (seconds is None or t[i] <= seconds)]
+    return t[keep], [str(labels[i]) for i in keep]
 
 
 # --------------------------------------------------------------------------
@@ -196,6 +215,11 @@ def _rate_text(rec):
     if rec['fs'] == rec['fs_orig']:
         return f"{rec['fs']:g} Hz"
     return f"{rec['fs']:g} Hz (recorded at {rec['fs_orig']:g} Hz)"
+
+
+def _beat_file(rec):
+    """The annotation file the beats came from: NAME.atr, or an ISHNE Holter's .ann."""
+    return rec['name'] + ('.ann' if str(rec['base']).lower().endswith('.ecg') else '.atr')
 
 
 def _beats_text(beats, atr_name):
@@ -330,7 +354,7 @@ def _strip_figure(rec, grid, beats=None, layout='12x1'):
         axes[len(column) - 1, c].set_xlabel('time (s)', fontsize=9)
     sub = f'{layout}, {_rate_text(rec)}, {seconds:.1f} s'
     if beats is not None:
-        sub += '; ' + _beats_text(beats, f"{rec['name']}.atr")
+        sub += '; ' + _beats_text(beats, _beat_file(rec))
     fig.suptitle(f'{title_text(rec)}\n{sub}', fontsize=11, y=1 - 0.12 / height, va='top')
     return fig
 
@@ -436,7 +460,7 @@ def plot_clinical(rec, beats=None, title=None, subtitle=None, footnote=None):
              f"rhythm strip: {RHYTHM_LEAD}", fontsize=9, va='top')
     if beats is not None:
         fig.text(MARGIN_MM['left'] / fig_w, top - 12.5 / fig_h,
-                 _beats_text(beats, f"{rec['name']}.atr") + ' (marked on the rhythm strip)',
+                 _beats_text(beats, _beat_file(rec)) + ' (marked on the rhythm strip)',
                  fontsize=9, va='top')
     fig.text(1 - MARGIN_MM['right'] / fig_w, 3.0 / fig_h,
              footnote or 'grid: 1 mm = 0.04 s x 0.1 mV; 5 mm = 0.2 s x 0.5 mV', fontsize=7,
@@ -492,7 +516,7 @@ def main(argv=None):
     written, used_names, warned_atr = [], set(), False
     for path in paths:
         try:
-            rec = load_record(path, read_seconds)
+            rec = load_record(path, read_seconds, args.lead_map)
             beats = None
             if args.annotations:
                 beats = read_beats(rec['base'], rec['fs_orig'], read_seconds)
