@@ -66,7 +66,7 @@ SECONDS = 30            # per /v1/predict request (the model reads ~0.1 s a reco
 EXPLAIN_SECONDS = 180   # per /v1/explain (ResNet-34: ~10 s a class on 2 cores)
 MAX_SEGMENTS = 480      # windows per segments=true record (4 h of 30-s windows)
 QUEUE = 4               # requests waiting for the pool; more get 503 + Retry-After
-SIGNAL_FS = 250         # the page's tracing: 250 Hz is 10 points a mm at 25 mm/s
+SIGNAL_SECONDS = 10     # signal=true returns what a printout shows
 TOKEN_MIN = 16
 
 
@@ -224,7 +224,7 @@ class Service:
         self.capacity = cfg['pool'] + cfg['queue']
         self.busy, self.lock = 0, threading.Lock()
         self.seconds = [0.1]  # recent service times, for Retry-After
-        self.tokens = cfg['token_hashes']
+        self.tokens = read_tokens(cfg.get('token_file'))
         self.audit = Audit(cfg['audit_db'])
         self.tmp = Path(cfg['tmp'])
         self.bg = None
@@ -358,13 +358,15 @@ def measurements(r, rec):
 
 
 def display_signal(r):
-    """The record as the page draws it: leads x samples in µV (int) at SIGNAL_FS."""
-    from scipy.signal import resample_poly
-    sig = resample_poly(r['signal'], SIGNAL_FS, utils.FS, axis=0) if SIGNAL_FS != utils.FS \
-        else r['signal']
-    return {'fs': SIGNAL_FS, 'leads': r['leads'], 'units': 'uV',
-            'offset_s': r['offset'] / utils.FS, 'model_s': r['length'] / utils.FS,
-            'data': np.round(sig.T * 1000).astype(int).tolist()}
+    """The first 10 s of the record's display (uploads.read_prepared: the
+    model's window, at least 10 s) as the page draws them: leads x samples,
+    integer µV at 500 Hz (a printout shows 10 s; SHAP segments are in the
+    same time, ms from its start)."""
+    n = min(len(r['signal']), SIGNAL_SECONDS * utils.FS)
+    return {'fs': utils.FS, 'leads': r['leads'], 'units': 'uV',
+            'display_s': len(r['signal']) / utils.FS,
+            'model_start_s': r['offset'] / utils.FS, 'model_s': r['length'] / utils.FS,
+            'data': np.round(r['signal'][:n].T * 1000).astype(int).tolist()}
 
 
 def segment_rows(svc, rec, deadline):
@@ -554,7 +556,6 @@ def create_app(cfg=None):
     from starlette.requests import ClientDisconnect
 
     cfg = cfg or json.loads(os.environ['ECG_SERVE_CONFIG'])
-    cfg['token_hashes'] = read_tokens(cfg.get('token_file'))
     # Uploads stay in memory (the body is capped) instead of spooling to /tmp.
     MultiPartParser.spool_max_size = int(cfg['max_body_mb'] * 2 ** 20) + 1
     svc = Service(cfg)

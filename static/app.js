@@ -128,7 +128,6 @@ async function explain() {
   try {
     state.explanation = await post('v1/explain', {lang: state.lang});
     const ex = state.explanation.explanation;
-    $('explain-status').textContent = t('explained_in', {seconds: ex.seconds});
     state.highlight = ex.explained.length ? ex.explained[0].code : null;
     showResult();
   } catch (e) {
@@ -183,8 +182,8 @@ function showResult() {
   showHighlight();
   const sig = r.signal;
   $('printout-settings').textContent = t('printout_settings', {
-    fs: r.fs, shown: Math.min(SECONDS, sig.data[0].length / sig.fs),
-    total: sig.data[0].length / sig.fs, lead: RHYTHM});
+    fs: r.fs, shown: Math.min(SECONDS, sig.data[0].length / sig.fs), total: sig.display_s,
+    lead: RHYTHM}) + ' · ' + t('shown_part', {shown: sig.display_s, total: r.duration_s});
   const m = state.modelInfo;
   $('model-line').textContent = `${t('model')}: ${m.run} · sha256 ${m.sha256.slice(0, 12)} · ${m.backend}`;
   draw();
@@ -226,6 +225,7 @@ function showHighlight() {
   const ex = state.explanation && state.explanation.explanation;
   $('highlight-row').hidden = !ex;
   if (!ex) { $('highlight-note').textContent = ''; return; }
+  $('explain-status').textContent = t('explained_in', {seconds: ex.seconds});
   const sel = $('highlight');
   const none = new Option(t('highlight_none'), '');
   sel.replaceChildren(none, ...ex.explained.map((e) => new Option(t(`class_${e.code}`), e.code)));

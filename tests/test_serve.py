@@ -183,7 +183,7 @@ def test_languages_segments_and_signal(api):
     assert [(s['start_s'], s['end_s']) for s in res['segments']] == [(0, 2), (2, 4), (3, 5)]
     assert np.allclose(list(res['segments'][-1]['scores'].values()), prob, atol=1e-5)
     sig = res['signal']
-    assert sig['fs'] == 250 and sig['leads'] == utils.LEADS and len(sig['data'][0]) == 1250
+    assert sig['fs'] == 500 and sig['leads'] == utils.LEADS and len(sig['data'][0]) == 2500
 
 
 def test_real_records_and_a_zip(api, shared_data):
