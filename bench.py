@@ -1348,6 +1348,189 @@ def bench_app(args):
     return out
 
 
+def bench_serve(args):
+    """serve.py under a bounded load on 127.0.0.1 (issue 21), self-contained.
+
+    A random ResNet-34 on the study's 30-s window (the cost does not depend
+    on the weights; --quick: ResNet-18, 5 s) is served by `python serve.py`
+    in a subprocess per setting: backend torch / onnx (fp32) / onnx-int8,
+    --workers 1 or 2. C clients (threads) each post the same real 10-s
+    12-lead records (../shared/data/physionet2021, synthetic without it) N
+    times; every loop stops after its count or LOAD_S seconds. Prints
+    throughput, p50/p95/p99 latency, errors, the server's resident memory
+    (all its processes) after the warm-up and at the end, and the same
+    records scored in-process (uploads.load_uploads + the backend, one at a
+    time) so that HTTP and multipart cost is a ratio.
+    """
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import httpx
+    import numpy as np
+    import psutil
+    import torch
+
+    import clinic
+    import export
+    import predict
+    import synthetic
+    import uploads
+    import utils
+    from resnet import build_model, probabilities
+
+    arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
+    n_one, n_four, load_s = (3, 2, 60) if args.quick else (12, 5, 120)
+    shared = Path('../shared/data/physionet2021')
+    tmp = Path(tempfile.mkdtemp(prefix='bench-serve-'))
+    names = sorted(p.stem for p in shared.glob('E075*.hea'))[:8] if shared.is_dir() else []
+    if names:
+        recs = [[(f'{n}.{s}', (shared / f'{n}.{s}').read_bytes()) for s in ('hea', 'mat')]
+                for n in names]
+        which = f'{len(recs)} real 10-s 12-lead records (physionet2021 E075xx)'
+    else:
+        recs = []
+        for i in range(8):
+            synthetic.write_record(synthetic.make_record(i, i % 9, duration=10.0), tmp, f'S{i}')
+            recs.append([(f'S{i}.{s}', (tmp / f'S{i}.{s}').read_bytes()) for s in ('hea', 'mat')])
+        which = '8 synthetic 10-s records'
+    torch.manual_seed(0)
+    model_path = tmp / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
+    utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
+                             'leads': list(utils.LEADS), 'window': window}, model_path)
+    info = predict.load_model(model_path, tmp)
+    export.export(model_path, tmp, quantize='int8', calibration=8, info=info)
+    sessions = {b: export.session(export.onnx_path(model_path, p))
+                for b, p in (('onnx', 'fp32'), ('onnx-int8', 'int8'))}
+
+    def in_process(backend, meas=False):
+        """Records a second, read + score one at a time (+ the heart rate the
+        API also returns, with meas)."""
+        def one(files):
+            r, _ = uploads.load_uploads(files, info['leads'], window)
+            x = r[0]['x'][None]
+            if meas:
+                clinic.measure(r[0]['signal'])
+            return probabilities(info['model'], x) if backend == 'torch' else \
+                export.onnx_probabilities(sessions[backend], x)
+        outs = [one(f) for f in recs[:2]]  # warm-up
+        t0, k = time.perf_counter(), 0
+        while k < 2 * len(recs) and time.perf_counter() - t0 < load_s / 4:
+            one(recs[k % len(recs)])
+            k += 1
+        return k / (time.perf_counter() - t0), outs
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            return s.getsockname()[1]
+
+    def rss(proc):
+        try:
+            ps = [proc] + proc.children(recursive=True)
+            return sum(p.memory_info().rss for p in ps) / 2 ** 20
+        except psutil.Error:
+            return float('nan')
+
+    def serve_run(backend, workers, clients, n):
+        port = free_port()
+        log = open(tmp / f'serve-{backend}-{workers}.log', 'w')
+        proc = subprocess.Popen(
+            [sys.executable, 'serve.py', '--model-path', str(model_path), '--root', str(tmp),
+             '--port', str(port), '--workers', str(workers), '--backend', backend,
+             '--queue', str(2 * clients), '--audit-db', str(tmp / 'audit.sqlite3')],
+            stdout=log, stderr=subprocess.STDOUT)
+        url = f'http://127.0.0.1:{port}'
+        lat, errors, lock = [], [], threading.Lock()
+        try:
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 180:
+                try:
+                    if httpx.get(f'{url}/readyz', timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError(f'serve.py exited: {(tmp / log.name).read_text()[-500:]}')
+                time.sleep(0.5)
+
+            def client(c, count, stop_at):
+                with httpx.Client(base_url=url, timeout=120) as h:
+                    for i in range(count):
+                        if time.perf_counter() > stop_at:
+                            return
+                        files = recs[(c + i) % len(recs)]
+                        t = time.perf_counter()
+                        try:
+                            r = h.post('/v1/predict', files=[('files', f) for f in files])
+                            ok = r.status_code == 200
+                        except httpx.HTTPError:
+                            ok = False
+                        with lock:
+                            (lat if ok else errors).append(time.perf_counter() - t)
+            for w in range(workers * 2):   # warm-up: each worker's first call
+                client(w, 1, time.perf_counter() + 60)
+            lat.clear()
+            ps = psutil.Process(proc.pid)
+            rss0 = rss(ps)
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                for c in range(clients):
+                    pool.submit(client, c, n, t0 + load_s)
+            wall = time.perf_counter() - t0
+            rss1 = rss(ps)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+        ms = np.array(lat) * 1000
+        return {'backend': backend, 'workers': workers, 'clients': clients,
+                'requests': len(lat), 'errors': len(errors), 'rps': len(lat) / wall,
+                'p50_ms': float(np.percentile(ms, 50)) if len(ms) else None,
+                'p95_ms': float(np.percentile(ms, 95)) if len(ms) else None,
+                'p99_ms': float(np.percentile(ms, 99)) if len(ms) else None,
+                'rss_warm_mb': rss0, 'rss_end_mb': rss1}
+
+    print(f'{arch}, 12 x {window}, {torch.get_num_threads()} torch thread(s), {which}; '
+          f'each setting bounded to {load_s} s:')
+    out = {'arch': arch, 'window': window, 'records': which, 'in_process_rps': {}}
+    ref = None
+    for backend in ('torch', 'onnx', 'onnx-int8'):
+        rate, probs = in_process(backend)
+        ref = probs if ref is None else ref
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(probs, ref))
+        out['in_process_rps'][backend] = rate
+        print(f'  in-process {backend:9s}: {rate:.2f} records/s ({1000 / rate:.0f} ms each); '
+              f'max |prob - torch| {diff:.1e}')
+    api_rate, _ = in_process('torch', meas=True)
+    out['in_process_api_work_rps'] = api_rate
+    print(f'  in-process torch + heart rate (all the API computes): {api_rate:.2f} records/s '
+          f'({1000 / api_rate:.0f} ms each)')
+    rows = []
+    for backend, workers, clients, n in (('torch', 1, 1, n_one), ('torch', 1, 4, n_four),
+                                         ('torch', 2, 4, n_four), ('onnx', 1, 1, n_one),
+                                         ('onnx', 1, 4, n_four), ('onnx-int8', 1, 1, n_one)):
+        r = serve_run(backend, workers, clients, n)
+        r['vs_in_process'] = r['rps'] / out['in_process_rps'][backend]
+        r['vs_api_work'] = r['rps'] / api_rate if backend == 'torch' else None
+        rows.append(r)
+        print(f"  serve {backend:9s} workers {workers} clients {clients}: {r['requests']} ok, "
+              f"{r['errors']} errors, {r['rps']:.2f} req/s (x{r['vs_in_process']:.2f} "
+              f"in-process), p50 {r['p50_ms']:.0f} / p95 {r['p95_ms']:.0f} / p99 "
+              f"{r['p99_ms']:.0f} ms; RSS {r['rss_warm_mb']:.0f} -> {r['rss_end_mb']:.0f} MB")
+    out['runs'] = rows
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
     'loader': bench_loader, 'records': bench_records, 'loader_designs': bench_loader_designs,
@@ -1356,6 +1539,7 @@ SECTIONS = {
     'length_aware': bench_length_aware, 'deviations': bench_deviations,
     'shap_population': bench_shap_population,
     'app': bench_app,
+    'serve': bench_serve,
 }
 
 

@@ -83,10 +83,12 @@ def get_args_parser():
     parser.add_argument('--port', default=8000, type=int, help='(default: 8000)')
     parser.add_argument('--token-file', default=None, metavar='F',
                         help='bearer tokens, one a line; required off localhost (default: none)')
-    parser.add_argument('--backend', default='torch', choices=['torch', 'onnx', 'onnx-int8'],
-                        help='torch, or onnxruntime on export.py\'s model.onnx / '
-                             'model.int8.onnx (made at start-up when missing) (default: torch, '
-                             'the faster at equal outputs in bench.py --only serve)')
+    parser.add_argument('--backend', default='onnx', choices=['onnx', 'torch', 'onnx-int8'],
+                        help="onnxruntime on export.py's model.onnx (made beside the checkpoint "
+                             'at start-up when missing or stale), torch, or the int8 copy '
+                             '(default: onnx: the same probabilities (max diff 6e-8) ~3x faster '
+                             'than torch on 2 busy cores in bench.py --only serve, '
+                             'docs/serving.md)')
     parser.add_argument('--workers', default=1, type=int, metavar='N',
                         help='server processes, each loading the model once (default: 1)')
     parser.add_argument('--pool', default=1, type=int, metavar='N',
@@ -337,9 +339,10 @@ def class_rows(info, prob, lang):
             for c, p, th in zip(info['classes'], prob, info['thresholds'])]
 
 
-def measurements(r, rec):
+def measurements(r):
     """Heart rate and RR (clinic.measure), and measure.measure's intervals
-    where that module exists (issue 22)."""
+    (PR, QRS, QT, axes) where that module exists (issue 22), both on the
+    displayed 500-Hz signal."""
     import clinic
     m = clinic.measure(r['signal'])
     out = {'heart_rate': None if m is None else
@@ -350,7 +353,7 @@ def measurements(r, rec):
     except ImportError:
         return out
     try:
-        res = intervals_module.measure(rec, rec.fs, rec.leads)
+        res = intervals_module.measure(r['signal'], utils.FS, r['leads'])
         out['intervals'] = json.loads(json.dumps(res, default=float))
     except Exception as e:  # noqa: BLE001 (an interval failure must not lose the diagnosis)
         out['intervals'] = {'error': f'{type(e).__name__}: {e}'}
@@ -421,7 +424,7 @@ def predict_job(svc, files, opts, deadline):
                'diagnoses': [c for c, p, t in zip(info['classes'], prob, info['thresholds'])
                              if p >= t],
                'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], lang),
-               'measurements': measurements(r, rec),
+               'measurements': measurements(r),
                'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),
                'device_statements': list(getattr(rec, 'device_statements', None) or [])}
         if opts['segments']:
@@ -796,6 +799,12 @@ def main(argv=None):
           f"{cfg['audit_db']}; temporary files in {cfg['tmp']}", flush=True)
     try:
         if args.workers > 1:
+            if cfg['backend'] != 'torch':  # export once here, not in every worker at once
+                svc = Service(cfg)
+                svc.load()
+                if svc.error:
+                    raise SystemExit(f'error: {svc.error}')
+                del svc
             os.environ['ECG_SERVE_CONFIG'] = json.dumps(cfg)
             uvicorn.run('serve:factory', factory=True, host=args.host, port=args.port,
                         workers=args.workers, log_level='info', app_dir=str(ROOT))

@@ -181,9 +181,15 @@ function showResult() {
   showCart(r);
   showHighlight();
   const sig = r.signal;
-  $('printout-settings').textContent = t('printout_settings', {
-    fs: r.fs, shown: Math.min(SECONDS, sig.data[0].length / sig.fs), total: sig.display_s,
-    lead: RHYTHM}) + ' · ' + t('shown_part', {shown: sig.display_s, total: r.duration_s});
+  // The tracing is the last part of the record (the model reads its end):
+  // its place in the record and the model's window, in numbers.
+  const start = r.duration_s - sig.display_s;
+  const shown = Math.min(SECONDS, sig.data[0].length / sig.fs);
+  const ltr = (x) => (state.lang === 'ar' ? `\u2066${x}\u2069` : x);  // numbers stay LTR
+  const span = (a, b) => ltr(`${a.toFixed(1)}–${b.toFixed(1)}`);
+  $('printout-settings').textContent = `${t('time_s')}: ${span(start, start + shown)} / ` +
+    `${ltr(r.duration_s.toFixed(1))} · ${ltr(`${r.fs} Hz → 500 Hz`)} · ${t('card_window')}: ` +
+    span(start + sig.model_start_s, start + sig.model_start_s + sig.model_s);
   const m = state.modelInfo;
   $('model-line').textContent = `${t('model')}: ${m.run} · sha256 ${m.sha256.slice(0, 12)} · ${m.backend}`;
   draw();
