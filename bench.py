@@ -1383,9 +1383,14 @@ def bench_serve(args):
     import utils
     from resnet import build_model, probabilities
 
+    here = Path(__file__).resolve().parent
     arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
-    n_one, n_four, load_s = (3, 2, 60) if args.quick else (12, 5, 120)
-    shared = Path('../shared/data/physionet2021')
+    n_one, n_four, load_s = (2, 2, 20) if args.quick else (12, 5, 120)
+    backends = ('torch', 'onnx') if args.quick else ('torch', 'onnx', 'onnx-int8')
+    settings = [('torch', 1, 1, n_one), ('onnx', 1, 2, n_four)] if args.quick else [
+        ('torch', 1, 1, n_one), ('torch', 1, 4, n_four), ('torch', 2, 4, n_four),
+        ('onnx', 1, 1, n_one), ('onnx', 1, 4, n_four), ('onnx-int8', 1, 1, n_one)]
+    shared = here.parent / 'shared' / 'data' / 'physionet2021'
     tmp = Path(tempfile.mkdtemp(prefix='bench-serve-'))
     names = sorted(p.stem for p in shared.glob('E075*.hea'))[:8] if shared.is_dir() else []
     if names:
@@ -1403,9 +1408,10 @@ def bench_serve(args):
     utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
                              'leads': list(utils.LEADS), 'window': window}, model_path)
     info = predict.load_model(model_path, tmp)
-    export.export(model_path, tmp, quantize='int8', calibration=8, info=info)
+    export.export(model_path, tmp, quantize=None if args.quick else 'int8', calibration=8,
+                  info=info)
     sessions = {b: export.session(export.onnx_path(model_path, p))
-                for b, p in (('onnx', 'fp32'), ('onnx-int8', 'int8'))}
+                for b, p in (('onnx', 'fp32'), ('onnx-int8', 'int8')) if b in backends}
 
     def in_process(backend, meas=False):
         """Records a second, read + score one at a time (+ the heart rate the
@@ -1419,7 +1425,7 @@ def bench_serve(args):
                 export.onnx_probabilities(sessions[backend], x)
         outs = [one(f) for f in recs[:2]]  # warm-up
         t0, k = time.perf_counter(), 0
-        while k < 2 * len(recs) and time.perf_counter() - t0 < load_s / 4:
+        while k < (2 if args.quick else 2 * len(recs)) and time.perf_counter() - t0 < load_s / 4:
             one(recs[k % len(recs)])
             k += 1
         return k / (time.perf_counter() - t0), outs
@@ -1440,9 +1446,10 @@ def bench_serve(args):
         port = free_port()
         log = open(tmp / f'serve-{backend}-{workers}.log', 'w')
         proc = subprocess.Popen(
-            [sys.executable, 'serve.py', '--model-path', str(model_path), '--root', str(tmp),
-             '--port', str(port), '--workers', str(workers), '--backend', backend,
-             '--queue', str(2 * clients), '--audit-db', str(tmp / 'audit.sqlite3')],
+            [sys.executable, str(here / 'serve.py'), '--model-path', str(model_path),
+             '--root', str(tmp), '--port', str(port), '--workers', str(workers),
+             '--backend', backend, '--queue', str(2 * clients),
+             '--audit-db', str(tmp / 'audit.sqlite3')],
             stdout=log, stderr=subprocess.STDOUT)
         url = f'http://127.0.0.1:{port}'
         lat, errors, lock = [], [], threading.Lock()
@@ -1502,7 +1509,7 @@ def bench_serve(args):
           f'each setting bounded to {load_s} s:')
     out = {'arch': arch, 'window': window, 'records': which, 'in_process_rps': {}}
     ref = None
-    for backend in ('torch', 'onnx', 'onnx-int8'):
+    for backend in backends:
         rate, probs = in_process(backend)
         ref = probs if ref is None else ref
         diff = max(float(np.abs(a - b).max()) for a, b in zip(probs, ref))
@@ -1514,9 +1521,7 @@ def bench_serve(args):
     print(f'  in-process torch + heart rate (all the API computes): {api_rate:.2f} records/s '
           f'({1000 / api_rate:.0f} ms each)')
     rows = []
-    for backend, workers, clients, n in (('torch', 1, 1, n_one), ('torch', 1, 4, n_four),
-                                         ('torch', 2, 4, n_four), ('onnx', 1, 1, n_one),
-                                         ('onnx', 1, 4, n_four), ('onnx-int8', 1, 1, n_one)):
+    for backend, workers, clients, n in settings:
         r = serve_run(backend, workers, clients, n)
         r['vs_in_process'] = r['rps'] / out['in_process_rps'][backend]
         r['vs_api_work'] = r['rps'] / api_rate if backend == 'torch' else None
