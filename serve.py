@@ -327,8 +327,7 @@ def read_upload(svc, files, deadline):
             problems += bad
             if recs:
                 rec = records.read_record(path)
-                rec.signal_hash = record_hash(rec.files or [path])
-                out.append({'r': recs[0], 'rec': rec, 'path': path})
+                out.append({'r': recs[0], 'rec': rec, 'hash': record_hash(rec.files or [path])})
         return out, problems
 
 
@@ -419,7 +418,7 @@ def predict_job(svc, files, opts, deadline):
         res = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
                'duration_s': round(r['seconds'], 3), 'leads_used': list(info['leads']),
                'derived': [lead for lead in info['leads'] if lead not in have],
-               'quality': r['quality'], 'record_sha256': rec.signal_hash,
+               'quality': r['quality'], 'record_sha256': g['hash'],
                'classes': class_rows(info, prob, lang),
                'diagnoses': [c for c, p, t in zip(info['classes'], prob, info['thresholds'])
                              if p >= t],
@@ -454,7 +453,7 @@ def explain_job(svc, files, opts, deadline):
         raise ApiError(422, 'not_explained', f"class {opts['cls']} is not predicted for this "
                        f"record; the explained classes are {', '.join(names)} (the predicted "
                        'ones, or the most likely)', r['source'])
-    out = {'record': r['name'], 'file': r['source'], 'record_sha256': got[0]['rec'].signal_hash,
+    out = {'record': r['name'], 'file': r['source'], 'record_sha256': got[0]['hash'],
            'nsamples': ex['nsamples'], 'seconds': round(ex['seconds'], 2),
            'background': {k: v for k, v in ex['background'].items() if k != 'expected'},
            'explained': []}
@@ -548,15 +547,166 @@ async def json_asgi(send, status, body):
 
 
 # --------------------------------------------------------------------------
+# Request handling (module level, so each piece is small and testable).
+
+def answer(e):
+    from fastapi.responses import JSONResponse
+    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+
+def client(request):
+    return request.client.host if request.client else None
+
+
+def need_token(svc, request, always=False):
+    """401 unless the request carries one of the tokens (when the server has
+    tokens; `always`: even when it has none, for the audit log)."""
+    if (svc.tokens or always) and not token_ok(request.headers.get('authorization'),
+                                               svc.tokens):
+        raise ApiError(401, 'unauthorized', 'a valid bearer token is required'
+                       + ('' if svc.tokens else ' (start the server with --token-file)'),
+                       headers={'WWW-Authenticate': 'Bearer'})
+
+
+def ready(svc):
+    if svc.info is None:
+        raise ApiError(503, 'not_ready', svc.error or 'the model is loading',
+                       headers={'Retry-After': '2'})
+
+
+async def files_and_fields(request, cfg):
+    """The multipart body -> ([(file name, bytes)], {field: value})."""
+    from starlette.requests import ClientDisconnect
+    try:
+        form = await request.form(max_files=cfg['max_files'], max_fields=16,
+                                  max_part_size=64 * 1024)
+    except BodyTooLarge as e:
+        raise ApiError(413, 'too_large', str(e)) from None
+    except ClientDisconnect:
+        raise
+    except Exception as e:  # noqa: BLE001 (starlette's MultiPartException, malformed bodies)
+        status = 413 if 'Too many files' in str(e) else 400
+        raise ApiError(status, 'too_many_files' if status == 413 else 'bad_request',
+                       str(e)) from None
+    files, fields = [], {}
+    for key, value in form.multi_items():
+        if hasattr(value, 'read'):
+            files.append((value.filename or key, await value.read()))
+            await value.close()
+        else:
+            fields[key] = value
+    await form.close()
+    if not files:
+        raise ApiError(400, 'no_files', "no file in the request: send multipart form "
+                       "field(s) 'files'")
+    return files, fields
+
+
+def options(fields, query, svc):
+    """Form fields and query parameters -> the job's options, checked."""
+    get = {**dict(query), **fields}.get
+    lang = get('lang', 'en')
+    if lang not in ('en', 'fr', 'ar'):
+        raise ApiError(400, 'bad_lang', f'lang {lang!r}: use en, fr or ar')
+    try:
+        nsamples = int(get('nsamples', svc.cfg.get('nsamples') or 16))
+    except ValueError:
+        raise ApiError(400, 'bad_nsamples', 'nsamples must be an integer') from None
+    cls = get('class') or None
+    if cls is not None and cls not in svc.info['classes']:
+        raise ApiError(400, 'bad_class', f"class {cls!r}: use one of "
+                       f"{', '.join(svc.info['classes'])}")
+    yes = {'1', 'true', 'yes', 'on'}
+    return {'lang': lang, 'segments': str(get('segments', '')).lower() in yes,
+            'signal': str(get('signal', '')).lower() in yes, 'cls': cls,
+            'nsamples': max(1, min(nsamples, 64))}
+
+
+async def analyse(svc, request, endpoint, job, limit):
+    """Auth, readiness and a pool slot before the body is read; then the job
+    in the pool; every outcome is one audit row or more."""
+    from fastapi.responses import JSONResponse
+    from starlette.requests import ClientDisconnect
+    row = {'endpoint': endpoint, 'client': client(request), 'backend': svc.cfg['backend']}
+    try:
+        need_token(svc, request)
+        ready(svc)
+        svc.acquire()
+    except ApiError as e:
+        svc.audit.add([row | {'status': e.status, 'error': e.error,
+                              'model_sha256': (svc.info or {}).get('sha256', '?')}])
+        return answer(e)
+    started = False
+    try:
+        files, fields = await files_and_fields(request, svc.cfg)
+        opts = options(fields, request.query_params, svc)
+        check_zips(files, svc.cfg)
+        started = True   # from here the pool's callback frees the slot
+        result, problems = await svc.run(lambda d: job(svc, files, opts, d), limit)
+    except ClientDisconnect:
+        return JSONResponse({'error': 'disconnected', 'file': None,
+                             'reason': 'the client went away'}, status_code=400)
+    except ApiError as e:
+        svc.audit.add([row | {'status': e.status, 'error': e.error,
+                              'model_sha256': svc.info['sha256']}])
+        return answer(e)
+    finally:
+        if not started:
+            svc.release()
+    return respond(svc, row, result, problems)
+
+
+def respond(svc, row, result, problems):
+    """The job's result -> JSON (200, or 422 when no record was usable) and its audit rows."""
+    from fastapi.responses import JSONResponse
+    info = svc.info
+    row = row | {'model_sha256': info['sha256']}
+    probs = [{'file': f, 'reason': str(why)[:500]} for f, why in problems]
+    bad = [row | {'status': 422, 'error': problem_kind(why)} for _, why in problems]
+    if not result:
+        f, why = problems[0] if problems else (None, 'no record in the upload')
+        svc.audit.add(bad or [row | {'status': 422, 'error': 'other'}])
+        return JSONResponse({'error': 'unreadable', 'file': f, 'reason': str(why)[:500],
+                             'problems': probs}, status_code=422)
+    rows = []
+    for res in result if isinstance(result, list) else [result]:
+        if 'classes' in res:
+            scores = {c['code']: c['probability'] for c in res['classes']}
+            decisions = res['diagnoses']
+        else:   # an explanation: the explained classes
+            scores = {e['code']: e['probability'] for e in res['explained']}
+            decisions = [e['code'] for e in res['explained']]
+        rows.append(row | {'status': 200, 'record_sha256': res['record_sha256'],
+                           'scores': json.dumps(scores), 'decisions': json.dumps(decisions)})
+    svc.audit.add(rows + bad)
+    model = {'run': info['card']['run'], 'sha256': info['sha256'],
+             'backend': svc.cfg['backend'], 'synthetic': info['synthetic']}
+    key = 'records' if isinstance(result, list) else 'explanation'
+    return JSONResponse({'model': model, key: result, 'problems': probs})
+
+
+def model_answer(svc):
+    info, cfg = svc.info, svc.cfg
+    return {'card': info['card'], 'classes': info['classes'], 'leads': info['leads'],
+            'window': info['window'], 'sampling_rate_hz': utils.FS,
+            'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
+            'threshold_source': info['threshold_source'], 'sha256': info['sha256'],
+            'backend': cfg['backend'], 'synthetic': info['synthetic'],
+            'limits': {k: cfg[k] for k in ('max_body_mb', 'max_files', 'max_zip_mb',
+                                           'max_zip_ratio', 'seconds', 'explain_seconds',
+                                           'pool', 'queue')}}
+
+
+# --------------------------------------------------------------------------
 # The app.
 
 def create_app(cfg=None):
-    """The FastAPI app for a config dict (main() builds it from the flags;
-    uvicorn's workers get it from $ECG_SERVE_CONFIG)."""
+    """-> (the ASGI app with the body limit, the FastAPI app) for a config
+    dict (main() builds it from the flags; uvicorn's workers read
+    $ECG_SERVE_CONFIG). The model loads in the background (readyz)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from starlette.formparsers import MultiPartParser
-    from starlette.requests import ClientDisconnect
 
     cfg = cfg or json.loads(os.environ['ECG_SERVE_CONFIG'])
     # Uploads stay in memory (the body is capped) instead of spooling to /tmp.
@@ -567,122 +717,6 @@ def create_app(cfg=None):
                   description=__doc__.split('\n\n')[0])
     app.state.svc = svc
 
-    def answer(e):
-        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
-
-    def client(request):
-        return request.client.host if request.client else None
-
-    def need_token(request, always=False):
-        if (svc.tokens or always) and not token_ok(request.headers.get('authorization'),
-                                                   svc.tokens):
-            raise ApiError(401, 'unauthorized', 'a valid bearer token is required'
-                           + ('' if svc.tokens else ' (start the server with --token-file)'),
-                           headers={'WWW-Authenticate': 'Bearer'})
-
-    def ready():
-        if svc.info is None:
-            raise ApiError(503, 'not_ready', svc.error or 'the model is loading',
-                           headers={'Retry-After': '2'})
-
-    async def files_and_fields(request):
-        try:
-            form = await request.form(max_files=cfg['max_files'], max_fields=16,
-                                      max_part_size=64 * 1024)
-        except BodyTooLarge as e:
-            raise ApiError(413, 'too_large', str(e)) from None
-        except ClientDisconnect:
-            raise
-        except Exception as e:  # starlette's MultiPartException and malformed bodies
-            status = 413 if 'Too many files' in str(e) else 400
-            raise ApiError(status, 'too_many_files' if status == 413 else 'bad_request',
-                           str(e)) from None
-        files, fields = [], {}
-        for key, value in form.multi_items():
-            if hasattr(value, 'read'):
-                files.append((value.filename or key, await value.read()))
-                await value.close()
-            else:
-                fields[key] = value
-        await form.close()
-        if not files:
-            raise ApiError(400, 'no_files', "no file in the request: send multipart form "
-                           "field(s) 'files'")
-        return files, fields
-
-    def options(fields, query):
-        get = {**dict(query), **fields}.get
-        lang = get('lang', 'en')
-        if lang not in ('en', 'fr', 'ar'):
-            raise ApiError(400, 'bad_lang', f'lang {lang!r}: use en, fr or ar')
-        yes = {'1', 'true', 'yes', 'on'}
-        try:
-            nsamples = int(get('nsamples', cfg.get('nsamples') or 16))
-        except ValueError:
-            raise ApiError(400, 'bad_nsamples', 'nsamples must be an integer') from None
-        return {'lang': lang, 'segments': str(get('segments', '')).lower() in yes,
-                'signal': str(get('signal', '')).lower() in yes,
-                'cls': get('class') or None, 'nsamples': max(1, min(nsamples, 64))}
-
-    async def analyse(request, endpoint, job, limit):
-        """Auth, readiness and a pool slot before the body is read; then the job."""
-        try:
-            need_token(request)
-            ready()
-            svc.acquire()
-        except ApiError as e:
-            svc.audit.add([{'endpoint': endpoint, 'client': client(request), 'status': e.status,
-                            'model_sha256': (svc.info or {}).get('sha256', '?'),
-                            'error': e.error}])
-            return answer(e)
-        started = False
-        try:
-            files, fields = await files_and_fields(request)
-            opts = options(fields, request.query_params)
-            if opts['cls'] is not None and opts['cls'] not in svc.info['classes']:
-                raise ApiError(400, 'bad_class', f"class {opts['cls']!r}: use one of "
-                               f"{', '.join(svc.info['classes'])}")
-            check_zips(files, cfg)
-            started = True
-            result, problems = await svc.run(lambda d: job(svc, files, opts, d), limit)
-        except ClientDisconnect:
-            return JSONResponse({'error': 'disconnected', 'file': None,
-                                 'reason': 'the client went away'}, status_code=400)
-        except ApiError as e:
-            svc.audit.add([{'endpoint': endpoint, 'client': client(request), 'status': e.status,
-                            'model_sha256': svc.info['sha256'], 'error': e.error}])
-            return answer(e)
-        finally:
-            if not started:
-                svc.release()
-        return respond(request, endpoint, result, problems)
-
-    def respond(request, endpoint, result, problems):
-        info = svc.info
-        probs = [{'file': f, 'reason': str(why)[:500]} for f, why in problems]
-        base = {'endpoint': endpoint, 'client': client(request),
-                'model_sha256': info['sha256'], 'backend': cfg['backend']}
-        if not result:
-            f, why = problems[0] if problems else (None, 'no record in the upload')
-            svc.audit.add([base | {'status': 422, 'error': problem_kind(why)}])
-            return JSONResponse({'error': 'unreadable', 'file': f, 'reason': str(why)[:500],
-                                 'problems': probs}, status_code=422)
-        many = result if isinstance(result, list) else [result]
-        rows = []
-        for res in many:
-            scores = {c['code']: c['probability'] for c in res.get('classes', [])} or \
-                {e['code']: e['probability'] for e in res.get('explained', [])}
-            rows.append(base | {'status': 200, 'record_sha256': res['record_sha256'],
-                                'scores': json.dumps(scores), 'decisions': json.dumps(
-                                    res.get('diagnoses', [e['code'] for e in
-                                                          res.get('explained', [])]))})
-        rows += [base | {'status': 422, 'error': problem_kind(why)} for _, why in problems]
-        svc.audit.add(rows)
-        model = {'run': info['card']['run'], 'sha256': info['sha256'],
-                 'backend': cfg['backend'], 'synthetic': info['synthetic']}
-        key = 'records' if isinstance(result, list) else 'explanation'
-        return JSONResponse({'model': model, key: result, 'problems': probs})
-
     @app.exception_handler(ApiError)
     async def api_error(request, e):
         return answer(e)
@@ -691,30 +725,22 @@ def create_app(cfg=None):
               description='multipart files (a record, a .zip, several records); form or query '
                           'fields lang=en|fr|ar, segments=true, signal=true')
     async def predict_endpoint(request: Request):
-        return await analyse(request, 'predict', predict_job, cfg['seconds'])
+        return await analyse(svc, request, 'predict', predict_job, cfg['seconds'])
 
     @app.post('/v1/explain', summary='SHAP of the predicted classes of one record',
               description='multipart files of one record; fields class=CODE, nsamples=16, lang')
     async def explain_endpoint(request: Request):
-        return await analyse(request, 'explain', explain_job, cfg['explain_seconds'])
+        return await analyse(svc, request, 'explain', explain_job, cfg['explain_seconds'])
 
     @app.get('/v1/model', summary='The model card, thresholds and limits')
     async def model_endpoint(request: Request):
-        need_token(request)
-        ready()
-        info = svc.info
-        return {'card': info['card'], 'classes': info['classes'], 'leads': info['leads'],
-                'window': info['window'], 'sampling_rate_hz': utils.FS,
-                'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
-                'threshold_source': info['threshold_source'], 'sha256': info['sha256'],
-                'backend': cfg['backend'], 'synthetic': info['synthetic'],
-                'limits': {k: cfg[k] for k in ('max_body_mb', 'max_files', 'max_zip_mb',
-                                               'max_zip_ratio', 'seconds', 'explain_seconds',
-                                               'pool', 'queue')}}
+        need_token(svc, request)
+        ready(svc)
+        return model_answer(svc)
 
     @app.get('/v1/audit', summary='The audit log, newest first (token required)')
     async def audit_endpoint(request: Request, limit: int = 100):
-        need_token(request, always=True)
+        need_token(svc, request, always=True)
         return {'rows': svc.audit.last(max(1, min(limit, 1000)))}
 
     @app.get('/healthz')
