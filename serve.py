@@ -228,8 +228,16 @@ class Service:
         self.seconds = [0.1]  # recent service times, for Retry-After
         self.tokens = read_tokens(cfg.get('token_file'))
         self.audit = Audit(cfg['audit_db'])
-        self.tmp = Path(cfg['tmp'])
+        # main() makes the folder (shared by --workers processes); else our own
+        self.own_tmp = not cfg.get('tmp')
+        self.tmp = Path(tempfile.mkdtemp(prefix='ecg-serve-') if self.own_tmp else cfg['tmp'])
         self.bg = None
+
+    def close(self):
+        """Remove the temporary folder this Service made (not main()'s)."""
+        import shutil
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def load(self):
         """Load the checkpoint (and the ONNX session); readyz turns 200 after."""
@@ -794,10 +802,9 @@ def config(args):
         raise SystemExit(f'error: --host {args.host} listens beyond this machine; give '
                          '--token-file with bearer tokens (refusing to serve without them)')
     read_tokens(args.token_file)  # fail now, not in a worker
-    tmp = tempfile.mkdtemp(prefix='ecg-serve-')
     return {'model_path': str(Path(path).resolve()), 'root': str(Path(args.root).resolve()),
             'backend': args.backend, 'pool': max(1, args.pool), 'queue': max(0, args.queue),
-            'audit_db': str(Path(args.audit_db).resolve()), 'tmp': tmp,
+            'audit_db': str(Path(args.audit_db).resolve()), 'tmp': None,
             'token_file': str(Path(args.token_file).resolve()) if args.token_file else None,
             'max_body_mb': args.max_body_mb, 'max_files': args.max_files,
             'max_zip_mb': args.max_zip_mb, 'max_zip_ratio': args.max_zip_ratio,
@@ -814,8 +821,13 @@ def main(argv=None):
     import shutil
 
     import uvicorn
+    import signal
     args = get_args_parser().parse_args(argv)
     cfg = config(args)
+    cfg['tmp'] = tempfile.mkdtemp(prefix='ecg-serve-')
+    # uvicorn re-raises SIGTERM after its graceful shutdown: make that an
+    # exit, so that the finally below removes the temporary folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Anything a library writes to a temporary file lands in the server's folder.
     os.environ['TMPDIR'] = cfg['tmp']
     tempfile.tempdir = cfg['tmp']
@@ -828,9 +840,9 @@ def main(argv=None):
             if cfg['backend'] != 'torch':  # export once here, not in every worker at once
                 svc = Service(cfg)
                 svc.load()
+                svc.close()
                 if svc.error:
                     raise SystemExit(f'error: {svc.error}')
-                del svc
             os.environ['ECG_SERVE_CONFIG'] = json.dumps(cfg)
             uvicorn.run('serve:factory', factory=True, host=args.host, port=args.port,
                         workers=args.workers, log_level='info', app_dir=str(ROOT))

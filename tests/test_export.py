@@ -77,6 +77,7 @@ def test_server_onnx_backend_answers_as_torch(exported):
          '--audit-db', str(root / 'audit.sqlite3')]))
     svc = serve.Service(cfg)
     svc.load()
+    svc.close()
     assert svc.error is None and svc.info['session'] is not None
     x = export.synthetic_inputs(2, info['leads'], WINDOW, seed=3)
     from resnet import probabilities

@@ -99,8 +99,7 @@ def start(root, extra=(), token=True):
     def stop():
         server.should_exit = True
         thread.join(10)
-        import shutil
-        shutil.rmtree(cfg['tmp'], ignore_errors=True)
+        app.state.svc.close()
     return url, app.state.svc, stop
 
 
