@@ -658,6 +658,12 @@ async def analyse(svc, request, endpoint, job, limit):
         svc.audit.add([row | {'status': e.status, 'error': e.error,
                               'model_sha256': svc.info['sha256']}])
         return answer(e)
+    except Exception as e:  # noqa: BLE001 (a bug or a library's surprise: one 500, keep serving)
+        print(f'error: {endpoint}: {type(e).__name__}: {e}', file=sys.stderr, flush=True)
+        svc.audit.add([row | {'status': 500, 'error': 'internal',
+                              'model_sha256': svc.info['sha256']}])
+        return answer(ApiError(500, 'internal', f'{type(e).__name__} while analysing; the '
+                               'server keeps serving'))
     finally:
         if not started:
             svc.release()
@@ -713,7 +719,9 @@ def create_app(cfg=None):
     dict (main() builds it from the flags; uvicorn's workers read
     $ECG_SERVE_CONFIG). The model loads in the background (readyz)."""
     from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.formparsers import MultiPartParser
 
     cfg = cfg or json.loads(os.environ['ECG_SERVE_CONFIG'])
@@ -728,6 +736,16 @@ def create_app(cfg=None):
     @app.exception_handler(ApiError)
     async def api_error(request, e):
         return answer(e)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, e):   # unknown path, wrong method: the same JSON shape
+        return answer(ApiError(e.status_code, 'http', str(e.detail), headers=e.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, e):
+        first = e.errors()[0] if e.errors() else {}
+        return answer(ApiError(422, 'invalid', f"{'.'.join(map(str, first.get('loc', [])))}: "
+                               f"{first.get('msg', 'invalid request')}"))
 
     @app.post('/v1/predict', summary='Diagnose records',
               description='multipart files (a record, a .zip, several records); form or query '

@@ -230,6 +230,9 @@ def test_model_health_docs_page_and_strings(api):
     assert 'openapi.json' in docs and 'static/app.js' in page
     text = client.get('/app_text.json').json()
     assert text['rtl'] == ['ar'] and text['text']['class_AF']['fr'] == 'fibrillation atriale'
+    for r in (client.get('/nowhere'), client.get('/v1/predict'),
+              client.get('/v1/audit', params={'limit': 'x'}), client.get('/static/../serve.py')):
+        assert r.status_code in (404, 405, 422) and set(r.json()) == {'error', 'file', 'reason'}
     for name in ('index.html', 'static/app.js', 'static/app.css', 'static/docs.html'):
         src = (ROOT / name).read_text()
         assert 'http://' not in src and 'https://' not in src and '//cdn' not in src, name
