@@ -32,6 +32,7 @@ replicas behind a load balancer.
 """
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import io
@@ -218,7 +219,7 @@ def problem_kind(reason):
 
 class Service:
     """One process's model, pool and audit log. Request work runs in the pool
-    (bounded); `slots` counts running + queued requests."""
+    (bounded); `busy` counts running + queued requests, up to `capacity`."""
 
     def __init__(self, cfg):
         self.cfg, self.info, self.error = cfg, None, None
@@ -296,7 +297,8 @@ class Service:
 
 def onnx_session(info, cfg):
     """export.py's model.onnx (or model.int8.onnx) for this checkpoint,
-    written now when missing or older than the checkpoint."""
+    written now when missing or made from another checkpoint (its sidecar's
+    sha256)."""
     import export
     precision = 'int8' if cfg['backend'] == 'onnx-int8' else 'fp32'
     path = export.onnx_path(info['path'], precision)
@@ -317,9 +319,12 @@ def record_hash(paths):
     return h.hexdigest()
 
 
+@contextlib.contextmanager
 def read_upload(svc, files, deadline):
     """Stage the files (uploads.stage) in a fresh folder under the server's
-    temp folder and read every record -> (list of dict(r, rec, hash), problems)."""
+    temp folder and read every record -> yields (list of dict(r, rec, hash),
+    problems); the folder (which a Record reads its samples from, e.g. for
+    segments) is removed when the block ends."""
     import records
     import uploads
     info = svc.info
@@ -336,7 +341,7 @@ def read_upload(svc, files, deadline):
             if recs:
                 rec = records.read_record(path)
                 out.append({'r': recs[0], 'rec': rec, 'hash': record_hash(rec.files or [path])})
-        return out, problems
+        yield out, problems
 
 
 def class_rows(info, prob, lang):
@@ -410,36 +415,39 @@ def segment_rows(svc, rec, deadline):
     return rows
 
 
-def predict_job(svc, files, opts, deadline):
-    """The whole of /v1/predict in the pool -> (results, problems)."""
+def record_result(svc, g, prob, opts, deadline):
+    """One record's answer of /v1/predict."""
     import clinic
     import records
-    info, lang = svc.info, opts['lang']
-    got, problems = read_upload(svc, files, deadline)
-    if not got:
-        return [], problems
-    probs = svc.score([g['r']['x'] for g in got])
-    out = []
-    for g, prob in zip(got, probs):
-        r, rec = g['r'], g['rec']
-        have = set(records.recorded_leads(rec))
-        res = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
-               'duration_s': round(r['seconds'], 3), 'leads_used': list(info['leads']),
-               'derived': [lead for lead in info['leads'] if lead not in have],
-               'quality': r['quality'], 'record_sha256': g['hash'],
-               'classes': class_rows(info, prob, lang),
-               'diagnoses': [c for c, p, t in zip(info['classes'], prob, info['thresholds'])
-                             if p >= t],
-               'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], lang),
-               'measurements': measurements(r),
-               'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),
-               'device_statements': list(getattr(rec, 'device_statements', None) or [])}
-        if opts['segments']:
-            res['segments'] = segment_rows(svc, rec, deadline)
-        if opts['signal']:
-            res['signal'] = display_signal(r)
-        out.append(res)
-    return out, problems
+    info, lang, r, rec = svc.info, opts['lang'], g['r'], g['rec']
+    have = set(records.recorded_leads(rec))
+    res = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
+           'duration_s': round(r['seconds'], 3), 'leads_used': list(info['leads']),
+           'derived': [lead for lead in info['leads'] if lead not in have],
+           'quality': r['quality'], 'record_sha256': g['hash'],
+           'classes': class_rows(info, prob, lang),
+           'diagnoses': [c for c, p, t in zip(info['classes'], prob, info['thresholds'])
+                         if p >= t],
+           'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], lang),
+           'measurements': measurements(r),
+           # the cart's own reading, where records.py gives it (issue 20)
+           'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),
+           'device_statements': list(getattr(rec, 'device_statements', None) or [])}
+    if opts['segments']:
+        res['segments'] = segment_rows(svc, rec, deadline)
+    if opts['signal']:
+        res['signal'] = display_signal(r)
+    return res
+
+
+def predict_job(svc, files, opts, deadline):
+    """The whole of /v1/predict in the pool -> (results, problems); the
+    records' files exist until the last one is answered (segments read them)."""
+    with read_upload(svc, files, deadline) as (got, problems):
+        if not got:
+            return [], problems
+        probs = svc.score([g['r']['x'] for g in got])
+        return [record_result(svc, g, p, opts, deadline) for g, p in zip(got, probs)], problems
 
 
 def explain_job(svc, files, opts, deadline):
@@ -448,10 +456,10 @@ def explain_job(svc, files, opts, deadline):
     import shap_values
     from app_text import t
     info, lang = svc.info, opts['lang']
-    got, problems = read_upload(svc, files, deadline)
-    if not got:
-        return None, problems
-    r = got[0]['r']
+    with read_upload(svc, files, deadline) as (got, problems):
+        if not got:
+            return None, problems
+        r, digest = got[0]['r'], got[0]['hash']   # in memory: the files can go
     if svc.bg is None:
         svc.bg = shap_values.background(info, svc.cfg['root'])
     prob = svc.score([r['x']])[0]
@@ -461,7 +469,7 @@ def explain_job(svc, files, opts, deadline):
         raise ApiError(422, 'not_explained', f"class {opts['cls']} is not predicted for this "
                        f"record; the explained classes are {', '.join(names)} (the predicted "
                        'ones, or the most likely)', r['source'])
-    out = {'record': r['name'], 'file': r['source'], 'record_sha256': got[0]['hash'],
+    out = {'record': r['name'], 'file': r['source'], 'record_sha256': digest,
            'nsamples': ex['nsamples'], 'seconds': round(ex['seconds'], 2),
            'background': {k: v for k, v in ex['background'].items() if k != 'expected'},
            'explained': []}
