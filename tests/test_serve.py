@@ -399,3 +399,34 @@ def test_body_over_the_limit_without_content_length(api):
                     headers={'Content-Type': 'multipart/form-data; boundary=x'})
     assert r.status_code == 413, r.text
     assert_still_serving(client, svc, before)
+
+
+def test_segments_of_real_dat_records(tmp_path, shared_data):
+    """segments=true on WFDB .dat records read on demand: a 41-s CPSC2021
+    record in 2-s windows, and a 30-min MIT-BIH record refused (903 windows)."""
+    from predict import segment_ends
+    from resnet import build_model
+    torch.manual_seed(0)
+    path = tmp_path / 'models' / 'TINYII-II-s42-f7' / 'best.pt'
+    utils.atomic_torch_save({'model': build_model('resnet18', 1).state_dict(), 'leads': ['II'],
+                             'arch': 'resnet18', 'window': WINDOW}, path)
+    svc = serve.Service(serve.config(serve.get_args_parser().parse_args(
+        ['--model-path', str(path), '--root', str(tmp_path), '--backend', 'torch',
+         '--audit-db', str(tmp_path / 'audit.sqlite3')])))
+    svc.load()
+    opts = {'lang': 'en', 'segments': True, 'signal': False, 'cls': None, 'nsamples': 2}
+
+    def files(folder, name):
+        return [(p.name, p.read_bytes()) for p in sorted((shared_data / folder).glob(name + '.*'))]
+    try:
+        res, problems = serve.predict_job(svc, files('cpsc2021', 'data_8_4'), opts,
+                                          time.monotonic() + 60)
+        assert problems == [] and res[0]['fs'] == 200
+        segs = res[0]['segments']
+        assert len(segs) == len(segment_ends(round(8235 * 500 / 200), WINDOW)) == 21
+        assert all(len(s['scores']) == 9 and s['quality'] for s in segs)
+        with pytest.raises(serve.ApiError, match='903 windows; the API scores up to 480') as e:
+            serve.predict_job(svc, files('mitdb', '100'), opts, time.monotonic() + 60)
+        assert e.value.status == 413
+    finally:
+        svc.close()
