@@ -1,4 +1,4 @@
-# make venv | test | demo | bench | app   (see README)
+# make venv | test | demo | bench | app | serve   (see README)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -37,3 +37,9 @@ paper: venv
 .PHONY: app
 app: venv
 	$(BIN)/streamlit run app.py $(if $(MODEL),-- --model-path $(MODEL))
+
+# The HTTP API and the page on http://127.0.0.1:8000 (docs/serving.md):
+# make serve [MODEL=models/<run>/best.pt] [ARGS='--backend onnx --workers 2']
+.PHONY: serve
+serve: venv
+	$(PYTHON) serve.py $(if $(MODEL),--model-path $(MODEL)) $(ARGS)

@@ -1347,6 +1347,7 @@ def bench_app(args):
     out['background_forward_20_s'] = round(t_ef, 1)
     return out
 
+
 def bench_formats(args):
     """Read time per 10-s 12-lead file of each hospital format: records.read_record
     (formats.py, content sniffing included) against the library's plain call
@@ -1450,6 +1451,206 @@ def bench_formats(args):
     return out
 
 
+def _serve_records(tmp):
+    """The bench's uploads: 8 real 10-s 12-lead records, synthetic without ../shared."""
+    from pathlib import Path
+
+    import synthetic
+    shared = Path(__file__).resolve().parent.parent / 'shared' / 'data' / 'physionet2021'
+    names = sorted(p.stem for p in shared.glob('E075*.hea'))[:8] if shared.is_dir() else []
+    if names:
+        return [[(f'{n}.{s}', (shared / f'{n}.{s}').read_bytes()) for s in ('hea', 'mat')]
+                for n in names], f'{len(names)} real 10-s 12-lead records (physionet2021 E075xx)'
+    recs = []
+    for i in range(8):
+        synthetic.write_record(synthetic.make_record(i, i % 9, duration=10.0), tmp, f'S{i}')
+        recs.append([(f'S{i}.{s}', (tmp / f'S{i}.{s}').read_bytes()) for s in ('hea', 'mat')])
+    return recs, '8 synthetic 10-s records'
+
+
+def _serve_in_process(info, score, recs, count, seconds, meas=False):
+    """Records a second, read (uploads.load_uploads) and scored one at a time
+    as the server does (+ its heart rate with meas) -> (rate, first outputs)."""
+    import clinic
+    import uploads
+
+    def one(files):
+        r, _ = uploads.load_uploads(files, info['leads'], info['window'])
+        if meas:
+            clinic.measure(r[0]['signal'])
+        return score(r[0]['x'][None])
+    outs = [one(f) for f in recs[:2]]  # warm-up
+    t0, k = time.perf_counter(), 0
+    while k < count and time.perf_counter() - t0 < seconds:
+        one(recs[k % len(recs)])
+        k += 1
+    return k / (time.perf_counter() - t0), outs
+
+
+def _serve_rss(proc):
+    """Resident MB of a process and its children (uvicorn's workers)."""
+    import psutil
+    try:
+        return sum(p.memory_info().rss for p in [proc] + proc.children(recursive=True)) / 2 ** 20
+    except psutil.Error:
+        return float('nan')
+
+
+def _serve_clients(url, recs, clients, n, stop_at):
+    """C threads posting records N times each (or until stop_at) -> (latencies, errors)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    lat, errors, lock = [], [], threading.Lock()
+
+    def client(c):
+        with httpx.Client(base_url=url, timeout=120) as h:
+            for i in range(n):
+                if time.perf_counter() > stop_at:
+                    return
+                t = time.perf_counter()
+                try:
+                    r = h.post('/v1/predict',
+                               files=[('files', f) for f in recs[(c + i) % len(recs)]])
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                with lock:
+                    (lat if ok else errors).append(time.perf_counter() - t)
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return lat, errors
+
+
+def _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s):
+    """`python serve.py` in a subprocess under C clients x N requests -> dict."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+    import numpy as np
+    import psutil
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    log_path = tmp / f'serve-{backend}-{workers}.log'
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve().parent / 'serve.py'),
+             '--model-path', str(model_path), '--root', str(tmp), '--port', str(port),
+             '--workers', str(workers), '--backend', backend, '--queue', str(2 * clients),
+             '--audit-db', str(tmp / 'audit.sqlite3')], stdout=log, stderr=subprocess.STDOUT)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 180:
+            try:
+                if httpx.get(f'{url}/readyz', timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f'serve.py exited: {log_path.read_text()[-500:]}')
+            time.sleep(0.5)
+        _serve_clients(url, recs, workers * 2, 1, time.perf_counter() + 60)  # warm-up
+        ps = psutil.Process(proc.pid)
+        rss0 = _serve_rss(ps)
+        t0 = time.perf_counter()
+        lat, errors = _serve_clients(url, recs, clients, n, t0 + load_s)
+        wall = time.perf_counter() - t0
+        rss1 = _serve_rss(ps)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    ms = np.array(lat) * 1000
+    pct = {f'p{q}_ms': float(np.percentile(ms, q)) if len(ms) else float('nan')
+           for q in (50, 95, 99)}
+    return {'backend': backend, 'workers': workers, 'clients': clients, 'requests': len(lat),
+            'errors': len(errors), 'rps': len(lat) / wall, **pct, 'rss_warm_mb': rss0,
+            'rss_end_mb': rss1}
+
+
+def bench_serve(args):
+    """serve.py under a bounded load on 127.0.0.1 (issue 21; docs/serving.md).
+
+    A random ResNet-34 on the study's 30-s window (the cost does not depend
+    on the weights; --quick: ResNet-18, 5 s, two settings) is served by
+    `python serve.py` in a subprocess per setting: backend torch / onnx
+    (fp32) / onnx-int8, --workers 1 or 2. C clients (threads) each post real
+    10-s 12-lead records (../shared/data/physionet2021, synthetic without it)
+    N times; every loop stops after its count or its seconds. Prints
+    throughput, p50/p95/p99 latency, errors, the server's resident memory
+    (all its processes) after the warm-up and at the end, and the same
+    records read and scored in-process one at a time, so that the HTTP and
+    multipart cost is a ratio.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    import export
+    import predict
+    import utils
+    from resnet import build_model, probabilities
+
+    arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
+    n_one, n_four, load_s = (2, 2, 20) if args.quick else (12, 5, 120)
+    backends = ('torch', 'onnx') if args.quick else ('torch', 'onnx', 'onnx-int8')
+    settings = [('torch', 1, 1, n_one), ('onnx', 1, 2, n_four)] if args.quick else [
+        ('torch', 1, 1, n_one), ('torch', 1, 4, n_four), ('torch', 2, 4, n_four),
+        ('onnx', 1, 1, n_one), ('onnx', 1, 4, n_four), ('onnx-int8', 1, 1, n_one)]
+    tmp = Path(tempfile.mkdtemp(prefix='bench-serve-'))
+    try:
+        recs, which = _serve_records(tmp)
+        torch.manual_seed(0)
+        model_path = tmp / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
+        utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
+                                 'leads': list(utils.LEADS), 'window': window}, model_path)
+        info = predict.load_model(model_path, tmp)
+        export.export(model_path, tmp, quantize=None if args.quick else 'int8', calibration=8,
+                      info=info)
+        scorers = {'torch': lambda x: probabilities(info['model'], x)}
+        for b, p in (('onnx', 'fp32'), ('onnx-int8', 'int8'))[:len(backends) - 1]:
+            sess = export.session(export.onnx_path(model_path, p))
+            scorers[b] = lambda x, sess=sess: export.onnx_probabilities(sess, x)
+        print(f'{arch}, 12 x {window}, {torch.get_num_threads()} torch thread(s), {which}; '
+              f'each setting bounded to {load_s} s:')
+        out = {'arch': arch, 'window': window, 'records': which, 'in_process_rps': {}}
+        count, ref = (2 if args.quick else 2 * len(recs)), None
+        for backend in backends:
+            rate, probs = _serve_in_process(info, scorers[backend], recs, count, load_s / 4)
+            ref = probs if ref is None else ref
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(probs, ref))
+            out['in_process_rps'][backend] = rate
+            print(f'  in-process {backend:9s}: {rate:.2f} records/s ({1000 / rate:.0f} ms each);'
+                  f' max |prob - torch| {diff:.1e}')
+        api_rate, _ = _serve_in_process(info, scorers['torch'], recs, count, load_s / 4, True)
+        out['in_process_api_work_rps'] = api_rate
+        print(f'  in-process torch + heart rate (all the API computes): {api_rate:.2f} '
+              f'records/s ({1000 / api_rate:.0f} ms each)')
+        out['runs'] = []
+        for backend, workers, clients, n in settings:
+            r = _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s)
+            r['vs_in_process'] = r['rps'] / out['in_process_rps'][backend]
+            out['runs'].append(r)
+            print(f"  serve {backend:9s} workers {workers} clients {clients}: {r['requests']} "
+                  f"ok, {r['errors']} errors, {r['rps']:.2f} req/s (x{r['vs_in_process']:.2f} "
+                  f"in-process), p50 {r['p50_ms']:.0f} / p95 {r['p95_ms']:.0f} / p99 "
+                  f"{r['p99_ms']:.0f} ms; RSS {r['rss_warm_mb']:.0f} -> {r['rss_end_mb']:.0f} MB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
     'loader': bench_loader, 'records': bench_records, 'loader_designs': bench_loader_designs,
@@ -1458,7 +1659,7 @@ SECTIONS = {
     'length_aware': bench_length_aware, 'deviations': bench_deviations,
     'shap_population': bench_shap_population,
     'app': bench_app,
-    'formats': bench_formats,
+    'formats': bench_formats, 'serve': bench_serve,
 }
 
 

@@ -1,0 +1,882 @@
+"""The model as an HTTP API (FastAPI on uvicorn), and the study's page on top of it.
+
+    make serve                                       # = python serve.py (newest models/*/best.pt)
+    python serve.py --model-path models/SYNTH-all-s42-f7/best.pt
+    python serve.py --model-path M --host 0.0.0.0 --token-file tokens.txt --workers 2
+    curl -s -F files=@A0001.hea -F files=@A0001.mat http://127.0.0.1:8000/v1/predict
+
+Listens on 127.0.0.1:8000 unless told otherwise; on any other address it
+refuses to start without --token-file (one bearer token a line, >= 16
+characters), and then every /v1 call needs `Authorization: Bearer <token>`.
+
+    GET  /                the page (index.html, static/): drop a record, read it
+    POST /v1/predict      files (one record, a .zip of records, several records;
+                          any format records.py reads) [lang=en|fr|ar]
+                          [segments=true] [signal=true] -> JSON per record
+    POST /v1/explain      the same files and [class=CODE] [nsamples=16] -> SHAP
+                          per-lead shares, highlighted segments, additivity
+    GET  /v1/model        the model card, thresholds, limits
+    GET  /v1/audit        the audit log's last rows (only with a token)
+    GET  /healthz /readyz /docs /openapi.json /app_text.json
+
+The API is a thin layer: uploads.stage (the one upload path), records.py,
+predict.load_model / SegmentScorer, resnet.probabilities (or onnxruntime on
+export.py's model.onnx, --backend onnx), shap_values.explain, clinic's texts
+and measurements, app_text's strings. Each analysis is appended to a SQLite
+audit log (WAL): time, endpoint, client address, status, the record's content
+hash, the model's hash, scores and decisions; never a signal, a file name or
+a patient field. Inference runs in a bounded pool with a bounded queue; a full
+queue gets 503 with Retry-After. Every bad input gets a 4xx with a JSON body
+{error, file, reason}. docs/serving.md has the bench figures and how to run
+replicas behind a load balancer.
+"""
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import io
+import ipaddress
+import json
+import math
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+import utils
+
+ROOT = Path(__file__).resolve().parent
+STATIC = ROOT / 'static'
+
+# Request limits (defaults; each is a flag). A 10-60 s record is < 2 MB, a
+# zip of a few hundred records < 50 MB; anything larger is a Holter for
+# predict.py --segments, not for an HTTP call.
+MAX_BODY_MB = 64
+MAX_FILES = 64          # files per request (zip members count too)
+MAX_ZIP_MB = 200        # uncompressed total of a request's zips (= uploads.MAX_ZIP_BYTES)
+MAX_ZIP_RATIO = 50      # uncompressed / compressed of one member: ECG int16 gives 2-5
+SECONDS = 30            # per /v1/predict request (the model reads ~0.1 s a record)
+EXPLAIN_SECONDS = 180   # per /v1/explain (ResNet-34: ~10 s a class on 2 cores)
+MAX_SEGMENTS = 480      # windows per segments=true record (4 h of 30-s windows)
+QUEUE = 4               # requests waiting for the pool; more get 503 + Retry-After
+SIGNAL_SECONDS = 10     # signal=true returns what a printout shows
+TOKEN_MIN = 16
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model-path', default=None, metavar='PT',
+                        help='checkpoint (default: the newest models/*/best.pt under --root)')
+    parser.add_argument('--root', default='.', metavar='DIR',
+                        help='folder holding models/ and results/ (default: .)')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on; any but localhost needs --token-file '
+                             '(default: 127.0.0.1)')
+    parser.add_argument('--port', default=8000, type=int, help='(default: 8000)')
+    parser.add_argument('--token-file', default=None, metavar='F',
+                        help='bearer tokens, one a line; required off localhost (default: none)')
+    parser.add_argument('--backend', default='onnx', choices=['onnx', 'torch', 'onnx-int8'],
+                        help="onnxruntime on export.py's model.onnx (made beside the checkpoint "
+                             'at start-up when missing or stale), torch, or the int8 copy '
+                             '(default: onnx: the same probabilities (max diff 6e-8) ~3x faster '
+                             'than torch on 2 busy cores in bench.py --only serve, '
+                             'docs/serving.md)')
+    parser.add_argument('--workers', default=1, type=int, metavar='N',
+                        help='server processes, each loading the model once (default: 1)')
+    parser.add_argument('--pool', default=1, type=int, metavar='N',
+                        help='inference threads per process (default: 1; the model itself '
+                             'uses every core)')
+    parser.add_argument('--queue', default=QUEUE, type=int, metavar='N',
+                        help=f'requests waiting for the pool before 503 (default: {QUEUE})')
+    parser.add_argument('--audit-db', default='results/serve/audit.sqlite3', metavar='F',
+                        help='SQLite audit log (default: results/serve/audit.sqlite3)')
+    parser.add_argument('--max-body-mb', default=MAX_BODY_MB, type=float, metavar='MB',
+                        help=f'request body (default: {MAX_BODY_MB})')
+    parser.add_argument('--max-files', default=MAX_FILES, type=int, metavar='N',
+                        help=f'files per request, zip members included (default: {MAX_FILES})')
+    parser.add_argument('--max-zip-mb', default=MAX_ZIP_MB, type=float, metavar='MB',
+                        help=f'uncompressed zips per request (default: {MAX_ZIP_MB})')
+    parser.add_argument('--max-zip-ratio', default=MAX_ZIP_RATIO, type=float, metavar='R',
+                        help=f'compression ratio of a zip member (default: {MAX_ZIP_RATIO})')
+    parser.add_argument('--seconds', default=SECONDS, type=float, metavar='S',
+                        help=f'per /v1/predict request (default: {SECONDS})')
+    parser.add_argument('--explain-seconds', default=EXPLAIN_SECONDS, type=float, metavar='S',
+                        help=f'per /v1/explain request (default: {EXPLAIN_SECONDS})')
+    parser.add_argument('--nsamples', default=None, type=int, metavar='N',
+                        help='SHAP samples per class when a request gives none (default: '
+                             'shap_values.APP_NSAMPLES, 16)')
+    parser.add_argument('--threads', default=None, type=int, metavar='N',
+                        help="torch / onnxruntime threads (default: the runtime's own)")
+    return parser
+
+
+# --------------------------------------------------------------------------
+# Errors, tokens, audit.
+
+class ApiError(Exception):
+    """A 4xx/5xx answer {error, file, reason}."""
+
+    def __init__(self, status, error, reason, file=None, headers=None):
+        super().__init__(reason)
+        self.status, self.error, self.reason, self.file = status, error, reason, file
+        self.headers = headers or {}
+
+    def body(self):
+        return {'error': self.error, 'file': self.file, 'reason': self.reason}
+
+
+def is_loopback(host):
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_tokens(path):
+    """Token file -> set of the tokens' sha256 (the tokens themselves are not
+    kept, so no log, traceback or dump of this process can show one)."""
+    if path is None:
+        return set()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise SystemExit(f'error: cannot read --token-file {path}: {e.strerror}') from e
+    tokens = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith('#')]
+    if not tokens:
+        raise SystemExit(f'error: --token-file {path} holds no token (one a line)')
+    if any(len(tok) < TOKEN_MIN for tok in tokens):
+        raise SystemExit(f'error: --token-file {path}: every token needs >= {TOKEN_MIN} '
+                         'characters (e.g. `python -c "import secrets; print(secrets.'
+                         'token_urlsafe(32))"`)')
+    return {hashlib.sha256(tok.encode()).hexdigest() for tok in tokens}
+
+
+def token_ok(header, hashes):
+    if not header or not header.startswith('Bearer '):
+        return False
+    given = hashlib.sha256(header[7:].strip().encode()).hexdigest()
+    return any(hmac.compare_digest(given, h) for h in hashes)
+
+
+AUDIT_SCHEMA = """CREATE TABLE IF NOT EXISTS analyses (
+    id INTEGER PRIMARY KEY, time TEXT NOT NULL, endpoint TEXT NOT NULL, client TEXT,
+    status INTEGER NOT NULL, record_sha256 TEXT, model_sha256 TEXT NOT NULL, backend TEXT,
+    scores TEXT, decisions TEXT, error TEXT)"""
+AUDIT_COLUMNS = ('time', 'endpoint', 'client', 'status', 'record_sha256', 'model_sha256',
+                 'backend', 'scores', 'decisions', 'error')
+
+
+class Audit:
+    """Append-only SQLite log, WAL (several worker processes append at once).
+    Rows hold hashes, scores and decisions only: no signal, file name or patient field."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                  isolation_level=None)
+        self.db.execute('PRAGMA journal_mode=WAL')
+        self.db.execute(AUDIT_SCHEMA)
+        self.lock = threading.Lock()
+
+    def add(self, rows):
+        stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        with self.lock:
+            self.db.executemany(
+                f"INSERT INTO analyses ({','.join(AUDIT_COLUMNS)}) VALUES "
+                f"({','.join('?' * len(AUDIT_COLUMNS))})",
+                [tuple(stamp if c == 'time' else r.get(c) for c in AUDIT_COLUMNS) for r in rows])
+
+    def last(self, n):
+        with self.lock:
+            cur = self.db.execute(f"SELECT id, {','.join(AUDIT_COLUMNS)} FROM analyses "
+                                  'ORDER BY id DESC LIMIT ?', (n,))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def problem_kind(reason):
+    """A problem's kind for the audit log (app_text's kinds): the reason text
+    itself may name a file, which the log must not hold."""
+    from app_text import PROBLEM_KINDS
+    low = str(reason).lower()
+    return next((k for k, pattern in PROBLEM_KINDS if pattern in low), 'other')
+
+
+# --------------------------------------------------------------------------
+# The model behind the API: loading, scoring, one request's analysis.
+
+class Service:
+    """One process's model, pool and audit log. Request work runs in the pool
+    (bounded); `busy` counts running + queued requests, up to `capacity`."""
+
+    def __init__(self, cfg):
+        self.cfg, self.info, self.error = cfg, None, None
+        self.pool = ThreadPoolExecutor(max_workers=cfg['pool'], thread_name_prefix='infer')
+        self.capacity = cfg['pool'] + cfg['queue']
+        self.busy, self.lock = 0, threading.Lock()
+        self.seconds = [0.1]  # recent service times, for Retry-After
+        self.tokens = read_tokens(cfg.get('token_file'))
+        self.audit = Audit(cfg['audit_db'])
+        # main() makes the folder (shared by --workers processes); else our own
+        self.own_tmp = not cfg.get('tmp')
+        self.tmp = Path(tempfile.mkdtemp(prefix='ecg-serve-') if self.own_tmp else cfg['tmp'])
+        self.bg = None
+
+    def close(self):
+        """Remove the temporary folder this Service made (not main()'s)."""
+        import shutil
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def load(self):
+        """Load the checkpoint (and the ONNX session); readyz turns 200 after."""
+        try:
+            import predict
+            from export import sha256_file
+            if self.cfg['threads']:
+                import torch
+                torch.set_num_threads(self.cfg['threads'])
+            info = predict.load_model(self.cfg['model_path'], self.cfg['root'])
+            info['sha256'] = sha256_file(info['path'])
+            info['session'] = None
+            if self.cfg['backend'] != 'torch':
+                info['session'] = onnx_session(info, self.cfg)
+            self.info = info
+        except (SystemExit, Exception) as e:  # noqa: BLE001 (readyz reports it)
+            self.error = str(e)
+            print(f'error: cannot load the model: {e}', file=sys.stderr, flush=True)
+
+    def score(self, xs):
+        """Model inputs -> probabilities (n, classes), by the chosen backend."""
+        x = np.stack(xs)
+        if self.info['session'] is not None:
+            from export import onnx_probabilities
+            return onnx_probabilities(self.info['session'], x)
+        from resnet import probabilities
+        return probabilities(self.info['model'], x, 'cpu', 'fp32', batch_size=32)
+
+    def acquire(self):
+        with self.lock:
+            if self.busy >= self.capacity:
+                wait = math.ceil(self.busy / self.cfg['pool'] * float(np.mean(self.seconds)))
+                raise ApiError(503, 'busy', f'{self.busy} requests running or queued; retry '
+                               'later', headers={'Retry-After': str(max(1, wait))})
+            self.busy += 1
+
+    def release(self, seconds=None):
+        with self.lock:
+            self.busy -= 1
+            if seconds is not None:
+                self.seconds = (self.seconds + [seconds])[-20:]
+
+    async def run(self, fn, limit):
+        """fn(deadline) in the pool; 503 when it runs past `limit` seconds
+        (the job stops at its next record and frees its slot then)."""
+        deadline = time.monotonic() + limit
+        t0 = time.perf_counter()
+        fut = self.pool.submit(fn, deadline)
+        fut.add_done_callback(lambda f: self.release(time.perf_counter() - t0))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), limit)
+        except asyncio.TimeoutError:
+            raise ApiError(503, 'timeout', f'the request took longer than {limit:g} s; send '
+                           'fewer or shorter records', headers={'Retry-After': '5'}) from None
+
+
+def onnx_session(info, cfg):
+    """export.py's model.onnx (or model.int8.onnx) for this checkpoint,
+    written now when missing or made from another checkpoint (its sidecar's
+    sha256)."""
+    import export
+    precision = 'int8' if cfg['backend'] == 'onnx-int8' else 'fp32'
+    path = export.onnx_path(info['path'], precision)
+    side = path.with_name(path.name + '.json')
+    fresh = side.is_file() and json.loads(side.read_text()).get('checkpoint_sha256') == \
+        info['sha256'] and path.is_file()
+    if not fresh:
+        print(f'exporting {path} (export.py) ...', flush=True)
+        export.export(info['path'], cfg['root'], 'int8' if precision == 'int8' else None,
+                      info=info)
+    return export.session(path, cfg['threads'])
+
+
+def record_hash(paths):
+    h = hashlib.sha256()
+    for p in sorted(paths, key=str):
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def read_upload(svc, files, deadline):
+    """Stage the files (uploads.stage) in a fresh folder under the server's
+    temp folder and read every record -> yields (list of dict(r, rec, hash),
+    problems); the folder (which a Record reads its samples from, e.g. for
+    segments) is removed when the block ends."""
+    import records
+    import uploads
+    info = svc.info
+    out, problems = [], []
+    with tempfile.TemporaryDirectory(prefix='req-', dir=svc.tmp) as tmp:
+        paths, problems = uploads.stage(files, tmp)
+        problems = list(problems)
+        for path in paths:
+            if time.monotonic() > deadline:
+                problems.append((Path(path).name, 'not read: the request ran out of time'))
+                continue
+            recs, bad = uploads.read_records([path], info['leads'], info['window'])
+            problems += bad
+            if recs:
+                rec = records.read_record(path)
+                out.append({'r': recs[0], 'rec': rec, 'hash': record_hash(rec.files or [path])})
+        yield out, problems
+
+
+def class_rows(info, prob, lang):
+    from app_text import t
+    return [{'code': c, 'name': t(lang, f'class_{c}'), 'probability': round(float(p), 6),
+             'threshold': round(float(th), 6), 'decision': bool(p >= th)}
+            for c, p, th in zip(info['classes'], prob, info['thresholds'])]
+
+
+def measurements(r):
+    """Heart rate and RR (clinic.measure), and measure.measure's intervals
+    (PR, QRS, QT, axes) where that module exists (issue 22), both on the
+    displayed 500-Hz signal."""
+    import clinic
+    m = clinic.measure(r['signal'])
+    out = {'heart_rate': None if m is None else
+           {k: (round(v, 1) if isinstance(v, float) else v) for k, v in m.items()
+            if k != 'peaks'}}
+    try:
+        import measure as intervals_module
+    except ImportError:
+        return out
+    try:
+        res = intervals_module.measure(r['signal'], utils.FS, r['leads'])
+        out['intervals'] = json.loads(json.dumps(res, default=float))
+    except Exception as e:  # noqa: BLE001 (an interval failure must not lose the diagnosis)
+        out['intervals'] = {'error': f'{type(e).__name__}: {e}'}
+    return out
+
+
+def display_signal(r):
+    """The first 10 s of the record's display (uploads.read_prepared: the
+    model's window, at least 10 s) as the page draws them: leads x samples,
+    integer µV at 500 Hz (a printout shows 10 s; SHAP segments are in the
+    same time, ms from its start)."""
+    n = min(len(r['signal']), SIGNAL_SECONDS * utils.FS)
+    return {'fs': utils.FS, 'leads': r['leads'], 'units': 'uV',
+            'display_s': len(r['signal']) / utils.FS,
+            'model_start_s': r['offset'] / utils.FS, 'model_s': r['length'] / utils.FS,
+            'data': np.round(r['signal'][:n].T * 1000).astype(int).tolist()}
+
+
+def segment_rows(svc, rec, deadline):
+    """segments=true: every window of the record, as predict.py --segments."""
+    import records
+    from predict import SegmentScorer, segment_ends
+    info = svc.info
+    ends = segment_ends(records.length_at_fs(rec), info['window'])
+    if len(ends) > MAX_SEGMENTS:
+        raise ApiError(413, 'too_long', f'{len(ends)} windows; the API scores up to '
+                       f'{MAX_SEGMENTS} (use predict.py --segments for a Holter)', rec.name)
+    scorer = SegmentScorer(svc.score, info['classes'], info['thresholds'], 32)
+    rows = []
+    for end in ends:
+        if time.monotonic() > deadline:
+            raise ApiError(503, 'timeout', 'segments: the request ran out of time', rec.name)
+        try:
+            x, _, quality = records.prepare(rec, info['leads'], info['window'], end=end)
+        except records.RecordError as e:
+            x, quality = None, e.reason
+        stop = end / utils.FS
+        rows += scorer.add({'start_s': max(0.0, stop - info['window'] / utils.FS),
+                            'end_s': stop, 'quality': str(quality)}, x)
+    rows += scorer.flush()
+    for row in rows:
+        row['scores'] = {c: (None if np.isnan(row[f'score_{c}']) else round(row[f'score_{c}'], 6))
+                         for c in info['classes']}
+        for c in info['classes']:
+            row.pop(f'score_{c}')
+        row['diagnoses'] = [d for d in row['diagnoses'].split(';') if d]
+    return rows
+
+
+def record_result(svc, g, prob, opts, deadline):
+    """One record's answer of /v1/predict."""
+    import clinic
+    import records
+    info, lang, r, rec = svc.info, opts['lang'], g['r'], g['rec']
+    have = set(records.recorded_leads(rec))
+    res = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
+           'duration_s': round(r['seconds'], 3), 'leads_used': list(info['leads']),
+           'derived': [lead for lead in info['leads'] if lead not in have],
+           'quality': r['quality'], 'record_sha256': g['hash'],
+           'classes': class_rows(info, prob, lang),
+           'diagnoses': [c for c, p, t in zip(info['classes'], prob, info['thresholds'])
+                         if p >= t],
+           'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], lang),
+           'measurements': measurements(r),
+           # the cart's own reading, where records.py gives it (issue 20)
+           'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),
+           'device_statements': list(getattr(rec, 'device_statements', None) or [])}
+    if opts['segments']:
+        res['segments'] = segment_rows(svc, rec, deadline)
+    if opts['signal']:
+        res['signal'] = display_signal(r)
+    return res
+
+
+def predict_job(svc, files, opts, deadline):
+    """The whole of /v1/predict in the pool -> (results, problems); the
+    records' files exist until the last one is answered (segments read them)."""
+    with read_upload(svc, files, deadline) as (got, problems):
+        if not got:
+            return [], problems
+        probs = svc.score([g['r']['x'] for g in got])
+        return [record_result(svc, g, p, opts, deadline) for g, p in zip(got, probs)], problems
+
+
+def explain_job(svc, files, opts, deadline):
+    """/v1/explain in the pool: the first record of the upload -> (result, problems)."""
+    import clinic
+    import shap_values
+    from app_text import t
+    info, lang = svc.info, opts['lang']
+    with read_upload(svc, files, deadline) as (got, problems):
+        if not got:
+            return None, problems
+        r, digest = got[0]['r'], got[0]['hash']   # in memory: the files can go
+    if svc.bg is None:
+        svc.bg = shap_values.background(info, svc.cfg['root'])
+    prob = svc.score([r['x']])[0]
+    ex = shap_values.explain(info, r, opts['nsamples'], svc.cfg['root'], bg=svc.bg)
+    names = [info['classes'][c] for c in ex['classes']]
+    if opts['cls'] is not None and opts['cls'] not in names:
+        raise ApiError(422, 'not_explained', f"class {opts['cls']} is not predicted for this "
+                       f"record; the explained classes are {', '.join(names)} (the predicted "
+                       'ones, or the most likely)', r['source'])
+    out = {'record': r['name'], 'file': r['source'], 'record_sha256': digest,
+           'nsamples': ex['nsamples'], 'seconds': round(ex['seconds'], 2),
+           'background': {k: v for k, v in ex['background'].items() if k != 'expected'},
+           'explained': []}
+    for j, c in enumerate(ex['classes']):
+        code = info['classes'][c]
+        if opts['cls'] is not None and code != opts['cls']:
+            continue
+        share = clinic.lead_shares(ex['values'][j], r['length'])
+        mask = clinic.record_mask(r, ex['values'][j], info['leads'])
+        segs = [{'lead': lead, 'start_ms': round(a * 1000 / utils.FS, 1),
+                 'end_ms': round(b * 1000 / utils.FS, 1)}
+                for k, lead in enumerate(r['leads']) for a, b in clinic.runs(mask[k])]
+        out['explained'].append({
+            'code': code, 'name': t(lang, f'class_{code}'), 'probability': float(prob[c]),
+            'lead_shares': dict(zip(info['leads'], map(float, share))), 'segments': segs,
+            'segments_time': 'ms from the start of the returned signal (signal=true)',
+            'additivity': {'shap_sum': float(ex['shap_sum'][j]), 'fx': float(ex['fx'][j]),
+                           'expected': float(ex['expected'][j]),
+                           'rel_error': float(ex['rel_error'][j])}})
+    return out, problems
+
+
+# --------------------------------------------------------------------------
+# Request checks before any work.
+
+def check_zips(files, cfg):
+    """Zip members counted, expansion total and ratio checked from the
+    central directory, before anything is unpacked (uploads.stage unpacks)."""
+    total, count = 0, 0
+    for name, data in files:
+        if not str(name).lower().endswith('.zip'):
+            count += 1
+            continue
+        try:
+            members = [i for i in zipfile.ZipFile(io.BytesIO(data)).infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, ValueError, OSError) as e:
+            raise ApiError(422, 'bad_zip', f'not a readable .zip ({e})', name) from None
+        count += len(members)
+        for m in members:
+            total += m.file_size
+            ratio = m.file_size / max(m.compress_size, 1)
+            if ratio > cfg['max_zip_ratio'] and m.file_size > 2 ** 20:
+                raise ApiError(413, 'zip_ratio', f'member expands {ratio:.0f}x (limit '
+                               f"{cfg['max_zip_ratio']:g}x): a zip bomb?", name)
+        if total > cfg['max_zip_mb'] * 2 ** 20:
+            raise ApiError(413, 'zip_size', f"expands to over {cfg['max_zip_mb']:g} MB "
+                           '(limit per request)', name)
+    if count > cfg['max_files']:
+        raise ApiError(413, 'too_many_files', f"{count} files (zip members included); the "
+                       f"limit is {cfg['max_files']} a request", None)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class LimitBody:
+    """ASGI middleware: a body over the limit stops being read (413), whether
+    or not it declared its Content-Length."""
+
+    def __init__(self, app, limit):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get('headers') or []).get(b'content-length')
+        if declared and declared.isdigit() and int(declared) > self.limit:
+            return await json_asgi(send, 413, ApiError(
+                413, 'too_large', f'body of {int(declared) / 2 ** 20:.1f} MB; the limit is '
+                f'{self.limit / 2 ** 20:.0f} MB').body())
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get('body', b''))
+            if seen > self.limit:
+                raise BodyTooLarge(f'body over {self.limit / 2 ** 20:.0f} MB')
+            return msg
+        return await self.app(scope, limited, send)
+
+
+async def json_asgi(send, status, body):
+    data = json.dumps(body).encode()
+    await send({'type': 'http.response.start', 'status': status,
+                'headers': [(b'content-type', b'application/json'),
+                            (b'content-length', str(len(data)).encode()),
+                            (b'connection', b'close')]})
+    await send({'type': 'http.response.body', 'body': data})
+
+
+# --------------------------------------------------------------------------
+# Request handling (module level, so each piece is small and testable).
+
+def answer(e):
+    from fastapi.responses import JSONResponse
+    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+
+def client(request):
+    return request.client.host if request.client else None
+
+
+def need_token(svc, request, always=False):
+    """401 unless the request carries one of the tokens (when the server has
+    tokens; `always`: even when it has none, for the audit log)."""
+    if (svc.tokens or always) and not token_ok(request.headers.get('authorization'),
+                                               svc.tokens):
+        raise ApiError(401, 'unauthorized', 'a valid bearer token is required'
+                       + ('' if svc.tokens else ' (start the server with --token-file)'),
+                       headers={'WWW-Authenticate': 'Bearer'})
+
+
+def ready(svc):
+    if svc.info is None:
+        raise ApiError(503, 'not_ready', svc.error or 'the model is loading',
+                       headers={'Retry-After': '2'})
+
+
+async def files_and_fields(request, cfg):
+    """The multipart body -> ([(file name, bytes)], {field: value})."""
+    from starlette.requests import ClientDisconnect
+    try:
+        form = await request.form(max_files=cfg['max_files'], max_fields=16,
+                                  max_part_size=64 * 1024)
+    except BodyTooLarge as e:
+        raise ApiError(413, 'too_large', str(e)) from None
+    except ClientDisconnect:
+        raise
+    except Exception as e:  # noqa: BLE001 (starlette's MultiPartException, malformed bodies)
+        status = 413 if 'Too many files' in str(e) else 400
+        raise ApiError(status, 'too_many_files' if status == 413 else 'bad_request',
+                       str(e)) from None
+    files, fields = [], {}
+    for key, value in form.multi_items():
+        if hasattr(value, 'read'):
+            files.append((value.filename or key, await value.read()))
+            await value.close()
+        else:
+            fields[key] = value
+    await form.close()
+    if not files:
+        raise ApiError(400, 'no_files', "no file in the request: send multipart form "
+                       "field(s) 'files'")
+    return files, fields
+
+
+def options(fields, query, svc):
+    """Form fields and query parameters -> the job's options, checked."""
+    get = {**dict(query), **fields}.get
+    lang = get('lang', 'en')
+    if lang not in ('en', 'fr', 'ar'):
+        raise ApiError(400, 'bad_lang', f'lang {lang!r}: use en, fr or ar')
+    try:
+        nsamples = int(get('nsamples', svc.cfg.get('nsamples') or 16))
+    except ValueError:
+        raise ApiError(400, 'bad_nsamples', 'nsamples must be an integer') from None
+    cls = get('class') or None
+    if cls is not None and cls not in svc.info['classes']:
+        raise ApiError(400, 'bad_class', f"class {cls!r}: use one of "
+                       f"{', '.join(svc.info['classes'])}")
+    yes = {'1', 'true', 'yes', 'on'}
+    return {'lang': lang, 'segments': str(get('segments', '')).lower() in yes,
+            'signal': str(get('signal', '')).lower() in yes, 'cls': cls,
+            'nsamples': max(1, min(nsamples, 64))}
+
+
+async def analyse(svc, request, endpoint, job, limit):
+    """Auth, readiness and a pool slot before the body is read; then the job
+    in the pool; every outcome is one audit row or more."""
+    from fastapi.responses import JSONResponse
+    from starlette.requests import ClientDisconnect
+    row = {'endpoint': endpoint, 'client': client(request), 'backend': svc.cfg['backend']}
+    try:
+        need_token(svc, request)
+        ready(svc)
+        svc.acquire()
+    except ApiError as e:
+        svc.audit.add([row | {'status': e.status, 'error': e.error,
+                              'model_sha256': (svc.info or {}).get('sha256', '?')}])
+        return answer(e)
+    started = False
+    try:
+        files, fields = await files_and_fields(request, svc.cfg)
+        opts = options(fields, request.query_params, svc)
+        check_zips(files, svc.cfg)
+        started = True   # from here the pool's callback frees the slot
+        result, problems = await svc.run(lambda d: job(svc, files, opts, d), limit)
+    except ClientDisconnect:
+        return JSONResponse({'error': 'disconnected', 'file': None,
+                             'reason': 'the client went away'}, status_code=400)
+    except ApiError as e:
+        svc.audit.add([row | {'status': e.status, 'error': e.error,
+                              'model_sha256': svc.info['sha256']}])
+        return answer(e)
+    except Exception as e:  # noqa: BLE001 (a bug or a library's surprise: one 500, keep serving)
+        print(f'error: {endpoint}: {type(e).__name__}: {e}', file=sys.stderr, flush=True)
+        svc.audit.add([row | {'status': 500, 'error': 'internal',
+                              'model_sha256': svc.info['sha256']}])
+        return answer(ApiError(500, 'internal', f'{type(e).__name__} while analysing; the '
+                               'server keeps serving'))
+    finally:
+        if not started:
+            svc.release()
+    return respond(svc, row, result, problems)
+
+
+def respond(svc, row, result, problems):
+    """The job's result -> JSON (200, or 422 when no record was usable) and its audit rows."""
+    from fastapi.responses import JSONResponse
+    info = svc.info
+    row = row | {'model_sha256': info['sha256']}
+    probs = [{'file': f, 'reason': str(why)[:500]} for f, why in problems]
+    bad = [row | {'status': 422, 'error': problem_kind(why)} for _, why in problems]
+    if not result:
+        f, why = problems[0] if problems else (None, 'no record in the upload')
+        svc.audit.add(bad or [row | {'status': 422, 'error': 'other'}])
+        return JSONResponse({'error': 'unreadable', 'file': f, 'reason': str(why)[:500],
+                             'problems': probs}, status_code=422)
+    rows = []
+    for res in result if isinstance(result, list) else [result]:
+        if 'classes' in res:
+            scores = {c['code']: c['probability'] for c in res['classes']}
+            decisions = res['diagnoses']
+        else:   # an explanation: the explained classes
+            scores = {e['code']: e['probability'] for e in res['explained']}
+            decisions = [e['code'] for e in res['explained']]
+        rows.append(row | {'status': 200, 'record_sha256': res['record_sha256'],
+                           'scores': json.dumps(scores), 'decisions': json.dumps(decisions)})
+    svc.audit.add(rows + bad)
+    model = {'run': info['card']['run'], 'sha256': info['sha256'],
+             'backend': svc.cfg['backend'], 'synthetic': info['synthetic']}
+    key = 'records' if isinstance(result, list) else 'explanation'
+    return JSONResponse({'model': model, key: result, 'problems': probs})
+
+
+def model_answer(svc):
+    info, cfg = svc.info, svc.cfg
+    return {'card': info['card'], 'classes': info['classes'], 'leads': info['leads'],
+            'window': info['window'], 'sampling_rate_hz': utils.FS,
+            'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
+            'threshold_source': info['threshold_source'], 'sha256': info['sha256'],
+            'backend': cfg['backend'], 'synthetic': info['synthetic'],
+            'limits': {k: cfg[k] for k in ('max_body_mb', 'max_files', 'max_zip_mb',
+                                           'max_zip_ratio', 'seconds', 'explain_seconds',
+                                           'pool', 'queue')}}
+
+
+# --------------------------------------------------------------------------
+# The app.
+
+def create_app(cfg=None):
+    """-> (the ASGI app with the body limit, the FastAPI app) for a config
+    dict (main() builds it from the flags; uvicorn's workers read
+    $ECG_SERVE_CONFIG). The model loads in the background (readyz)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.formparsers import MultiPartParser
+
+    cfg = cfg or json.loads(os.environ['ECG_SERVE_CONFIG'])
+    # Uploads stay in memory (the body is capped) instead of spooling to /tmp.
+    MultiPartParser.spool_max_size = int(cfg['max_body_mb'] * 2 ** 20) + 1
+    svc = Service(cfg)
+    threading.Thread(target=svc.load, daemon=True, name='load-model').start()
+    app = FastAPI(title='ECG diagnosis API', version='1', docs_url=None, redoc_url=None,
+                  description=__doc__.split('\n\n')[0])
+    app.state.svc = svc
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, e):
+        return answer(e)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, e):   # unknown path, wrong method: the same JSON shape
+        return answer(ApiError(e.status_code, 'http', str(e.detail), headers=e.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, e):
+        first = e.errors()[0] if e.errors() else {}
+        return answer(ApiError(422, 'invalid', f"{'.'.join(map(str, first.get('loc', [])))}: "
+                               f"{first.get('msg', 'invalid request')}"))
+
+    @app.post('/v1/predict', summary='Diagnose records',
+              description='multipart files (a record, a .zip, several records); form or query '
+                          'fields lang=en|fr|ar, segments=true, signal=true')
+    async def predict_endpoint(request: Request):
+        return await analyse(svc, request, 'predict', predict_job, cfg['seconds'])
+
+    @app.post('/v1/explain', summary='SHAP of the predicted classes of one record',
+              description='multipart files of one record; fields class=CODE, nsamples=16, lang')
+    async def explain_endpoint(request: Request):
+        return await analyse(svc, request, 'explain', explain_job, cfg['explain_seconds'])
+
+    @app.get('/v1/model', summary='The model card, thresholds and limits')
+    async def model_endpoint(request: Request):
+        need_token(svc, request)
+        ready(svc)
+        return model_answer(svc)
+
+    @app.get('/v1/audit', summary='The audit log, newest first (token required)')
+    async def audit_endpoint(request: Request, limit: int = 100):
+        need_token(svc, request, always=True)
+        return {'rows': svc.audit.last(max(1, min(limit, 1000)))}
+
+    @app.get('/healthz')
+    async def healthz():
+        return {'status': 'ok'}
+
+    @app.get('/readyz')
+    async def readyz():
+        if svc.info is None:
+            return JSONResponse({'status': 'loading' if svc.error is None else 'failed',
+                                 'reason': svc.error}, status_code=503)
+        return {'status': 'ready', 'busy': svc.busy, 'capacity': svc.capacity}
+
+    @app.get('/app_text.json', include_in_schema=False)
+    async def strings():
+        import app_text
+        return {'languages': app_text.LANGUAGES, 'rtl': sorted(app_text.RTL),
+                'text': app_text.TEXT}
+
+    @app.get('/', include_in_schema=False)
+    async def index():
+        return FileResponse(ROOT / 'index.html', media_type='text/html')
+
+    @app.get('/static/{name}', include_in_schema=False)
+    async def static(name: str):
+        path = STATIC / Path(name).name
+        if not path.is_file():
+            raise ApiError(404, 'not_found', f'no static file {Path(name).name}')
+        return FileResponse(path)
+
+    @app.get('/docs', include_in_schema=False)
+    async def docs():
+        return HTMLResponse((STATIC / 'docs.html').read_text())
+
+    return LimitBody(app, int(cfg['max_body_mb'] * 2 ** 20)), app
+
+
+def config(args):
+    """Flags -> the config every worker process reads (tokens stay in their file)."""
+    import predict
+    path = args.model_path
+    if path is None:
+        found = predict.find_models(args.root)
+        if not found:
+            raise SystemExit(f'error: no models/*/best.pt under {Path(args.root).resolve()}; '
+                             'train one (make demo) or pass --model-path')
+        path = found[0]
+    if not Path(path).is_file():
+        raise SystemExit(f'error: no checkpoint {path}; pass --model-path models/<run>/best.pt')
+    if not is_loopback(args.host) and not args.token_file:
+        raise SystemExit(f'error: --host {args.host} listens beyond this machine; give '
+                         '--token-file with bearer tokens (refusing to serve without them)')
+    read_tokens(args.token_file)  # fail now, not in a worker
+    return {'model_path': str(Path(path).resolve()), 'root': str(Path(args.root).resolve()),
+            'backend': args.backend, 'pool': max(1, args.pool), 'queue': max(0, args.queue),
+            'audit_db': str(Path(args.audit_db).resolve()), 'tmp': None,
+            'token_file': str(Path(args.token_file).resolve()) if args.token_file else None,
+            'max_body_mb': args.max_body_mb, 'max_files': args.max_files,
+            'max_zip_mb': args.max_zip_mb, 'max_zip_ratio': args.max_zip_ratio,
+            'seconds': args.seconds, 'explain_seconds': args.explain_seconds,
+            'threads': args.threads, 'nsamples': args.nsamples}
+
+
+def factory():
+    """uvicorn --factory entry for --workers N: each process builds its own app."""
+    return create_app()[0]
+
+
+def main(argv=None):
+    import shutil
+
+    import uvicorn
+    import signal
+    args = get_args_parser().parse_args(argv)
+    cfg = config(args)
+    cfg['tmp'] = tempfile.mkdtemp(prefix='ecg-serve-')
+    # uvicorn re-raises SIGTERM after its graceful shutdown: make that an
+    # exit, so that the finally below removes the temporary folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Anything a library writes to a temporary file lands in the server's folder.
+    os.environ['TMPDIR'] = cfg['tmp']
+    tempfile.tempdir = cfg['tmp']
+    print(f"serving {cfg['model_path']} ({cfg['backend']}) on http://{args.host}:{args.port} "
+          f"with {args.workers} worker(s); tokens: "
+          f"{'required' if cfg['token_file'] else 'none (localhost only)'}; audit log "
+          f"{cfg['audit_db']}; temporary files in {cfg['tmp']}", flush=True)
+    try:
+        if args.workers > 1:
+            if cfg['backend'] != 'torch':  # export once here, not in every worker at once
+                svc = Service(cfg)
+                svc.load()
+                svc.close()
+                if svc.error:
+                    raise SystemExit(f'error: {svc.error}')
+            os.environ['ECG_SERVE_CONFIG'] = json.dumps(cfg)
+            uvicorn.run('serve:factory', factory=True, host=args.host, port=args.port,
+                        workers=args.workers, log_level='info', app_dir=str(ROOT))
+        else:
+            uvicorn.run(create_app(cfg)[0], host=args.host, port=args.port, log_level='info')
+    finally:
+        shutil.rmtree(cfg['tmp'], ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
