@@ -386,6 +386,24 @@ def test_client_disconnect_mid_upload(api):
     assert_still_serving(client, svc, before)
 
 
+def test_case_twin_upload_is_refused_by_the_api(api):
+    """Issue 23, defect 1, through the API: x.HEA (empty) beside x.hea, which
+    names a file outside the upload, is a conflict; both twins are refused,
+    nothing outside is read, and the server goes on serving."""
+    client, svc = api
+    before = outside()
+    good = record_files('x')
+    evil = good[0][1].decode().replace('x.mat', '/etc/passwd', 1).encode()
+    r = post(client, [('x.HEA', b''), ('x.hea', evil), good[1]])
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert set(body) >= {'error', 'file', 'reason'}
+    twins = {p['file'] for p in body['problems'] if 'differ' in p['reason']}
+    assert twins == {'x.HEA', 'x.hea'}, body
+    assert 'root:' not in r.text and 'passwd' not in json.dumps(body.get('records', []))
+    assert_still_serving(client, svc, before)
+
+
 def test_body_over_the_limit_without_content_length(api):
     client, svc = api
     before = outside()
