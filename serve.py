@@ -707,12 +707,22 @@ def respond(svc, row, result, problems):
     return JSONResponse({'model': model, key: result, 'problems': probs})
 
 
+def _no_paths(obj):
+    """The card without the server's file-system paths (a client needs the run,
+    not where it lives): 'path' and 'data_dir' keep their last part only; the
+    source's 'text' (which quotes a path) is left out."""
+    if isinstance(obj, dict):
+        return {k: Path(v).name if k in ('path', 'data_dir') and isinstance(v, str)
+                else _no_paths(v) for k, v in obj.items() if k != 'text'}
+    return obj
+
+
 def model_answer(svc):
     info, cfg = svc.info, svc.cfg
-    return {'card': info['card'], 'classes': info['classes'], 'leads': info['leads'],
+    return {'card': _no_paths(info['card']), 'classes': info['classes'], 'leads': info['leads'],
             'window': info['window'], 'sampling_rate_hz': utils.FS,
             'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
-            'threshold_source': info['threshold_source'], 'sha256': info['sha256'],
+            'threshold_source': _no_paths(info['threshold_source']), 'sha256': info['sha256'],
             'backend': cfg['backend'], 'synthetic': info['synthetic'],
             'limits': {k: cfg[k] for k in ('max_body_mb', 'max_files', 'max_zip_mb',
                                            'max_zip_ratio', 'seconds', 'explain_seconds',

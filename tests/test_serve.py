@@ -222,6 +222,7 @@ def test_model_health_docs_page_and_strings(api):
     m = client.get('/v1/model').json()
     assert m['classes'] == CLASSES and m['window'] == WINDOW
     assert m['threshold_source']['kind'] == 'tuned'
+    assert 'serveroot' not in json.dumps(m) and '/' not in json.dumps(m['card'])  # no paths
     assert client.get('/healthz').json() == {'status': 'ok'}
     assert client.get('/readyz').json()['status'] == 'ready'
     assert '/v1/predict' in client.get('/openapi.json').json()['paths']
