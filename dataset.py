@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from records import obtainable, to_mV
-from utils import CLASSES, LEADS, WINDOW, parse_leads, split_data  # noqa: F401 (split_data is re-exported)
+from records import obtainable, parse_leads, to_mV
+from utils import CLASSES, LEADS, WINDOW, split_data  # noqa: F401 (split_data is re-exported)
 
 # The study's augmentation (dataset.transform): each of scaling and shift is
 # applied when np.random.randn() > 0.5, i.e. with probability 1 - Phi(0.5).

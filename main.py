@@ -47,6 +47,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import utils
 from folds import current_manifest, describe_change, public
+from records import parse_leads
 from resnet import ARCHS, batch_logits, build_model
 from utils import CLASSES
 
@@ -351,7 +352,7 @@ def train_run(args, rank=0, world=1, local_rank=0):
     """Train (or --evaluate) one run: args.test_fold or the seeded split.
     Returns the best validation F1."""
     is_main = rank == 0
-    leads = utils.parse_leads(args.leads)
+    leads = parse_leads(args.leads)
     name = utils.run_name(args.data_dir, leads, args.seed, args.test_fold)
     out = utils.run_dirs(name, args.root)['models']
     train_f, val_f, test_f = utils.split_data(args.seed, args.test_fold)
@@ -485,7 +486,6 @@ def train_run(args, rank=0, world=1, local_rank=0):
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    args.leads = ','.join(utils.parse_leads(args.leads)) if args.leads != 'all' else 'all'
     if args.cv and args.test_fold is not None:
         raise SystemExit('error: --cv runs every fold; drop --test-fold')
     rank, world, local_rank = ddp_setup(args.device)

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 import utils
+from records import parse_leads
 from utils import LEADS
 
 ROOT = Path(__file__).resolve().parent   # the scripts
@@ -411,7 +412,7 @@ def paper(args):
     jobs = []
     recipe = RECIPES[args.recipe] + ['--epochs', str(args.epochs)]
     root = ['--root', RECIPE_ROOT[args.recipe]]
-    for leads in ['all'] + args.single_leads:
+    for leads in ['all'] + parse_leads(args.single_leads):
         for ff in fold_flags:
             name = utils.run_name(d, leads, args.seed, ff[1] if ff else None)
             common = ['--data-dir', d, '--leads', leads, '--seed', s] + ff
@@ -463,7 +464,7 @@ def main():
                    help='parallel GPU workers (default: all visible GPUs)')
     p.add_argument('--shap-records', default=50, type=int,
                    help='test records explained with SHAP (default: 50)')
-    p.add_argument('--single-leads', default=','.join(LEADS), type=utils.parse_leads,
+    p.add_argument('--single-leads', default=','.join(LEADS), type=utils.leads_arg,
                    metavar='LEADS', help='single-lead models to train (default: all 12)')
     p.add_argument('--main-args', default='', metavar='"ARGS"',
                    help='extra flags for every main.py run, after the recipe\'s, e.g. '

@@ -41,6 +41,7 @@ import pandas as pd
 
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
+from records import parse_leads
 from utils import CLASSES
 
 METRICS = ['precision', 'recall', 'f1', 'auc', 'accuracy']
@@ -159,7 +160,7 @@ def score_folds(model, ckpt, args, folds, device, precision):
 def evaluate_run(args, test_fold):
     """Evaluate one run's best.pt on its test fold; write results/<run>/."""
     from resnet import load_checkpoint
-    leads = utils.parse_leads(args.leads or 'all')
+    leads = parse_leads(args.leads or 'all')
     name = utils.run_name(args.data_dir, leads, args.seed, test_fold)
     dirs = utils.run_dirs(name, args.root)
     model_path = Path(args.model_path) if args.model_path else dirs['models'] / 'best.pt'
@@ -209,7 +210,7 @@ def evaluate_run(args, test_fold):
 
 def summarise_cv(args):
     """Mean ± SD across the 10 folds' metrics.csv -> results/<db>-<leads>-s<seed>-cv/."""
-    leads = utils.parse_leads(args.leads or 'all')
+    leads = parse_leads(args.leads or 'all')
     frames = []
     for k in range(1, utils.NFOLDS + 1):
         path = utils.run_dirs(utils.run_name(args.data_dir, leads, args.seed, k),
@@ -489,7 +490,7 @@ def main(argv=None):
     if args.cv:
         if args.test_fold is not None or args.model_path:
             raise SystemExit('error: --cv evaluates every fold; drop --test-fold/--model-path')
-        leads = utils.parse_leads(args.leads or 'all')
+        leads = parse_leads(args.leads or 'all')
         missing = [k for k in range(1, utils.NFOLDS + 1)
                    if not (utils.run_dirs(utils.run_name(args.data_dir, leads, args.seed, k),
                                           args.root)['models'] / 'best.pt').is_file()]

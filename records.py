@@ -125,7 +125,9 @@ def canonical_lead(name):
 
 def parse_leads(leads):
     """'all', 'I,aVR,V5' or a list (any alias/case) -> standard names, in the
-    order asked. Unknown names raise ValueError listing the valid ones."""
+    order asked: the one lead vocabulary of every script. Unknown or repeated
+    names raise ValueError listing the valid ones (utils.leads_arg turns it
+    into the command line's error)."""
     if isinstance(leads, str):
         if leads.strip().lower() == 'all':
             return list(LEADS)
@@ -137,6 +139,8 @@ def parse_leads(leads):
             raise ValueError(f"unknown lead {name!r}; use 'all' or names from "
                              f"{','.join(LEADS)} (aliases such as MLII, D1, avr work too)")
         out.append(canon)
+    if len(set(out)) != len(out):
+        raise ValueError(f"a lead is asked for twice in {','.join(map(str, leads))}")
     return out
 
 
