@@ -144,7 +144,7 @@ class MultiLabel:
 
 def load_xy(data_dir, seed, test_fold, jobs=None, force=False):
     """-> dict split -> (patient_ids, X, Y) for the train/val/test folds."""
-    from dataset import load_labels
+    from ecgcache import load_labels
     from expert_features import extract_dataset
     labels = load_labels(data_dir)
     feats = extract_dataset(data_dir, workers=jobs, force=force)
