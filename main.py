@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 import utils
-from folds import current_manifest, describe_change, public
+from folds import check_manifest, current_manifest, public
 from records import parse_leads
 from resnet import ARCHS, batch_logits, build_model
 from utils import CLASSES
@@ -335,17 +335,6 @@ def is_improvement(f1, best_f1, best_epoch):
     return not math.isfinite(best_f1) or f1 > best_f1
 
 
-def check_resume_folds(ckpt, manifest, path, data_dir):
-    """--resume must not continue a run on other folds than it started on."""
-    old = ckpt.get('fold_manifest')
-    if old is not None and old.get('hash') != manifest['hash']:
-        raise SystemExit(f'error: {path} was trained on other folds than {data_dir}/labels.csv '
-                         f'holds now ({describe_change(old, manifest)}); resuming would train '
-                         'on records of its test fold. Retrain with --force, or restore the '
-                         'folds (preprocess.py --reassign-folds --fold-seed '
-                         f"{old.get('fold_seed')})")
-
-
 # --------------------------------------------------------------------------
 
 def train_run(args, rank=0, world=1, local_rank=0):
@@ -406,7 +395,7 @@ def train_run(args, rank=0, world=1, local_rank=0):
     if args.resume and last_path.exists():
         # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest
         ckpt = torch.load(last_path, map_location='cpu', weights_only=True)
-        check_resume_folds(ckpt, manifest, last_path, args.data_dir)
+        check_manifest(ckpt.get('fold_manifest'), args.data_dir, last_path, resume=True)
         model.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         scheduler.load_state_dict(ckpt['scheduler'])
