@@ -799,3 +799,40 @@ def check_quality(record, x, channels=None):
     if big.any():
         flags.append('amplitude ' + ','.join(n for n, b in zip(names, big) if b))
     return Quality(tuple(flags))
+
+
+# --------------------------------------------------------------------------
+# Beat annotations.
+
+# wfdb's beat codes (MIT-BIH): everything else ('+' rhythm change, '~' noise,
+# '|', '"' comments, ...) marks no QRS complex.
+BEAT_SYMBOLS = frozenset('NLRBAaJSVrFejnE/fQ?')
+
+
+class Beats(NamedTuple):
+    samples: np.ndarray   # int64, at fs, from the record's start
+    symbols: list         # wfdb beat codes, one per sample
+    fs: float             # the annotation's rate (its own, else the header's)
+
+
+def read_beats(path, stop=None):
+    """The beats of a WFDB record's .atr -> Beats(samples, symbols, fs), the
+    non-beat annotations dropped; only those before sample `stop` (at fs) when
+    given; None when the record has no .atr. The one .atr reader of every
+    script (visualize.py, the QRS harness, shap_population.py). Raises
+    RecordError when the file is unreadable."""
+    import wfdb
+    base = record_base(path)
+    atr = Path(f'{base}.atr')
+    if not atr.is_file():
+        return None
+    try:
+        ann = wfdb.rdann(str(base), 'atr', sampto=stop)
+    except Exception as e:  # noqa: BLE001 (wfdb raises many types on a broken file)
+        raise RecordError(base.name, f'unreadable {atr} ({type(e).__name__}: {e})') from None
+    if not ann.fs:
+        raise RecordError(base.name, f'{atr} gives no sampling rate and {base}.hea '
+                                     'is missing')
+    keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
+    return Beats(np.asarray(ann.sample, dtype=np.int64)[keep],
+                 [ann.symbol[i] for i in keep], float(ann.fs))

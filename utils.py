@@ -316,6 +316,29 @@ def atomic_savez(path, **arrays):
 
 
 # --------------------------------------------------------------------------
+# Figures: every script writes PNG files, none needs a display.
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, the one place that selects it: the
+    scripts only write files, and a server or CI machine has no display."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=100, close=True, **savefig):
+    """Write a figure as PNG atomically (a crash never leaves a half-written
+    image), then close it (pyplot keeps a figure in memory until it is closed;
+    close=False for a Figure built without pyplot). savefig: more keywords of
+    Figure.savefig (bbox_inches, facecolor)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=dpi, **savefig)
+    if close:
+        pyplot().close(fig)
+
+
+# --------------------------------------------------------------------------
 # Metrics.
 
 def f1_optimal_thresholds(y_true, y_score):
