@@ -62,7 +62,7 @@ import numpy as np
 import shap_population
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
-from predict import read_thresholds
+from predict import fold_classes, read_thresholds
 from utils import CLASSES, FS
 
 CACHE_NAME = 'shap_values.npz'
@@ -627,7 +627,7 @@ def load_run(args, dirs):
                               ckpt.get('folds'), 'shap_values.py')
     write_results_manifest(dirs['shap'], manifest, ckpt.get('fold_manifest'), best,
                            {'train': train_folds, 'test': test_folds})
-    thresholds, source = read_thresholds(best, list(ckpt['classes']), args.root)
+    thresholds, source = read_thresholds(best, fold_classes(ckpt, best), args.root)
     print(f'model {best} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
           f'{len(leads)} leads, window {window}; device {device}, {precision}; '
           f'thresholds: {source["text"]}')
