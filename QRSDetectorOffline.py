@@ -6,7 +6,7 @@
     python QRSDetectorOffline.py --dataset ../shared/data/cpsc2019        # lead 0
     python QRSDetectorOffline.py --dataset ../shared/data/cpsc2021 --fused
 
-Reads a WFDB record (wfdb.rdrecord), detects R peaks on one lead (--lead, by
+Reads a record (records.read_record: any format it reads), detects R peaks on one lead (--lead, by
 name, case-insensitive) and prints their count and heart rate. --eval scores the
 detections against RECORD.atr (beat annotations only, 150 ms matching window):
 sensitivity, positive predictivity, F1. --out PREFIX writes PREFIX_peaks.csv
@@ -735,11 +735,6 @@ def detect(sig, fs):
 # --------------------------------------------------------------------------
 # Evaluation against reference annotations.
 
-# MIT-BIH beat annotation codes; everything else ('+', '~', '|', '"', ...) is
-# a rhythm, noise or comment annotation that has no QRS complex.
-BEAT_SYMBOLS = set('NLRBAaJSVrFejnE/fQ?')
-
-
 def _nearest(sorted_x, t):
     """Index into sorted_x (non-empty) of the element nearest to each t."""
     j = np.searchsorted(sorted_x, t)
@@ -771,24 +766,17 @@ def match_beats(ref, test, fs, window=0.150):
     return {'tp': tp, 'fn': fn, 'fp': fp, 'se': se, 'ppv': ppv, 'f1': f1}
 
 
-def reference_beats(record_path):
-    """Sample indices of the beat annotations in RECORD.atr."""
-    import wfdb
-    ann = wfdb.rdann(str(record_path), 'atr')
-    keep = np.array([s in BEAT_SYMBOLS for s in ann.symbol], dtype=bool)
-    return np.asarray(ann.sample)[keep]
-
-
 def reference_set(folder):
     """The records of a folder with reference beats, as a list of
     (name, signal float (n, leads), fs, reference R-peak samples, lead names).
 
     Two layouts: CPSC2019's (data/data_NNNNN.mat with `ecg`, ref/R_NNNNN.mat
     with `R_peak`, 500 Hz, one lead) and WFDB records with .atr beat
-    annotations (CPSC2021, MIT-BIH; beat symbols only). SystemExit naming the
-    folder when it holds neither."""
+    annotations (CPSC2021, MIT-BIH; beat symbols only), read by records.py in
+    mV. SystemExit naming the folder when it holds neither."""
     import scipy.io
-    import wfdb
+
+    from records import RecordError, read_beats, read_record
     folder = Path(folder)
     out = []
     mats = sorted((folder / 'data').glob('data_*.mat'))
@@ -797,6 +785,8 @@ def reference_set(folder):
         if not ref.exists():
             raise SystemExit(f'error: {ref} not found; every CPSC2019 data file needs '
                              'its ref/R_*.mat')
+        # CPSC2019's files are no ECG record format (no header, a bare `ecg`
+        # array): read as the challenge ships them.
         x = scipy.io.loadmat(mat)['ecg'].astype(np.float64).reshape(-1, 1)
         r = scipy.io.loadmat(ref)['R_peak'].astype(np.int64).ravel()
         out.append((mat.stem, x, 500.0, np.sort(r), ['ECG']))
@@ -805,9 +795,12 @@ def reference_set(folder):
             rec_path = hea.with_suffix('')
             if not hea.with_suffix('.atr').exists():
                 continue
-            rec = wfdb.rdrecord(str(rec_path))
-            out.append((hea.stem, rec.p_signal.astype(np.float64), float(rec.fs),
-                        np.sort(reference_beats(rec_path)), list(rec.sig_name)))
+            try:
+                rec, beats = read_record(hea), read_beats(rec_path)
+                signal = rec.signal
+            except RecordError as e:
+                raise SystemExit(f'error: {e}') from None
+            out.append((hea.stem, signal, rec.fs, np.sort(beats.samples), rec.sig_names))
     if not out:
         raise SystemExit(f'error: {folder} holds neither CPSC2019 data/ + ref/ files nor '
                          'WFDB records with .atr annotations')
@@ -868,21 +861,23 @@ def _eval_dataset(folder, lead, fused):
 
 
 def read_lead(record_path, lead):
-    """(signal 1-D float, fs, lead name) of one lead of a WFDB record."""
-    import wfdb
-    rec = wfdb.rdrecord(str(record_path))
-    names = {n.lower(): i for i, n in enumerate(rec.sig_name)}
-    if lead.lower() not in names:
-        raise SystemExit(f'error: {record_path}: no lead {lead!r}; '
-                         f'leads are {",".join(rec.sig_name)}')
-    i = names[lead.lower()]
-    return rec.p_signal[:, i].astype(np.float64), float(rec.fs), rec.sig_name[i]
+    """(signal 1-D float mV, fs, lead name) of one lead of a record (records.py)."""
+    from records import RecordError, read_record
+    try:
+        rec = read_record(record_path)
+        names = {n.lower(): i for i, n in enumerate(rec.sig_names)}
+        if lead.lower() not in names:
+            raise SystemExit(f'error: {record_path}: no lead {lead!r}; '
+                             f'leads are {",".join(rec.sig_names)}')
+        i = names[lead.lower()]
+        return rec.signal[:, i], rec.fs, rec.sig_names[i]
+    except RecordError as e:
+        raise SystemExit(f'error: {e}') from None
 
 
 def plot(sig, fs, peaks, path, title, ref=None, seconds=10.0):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from utils import pyplot, save_figure
+    plt = pyplot()
     n = min(len(sig), int(seconds * fs))
     t = np.arange(n) / fs
     fig, ax = plt.subplots(figsize=(12, 3))
@@ -895,8 +890,7 @@ def plot(sig, fs, peaks, path, title, ref=None, seconds=10.0):
     ax.set(xlabel='time (s)', ylabel='amplitude', title=title)
     ax.legend(loc='upper right')
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main():
@@ -941,7 +935,8 @@ def main():
         atr = record.with_suffix('.atr')
         if not atr.exists():
             raise SystemExit(f'error: {atr} not found; --eval needs reference annotations')
-        ref = reference_beats(record)
+        from records import read_beats
+        ref = read_beats(record).samples
         m = match_beats(ref, peaks, fs)
         print(f"eval vs {atr.name}: {len(ref)} reference beats, TP {m['tp']} FN {m['fn']} "
               f"FP {m['fp']}; Se {100 * m['se']:.2f}%  +P {100 * m['ppv']:.2f}%  "

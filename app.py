@@ -27,7 +27,7 @@ import predict
 import shap_values
 import uploads
 from app_text import LANGUAGES, RTL, problem_text, t
-from utils import CLASSES, FS
+from utils import FS
 
 RTL_CSS = """<style>
 [data-testid="stAppViewContainer"], [data-testid="stSidebar"] {direction: rtl; text-align: right;}
@@ -117,7 +117,8 @@ def get_records(lang, info):
     source = st.radio(t(lang, 'source'), ['upload', 'example'], key='source', horizontal=True,
                       format_func=lambda s: t(lang, f'source_{s}'))
     if source == 'example':
-        cls = translated_select(lang, t(lang, 'example_label'), CLASSES, 'example',
+        cls = translated_select(lang, t(lang, 'example_label'), clinic.example_classes(info),
+                                'example',
                                 lambda c: t(lang, f'class_{c}'))
         examples = cache('examples')
         k = (info['key'], cls)
@@ -161,15 +162,15 @@ def pick_record(lang, info, records, probs):
         return 0
     import pandas as pd
     st.subheader(t(lang, 'results_table'))
-    th = info['thresholds']
+    th, classes = info['thresholds'], info['classes']
     table = pd.DataFrame({
         t(lang, 'col_record'): [r['name'] for r in records],
-        t(lang, 'col_diagnoses'): [clinic.diagnoses_text(p, th, lang) for p in probs],
-        **{c: [float(p[k]) for p in probs] for k, c in enumerate(CLASSES)},
+        t(lang, 'col_diagnoses'): [clinic.diagnoses_text(p, th, classes, lang) for p in probs],
+        **{c: [float(p[k]) for p in probs] for k, c in enumerate(classes)},
         t(lang, 'col_duration'): [round(r['seconds'], 1) for r in records],
         t(lang, 'col_fs'): [r['fs'] for r in records]})
     st.dataframe(table, hide_index=True, key='results',
-                 column_config={c: st.column_config.NumberColumn(format='%.3f') for c in CLASSES})
+                 column_config={c: st.column_config.NumberColumn(format='%.3f') for c in classes})
     return st.selectbox(t(lang, 'open_record'), range(len(records)), key='open',
                         format_func=lambda i: records[i]['name'])
 
@@ -180,13 +181,14 @@ def pick_record(lang, info, records, probs):
 def show_diagnosis(lang, info, prob):
     import plotly.graph_objects as go
     st.subheader(t(lang, 'diagnosis'))
-    st.markdown(f"**{clinic.diagnoses_text(prob, info['thresholds'], lang)}**")
-    table = clinic.decision_table(prob, info['thresholds'], lang)
+    classes = info['classes']
+    st.markdown(f"**{clinic.diagnoses_text(prob, info['thresholds'], classes, lang)}**")
+    table = clinic.decision_table(prob, info['thresholds'], classes, lang)
     left, right = st.columns([1, 1])
     left.dataframe(table.drop(columns='code'), hide_index=True, key='decisions',
                    column_config={t(lang, k): st.column_config.NumberColumn(format='%.3f')
                                   for k in ('col_probability', 'col_threshold')})
-    names = [t(lang, f'class_{c}') for c in CLASSES]
+    names = [t(lang, f'class_{c}') for c in classes]
     present = prob >= info['thresholds']
     fig = go.Figure(go.Bar(x=prob, y=names, orientation='h', name=t(lang, 'col_probability'),
                            marker_color=np.where(present, '#c0392b', '#95a5a6')))
@@ -198,7 +200,7 @@ def show_diagnosis(lang, info, prob):
                       margin={'l': 10, 'r': 10, 't': 40, 'b': 10}, showlegend=False,
                       yaxis={'autorange': 'reversed'})
     right.plotly_chart(fig, key='bars')
-    for c in clinic.predicted(prob, info['thresholds']):
+    for c in clinic.predicted(prob, info['thresholds'], classes):
         st.markdown(f"**{t(lang, f'class_{c}')}**: {t(lang, f'public_{c}')}")
         with st.expander(f"{t(lang, 'for_clinicians')}: {t(lang, f'class_{c}')}"):
             st.write(t(lang, f'clinical_{c}'))
@@ -241,6 +243,7 @@ def show_explanation(lang, info, rec, prob, nsamples, root):
     """The explain button, then lead importance per explained class; returns
     the explanation (or None) for the printout's shading."""
     st.subheader(t(lang, 'explanation'))
+    classes = info['classes']
     done = cache('explanations')
     k = (info['key'], rec['id'], nsamples)
     if k not in done and st.button(t(lang, 'explain'), help=t(lang, 'explain_help'),
@@ -248,7 +251,7 @@ def show_explanation(lang, info, rec, prob, nsamples, root):
         bar = st.progress(0.0)
         bg = get_background(info['key'], info, root)
 
-        names = ', '.join(t(lang, f'class_{CLASSES[c]}') for c in shap_values.explained_classes(
+        names = ', '.join(t(lang, f'class_{classes[c]}') for c in shap_values.explained_classes(
             shap_values.logit_margins(prob, info['thresholds'])))
 
         def progress(i, n):
@@ -262,7 +265,7 @@ def show_explanation(lang, info, rec, prob, nsamples, root):
     bgtext = t(lang, 'background_train', n=ex['background']['n'], db=ex['background']['db']) \
         if ex['background']['kind'] == 'train' else t(lang, 'background_flat',
                                                       db=ex['background']['db'])
-    add = ', '.join(f'{CLASSES[c]} {s:+.2f} vs {f - e:+.2f}' for c, s, f, e in
+    add = ', '.join(f'{classes[c]} {s:+.2f} vs {f - e:+.2f}' for c, s, f, e in
                     zip(ex['classes'], ex['shap_sum'], ex['fx'], ex['expected']))
     st.success(t(lang, 'explained_in', seconds=ex['seconds']))
     st.caption(t(lang, 'shap_settings', nsamples=ex['nsamples'], background=bgtext,
@@ -272,7 +275,7 @@ def show_explanation(lang, info, rec, prob, nsamples, root):
     for col, c, v, color in zip(cols, ex['classes'], ex['values'], clinic.HIGHLIGHT_COLORS):
         share = clinic.lead_shares(v, rec['length'])
         fig = go.Figure(go.Bar(x=info['leads'], y=share, marker_color=color))
-        fig.update_layout(title=t(lang, 'lead_importance', cls=t(lang, f'class_{CLASSES[c]}')),
+        fig.update_layout(title=t(lang, 'lead_importance', cls=t(lang, f'class_{classes[c]}')),
                           height=260, margin={'l': 10, 'r': 10, 't': 40, 'b': 10},
                           yaxis={'tickformat': '.0%'}, title_font_size=12)
         col.plotly_chart(fig, key=f'leads_{c}')
@@ -283,14 +286,15 @@ def highlight_choice(lang, info, rec, ex):
     """-> (class index or None, mask (12, n) or None, colour)."""
     if ex is None:
         return None, None, None
+    classes = info['classes']
     options = [None] + list(ex['classes'])
     c = translated_select(lang, t(lang, 'highlight'), options, 'highlight',
                           lambda c: t(lang, 'highlight_none') if c is None
-                          else t(lang, f'class_{CLASSES[c]}'), default=options[1])
+                          else t(lang, f'class_{classes[c]}'), default=options[1])
     if c is None:
         return None, None, None
     j = ex['classes'].index(c)
-    st.caption(t(lang, 'highlight_note', cls=t(lang, f'class_{CLASSES[c]}')))
+    st.caption(t(lang, 'highlight_note', cls=t(lang, f'class_{classes[c]}')))
     return c, clinic.record_mask(rec, ex['values'][j], info['leads']), \
         clinic.HIGHLIGHT_COLORS[j]
 
@@ -300,7 +304,7 @@ def printout_png(lang, info, rec, prob, hl):
     pngs = cache('printouts')
     k = (info['key'], rec['id'], lang, hl[0])
     if k not in pngs:
-        heading = clinic.title(rec, prob, info['thresholds'], lang)
+        heading = clinic.title(rec, prob, info['thresholds'], info['classes'], lang)
         fig = clinic.printout_figure(rec, heading, hl[1], hl[2] or clinic.HIGHLIGHT_COLORS[0],
                                      lang)
         pngs[k] = None if fig is None else clinic.png(fig)
@@ -345,18 +349,18 @@ def show_interactive(lang, info, rec, hl):
 def show_downloads(lang, info, rec, prob, meas, records, probs, hl):
     st.subheader(t(lang, 'downloads'))
     c1, c2, c3 = st.columns(3)
-    th = info['thresholds']
+    th, classes = info['thresholds'], info['classes']
 
     def pdf():  # only drawn when the button is pressed
-        return clinic.report_pdf(rec, prob, th, meas, info['card'], lang,
+        return clinic.report_pdf(rec, prob, th, classes, meas, info['card'], lang,
                                  printout_png(lang, info, rec, prob, hl))
     c1.download_button(t(lang, 'download_pdf'), pdf, file_name=f"{rec['name']}-report.pdf",
                        mime='application/pdf', key='pdf', on_click='ignore')
     c2.download_button(t(lang, 'download_csv'),
-                       clinic.scores_frame(records, probs, th).to_csv(index=False),
+                       clinic.scores_frame(records, probs, th, classes).to_csv(index=False),
                        file_name='scores.csv', mime='text/csv', key='csv', on_click='ignore')
     c3.download_button(t(lang, 'download_json'),
-                       clinic.scores_json(records, probs, th, info['card']),
+                       clinic.scores_json(records, probs, th, classes, info['card']),
                        file_name='scores.json', mime='application/json', key='json',
                        on_click='ignore')
 

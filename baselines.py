@@ -36,6 +36,7 @@ import pandas as pd
 
 import utils
 from folds import add_trust_folds_arg, check_manifest, current_manifest, write_results_manifest
+from records import parse_leads
 from utils import CLASSES
 
 CLASSIFIERS = ['LR', 'RF', 'LGB', 'MLP']
@@ -143,7 +144,7 @@ class MultiLabel:
 
 def load_xy(data_dir, seed, test_fold, jobs=None, force=False):
     """-> dict split -> (patient_ids, X, Y) for the train/val/test folds."""
-    from dataset import load_labels
+    from ecgcache import load_labels
     from expert_features import extract_dataset
     labels = load_labels(data_dir)
     feats = extract_dataset(data_dir, workers=jobs, force=force)
@@ -219,7 +220,7 @@ def check_resnet_folds(args, run):
 
 def main():
     args = get_args_parser().parse_args()
-    if utils.parse_leads(args.leads) != utils.LEADS:
+    if parse_leads(args.leads) != utils.LEADS:
         raise SystemExit('error: the baselines use the features of all 12 leads; '
                          'drop --leads (only --leads all is supported)')
     names = (CLASSIFIERS if args.classifier.lower() == 'all'

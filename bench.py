@@ -1301,7 +1301,7 @@ def bench_app(args):
     def diagnose():
         records, _ = uploads.load_uploads(files, info['leads'], window)
         prob = clinic.score(info, [records[0]['x']])[0]
-        clinic.decision_table(prob, info['thresholds'], 'en')
+        clinic.decision_table(prob, info['thresholds'], info['classes'], 'en')
         return records[0], prob
 
     t0 = time.perf_counter()

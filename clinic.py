@@ -7,7 +7,7 @@ app.py only draws the page; tests and bench.py call these functions directly.
     records, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
                                              info['leads'], info['window'])
     scores = clinic.score(info, [r['x'] for r in records])
-    table = clinic.decision_table(scores[0], info['thresholds'], 'en')
+    table = clinic.decision_table(scores[0], info['thresholds'], info['classes'], 'en')
     ex = shap_values.explain(info, records[0], nsamples=16)   # SHAP of the predicted classes
 
 Uploads are written, under sanitised names, into a temporary folder that is
@@ -25,7 +25,7 @@ import numpy as np
 import uploads
 import utils
 from app_text import RTL, t
-from utils import CLASSES, FS, LEADS
+from utils import FS, LEADS
 
 
 HIGHLIGHT_PERCENTILE = 95.0
@@ -72,11 +72,17 @@ def card_lines(card, lang):
             (t(lang, 'card_thresholds'), thr)]
 
 
+def example_classes(info):
+    """The model's classes that synthetic.py can draw an example of."""
+    import synthetic
+    return [c for c in info['classes'] if c in synthetic.CPSC_COUNTS]
+
+
 def example_record(cls, leads, window, seed=2024):
     """A synthetic record of one class (synthetic.py), written and read back as
     an upload would be, so examples take the same path as real records."""
     import synthetic
-    i = CLASSES.index(cls)
+    i = list(synthetic.CPSC_COUNTS).index(cls)  # the record number: one per class
     rec = synthetic.make_record(seed, i, duration=max(10.0, min(window / FS, 30.0)),
                                 classes=[cls])
     name = f'example-{cls}'
@@ -97,24 +103,26 @@ def score(info, xs):
     return probabilities(info['model'], np.stack(xs), batch_size=len(xs))
 
 
-def predicted(prob, thresholds):
-    return [c for c, p, th in zip(CLASSES, prob, thresholds) if p >= th]
+def predicted(prob, thresholds, classes):
+    """The classes (the checkpoint's, predict.load_model's info['classes'])
+    at or above their thresholds."""
+    return [c for c, p, th in zip(classes, prob, thresholds) if p >= th]
 
 
-def decision_table(prob, thresholds, lang):
+def decision_table(prob, thresholds, classes, lang):
     """One row per class, sorted by probability: name in words, probability,
     threshold, decision."""
     import pandas as pd
     rows = [{t(lang, 'col_class'): t(lang, f'class_{c}'), 'code': c,
              t(lang, 'col_probability'): float(p), t(lang, 'col_threshold'): float(th),
              t(lang, 'col_decision'): t(lang, 'present' if p >= th else 'absent')}
-            for c, p, th in zip(CLASSES, prob, thresholds)]
+            for c, p, th in zip(classes, prob, thresholds)]
     return pd.DataFrame(rows).sort_values(t(lang, 'col_probability'), ascending=False,
                                           kind='stable').reset_index(drop=True)
 
 
-def diagnoses_text(prob, thresholds, lang):
-    names = [t(lang, f'class_{c}') for c in predicted(prob, thresholds)]
+def diagnoses_text(prob, thresholds, classes, lang):
+    names = [t(lang, f'class_{c}') for c in predicted(prob, thresholds, classes)]
     return ('، ' if lang == 'ar' else ', ').join(names) or t(lang, 'none_above')
 
 
@@ -135,16 +143,16 @@ def measure(signal, fs=FS):
             'peaks': peaks}
 
 
-def scores_frame(records, probs, thresholds):
+def scores_frame(records, probs, thresholds, classes):
     """Per record: name, source file, score_<class>, pred_<class>, diagnoses."""
     import pandas as pd
     rows = []
     for r, p in zip(records, probs):
         row = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
                'seconds': round(r['seconds'], 3)}
-        row.update({f'score_{c}': float(v) for c, v in zip(CLASSES, p)})
-        row.update({f'threshold_{c}': float(v) for c, v in zip(CLASSES, thresholds)})
-        row['diagnoses'] = ';'.join(predicted(p, thresholds))
+        row.update({f'score_{c}': float(v) for c, v in zip(classes, p)})
+        row.update({f'threshold_{c}': float(v) for c, v in zip(classes, thresholds)})
+        row['diagnoses'] = ';'.join(predicted(p, thresholds, classes))
         meas = r.get('device_measurements') or {}  # the cart's, as predict.py writes them
         row.update({f'device_{k}': meas.get(k) for k in DEVICE_TEXT})
         row['device_statements'] = ' | '.join(r.get('device_statements') or [])
@@ -152,13 +160,13 @@ def scores_frame(records, probs, thresholds):
     return pd.DataFrame(rows)
 
 
-def scores_json(records, probs, thresholds, card):
+def scores_json(records, probs, thresholds, classes, card):
     out = {'model': {k: card[k] for k in ('run', 'database', 'arch', 'leads')},
-           'thresholds': dict(zip(CLASSES, map(float, thresholds))), 'records': []}
+           'thresholds': dict(zip(classes, map(float, thresholds))), 'records': []}
     for r, p in zip(records, probs):
         out['records'].append({'record': r['name'], 'file': r['source'],
-                               'scores': dict(zip(CLASSES, map(float, p))),
-                               'diagnoses': predicted(p, thresholds),
+                               'scores': dict(zip(classes, map(float, p))),
+                               'diagnoses': predicted(p, thresholds, classes),
                                # the cart's own reading, apart from ours
                                'device': {'measurements': r.get('device_measurements') or {},
                                           'statements': r.get('device_statements') or []}})
@@ -193,13 +201,13 @@ def runs(mask):
 # --------------------------------------------------------------------------
 # Figures.
 
-def title(record, prob, thresholds, lang):
+def title(record, prob, thresholds, classes, lang):
     age = record['age']
     age = f'{float(age):.0f}' if age is not None and np.isfinite(float(age)) else \
         t(lang, 'age_unknown')
     sex = t(lang, f"sex_{record['sex']}") if record['sex'] in ('Male', 'Female') else \
         t(lang, 'sex_Unknown')
-    return f"{record['name']} | {age} | {sex} | {diagnoses_text(prob, thresholds, lang)}"
+    return f"{record['name']} | {age} | {sex} | {diagnoses_text(prob, thresholds, classes, lang)}"
 
 
 def printout_figure(record, heading, mask=None, color=HIGHLIGHT_COLORS[0], lang='en'):
@@ -262,7 +270,7 @@ def _columns(fig, x, y, rows, widths, rtl, size=7.5, step=0.0165, bold_first=Fal
     return y
 
 
-def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pdf'):
+def report_pdf(record, prob, thresholds, classes, meas, card, lang, printout_png, fmt='pdf'):
     """The one-page A4 report (landscape) -> PDF bytes: the printout, diagnoses
     with probabilities and thresholds, measurements, model card, disclaimer
     (fmt='png' for a preview)."""
@@ -282,11 +290,11 @@ def report_pdf(record, prob, thresholds, meas, card, lang, printout_png, fmt='pd
     ax.imshow(mpimg.imread(io.BytesIO(printout_png), format='png'))
     ax.set_axis_off()
     fig.text(side(0.03), 0.325, t(lang, 'diagnosis') + ': ' +
-             diagnoses_text(prob, thresholds, lang), fontsize=8.5, fontweight='bold', ha=ha,
-             va='top')
+             diagnoses_text(prob, thresholds, classes, lang), fontsize=8.5, fontweight='bold',
+             ha=ha, va='top')
     rows = [(t(lang, 'col_class'), t(lang, 'col_probability'), t(lang, 'col_threshold'),
              t(lang, 'col_decision'))]
-    for c, p, th in sorted(zip(CLASSES, prob, thresholds), key=lambda z: -z[1]):
+    for c, p, th in sorted(zip(classes, prob, thresholds), key=lambda z: -z[1]):
         rows.append((t(lang, f'class_{c}'), f'{p:.3f}', f'{th:.3f}',
                      t(lang, 'present' if p >= th else 'absent')))
     _columns(fig, side(0.03), 0.298, rows, (0.2, 0.07, 0.06), rtl, bold_first=True)

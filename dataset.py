@@ -18,12 +18,14 @@ padding happens here, at load time, as in the study.
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from records import obtainable, to_mV
-from utils import CLASSES, LEADS, WINDOW, parse_leads, split_data  # noqa: F401 (split_data is re-exported)
+# The cache and labels are read by ecgcache.py (no torch there); re-exported
+# here for the callers that import them with the Dataset.
+from ecgcache import load_cache, load_index, load_labels, with_leads  # noqa: F401
+from records import parse_leads, to_mV
+from utils import CLASSES, LEADS, WINDOW, split_data  # noqa: F401 (split_data is re-exported)
 
 # The study's augmentation (dataset.transform): each of scaling and shift is
 # applied when np.random.randn() > 0.5, i.e. with probability 1 - Phi(0.5).
@@ -34,55 +36,6 @@ AUG_SHIFT_UV = 20       # baseline shift per lead, uniform integer in [-20, 20] 
 # Length-aware batches are padded to a multiple of this (friendlier shapes for
 # the convolutions and for cudnn's per-shape autotuning).
 PAD_MULTIPLE = 64
-
-
-# --------------------------------------------------------------------------
-# The cache and labels written by preprocess.py.
-
-def _require(path, data_dir):
-    if not Path(path).exists():
-        raise SystemExit(f'error: {path} is missing; run python preprocess.py '
-                         f'--data-dir {data_dir}')
-
-
-def load_index(data_dir):
-    """cache/index.csv: patient_id, offset, length (rows in signals.npy)."""
-    path = Path(data_dir) / 'cache' / 'index.csv'
-    _require(path, data_dir)
-    return pd.read_csv(path, dtype={'patient_id': str})
-
-
-def load_cache(data_dir):
-    """-> (signals: read-only memmap int16 (T, 12) µV, index DataFrame)."""
-    path = Path(data_dir) / 'cache' / 'signals.npy'
-    _require(path, data_dir)
-    index = load_index(data_dir)
-    signals = np.load(path, mmap_mode='r', allow_pickle=False)
-    end = int((index['offset'] + index['length']).max()) if len(index) else 0
-    if signals.ndim != 2 or signals.shape[1] != len(LEADS) or signals.shape[0] < end:
-        raise SystemExit(f'error: {path} (shape {signals.shape}) does not match '
-                         f'cache/index.csv; rerun python preprocess.py --data-dir '
-                         f'{data_dir} --force')
-    return signals, index
-
-
-def load_labels(data_dir):
-    """labels.csv: patient_id, the nine classes (0/1), fold (1..10)."""
-    path = Path(data_dir) / 'labels.csv'
-    _require(path, data_dir)
-    return pd.read_csv(path, dtype={'patient_id': str})
-
-
-def with_leads(labels, leads):
-    """Rows of labels.csv whose record holds or can derive every lead of
-    `leads` -> (those rows, how many were left out). Its `leads` column lists
-    each record's recorded leads; a labels.csv without it is all 12-lead."""
-    if 'leads' not in labels.columns or not len(labels):
-        return labels, 0
-    wanted = set(leads)
-    ok = labels['leads'].fillna('').map(lambda s: wanted <= set(obtainable(s.split(',')
-                                                                            if s else [])))
-    return labels[ok.to_numpy(bool)], int((~ok).sum())
 
 
 # --------------------------------------------------------------------------

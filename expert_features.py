@@ -205,7 +205,7 @@ _WORKER = {}
 
 
 def _init_worker(data_dir):
-    from dataset import load_cache
+    from ecgcache import load_cache
     _WORKER['signals'], _ = load_cache(data_dir)
 
 
@@ -231,7 +231,7 @@ def cache_fingerprint(data_dir):
     """Changes whenever preprocess.py rewrites the cache with other content:
     hash of index.csv, meta.json, the array's shape and a strided sample of
     its rows (hashing all of CPSC's 2.5 GB would take longer than the work)."""
-    from dataset import load_cache
+    from ecgcache import load_cache
     signals, _ = load_cache(data_dir)
     h = hashlib.sha256()
     for name in ('index.csv', 'meta.json'):
@@ -254,7 +254,7 @@ def extract_dataset(data_dir, workers=None, force=False, strict=False, quiet=Fal
     and cache fingerprint match, else computes and writes it (atomically)."""
     from tqdm import tqdm
 
-    from dataset import load_cache
+    from ecgcache import load_cache
     path = features_path(data_dir)
     sidecar = path.with_suffix('.json')
     key = {'config_hash': config_hash(), 'cache_fingerprint': cache_fingerprint(data_dir)}

@@ -281,7 +281,7 @@ def read_fold_seed(data_dir):
 
 def current_manifest(data_dir):
     """The manifest of DATA_DIR/labels.csv as it is now."""
-    from dataset import load_labels
+    from ecgcache import load_labels
     return fold_manifest(load_labels(data_dir), read_fold_seed(data_dir))
 
 
@@ -320,10 +320,14 @@ def add_trust_folds_arg(parser):
     return parser
 
 
-def check_manifest(manifest, data_dir, model_path, trust=False, folds=None, script='predict.py'):
-    """Refuse (SystemExit) to score a test fold of DATA_DIR with a model whose
-    fold manifest differs from labels.csv now, or that has none (the study's
-    own weights), unless trust. Returns the current manifest."""
+def check_manifest(manifest, data_dir, model_path, trust=False, folds=None, script='predict.py',
+                   resume=False):
+    """The one fold-manifest check. Refuse (SystemExit) to score a test fold
+    of DATA_DIR with a model whose fold manifest differs from labels.csv now,
+    or that has none (the study's own weights), unless trust. resume=True
+    (main.py --resume) refuses only a differing manifest: continuing on other
+    folds would train on records of the run's test fold; a checkpoint older
+    than manifests may continue. Returns the current manifest."""
     now = current_manifest(data_dir)
     if trust:
         if manifest is None or manifest.get('hash') != now['hash']:
@@ -331,14 +335,20 @@ def check_manifest(manifest, data_dir, model_path, trust=False, folds=None, scri
                   f'{data_dir}/labels.csv without a matching fold manifest; its test-fold '
                   'numbers are only as leak-free as your word', flush=True)
         return now
-    if manifest is None:
+    if manifest is None and not resume:
         raise SystemExit(f'error: {model_path} has no fold manifest (e.g. the study\'s own '
                          f'weights or a checkpoint older than manifests), so nothing shows '
                          f'that its test fold was held out of its training; score new records '
                          f'with predict.py --records, or pass --trust-folds to {script} if '
                          'you know the folds are the ones it was trained on')
-    if manifest.get('hash') != now['hash']:
+    if manifest is not None and manifest.get('hash') != now['hash']:
         seed = manifest.get('fold_seed')
+        if resume:
+            raise SystemExit(
+                f'error: {model_path} was trained on other folds than {data_dir}/labels.csv '
+                f'holds now ({describe_change(manifest, now)}); resuming would train on '
+                'records of its test fold. Retrain with --force, or restore the folds '
+                f'(preprocess.py --reassign-folds --fold-seed {seed})')
         restore = (f'Restore its folds with `python preprocess.py --data-dir {data_dir} '
                    f'--reassign-folds --fold-seed {seed}` (if the records are unchanged), or '
                    if seed is not None else 'Restore the labels.csv it was trained with, or ')

@@ -46,7 +46,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 import utils
-from folds import current_manifest, describe_change, public
+from folds import check_manifest, current_manifest, public
+from records import parse_leads
 from resnet import ARCHS, batch_logits, build_model
 from utils import CLASSES
 
@@ -334,24 +335,94 @@ def is_improvement(f1, best_f1, best_epoch):
     return not math.isfinite(best_f1) or f1 > best_f1
 
 
-def check_resume_folds(ckpt, manifest, path, data_dir):
-    """--resume must not continue a run on other folds than it started on."""
-    old = ckpt.get('fold_manifest')
-    if old is not None and old.get('hash') != manifest['hash']:
-        raise SystemExit(f'error: {path} was trained on other folds than {data_dir}/labels.csv '
-                         f'holds now ({describe_change(old, manifest)}); resuming would train '
-                         'on records of its test fold. Retrain with --force, or restore the '
-                         'folds (preprocess.py --reassign-folds --fold-seed '
-                         f"{old.get('fold_seed')})")
-
-
 # --------------------------------------------------------------------------
+
+def refuse_existing(args, out, name, is_main):
+    """A run already in models/<run>/: skip it under --cv when it is complete
+    (-> True), else refuse without --resume or --force."""
+    last = out / 'last.pt'
+    if args.evaluate or not last.exists() or args.resume or args.force:
+        return False
+    if args.cv and is_complete(last, args.epochs):
+        if is_main:
+            print(f'{name}: already trained to {args.epochs} epochs, skipping '
+                  f'(--force retrains)', flush=True)
+        return True
+    raise SystemExit(f'error: {out} already holds a run; pass --resume to continue it '
+                     f'or --force to retrain from scratch')
+
+
+def evaluate_only(args, name, leads, best_path, val_loader, device, precision, is_main):
+    """--evaluate: score best.pt on the validation fold -> result dict."""
+    from resnet import load_checkpoint
+    model, _ = load_checkpoint(best_path, leads=leads, map_location=device)
+    val = evaluate(model, val_loader, nn.BCEWithLogitsLoss(), device, precision)
+    result = {'run': name, 'val_loss': val['loss'], 'val_f1': val['f1'],
+              'val_f1_at_05': val['f1_at_05'], 'val_auc': val['auc'],
+              'n_val': len(val['labels'])}
+    if is_main:
+        print(json.dumps(result), flush=True)
+    return result
+
+
+def resume(args, model, optimizer, scheduler, last_path, is_main):
+    """--resume: model, optimizer, scheduler and RNG states of last.pt, after
+    the fold check -> (first epoch to train, best F1, its epoch)."""
+    if not args.resume:
+        return 1, -math.inf, 0
+    if not last_path.exists():
+        if is_main:
+            print(f'no {last_path} to resume from; starting from scratch', flush=True)
+        return 1, -math.inf, 0
+    # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest
+    ckpt = torch.load(last_path, map_location='cpu', weights_only=True)
+    check_manifest(ckpt.get('fold_manifest'), args.data_dir, last_path, resume=True)
+    model.load_state_dict(ckpt['model'])
+    optimizer.load_state_dict(ckpt['optimizer'])
+    scheduler.load_state_dict(ckpt['scheduler'])
+    start_epoch = int(ckpt['epoch']) + 1
+    best_f1, best_epoch = float(ckpt['best_metric']), int(ckpt.get('best_epoch', 0))
+    set_rng_state(ckpt['rng'])
+    if is_main:
+        print(f'resumed {last_path} at epoch {start_epoch} (best val F1 {best_f1:.4f} '
+              f'at epoch {best_epoch})', flush=True)
+    return start_epoch, best_f1, best_epoch
+
+
+def start_log(args, out, name, manifest, start_epoch):
+    """args.json, and log.jsonl cut back to the epochs before start_epoch."""
+    out.mkdir(parents=True, exist_ok=True)
+    utils.atomic_write_json(vars(args) | {'run': name, 'commit': utils.git_commit(),
+                                          'fold_manifest': public(manifest)},
+                            out / 'args.json')
+    log = out / 'log.jsonl'
+    # A crash between the log line and the checkpoint leaves lines for
+    # epochs that the resumed run repeats: keep only the checkpoint's.
+    kept = [line for line in (log.read_text().splitlines() if log.exists() else [])
+            if line.strip() and json.loads(line)['epoch'] < start_epoch]
+    log.write_text(''.join(line + '\n' for line in kept))
+
+
+def checkpoint(args, model, optimizer, scheduler, epoch, best, val, run):
+    """The self-describing checkpoint of an epoch (see resnet.load_checkpoint);
+    best = (best F1, its epoch); run: leads, folds, manifest, precision."""
+    return {'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+            'scheduler': scheduler.state_dict(), 'epoch': epoch,
+            'best_metric': best[0], 'best_epoch': best[1],
+            'metric_name': 'val_macro_f1_at_val_optimal_thresholds',
+            'val_f1': val['f1'], 'val_auc': val['auc'],
+            'args': {k: v for k, v in vars(args).items()}, 'leads': run['leads'],
+            'classes': list(CLASSES), 'arch': args.arch, 'window': args.window,
+            'mask_padding': bool(args.length_aware),
+            'folds': run['folds'], 'fold_manifest': run['manifest'],
+            'commit': utils.git_commit(), 'precision': run['precision'], 'rng': rng_state()}
+
 
 def train_run(args, rank=0, world=1, local_rank=0):
     """Train (or --evaluate) one run: args.test_fold or the seeded split.
     Returns the best validation F1."""
     is_main = rank == 0
-    leads = utils.parse_leads(args.leads)
+    leads = parse_leads(args.leads)
     name = utils.run_name(args.data_dir, leads, args.seed, args.test_fold)
     out = utils.run_dirs(name, args.root)['models']
     train_f, val_f, test_f = utils.split_data(args.seed, args.test_fold)
@@ -360,16 +431,9 @@ def train_run(args, rank=0, world=1, local_rank=0):
     if device.type == 'cuda' and world > 1:
         device = torch.device('cuda', local_rank)
     precision = utils.select_precision(device, args.precision)
-
     last_path, best_path = out / 'last.pt', out / 'best.pt'
-    if not args.evaluate and last_path.exists() and not (args.resume or args.force):
-        if args.cv and is_complete(last_path, args.epochs):
-            if is_main:
-                print(f'{name}: already trained to {args.epochs} epochs, skipping '
-                      f'(--force retrains)', flush=True)
-            return None
-        raise SystemExit(f'error: {out} already holds a run; pass --resume to continue it '
-                         f'or --force to retrain from scratch')
+    if refuse_existing(args, out, name, is_main):
+        return None
 
     utils.seed_everything(args.seed)
     if args.deterministic:
@@ -386,56 +450,24 @@ def train_run(args, rank=0, world=1, local_rank=0):
     model = build_model(args.arch, len(leads), len(CLASSES), head_dropout=args.head_dropout,
                         mask_padding=args.length_aware).to(device)
     criterion = nn.BCEWithLogitsLoss()
-
     if args.evaluate:
-        from resnet import load_checkpoint
-        model, _ = load_checkpoint(best_path, leads=leads, map_location=device)
-        val = evaluate(model, val_loader, criterion, device, precision)
-        result = {'run': name, 'val_loss': val['loss'], 'val_f1': val['f1'],
-                  'val_f1_at_05': val['f1_at_05'], 'val_auc': val['auc'],
-                  'n_val': len(val['labels'])}
-        if is_main:
-            print(json.dumps(result), flush=True)
-        return result
+        return evaluate_only(args, name, leads, best_path, val_loader, device, precision,
+                             is_main)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
                                  weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args)
-    start_epoch, best_f1, best_epoch = 1, -math.inf, 0
-    if args.resume and last_path.exists():
-        # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest
-        ckpt = torch.load(last_path, map_location='cpu', weights_only=True)
-        check_resume_folds(ckpt, manifest, last_path, args.data_dir)
-        model.load_state_dict(ckpt['model'])
-        optimizer.load_state_dict(ckpt['optimizer'])
-        scheduler.load_state_dict(ckpt['scheduler'])
-        start_epoch = int(ckpt['epoch']) + 1
-        best_f1, best_epoch = float(ckpt['best_metric']), int(ckpt.get('best_epoch', 0))
-        set_rng_state(ckpt['rng'])
-        if is_main:
-            print(f'resumed {last_path} at epoch {start_epoch} (best val F1 {best_f1:.4f} '
-                  f'at epoch {best_epoch})', flush=True)
-    elif args.resume and is_main:
-        print(f'no {last_path} to resume from; starting from scratch', flush=True)
-
+    start_epoch, best_f1, best_epoch = resume(args, model, optimizer, scheduler, last_path,
+                                              is_main)
     raw_model = model
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == 'cuda' else None)
     if args.compile:
         model = torch.compile(model)
-
     if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        utils.atomic_write_json(vars(args) | {'run': name, 'commit': utils.git_commit(),
-                                              'fold_manifest': public(manifest)},
-                                out / 'args.json')
-        log = out / 'log.jsonl'
-        # A crash between the log line and the checkpoint leaves lines for
-        # epochs that the resumed run repeats: keep only the checkpoint's.
-        kept = [line for line in (log.read_text().splitlines() if log.exists() else [])
-                if line.strip() and json.loads(line)['epoch'] < start_epoch]
-        log.write_text(''.join(line + '\n' for line in kept))
+        start_log(args, out, name, manifest, start_epoch)
+    run = {'leads': leads, 'folds': folds, 'manifest': manifest, 'precision': precision}
 
     for epoch in range(start_epoch, args.epochs + 1):
         train_sampler.set_epoch(epoch)
@@ -462,16 +494,8 @@ def train_run(args, rank=0, world=1, local_rank=0):
             print(json.dumps(row), flush=True)
             with open(out / 'log.jsonl', 'a') as f:
                 f.write(json.dumps(row) + '\n')
-            ckpt = {'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(),
-                    'scheduler': scheduler.state_dict(), 'epoch': epoch,
-                    'best_metric': best_f1, 'best_epoch': best_epoch,
-                    'metric_name': 'val_macro_f1_at_val_optimal_thresholds',
-                    'val_f1': val['f1'], 'val_auc': val['auc'],
-                    'args': {k: v for k, v in vars(args).items()}, 'leads': leads,
-                    'classes': list(CLASSES), 'arch': args.arch, 'window': args.window,
-                    'mask_padding': bool(args.length_aware),
-                    'folds': folds, 'fold_manifest': manifest, 'commit': utils.git_commit(),
-                    'precision': precision, 'rng': rng_state()}
+            ckpt = checkpoint(args, raw_model, optimizer, scheduler, epoch,
+                              (best_f1, best_epoch), val, run)
             if improved:
                 utils.atomic_torch_save(ckpt, best_path)
             utils.atomic_torch_save(ckpt, last_path)
@@ -485,7 +509,6 @@ def train_run(args, rank=0, world=1, local_rank=0):
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    args.leads = ','.join(utils.parse_leads(args.leads)) if args.leads != 'all' else 'all'
     if args.cv and args.test_fold is not None:
         raise SystemExit('error: --cv runs every fold; drop --test-fold')
     rank, world, local_rank = ddp_setup(args.device)

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 import utils
+from records import parse_leads
 from utils import LEADS
 
 ROOT = Path(__file__).resolve().parent   # the scripts
@@ -153,7 +154,7 @@ def comparison_rows(data_dir, seed, test_fold, resnet_metrics, arch='resnet34'):
     run = utils.run_name(data_dir, 'all', seed, test_fold)
     resnet_folds = scored_on(Path(resnet_metrics).parent)
     for clf in CLASSIFIERS:
-        folder = WORK / 'results' / 'baselines' / clf / run
+        folder = utils.run_dirs(run, WORK)['results'].parent / 'baselines' / clf / run
         m = macro(folder / 'metrics.csv')
         if m:
             other = resnet_folds and scored_on(folder) != resnet_folds
@@ -203,7 +204,8 @@ def shap_population_section(shap_dir):
 def write_demo_report(cfg, timings, out):
     data_dir, seed = cfg['data_dir'], cfg['seed']
     run = utils.run_name(data_dir, 'all', seed, None)
-    res = WORK / 'results' / run
+    dirs = utils.run_dirs(run, WORK)
+    res = dirs['results']
     out = Path(out)
     lines = ['# Demo report: synthetic CPSC2018-format data', '',
              'Made by `make demo` (`python pipeline.py demo`) from the files the scripts '
@@ -237,9 +239,9 @@ def write_demo_report(cfg, timings, out):
     if len(comp):
         lines += ['## Baselines versus ResNet (test fold, macro averages)', '',
                   md_table(comp), '']
-    lines += shap_population_section(WORK / 'shap' / run)
+    lines += shap_population_section(dirs['shap'])
     lines += ['## Figures', '']
-    for folder in (res, WORK / 'shap' / run, WORK / 'results' / 'demo' / 'plots'):
+    for folder in (res, dirs['shap'], WORK / 'results' / 'demo' / 'plots'):
         for f in figures(folder, WORK):
             lines.append(f'- [{f}](../../{f})')
     if timings:
@@ -268,8 +270,8 @@ def write_paper_report(data_dir, seed, folds, out):
     for recipe, root in RECIPE_ROOT.items():
         per_fold = {}
         for k in folds:
-            m = macro(WORK / root / 'results' / utils.run_name(data_dir, 'all', seed, k)
-                      / 'metrics.csv')
+            m = macro(utils.run_dirs(utils.run_name(data_dir, 'all', seed, k), WORK / root)
+                      ['results'] / 'metrics.csv')
             if m:
                 per_fold[utils.split_data(seed, k)[2][0]] = m
         if per_fold:
@@ -292,14 +294,14 @@ def write_paper_report(data_dir, seed, folds, out):
         df = next(iter(recipes.values()))
         lines += ['', f'Test folds: {", ".join(map(str, df.index))}.', '']
         first = utils.run_name(data_dir, 'all', seed, folds[0])
-        m = read_metrics(WORK / 'results' / first / 'metrics.csv')
+        m = read_metrics(utils.run_dirs(first, WORK)['results'] / 'metrics.csv')
         if m is not None:
             lines += [f'Per class, run `{first}` (study recipe):', '',
                       utils.format_metrics_table(m), '']
     single = {}
     for lead in LEADS:
-        vals = [macro(WORK / 'results' / utils.run_name(data_dir, lead, seed, k) / 'metrics.csv')
-                for k in folds]
+        vals = [macro(utils.run_dirs(utils.run_name(data_dir, lead, seed, k), WORK)['results']
+                      / 'metrics.csv') for k in folds]
         vals = [v for v in vals if v]
         if vals:
             single[lead] = {'f1': sum(v['f1'] for v in vals) / len(vals),
@@ -312,15 +314,14 @@ def write_paper_report(data_dir, seed, folds, out):
                   f'Best three here: {", ".join(top)}; published: '
                   f'{", ".join(PUBLISHED["best_single_leads"])} '
                   f'({len(set(top) & set(PUBLISHED["best_single_leads"]))} of 3 agree).', '']
-    comp = comparison_rows(data_dir, seed, folds[0],
-                           WORK / 'results' / utils.run_name(data_dir, 'all', seed, folds[0])
-                           / 'metrics.csv')
+    run = utils.run_name(data_dir, 'all', seed, folds[0])
+    dirs = utils.run_dirs(run, WORK)
+    comp = comparison_rows(data_dir, seed, folds[0], dirs['results'] / 'metrics.csv')
     if len(comp):
         lines += ['## Baselines versus ResNet (macro)', '', md_table(comp), '']
-    run = utils.run_name(data_dir, 'all', seed, folds[0])
-    lines += shap_population_section(WORK / 'shap' / run)
+    lines += shap_population_section(dirs['shap'])
     lines += ['## Figures', '']
-    for folder in (WORK / 'results' / run, WORK / 'shap' / run):
+    for folder in (dirs['results'], dirs['shap']):
         for f in figures(folder, WORK):
             lines.append(f'- [{f}](../../{f})')
     utils.atomic_write_text('\n'.join(lines) + '\n', out)
@@ -411,7 +412,7 @@ def paper(args):
     jobs = []
     recipe = RECIPES[args.recipe] + ['--epochs', str(args.epochs)]
     root = ['--root', RECIPE_ROOT[args.recipe]]
-    for leads in ['all'] + args.single_leads:
+    for leads in ['all'] + parse_leads(args.single_leads):
         for ff in fold_flags:
             name = utils.run_name(d, leads, args.seed, ff[1] if ff else None)
             common = ['--data-dir', d, '--leads', leads, '--seed', s] + ff
@@ -463,7 +464,7 @@ def main():
                    help='parallel GPU workers (default: all visible GPUs)')
     p.add_argument('--shap-records', default=50, type=int,
                    help='test records explained with SHAP (default: 50)')
-    p.add_argument('--single-leads', default=','.join(LEADS), type=utils.parse_leads,
+    p.add_argument('--single-leads', default=','.join(LEADS), type=utils.leads_arg,
                    metavar='LEADS', help='single-lead models to train (default: all 12)')
     p.add_argument('--main-args', default='', metavar='"ARGS"',
                    help='extra flags for every main.py run, after the recipe\'s, e.g. '

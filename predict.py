@@ -44,6 +44,7 @@ as ours).
 """
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -52,6 +53,7 @@ import pandas as pd
 
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
+from records import parse_leads
 from utils import CLASSES
 
 METRICS = ['precision', 'recall', 'f1', 'auc', 'accuracy']
@@ -104,13 +106,17 @@ def get_args_parser():
 # --------------------------------------------------------------------------
 # Figures.
 
-def plot_confusion(y_true, y_pred, path):
-    """3x3 grid of 2x2 confusion matrices, each row normalised by the true count."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(3, 3, figsize=(9, 9))
-    for c, ax in enumerate(axes.flat):
+def plot_confusion(y_true, y_pred, path, classes=CLASSES):
+    """A grid of 2x2 confusion matrices, one per class (3x3 for the nine, 4
+    columns for ten to sixteen: every class gets its cell), each row
+    normalised by the true count."""
+    plt = utils.pyplot()
+    cols = math.ceil(math.sqrt(len(classes)))
+    rows = math.ceil(len(classes) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.flat[len(classes):]:
+        ax.set_axis_off()
+    for c, ax in zip(range(len(classes)), axes.flat):
         t, p = y_true[:, c].astype(bool), y_pred[:, c].astype(bool)
         cm = np.array([[(~t & ~p).sum(), (~t & p).sum()], [(t & ~p).sum(), (t & p).sum()]],
                       dtype=float)
@@ -120,22 +126,18 @@ def plot_confusion(y_true, y_pred, path):
             for j in range(2):
                 ax.text(j, i, f'{cm[i, j]:.2f}', ha='center', va='center',
                         color='white' if cm[i, j] > 0.5 else 'black')
-        ax.set_title(CLASSES[c])
+        ax.set_title(classes[c])
         ax.set_xticks([0, 1], ['pred 0', 'pred 1'])
         ax.set_yticks([0, 1], ['true 0', 'true 1'])
     fig.tight_layout()
-    with utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=120)
-    plt.close(fig)
+    utils.save_figure(fig, path, dpi=120)
 
 
-def plot_roc(y_true, y_score, path):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+def plot_roc(y_true, y_score, path, classes=CLASSES):
+    plt = utils.pyplot()
     from sklearn.metrics import roc_auc_score, roc_curve
     fig, ax = plt.subplots(figsize=(6, 6))
-    for c, name in enumerate(CLASSES):
+    for c, name in enumerate(classes):
         if 0 < y_true[:, c].sum() < len(y_true):
             fpr, tpr, _ = roc_curve(y_true[:, c], y_score[:, c])
             auc = roc_auc_score(y_true[:, c], y_score[:, c])
@@ -145,9 +147,7 @@ def plot_roc(y_true, y_score, path):
     ax.set_ylabel('true positive rate')
     ax.legend(loc='lower right', fontsize=8)
     fig.tight_layout()
-    with utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=120)
-    plt.close(fig)
+    utils.save_figure(fig, path, dpi=120)
 
 
 # --------------------------------------------------------------------------
@@ -171,10 +171,21 @@ def score_folds(model, ckpt, args, folds, device, precision):
     return list(ds.patient_ids), out['labels'], out['scores']
 
 
+def fold_classes(ckpt, model_path):
+    """The checkpoint's classes, which a fold's labels (labels.csv: the columns
+    of utils.CLASSES) must match to be scored; SystemExit otherwise."""
+    classes = list(ckpt['classes'])
+    if classes != CLASSES:
+        raise SystemExit(f"error: {model_path} predicts {','.join(classes)}, but labels.csv "
+                         f"holds {','.join(CLASSES)} (utils.CLASSES); score it with "
+                         'predict.py --records, or retrain it on these classes')
+    return classes
+
+
 def evaluate_run(args, test_fold):
     """Evaluate one run's best.pt on its test fold; write results/<run>/."""
     from resnet import load_checkpoint
-    leads = utils.parse_leads(args.leads or 'all')
+    leads = parse_leads(args.leads or 'all')
     name = utils.run_name(args.data_dir, leads, args.seed, test_fold)
     dirs = utils.run_dirs(name, args.root)
     model_path = Path(args.model_path) if args.model_path else dirs['models'] / 'best.pt'
@@ -189,31 +200,32 @@ def evaluate_run(args, test_fold):
                          f'the same --seed/--test-fold as to main.py')
     manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir, model_path,
                               args.trust_folds, trained, 'predict.py')
+    classes = fold_classes(ckpt, model_path)
 
     _, val_y, val_s = score_folds(model, ckpt, args, val_f, device, precision)
     thresholds = utils.f1_optimal_thresholds(val_y, val_s)
     ids, test_y, test_s = score_folds(model, ckpt, args, test_f, device, precision)
-    metrics = utils.compute_metrics(test_y, test_s, thresholds, n_boot=args.n_boot,
+    metrics = utils.compute_metrics(test_y, test_s, thresholds, classes, n_boot=args.n_boot,
                                     seed=args.seed)
     test_pred = test_s >= thresholds[None, :]
 
     out = dirs['results']
     utils.atomic_to_csv(metrics, out / 'metrics.csv', index_label='class')
-    utils.atomic_write_json({'thresholds': dict(zip(CLASSES, map(float, thresholds))),
+    utils.atomic_write_json({'thresholds': dict(zip(classes, map(float, thresholds))),
                              'tuned_on': f'validation fold {val_f}', 'model': str(model_path),
                              'run': name, 'leads': leads}, out / 'thresholds.json')
     write_results_manifest(out, manifest, ckpt.get('fold_manifest'), model_path,
                            {'val': val_f, 'test': test_f})
     preds = pd.DataFrame({'patient_id': ids})
-    for c, cls in enumerate(CLASSES):
+    for c, cls in enumerate(classes):
         preds[f'score_{cls}'] = test_s[:, c]
-    for c, cls in enumerate(CLASSES):
+    for c, cls in enumerate(classes):
         preds[f'true_{cls}'] = test_y[:, c].astype(int)
-    for c, cls in enumerate(CLASSES):
+    for c, cls in enumerate(classes):
         preds[f'pred_{cls}'] = test_pred[:, c].astype(int)
     utils.atomic_to_csv(preds, out / 'predictions.csv', index=False, float_format='%.6f')
-    plot_confusion(test_y, test_pred, out / 'confusion.png')
-    plot_roc(test_y, test_s, out / 'roc.png')
+    plot_confusion(test_y, test_pred, out / 'confusion.png', classes)
+    plot_roc(test_y, test_s, out / 'roc.png', classes)
     print(f'{name}: test fold {test_f}, {len(ids)} records, thresholds tuned on '
           f'validation fold {val_f} ({len(val_y)} records)')
     print(utils.format_metrics_table(metrics), flush=True)
@@ -224,7 +236,7 @@ def evaluate_run(args, test_fold):
 
 def summarise_cv(args):
     """Mean ± SD across the 10 folds' metrics.csv -> results/<db>-<leads>-s<seed>-cv/."""
-    leads = utils.parse_leads(args.leads or 'all')
+    leads = parse_leads(args.leads or 'all')
     frames = []
     for k in range(1, utils.NFOLDS + 1):
         path = utils.run_dirs(utils.run_name(args.data_dir, leads, args.seed, k),
@@ -239,7 +251,7 @@ def summarise_cv(args):
     for j, m in enumerate(METRICS):
         summary[f'{m}_mean'], summary[f'{m}_sd'] = mean[:, j], sd[:, j]
     name = f'{utils.database_name(args.data_dir)}-{utils.leads_tag(leads)}-s{args.seed}-cv'
-    out = Path(args.root) / 'results' / name / 'summary.csv'
+    out = utils.run_dirs(name, args.root)['results'] / 'summary.csv'
     utils.atomic_to_csv(summary, out)
     lines = ['| class | ' + ' | '.join(METRICS) + ' |', '| --- ' * (len(METRICS) + 1) + '|']
     for cls, row in summary.iterrows():
@@ -332,7 +344,7 @@ def model_card(path, ckpt, root, bare):
             'test_fold': folds.get('test'), 'commit': ckpt.get('commit'), 'bare': bare,
             'data_dir': args.get('data_dir'), 'train_folds': folds.get('train'),
             'seed': args.get('seed', 42), 'macro': None}
-    metrics = Path(root) / 'results' / run / 'metrics.csv'
+    metrics = utils.run_dirs(run, root)['results'] / 'metrics.csv'
     if not bare and metrics.is_file():
         import pandas as pd
         m = pd.read_csv(metrics, index_col='class')
@@ -538,7 +550,7 @@ def main(argv=None):
     if args.cv:
         if args.test_fold is not None or args.model_path:
             raise SystemExit('error: --cv evaluates every fold; drop --test-fold/--model-path')
-        leads = utils.parse_leads(args.leads or 'all')
+        leads = parse_leads(args.leads or 'all')
         missing = [k for k in range(1, utils.NFOLDS + 1)
                    if not (utils.run_dirs(utils.run_name(args.data_dir, leads, args.seed, k),
                                           args.root)['models'] / 'best.pt').is_file()]

@@ -171,7 +171,11 @@ class Skips:
         if self.strict:
             raise SystemExit(f'error: {record}: {reason} ({path}); fix or remove the '
                              'record, or run without --strict to skip it')
-        tqdm.write(f'skip {record}: {reason}', file=sys.stdout)
+        # Cleared bar, the line, flushed, the bar again: a block-buffered stdout
+        # (| tee, a log file) would otherwise emit the line later, in the
+        # middle of the progress bar's line on the terminal.
+        with tqdm.external_write_mode(file=sys.stdout):
+            print(f'skip {record}: {reason}', flush=True)
         self.rows.append({'patient_id': record, 'path': str(path), 'reason': reason})
 
 

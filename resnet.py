@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from utils import CLASSES, parse_leads
+from records import parse_leads
+from utils import CLASSES
 
 ARCHS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
 

@@ -426,9 +426,9 @@ def record_result(svc, g, prob, opts, deadline):
            'derived': [lead for lead in info['leads'] if lead not in have],
            'quality': r['quality'], 'record_sha256': g['hash'],
            'classes': class_rows(info, prob, lang),
-           'diagnoses': [c for c, p, t in zip(info['classes'], prob, info['thresholds'])
-                         if p >= t],
-           'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], lang),
+           'diagnoses': clinic.predicted(prob, info['thresholds'], info['classes']),
+           'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], info['classes'],
+                                                   lang),
            'measurements': measurements(r),
            # the cart's own reading, where records.py gives it (issue 20)
            'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),

@@ -65,21 +65,6 @@ CRITERION_REGION = {'IAVB': 'P', 'LBBB': 'QRS', 'RBBB': 'QRS', 'PAC': 'P', 'PVC'
 REGION_COLOURS = {'P': 'tab:green', 'QRS': 'tab:blue', 'ST': 'tab:orange', 'T': 'tab:purple'}
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig, path, dpi=100):
-    """Write a figure atomically and close it."""
-    plt = _pyplot()
-    with utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format='png', bbox_inches='tight')
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------
 # Per-lead contributions: waterfall and summary.
 
@@ -110,23 +95,61 @@ def lead_explanation(contrib, expected, leads, features=None):
                             feature_names=list(leads))
 
 
+def bar_decimals(values, significant=2, most=6):
+    """Decimals that show the largest |value| with `significant` digits (at
+    least 2): shap's waterfall prints a fixed %+0.2f, which reads +0 and -0
+    on every bar of a weakly trained model."""
+    top = float(np.max(np.abs(values))) if len(values) else 0.0
+    if not np.isfinite(top) or top == 0:
+        return 2
+    return int(min(most, max(2, significant - 1 - np.floor(np.log10(top)))))
+
+
 def plot_waterfall(contrib, expected, fx, leads, features=None, title='', output='logit'):
-    """shap.plots.waterfall of one explanation's twelve lead contributions,
-    from E[f] (the background's mean output) to E[f] + their sum. Expected
-    gradients adds up to f(x) only in expectation; the title gives f(x) and
-    the Monte Carlo residual. -> figure."""
-    import shap
-    plt = _pyplot()
+    """A waterfall of one explanation: from E[f] (the background's mean
+    output) through the lead contributions, largest first, to E[f] + their
+    sum, then the Monte Carlo residual (expected gradients adds up to f(x)
+    only in expectation), so the plot ends at the model's f(x), the value the
+    title gives. Drawn as shap.plots.waterfall draws it (its colours, the
+    leads' RMS left of their names), with bar labels precise enough to read
+    (bar_decimals). -> figure."""
+    plt = utils.pyplot()
     contrib = np.asarray(contrib, dtype=np.float64)
-    plt.figure()
-    shap.plots.waterfall(lead_explanation(contrib, expected, leads, features),
-                         max_display=len(contrib), show=False)
-    fig = plt.gcf()
     residual = fx - expected - contrib.sum()
+    order = np.argsort(-np.abs(contrib), kind='stable')
+    names = [leads[i] if features is None else f'{features[i]:.3f} = {leads[i]}' for i in order]
+    names.append('Monte Carlo residual')
+    steps = np.append(contrib[order], residual)
+    digits = bar_decimals(steps)
+    n = len(steps)
+    fig, ax = plt.subplots(figsize=(8, 0.42 * n + 1.6))
+    left = expected
+    for k, v in enumerate(steps):
+        y = n - 1 - k  # the first step at the top
+        colour = 'tab:gray' if k == n - 1 else ('#ff0051' if v >= 0 else '#008bfb')
+        ax.barh(y, v, left=left, height=0.6, color=colour)
+        ax.text(left + v, y, f' {v:+.{digits}f} ',
+                ha='left' if v >= 0 else 'right', va='center', fontsize=8)
+        left += v
+    leads_end = expected + contrib.sum()
+    for x, y, style, text in ((expected, n - 0.35, '--', f'E[f] = {expected:.3f}'),
+                              (leads_end, -0.85, ':', f'E[f] + leads = {leads_end:.3f}'),
+                              (fx, -1.45, '-', f'f(x) = {fx:.3f}')):
+        ax.axvline(x, color='k', lw=0.8, ls=style)
+        ax.text(x, y, text, ha='center', fontsize=8, backgroundcolor='white')
+    ax.set_yticks(range(n), names[::-1], fontsize=9)
+    path = expected + np.concatenate([[0], np.cumsum(steps)])
+    span = max(float(np.ptp(path)), 1e-9)
+    ax.set_xlim(path.min() - 0.2 * span, path.max() + 0.2 * span)  # room for the labels
+    ax.set_ylim(-1.7, n + 0.1)
+    ax.set_xlabel(output)
+    for side in ('top', 'right'):
+        ax.spines[side].set_visible(False)
     fig.suptitle(f'{title}\n{output}: f(x) = {fx:.3f}, E[f] = {expected:.3f}; the leads add up '
                  f'to {contrib.sum():+.3f} (Monte Carlo residual {residual:+.3f})'
                  + ('\nnumbers left of the leads: their RMS amplitude (mV)'
                     if features is not None else ''), fontsize=9)
+    fig.tight_layout()
     return fig
 
 
@@ -134,7 +157,7 @@ def plot_summary(contribs, features, leads, title=''):
     """shap.plots.beeswarm of the per-lead contributions (n, leads) of n
     explanations of one class, coloured by the leads' RMS (n, leads). -> figure."""
     import shap
-    plt = _pyplot()
+    plt = utils.pyplot()
     plt.figure()
     shap.plots.beeswarm(lead_explanation(contribs, np.zeros(len(contribs)), leads, features),
                         max_display=len(leads), show=False,
@@ -152,24 +175,23 @@ def annotated_beats(record_path, length, window):
     int64, symbols array) of the beats inside the record's real part, or None
     when there is no .atr or it does not fit the record. The window holds the
     record's last `window` samples at FS, front-padded when shorter."""
-    import wfdb
+    from records import RecordError, read_beats, read_record
     record_path = Path(record_path)
-    if not record_path.with_suffix('.atr').exists():
-        return None
     try:
-        hdr = wfdb.rdheader(str(record_path))
-        ann = wfdb.rdann(str(record_path), 'atr')
-    except Exception as e:  # wfdb raises many types on a broken file
-        print(f'warning: {record_path}.atr unreadable ({e}); detecting the R peaks instead')
+        found = read_beats(record_path)
+        hdr = read_record(record_path) if found is not None else None
+    except RecordError as e:
+        print(f'warning: {e}; detecting the R peaks instead')
+        return None
+    if found is None:
         return None
     n = round(hdr.sig_len * FS / hdr.fs)
     if min(n, window) != length:
         print(f'warning: {record_path}.hea gives {n} samples at {FS} Hz where the cache '
               f'holds {length}; detecting the R peaks instead of using its .atr')
         return None
-    beat = np.isin(ann.symbol, list('NLRBAaJSVrFejnE/fQ?'))   # wfdb's beat codes
-    r = np.round(np.asarray(ann.sample)[beat] * FS / hdr.fs).astype(np.int64) + window - n
-    sym = np.asarray(ann.symbol)[beat]
+    r = np.round(found.samples * FS / found.fs).astype(np.int64) + window - n
+    sym = np.asarray(found.symbols)
     keep = r >= window - length
     return r[keep], sym[keep]
 
@@ -361,7 +383,7 @@ def class_profile(items, cls):
 def plot_profile(t_ms, median_beat, profile, leads, regions, title='', top=4):
     """The median beat of the `top` leads with the most positive SHAP, the
     profile shaded under it (right axis), the regions marked. -> figure."""
-    plt = _pyplot()
+    plt = utils.pyplot()
     mass = np.asarray(profile).sum(-1)
     order = top_leads(profile, top)
     share = mass / mass.sum() if mass.sum() > 0 else mass
@@ -442,7 +464,8 @@ def draw_contributions(out_dir, records, leads, expected, output):
             fig = plot_waterfall(row, float(expected[c]), float(fx), leads, rms,
                                  title=f'{pid}: {cls} (p={r["prob"][c]:.2f}), lead '
                                        'contributions (SHAP summed over time)', output=output)
-            save_figure(fig, out_dir / 'records' / f'{pid}_{cls}_waterfall.png')
+            utils.save_figure(fig, out_dir / 'records' / f'{pid}_{cls}_waterfall.png',
+                              bbox_inches='tight')
             per_class.setdefault(cls, ([], []))
             per_class[cls][0].append(row)
             per_class[cls][1].append(rms)
@@ -451,7 +474,7 @@ def draw_contributions(out_dir, records, leads, expected, output):
         fig = plot_summary(np.array(rows), np.array(rms), leads,
                            title=f'{cls}: per-lead contributions to the {output}, '
                                  f'{len(rows)} explained record(s)')
-        save_figure(fig, out_dir / f'summary_{cls}.png')
+        utils.save_figure(fig, out_dir / f'summary_{cls}.png', bbox_inches='tight')
         n += 1
     return n
 
@@ -500,7 +523,7 @@ def draw_profiles(out_dir, records, leads, data_dir):
         profiles[cls] = p
         fig = plot_profile(t, p['median_beat'], p['profile'], leads, p['regions'],
                            profile_title(cls, p))
-        save_figure(fig, out_dir / f'profile_{cls}.png')
+        utils.save_figure(fig, out_dir / f'profile_{cls}.png', bbox_inches='tight')
     if sources:
         print('R peaks: ' + ', '.join(f'{n} record(s) from {s}' for s, n in sources.items()))
     return profiles

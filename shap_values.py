@@ -1,12 +1,16 @@
 """Explain a trained ResNet's diagnoses with SHAP (expected gradients), as the study did.
 
-shap.GradientExplainer (expected gradients: Erion et al., Improving performance
-of deep learning models with axiomatic attribution priors and expected
-gradients, Nature Machine Intelligence 3:620-631, 2021) explains records of the
-run's test fold against 100 background records drawn (seeded) from its
-training folds. Each record is explained for the classes the model predicts
-(probability at or above the run's threshold), not for all nine outputs: that
-is what the figures show, and it is 5-9x cheaper.
+Expected gradients (Erion et al., Improving performance of deep learning models
+with axiomatic attribution priors and expected gradients, Nature Machine
+Intelligence 3:620-631, 2021; the estimate of shap.GradientExplainer, which the
+study ran) explains records of the run's test fold against 100 background
+records drawn (seeded) from its training folds. Each record is explained for
+the classes the model predicts (probability at or above the run's threshold),
+not for all nine outputs: that is what the figures show, and it is 5-9x
+cheaper. The engine (expected_gradients, explain_record, explain) is the one
+the app and the API use; tests/test_app.py checks it against
+shap.GradientExplainer (equal within 1e-4, one forward per batch for all
+classes instead of one per class).
 
     # after main.py (models/<run>/best.pt) and, for its thresholds, predict.py
     python shap_values.py --data-dir data/CPSC --leads all
@@ -14,6 +18,7 @@ is what the figures show, and it is 5-9x cheaper.
     python shap_values.py --data-dir data/CPSC --patient-ids A0001,A0002
     python shap_values.py --data-dir data/CPSC --per-class 3   # 3 records of each class
     python shap_values.py --data-dir data/CPSC --plots-only      # redraw from the cache
+    python shap_values.py --data-dir data/CPSC --root /scratch/runs   # models/ shap/ there
 
 Writes shap/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10):
   shap_values.npz        SHAP values, inputs, outputs and the settings fingerprint
@@ -39,7 +44,7 @@ vanish for confident predictions as they do through the sigmoid
 (--output prob explains probabilities instead).
 
 Cost (ResNet-34, 12 leads, 15,000 samples, 2-core CPU, fp32): one gradient of one
-output costs ~0.32 s, and GradientExplainer takes `nsamples` of them per
+output costs ~0.32 s, and expected gradients takes `nsamples` of them per
 explained class, so a record predicted with one class takes ~0.32 * nsamples s
 (~10 s at the default 32; the study's setting, all 9 outputs at 200 samples,
 ~10 min). See --nsamples for the accuracy this buys and `python bench.py --only
@@ -57,10 +62,11 @@ import numpy as np
 import shap_population
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
-from predict import read_thresholds
+from predict import fold_classes, read_thresholds
 from utils import CLASSES, FS
 
 CACHE_NAME = 'shap_values.npz'
+SHAP_BATCH = 8          # interpolated inputs per forward/backward (memory ~0.1 GB each)
 # Version of what the cache holds; bump it when the computation changes.
 CACHE_FORMAT = 1
 
@@ -108,6 +114,8 @@ def get_args_parser(add_help=True):
                         help='recompute every record even if the cache is valid')
     parser.add_argument('--plots-only', action='store_true',
                         help='redraw the figures from the cache without the model or data')
+    parser.add_argument('--root', default='.', metavar='DIR',
+                        help='folder holding models/, results/ and shap/ (default: .)')
     add_trust_folds_arg(parser)
     parser.add_argument('--per-class', default=0, type=int, metavar='K',
                         help='explain the first K test-fold records (patient-id order) of '
@@ -126,25 +134,22 @@ def shap_precision(device, requested='auto'):
 
 
 # --------------------------------------------------------------------------
-# The model as GradientExplainer sees it.
+# The model as the explanation sees it.
 
 def explained_model(model, thresholds, device, precision, output='logit', chunk=16):
-    """Wrap `model` for shap.GradientExplainer; see ExplainedOutputs."""
+    """Wrap `model` for expected_gradients; see ExplainedOutputs."""
     import torch
     from torch import nn
 
     class ExplainedOutputs(nn.Module):
-        """x -> (batch, 9) float32: the explained output (logit or probability)
-        minus the class's decision threshold in the same space.
+        """x -> (batch, classes) float32: the explained output (logit or
+        probability) minus the class's decision threshold in the same space.
 
         The shift is a constant, so gradients and SHAP values are those of the
         logits (or probabilities); it makes the predicted classes exactly the
-        positive outputs, so shap's ranked_outputs=k with output_rank_order='max'
-        explains the k predicted classes. The forward runs under autocast (bf16
-        where supported) and returns float32, since GradientExplainer calls the
-        model itself. Without gradients it runs in chunks (the explainer
-        forwards the whole background at once) and keeps its last output.
-        """
+        positive outputs (explained_classes). The forward runs under autocast
+        (bf16 where supported) and returns float32. Without gradients it runs
+        in chunks (the background is forwarded at once for E[f])."""
 
         def __init__(self):
             super().__init__()
@@ -153,45 +158,33 @@ def explained_model(model, thresholds, device, precision, output='logit', chunk=
             thr = thr.clamp(1e-6, 1 - 1e-6)
             self.register_buffer('offset', (torch.logit(thr) if output == 'logit' else thr)
                                  .float().to(device))
-            self.last = None
 
         def forward(self, x):
             if not torch.is_grad_enabled() and len(x) > chunk:
-                out = torch.cat([self(x[i:i + chunk]) for i in range(0, len(x), chunk)])
-                self.last = out
-                return out
+                return torch.cat([self(x[i:i + chunk]) for i in range(0, len(x), chunk)])
             with utils.autocast(device, precision):
                 z = self.model(x)
             z = z.float()
             if output == 'prob':
                 z = torch.sigmoid(z)
-            out = z - self.offset
-            if not torch.is_grad_enabled():
-                self.last = out
-            return out
+            return z - self.offset
 
     for p in model.parameters():
         p.requires_grad_(False)  # gradients are needed for the input only
     return ExplainedOutputs().to(device).eval()
 
 
-def explain_record(explainer, wrapper, x, nsamples, rseed):
-    """One record (1, leads, window) -> (values (k, leads, window) float32,
-    class indexes (k,), the wrapper's outputs for all classes (9,)).
-
-    k = the number of predicted classes (outputs above threshold), at least 1:
-    with no class predicted, the one closest to its threshold is explained.
-    """
+def explain_record(wrapper, x, bg, nsamples, rseed, batch=SHAP_BATCH, progress=None):
+    """One record x (1, leads, window) -> (values (k, leads, window) float32,
+    class indexes (k,), the wrapper's outputs for all classes): expected
+    gradients of the classes explained_classes picks (the predicted ones, at
+    least the one closest to its threshold), against the background bg."""
     import torch
     with torch.no_grad():
-        margins = wrapper(x)[0].cpu().numpy()
-    k = max(1, int((margins >= 0).sum()))
-    values, ranks = explainer.shap_values(x, nsamples=nsamples, ranked_outputs=k,
-                                          output_rank_order='max', rseed=rseed)
-    # shap >= 0.45: one array (samples, leads, time, outputs) plus the indexes
-    values = np.moveaxis(np.asarray(values)[0], -1, 0).astype(np.float32)
-    idx = np.asarray(ranks.cpu() if hasattr(ranks, 'cpu') else ranks)[0].astype(np.int64)
-    return values, idx, margins
+        margins = wrapper(x)[0].double().cpu().numpy()
+    classes = explained_classes(margins)
+    values = expected_gradients(wrapper, x, bg, classes, nsamples, rseed, batch, progress)
+    return values, np.asarray(classes, dtype=np.int64), margins
 
 
 # --------------------------------------------------------------------------
@@ -333,7 +326,6 @@ def draw_background(data_dir, leads, window, train_folds, n, seed):
 # a record takes <= 15 s on a 2-core CPU with ResNet-34 (see explain()).
 APP_NSAMPLES = 16
 APP_BACKGROUND = 20
-SHAP_BATCH = 8          # interpolated inputs per forward/backward (memory ~0.1 GB each)
 
 
 def background(info, root='.', n=APP_BACKGROUND):
@@ -386,16 +378,17 @@ def expected_gradients(f, x, bg, classes, nsamples, rseed, batch=SHAP_BATCH, pro
     done = 0
     for b in range(0, nsamples, batch):
         chunk = draws[b:b + batch]
-        idx = torch.tensor([d[0] for d in chunk])
-        tt = torch.tensor([d[1] for d in chunk], dtype=torch.float32)[:, None, None]
+        idx = torch.tensor([d[0] for d in chunk], device=bg.device)
+        tt = torch.tensor([d[1] for d in chunk], dtype=torch.float32,
+                          device=x.device)[:, None, None]
         inp = (tt * x + (1 - tt) * bg[idx]).detach().requires_grad_(True)
-        delta = (x - bg[idx]).numpy().astype(np.float64)
+        delta = (x - bg[idx]).cpu().numpy().astype(np.float64)
         with torch.enable_grad():
             out = f(inp)
             for j, c in enumerate(classes):
                 g, = torch.autograd.grad(out[:, c].sum(), inp,
                                          retain_graph=j < len(classes) - 1)
-                acc[j] += (g.double().numpy() * delta).sum(0)
+                acc[j] += (g.double().cpu().numpy() * delta).sum(0)
         done += len(chunk)
         if progress:
             progress(done, nsamples)
@@ -422,17 +415,14 @@ def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=Non
     import torch
     t0 = time.perf_counter()
     device = torch.device('cpu')
-    wrapper = explained_model(info['model'], info['thresholds'], device, 'fp32',
-                                          chunk=16)
+    wrapper = explained_model(info['model'], info['thresholds'], device, 'fp32', chunk=16)
     bg_x, bg_info = bg if bg is not None else background(info, root)
     x = torch.from_numpy(record['x'])[None]
     offset = wrapper.offset.double().numpy()
-    with torch.no_grad():
-        margins = wrapper(x)[0].double().numpy()
     expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(info, bg_x)
-    classes = explained_classes(margins)
-    values = expected_gradients(wrapper, x, bg_x, classes, nsamples,
-                                record_seed(0, record['id']), progress=progress)
+    values, classes, margins = explain_record(wrapper, x, bg_x, nsamples,
+                                              record_seed(0, record['id']), progress=progress)
+    classes = classes.tolist()
     fx = margins[classes] + offset[classes]
     shap_sum = values.reshape(len(classes), -1).sum(-1).astype(np.float64)
     target = fx - expected[classes]
@@ -504,9 +494,7 @@ def plot_record(path, pid, x, length, values, cls, leads, label, prob, threshold
                 output, top_leads=4, percentile=95.0):
     """The study's patient-level figure ('shap1'): the top leads by positive
     SHAP mass for `cls`, with the segments of high positive SHAP shaded."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = utils.pyplot()
     mass = positive_mass(values, length)
     share = mass / mass.sum() if mass.sum() > 0 else mass
     top = np.argsort(-mass, kind='stable')[:top_leads]
@@ -529,16 +517,12 @@ def plot_record(path, pid, x, length, values, cls, leads, label, prob, threshold
                  f'SHAP for {CLASSES[cls]} ({output}, p={prob[cls]:.2f}); shaded: smoothed '
                  f'positive SHAP above its {percentile:g}th percentile', fontsize=10)
     fig.tight_layout()
-    with utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format='png')
-    plt.close(fig)
+    utils.save_figure(fig, path, dpi=100)
 
 
 def plot_lead_importance(path, table):
     """Heatmap class x lead of the share of positive SHAP mass."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = utils.pyplot()
     leads = [c for c in table.columns if c != 'n']
     data = table[leads].to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(leads), 1.0 + 0.5 * len(table)))
@@ -553,9 +537,7 @@ def plot_lead_importance(path, table):
     fig.colorbar(im, ax=ax, label='share of positive SHAP mass')
     ax.set_title('Lead importance per predicted class (%)')
     fig.tight_layout()
-    with utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format='png')
-    plt.close(fig)
+    utils.save_figure(fig, path, dpi=100)
 
 
 def write_outputs(out_dir, records, meta, pids, args):
@@ -607,75 +589,117 @@ def write_outputs(out_dir, records, meta, pids, args):
 
 # --------------------------------------------------------------------------
 
-def main(argv=None):
-    args = get_args_parser().parse_args(argv)
-    name = utils.run_name(args.data_dir, args.leads, args.seed, args.test_fold)
-    dirs = utils.run_dirs(name)
+def redraw(args, dirs):
+    """--plots-only: the figures again from the cache, without model or data."""
     cache_path = dirs['shap'] / CACHE_NAME
-    print(f'run {name}; commit {utils.git_commit()}; seed {args.seed}')
+    cache = load_cache(cache_path)
+    if cache is None:
+        raise SystemExit(f'error: no SHAP cache {cache_path}; run shap_values.py without '
+                         f'--plots-only first')
+    records = cache_records(cache)
+    pids = sorted(records)
+    if args.patient_ids:
+        pids = [p.strip() for p in args.patient_ids.split(',') if p.strip()]
+        unknown = [p for p in pids if p not in records]
+        if unknown:
+            raise SystemExit(f"error: patient id(s) {', '.join(unknown)} are not in "
+                             f'{cache_path}; run without --plots-only to explain them')
+    meta = {'leads': cache['leads'].tolist(), 'thresholds': cache['thresholds'],
+            'expected_value': cache['expected_value'],
+            'output': json.loads(str(cache['settings']))['output']}
+    print(f'redrawing {len(pids)} records from {cache_path}')
+    return write_outputs(dirs['shap'], records, meta, pids, args)
 
-    if args.plots_only:
-        cache = load_cache(cache_path)
-        if cache is None:
-            raise SystemExit(f'error: no SHAP cache {cache_path}; run shap_values.py without '
-                             f'--plots-only first')
-        records = cache_records(cache)
-        pids = sorted(records)
-        if args.patient_ids:
-            pids = [p.strip() for p in args.patient_ids.split(',') if p.strip()]
-            unknown = [p for p in pids if p not in records]
-            if unknown:
-                raise SystemExit(f"error: patient id(s) {', '.join(unknown)} are not in "
-                                 f'{cache_path}; run without --plots-only to explain them')
-        meta = {'leads': cache['leads'].tolist(), 'thresholds': cache['thresholds'],
-                'expected_value': cache['expected_value'],
-                'output': json.loads(str(cache['settings']))['output']}
-        print(f'redrawing {len(pids)} records from {cache_path}')
-        return write_outputs(dirs['shap'], records, meta, pids, args)
 
-    import torch
-
-    import shap
+def load_run(args, dirs):
+    """The run's model on its device, checked against the folds -> dict(model,
+    ckpt, device, precision, leads, window, thresholds, thr_source,
+    train_folds, test_folds); writes shap/<run>/folds.json."""
     from resnet import load_checkpoint
-
     utils.seed_everything(args.seed)
     device = utils.select_device(args.device, args.use_gpu)
     precision = shap_precision(device, args.precision)
-    model, ckpt = load_checkpoint(dirs['models'] / 'best.pt', leads=args.leads,
-                                  map_location=device)
+    best = dirs['models'] / 'best.pt'
+    model, ckpt = load_checkpoint(best, leads=args.leads, map_location=device)
     leads, window = list(ckpt['leads']), int(ckpt.get('window', utils.WINDOW))
     train_folds, _, test_folds = utils.split_data(args.seed, args.test_fold)
-    manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir,
-                              dirs['models'] / 'best.pt', args.trust_folds, ckpt.get('folds'),
-                              'shap_values.py')
-    write_results_manifest(dirs['shap'], manifest, ckpt.get('fold_manifest'),
-                           dirs['models'] / 'best.pt', {'train': train_folds, 'test': test_folds})
-    thresholds, thr_source = read_thresholds(dirs['models'] / 'best.pt', list(ckpt['classes']),
-                                             '.')
-    thr_source = thr_source['text']
-    print(f'model {dirs["models"] / "best.pt"} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
+    manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir, best, args.trust_folds,
+                              ckpt.get('folds'), 'shap_values.py')
+    write_results_manifest(dirs['shap'], manifest, ckpt.get('fold_manifest'), best,
+                           {'train': train_folds, 'test': test_folds})
+    thresholds, source = read_thresholds(best, fold_classes(ckpt, best), args.root)
+    print(f'model {best} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
           f'{len(leads)} leads, window {window}; device {device}, {precision}; '
-          f'thresholds: {thr_source}')
+          f'thresholds: {source["text"]}')
+    return {'model': model, 'ckpt': ckpt, 'device': device, 'precision': precision,
+            'leads': leads, 'window': window, 'thresholds': thresholds,
+            'thr_source': source['text'], 'train_folds': train_folds, 'test_folds': test_folds}
 
-    ds, chosen = select_records(args, leads, window, test_folds)
-    background, bg_ids = draw_background(args.data_dir, leads, window, train_folds,
+
+def reusable(cache, fingerprint, settings, cache_path, force):
+    """The cached records made with these settings ({} when none or --force)."""
+    if cache is None or force:
+        return {}
+    if str(cache['fingerprint']) == fingerprint:
+        return cache_records(cache)
+    old = json.loads(str(cache['settings']))
+    changed = [k for k in settings if old.get(k) != settings[k]]
+    print(f"cache {cache_path} was made with other settings ({', '.join(changed)}): "
+          f'recomputing')
+    return {}
+
+
+def compute(args, run, background, todo, ds):
+    """Expected gradients of the records `todo` [(index, pid, x)] -> (records
+    {pid: dict}, E[f(background)] per class)."""
+    import torch
+    from tqdm import tqdm
+    device = run['device']
+    wrapper = explained_model(run['model'], run['thresholds'], device, run['precision'],
+                              args.output, chunk=args.batch_size)
+    offset = wrapper.offset.double().cpu().numpy()
+    bg = background.to(device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        expected = wrapper(bg).mean(0).double().cpu().numpy() + offset
+    print(f'background forward {time.perf_counter() - t0:.1f} s')
+    t0 = time.perf_counter()
+    records = {}
+    bar = tqdm(todo, unit='record', desc='SHAP')
+    for i, pid, x in bar:
+        bar.set_postfix(record=pid)
+        values, idx, margins = explain_record(wrapper, torch.from_numpy(x)[None].to(device), bg,
+                                              args.nsamples, record_seed(args.seed, pid),
+                                              batch=args.batch_size)
+        out = margins + offset
+        prob = 1 / (1 + np.exp(-out)) if args.output == 'logit' else out
+        records[pid] = {'x': x, 'length': int(ds.lengths[i]), 'label': ds.labels[i],
+                        'prob': prob, 'classes': idx, 'values': values, 'fx': out[idx],
+                        'shap_sum': values.reshape(len(idx), -1).sum(-1)}
+    per = (time.perf_counter() - t0) / len(todo)
+    print(f'explained {len(todo)} records in {time.perf_counter() - t0:.0f} s '
+          f'({per:.1f} s per record)')
+    return records, expected
+
+
+def explain_run(args, dirs):
+    """Load the run, reuse the cached records still valid, explain the rest,
+    save the cache -> (records {pid: dict}, meta for write_outputs)."""
+    cache_path = dirs['shap'] / CACHE_NAME
+    run = load_run(args, dirs)
+    leads, window, thresholds = run['leads'], run['window'], run['thresholds']
+    ds, chosen = select_records(args, leads, window, run['test_folds'])
+    background, bg_ids = draw_background(args.data_dir, leads, window, run['train_folds'],
                                          args.background, args.seed)
-    settings = {'format': CACHE_FORMAT, 'shap': shap.__version__,
-                'model': weights_hash(model.state_dict()), 'leads': leads, 'window': window,
-                'background': array_hash(background.numpy()), 'n_background': len(bg_ids),
-                'nsamples': args.nsamples, 'seed': args.seed, 'precision': precision,
-                'output': args.output, 'thresholds': [round(float(t), 6) for t in thresholds]}
+    settings = {'format': CACHE_FORMAT, 'engine': 'expected_gradients',
+                'model': weights_hash(run['model'].state_dict()), 'leads': leads,
+                'window': window, 'background': array_hash(background.numpy()),
+                'n_background': len(bg_ids), 'nsamples': args.nsamples, 'seed': args.seed,
+                'precision': run['precision'], 'output': args.output,
+                'thresholds': [round(float(t), 6) for t in thresholds]}
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
     cache = load_cache(cache_path)
-    cached = {}
-    if cache is not None and str(cache['fingerprint']) == fingerprint and not args.force:
-        cached = cache_records(cache)
-    elif cache is not None and not args.force:
-        old = json.loads(str(cache['settings']))
-        changed = [k for k in settings if old.get(k) != settings[k]]
-        print(f"cache {cache_path} was made with other settings ({', '.join(changed)}): "
-              f'recomputing')
+    cached = reusable(cache, fingerprint, settings, cache_path, args.force)
 
     records, todo = {}, []
     for i in chosen:
@@ -688,45 +712,30 @@ def main(argv=None):
     print(f'{len(chosen)} records to explain: {len(records)} reused from {cache_path}, '
           f'{len(todo)} to compute (background: {len(bg_ids)} training records, '
           f'nsamples {args.nsamples}, {args.output})')
-
     if not todo:
         expected = cache['expected_value'] if cache is not None else np.zeros(len(CLASSES))
         print(f'all values reused from {cache_path}; nothing recomputed')
     else:
-        from tqdm import tqdm
-        wrapper = explained_model(model, thresholds, device, precision, args.output,
-                                  chunk=args.batch_size)
-        offset = wrapper.offset.double().cpu().numpy()
-        t0 = time.perf_counter()
-        with torch.no_grad():  # the explainer forwards the background once; no graph needed
-            explainer = shap.GradientExplainer(wrapper, background.to(device),
-                                               batch_size=args.batch_size)
-        expected = wrapper.last.mean(0).double().cpu().numpy() + offset
-        print(f'background forward {time.perf_counter() - t0:.1f} s')
-        t0 = time.perf_counter()
-        bar = tqdm(todo, unit='record', desc='SHAP')
-        for i, pid, x in bar:
-            bar.set_postfix(record=pid)
-            values, idx, margins = explain_record(explainer, wrapper,
-                                                  torch.from_numpy(x)[None].to(device),
-                                                  args.nsamples, record_seed(args.seed, pid))
-            out = margins + offset
-            prob = 1 / (1 + np.exp(-out)) if args.output == 'logit' else out
-            records[pid] = {'x': x, 'length': int(ds.lengths[i]), 'label': ds.labels[i],
-                            'prob': prob, 'classes': idx, 'values': values, 'fx': out[idx],
-                            'shap_sum': values.reshape(len(idx), -1).sum(-1)}
-        per = (time.perf_counter() - t0) / len(todo)
-        print(f'explained {len(todo)} records in {time.perf_counter() - t0:.0f} s '
-              f'({per:.1f} s per record)')
+        new, expected = compute(args, run, background, todo, ds)
+        records.update(new)
         keep = {**cached, **records}  # earlier records stay cached for later runs
-        meta = {'fingerprint': fingerprint, 'settings': settings, 'leads': leads,
-                'thresholds': thresholds, 'threshold_source': thr_source,
-                'expected_value': expected}
-        save_cache(cache_path, keep, meta)
+        save_cache(cache_path, keep, {'fingerprint': fingerprint, 'settings': settings,
+                                      'leads': leads, 'thresholds': thresholds,
+                                      'threshold_source': run['thr_source'],
+                                      'expected_value': expected})
         print(f'saved {cache_path} ({len(keep)} records)')
+    return records, {'leads': leads, 'thresholds': thresholds, 'expected_value': expected,
+                     'output': args.output}
 
-    meta = {'leads': leads, 'thresholds': thresholds, 'expected_value': expected,
-            'output': args.output}
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    name = utils.run_name(args.data_dir, args.leads, args.seed, args.test_fold)
+    dirs = utils.run_dirs(name, args.root)
+    print(f'run {name}; commit {utils.git_commit()}; seed {args.seed}')
+    if args.plots_only:
+        return redraw(args, dirs)
+    records, meta = explain_run(args, dirs)
     return write_outputs(dirs['shap'], records, meta, sorted(records), args)
 
 

@@ -81,27 +81,25 @@ def dx_to_classes(codes, snr_rule='only'):
     return [c for c in CLASSES if c in found]
 
 
-def parse_leads(leads):
-    """'all' or 'I,aVR,V5' (or a list) -> list of lead names in standard order
-    of the request. Unknown names fail with the list of valid ones."""
-    if isinstance(leads, str):
-        if leads.strip().lower() == 'all':
-            return list(LEADS)
-        leads = [s.strip() for s in leads.split(',') if s.strip()]
-    canon = {name.lower(): name for name in LEADS}
-    out = []
-    for name in leads:
-        if name.lower() not in canon:
-            raise SystemExit(f"error: unknown lead {name!r} in --leads; "
-                             f"use 'all' or names from {','.join(LEADS)}")
-        out.append(canon[name.lower()])
-    if len(set(out)) != len(out):
-        raise SystemExit(f'error: --leads repeats a lead: {leads}')
-    return out
+def leads_arg(text):
+    """The argparse type of every --leads: 'all' stays 'all'; names and their
+    aliases (MLII, D1, avr: records.parse_leads, the one lead vocabulary)
+    become the standard names, comma-separated. A bad name is an argparse
+    error naming the valid ones, so every script says it the same way."""
+    import argparse
+
+    from records import parse_leads  # records imports utils: import here, not above
+    if text.strip().lower() == 'all':
+        return 'all'
+    try:
+        return ','.join(parse_leads(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def leads_tag(leads):
     """Lead list -> the short tag used in run names ('all', 'I', 'I-aVR')."""
+    from records import parse_leads
     leads = parse_leads(leads)
     return 'all' if leads == LEADS else '-'.join(leads)
 
@@ -160,9 +158,9 @@ def add_common_args(parser):
     parser.add_argument('--data-dir', default='data/CPSC', metavar='DIR',
                         help='folder of WFDB records with labels.csv and cache '
                              'from preprocess.py (default: data/CPSC)')
-    parser.add_argument('--leads', default='all', metavar='LEADS',
-                        help="'all' or comma-separated names, e.g. I,aVR,V5 "
-                             '(default: all)')
+    parser.add_argument('--leads', default='all', metavar='LEADS', type=leads_arg,
+                        help="'all' or comma-separated names, e.g. I,aVR,V5 (aliases "
+                             'such as MLII or D1 work too) (default: all)')
     parser.add_argument('--seed', default=42, type=int,
                         help='seed of the fold split, init and shuffling '
                              '(default: 42, as in the study)')
@@ -321,6 +319,29 @@ def atomic_savez(path, **arrays):
     """np.savez_compressed, atomically; never pickles (allow_pickle=False on load)."""
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:
         np.savez_compressed(f, **arrays)
+
+
+# --------------------------------------------------------------------------
+# Figures: every script writes PNG files, none needs a display.
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, the one place that selects it: the
+    scripts only write files, and a server or CI machine has no display."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=100, close=True, **savefig):
+    """Write a figure as PNG atomically (a crash never leaves a half-written
+    image), then close it (pyplot keeps a figure in memory until it is closed;
+    close=False for a Figure built without pyplot). savefig: more keywords of
+    Figure.savefig (bbox_inches, facecolor)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=dpi, **savefig)
+    if close:
+        pyplot().close(fig)
 
 
 # --------------------------------------------------------------------------

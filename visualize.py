@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from records import find_records
-from utils import CLASS_NAMES, FS, LEADS, SNOMED_TO_CLASS, atomic_path, dx_to_classes
+from records import RecordError, find_records, read_beats
+from utils import CLASS_NAMES, FS, LEADS, SNOMED_TO_CLASS, dx_to_classes, save_figure
 
 LAYOUTS = ['12x1', '6x2', 'clinical']
 
@@ -71,20 +71,14 @@ MIN_WIDTH_IN, MAX_WIDTH_IN = 10.0, 60.0
 LEAD_HEIGHT_IN = {'12x1': 0.9, '6x2': 1.3}
 MINOR_GRID_MAX_SECONDS = 60  # 0.2 s grid lines on longer records are a solid wash
 
-# wfdb beat symbols (non-beat annotations such as '+' rhythm changes are
-# dropped) and colours by beat class: normal/bundle branch block, supraventricular
-# ectopic, ventricular ectopic, other (fusion, paced, unclassifiable).
-BEAT_SYMBOLS = set('NLRBAaJSVrFejnE/fQ?')
+# Colours by beat class (records.read_beats gives an .atr's beats): normal/bundle
+# branch block, supraventricular ectopic, ventricular ectopic, other (fusion,
+# paced, unclassifiable).
 BEAT_COLORS = {**{s: '#1a9641' for s in 'NLRBej'},
                **{s: '#f07c00' for s in 'AaJSn'},
                **{s: '#d7191c' for s in 'VrE'}}
 OTHER_BEAT_COLOR = '#7b3294'
 MAX_BEAT_LABELS = 300  # more symbols than this overprint each other
-
-
-# What wfdb raises on malformed or truncated files (it has no error class).
-WFDB_ERRORS = (OSError, EOFError, ValueError, TypeError, IndexError, KeyError,
-               AttributeError)
 
 
 class BadRecord(Exception):
@@ -152,38 +146,16 @@ def load_record(path, seconds=None, lead_map=None):
             'dx': [str(c) for c in rec.dx]}
 
 
-def read_beats(base, fs_orig, seconds=None):
-    """Beats of BASE.atr -> (times in s, symbols), non-beat labels dropped;
-    None when there is no .atr file. Raises BadRecord if it is unreadable."""
-    import wfdb
-    if not Path(f'{base}.atr').is_file():
-        ann = Path(base).with_suffix('.ann') if Path(base).suffix.lower() == '.ecg' else \
-            Path(f'{base}.ann')
-        if ann.is_file():  # an ISHNE Holter's beats (formats.py)
-            return _ishne_beats(ann, fs_orig, seconds)
-        return None
-    sampto = int(seconds * fs_orig) + 1 if seconds is not None else None
+def beat_times(rec, seconds=None):
+    """records.read_beats for a record of load_record, in seconds -> (times,
+    symbols), or None without an .atr (or an ISHNE Holter's .ann); BadRecord
+    when it is unreadable."""
+    stop = int(seconds * rec['fs_orig']) + 1 if seconds is not None else None
     try:
-        ann = wfdb.rdann(str(base), 'atr', sampto=sampto)
-    except WFDB_ERRORS as e:
-        raise BadRecord(Path(base).name,
-                        f'unreadable {base}.atr ({type(e).__name__}: {e})') from None
-    keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
-    fs = float(ann.fs or fs_orig)
-    return np.asarray(ann.sample)[keep] / fs, [ann.symbol[i] for i in keep]
-
-
-def _ishne_beats(ann, fs_orig, seconds=None):
-    import formats
-    from records import RecordError
-    try:
-        samples, labels = formats.read_ishne_beats(ann)
+        beats = read_beats(rec['base'], stop, fs=rec['fs_orig'])
     except RecordError as e:
         raise BadRecord(e.record, e.reason) from None
-    t = samples / float(fs_orig)
-    keep = [i for i, s in enumerate(labels) if s in BEAT_SYMBOLS and
-            (seconds is None or t[i] <= seconds)]
-    return t[keep], [str(labels[i]) for i in keep]
+    return None if beats is None else (beats.samples / beats.fs, beats.symbols)
 
 
 # --------------------------------------------------------------------------
@@ -478,12 +450,6 @@ def _paper_background(g):
 PLOTTERS = {'12x1': plot_12x1, '6x2': plot_6x2, 'clinical': plot_clinical}
 
 
-def save_figure(fig, path, dpi=150):
-    """PNG, atomically: a crash never leaves a half-written image."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=dpi, facecolor='white')
-
-
 # --------------------------------------------------------------------------
 
 def parse_layouts(text):
@@ -519,7 +485,7 @@ def main(argv=None):
             rec = load_record(path, read_seconds, args.lead_map)
             beats = None
             if args.annotations:
-                beats = read_beats(rec['base'], rec['fs_orig'], read_seconds)
+                beats = beat_times(rec, read_seconds)
                 if beats is None and not warned_atr:
                     print(f"warning: {rec['name']}: no {rec['name']}.atr beat annotations; "
                           'drawing without them (said once)', file=sys.stderr)
@@ -543,7 +509,8 @@ def main(argv=None):
             try:
                 fig = PLOTTERS[layout](strip, beats)
                 target = out / f'{stem}-{layout}.png'
-                save_figure(fig, target, args.dpi)
+                # a Figure without pyplot: nothing to close
+                save_figure(fig, target, args.dpi, close=False, facecolor='white')
             except BadRecord as e:
                 bad(str(e))
                 continue

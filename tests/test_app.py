@@ -387,9 +387,10 @@ def test_report_is_one_pdf_page_with_the_record_name(tiny_root):
     prob = clinic.score(info, [rec['x']])[0]
     meas = clinic.measure(rec['signal'])
     assert meas and 60 < meas['hr_bpm'] < 200
-    fig = clinic.printout_figure(rec, clinic.title(rec, prob, info['thresholds'], 'ar'))
+    th, classes = info['thresholds'], info['classes']
+    fig = clinic.printout_figure(rec, clinic.title(rec, prob, th, classes, 'ar'))
     for lang in ('en', 'ar'):
-        pdf = clinic.report_pdf(rec, prob, info['thresholds'], meas, info['card'], lang,
+        pdf = clinic.report_pdf(rec, prob, th, classes, meas, info['card'], lang,
                                 clinic.png(fig, dpi=60))
         assert pdf.startswith(b'%PDF-') and b'example-AF' in pdf
         assert pdf.count(b'/Type /Page\n') + pdf.count(b'/Type /Page ') <= 1 or \
@@ -400,9 +401,10 @@ def test_scores_downloads(tiny_root):
     info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
     recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
     probs = clinic.score(info, [r['x'] for r in recs])
-    df = clinic.scores_frame(recs, probs, info['thresholds'])
+    df = clinic.scores_frame(recs, probs, info['thresholds'], info['classes'])
     assert list(df['record']) == ['REF'] and df['diagnoses'][0].count(';') == 3
-    obj = json.loads(clinic.scores_json(recs, probs, info['thresholds'], info['card']))
+    obj = json.loads(clinic.scores_json(recs, probs, info['thresholds'], info['classes'],
+                                        info['card']))
     assert len(obj['records'][0]['diagnoses']) == 4
 
 

@@ -247,3 +247,16 @@ def test_reference_csv_of_db(db):
     ref = pd.read_csv(db / 'reference.csv')
     assert ref['signal_len'].tolist() == LENGTHS
     assert (ref['sample_rate'] == 500).all()
+
+
+def test_the_torch_free_side_imports_no_torch():
+    """folds, baselines, expert_features and records read labels.csv and the
+    cache through ecgcache.py, so importing them never loads torch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ('import sys, folds, baselines, expert_features, records, ecgcache; '
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dataset')))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.strip() == '[]', out.stdout

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import QRSDetectorOffline as qrs
+from records import read_beats
 from test_features import beat_train, regular_beats
 
 @pytest.fixture(scope='module')
@@ -14,7 +15,7 @@ def mitdb_100(shared_data):
     import wfdb
     path = shared_data / 'mitdb' / '100'
     rec = wfdb.rdrecord(str(path))
-    return path, rec.p_signal, float(rec.fs), qrs.reference_beats(path)
+    return path, rec.p_signal, float(rec.fs), read_beats(path).samples
 
 
 def test_mitdb_100_sensitivity_and_predictivity(mitdb_100):

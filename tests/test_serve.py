@@ -177,7 +177,9 @@ def test_languages_segments_and_signal(api):
              signal='true')
     res = r.json()['records'][0]
     prob = [c['probability'] for c in res['classes']]
-    assert res['diagnoses_text'] == clinic.diagnoses_text(prob, svc.info['thresholds'], 'ar')
+    info = svc.info
+    assert res['diagnoses_text'] == clinic.diagnoses_text(prob, info['thresholds'],
+                                                          info['classes'], 'ar')
     # windows of 2 s from the start, the last ending at the end (predict.py --segments)
     assert [(s['start_s'], s['end_s']) for s in res['segments']] == [(0, 2), (2, 4), (3, 5)]
     assert np.allclose(list(res['segments'][-1]['scores'].values()), prob, atol=1e-5)

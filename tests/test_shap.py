@@ -351,7 +351,6 @@ def test_wrapper_shift_keeps_gradients_and_bf16_gradients_are_sane():
 
 
 def test_explain_record_picks_predicted_classes_and_is_seeded():
-    import shap
     from resnet import build_model
     torch.manual_seed(0)
     model = build_model('resnet18', 2).eval()
@@ -362,17 +361,15 @@ def test_explain_record_picks_predicted_classes_and_is_seeded():
     thr = np.full(9, 0.999)
     thr[order[[1, 4]]] = p[order[[1, 4]]] - 1e-4   # exactly these two are "predicted"
     w = shap_values.explained_model(model, thr, torch.device('cpu'), 'fp32')
-    with torch.no_grad():
-        e = shap.GradientExplainer(w, bg, batch_size=4)
-    v1, idx, margins = shap_values.explain_record(e, w, x, 4, rseed=3)
+    v1, idx, margins = shap_values.explain_record(w, x, bg, 4, rseed=3, batch=4)
     assert set(idx.tolist()) == set(order[[1, 4]].tolist())
     assert v1.shape == (2, 2, 96)
     assert (margins >= 0).sum() == 2
-    v2, _, _ = shap_values.explain_record(e, w, x, 4, rseed=3)
+    v2, _, _ = shap_values.explain_record(w, x, bg, 4, rseed=3, batch=4)
     assert np.array_equal(v1, v2)
     # nothing predicted: the class closest to its threshold is explained
     w.offset.fill_(1e3)
-    _, idx, _ = shap_values.explain_record(e, w, x, 2, rseed=3)
+    _, idx, _ = shap_values.explain_record(w, x, bg, 2, rseed=3, batch=4)
     assert idx.tolist() == [int(np.argmax(w(x)[0].detach().numpy()))]
 
 

@@ -1,4 +1,5 @@
 """utils: metrics against scikit-learn, folds, run names, atomic writes."""
+import argparse
 import os
 
 import numpy as np
@@ -75,8 +76,19 @@ def test_split_data_is_the_studys_and_cv_folds_are_disjoint():
 def test_run_name_encodes_database_leads_seed_fold():
     assert utils.run_name('data/CPSC', 'all', 42) == 'CPSC-all-s42-f7'
     assert utils.run_name('data/CPSC/', 'v5,avr', 1, 3) == 'CPSC-V5-aVR-s1-f3'
-    with pytest.raises(SystemExit, match='unknown lead'):
-        utils.parse_leads('I,XYZ')
+
+
+def test_bad_leads_are_one_argparse_error_and_aliases_work(capsys):
+    parser = utils.add_common_args(argparse.ArgumentParser(prog='x'))
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--leads', 'I,XYZ'])
+    assert "argument --leads: unknown lead 'XYZ'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--leads', 'II,MLII'])
+    assert 'twice' in capsys.readouterr().err
+    assert parser.parse_args(['--leads', 'MLII,d1,avr']).leads == 'II,I,aVR'
+    assert parser.parse_args([]).leads == parser.parse_args(['--leads', 'ALL']).leads == 'all'
+    assert utils.run_name('data/CPSC', 'MLII', 42) == 'CPSC-II-s42-f7'
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import wfdb
 
+import utils
 import visualize
 
 DPI = 60  # small PNGs keep the tests fast; the clinical test uses a real dpi
@@ -53,7 +54,7 @@ def test_clinical_a0001_scale_grid_title(a0001, tmp_path):
     assert spans == [2.5] * 12 + [10.0]
 
     out = tmp_path / 'c.png'
-    visualize.save_figure(fig, out, dpi)
+    utils.save_figure(fig, out, dpi, close=False, facecolor='white')  # visualize.py's call
     img = mpimg.imread(out)
     w_in, h_in = fig.get_size_inches()
     assert img.shape[:2] == (int(h_in * dpi), int(w_in * dpi))  # matplotlib truncates
@@ -157,7 +158,7 @@ def test_mitdb_annotations(shared_data, tmp_path, capsys):
     rec = visualize.load_record(base, seconds=10)
     assert rec['leads'] == ['MLII', 'V5'] and rec['fs'] == 360 and len(rec['signal']) == 3600
     assert rec['age'] == 69 and rec['sex'] == 'Male'
-    beats = visualize.read_beats(rec['base'], rec['fs_orig'], seconds=10)
+    beats = visualize.beat_times(rec, seconds=10)
     assert beats[1] == [sym for _, sym in expected]
     fig = visualize.plot_12x1(rec, beats)
     top = fig.axes[0]
@@ -204,7 +205,7 @@ def test_clinical_annotations_resampled(shared_data, tmp_path, capsys):
 
     rec = visualize.load_record(tmp_path / 'R250.hea')
     assert rec['fs'] == 500 and rec['fs_orig'] == 250 and len(rec['signal']) == 7500  # 15 s
-    fig = visualize.plot_clinical(rec, visualize.read_beats(rec['base'], rec['fs_orig']))
+    fig = visualize.plot_clinical(rec, visualize.beat_times(rec))
     text = ' '.join(t.get_text() for t in fig.texts)
     assert 'atrial fibrillation; premature atrial contraction' in text
     assert '50 y' in text and 'Female' in text and 'recorded at 250 Hz' in text
