@@ -463,20 +463,17 @@ def explain_job(svc, files, opts, deadline):
     if svc.bg is None:
         svc.bg = shap_values.background(info, svc.cfg['root'])
     prob = svc.score([r['x']])[0]
-    ex = shap_values.explain(info, r, opts['nsamples'], svc.cfg['root'], bg=svc.bg)
-    names = [info['classes'][c] for c in ex['classes']]
-    if opts['cls'] is not None and opts['cls'] not in names:
-        raise ApiError(422, 'not_explained', f"class {opts['cls']} is not predicted for this "
-                       f"record; the explained classes are {', '.join(names)} (the predicted "
-                       'ones, or the most likely)', r['source'])
+    # A named class is explained whatever its score (a clinician asking why
+    # not LBBB); without one, the predicted classes, or the most likely.
+    want = None if opts['cls'] is None else [info['classes'].index(opts['cls'])]
+    ex = shap_values.explain(info, r, opts['nsamples'], svc.cfg['root'], bg=svc.bg,
+                             classes=want)
     out = {'record': r['name'], 'file': r['source'], 'record_sha256': digest,
            'nsamples': ex['nsamples'], 'seconds': round(ex['seconds'], 2),
            'background': {k: v for k, v in ex['background'].items() if k != 'expected'},
            'explained': []}
     for j, c in enumerate(ex['classes']):
         code = info['classes'][c]
-        if opts['cls'] is not None and code != opts['cls']:
-            continue
         share = clinic.lead_shares(ex['values'][j], r['length'])
         mask = clinic.record_mask(r, ex['values'][j], info['leads'])
         segs = [{'lead': lead, 'start_ms': round(a * 1000 / utils.FS, 1),
@@ -771,7 +768,7 @@ def create_app(cfg=None):
     async def predict_endpoint(request: Request):
         return await analyse(svc, request, 'predict', predict_job, cfg['seconds'])
 
-    @app.post('/v1/explain', summary='SHAP of the predicted classes of one record',
+    @app.post('/v1/explain', summary='SHAP of one record: its predicted classes, or `class`',
               description='multipart files of one record; fields class=CODE, nsamples=16, lang')
     async def explain_endpoint(request: Request):
         return await analyse(svc, request, 'explain', explain_job, cfg['explain_seconds'])

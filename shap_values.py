@@ -174,15 +174,17 @@ def explained_model(model, thresholds, device, precision, output='logit', chunk=
     return ExplainedOutputs().to(device).eval()
 
 
-def explain_record(wrapper, x, bg, nsamples, rseed, batch=SHAP_BATCH, progress=None):
+def explain_record(wrapper, x, bg, nsamples, rseed, batch=SHAP_BATCH, progress=None,
+                   classes=None):
     """One record x (1, leads, window) -> (values (k, leads, window) float32,
     class indexes (k,), the wrapper's outputs for all classes): expected
     gradients of the classes explained_classes picks (the predicted ones, at
-    least the one closest to its threshold), against the background bg."""
+    least the one closest to its threshold), or of `classes` (indexes) when
+    the caller names them, against the background bg."""
     import torch
     with torch.no_grad():
         margins = wrapper(x)[0].double().cpu().numpy()
-    classes = explained_classes(margins)
+    classes = explained_classes(margins) if classes is None else [int(c) for c in classes]
     values = expected_gradients(wrapper, x, bg, classes, nsamples, rseed, batch, progress)
     return values, np.asarray(classes, dtype=np.int64), margins
 
@@ -408,10 +410,11 @@ def logit_margins(prob, thresholds):
     return np.log(p / (1 - p)) - np.log(th / (1 - th))
 
 
-def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None):
-    """SHAP of a record's predicted classes (at least the most likely one) ->
-    dict(classes, values (k, leads, window), fx, expected, shap_sum, rel_error,
-    seconds, background, nsamples)."""
+def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None,
+            classes=None):
+    """SHAP of a record's predicted classes (at least the most likely one), or
+    of `classes` (indexes) -> dict(classes, values (k, leads, window), fx,
+    expected, shap_sum, rel_error, seconds, background, nsamples)."""
     import torch
     t0 = time.perf_counter()
     device = torch.device('cpu')
@@ -421,7 +424,8 @@ def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=Non
     offset = wrapper.offset.double().numpy()
     expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(info, bg_x)
     values, classes, margins = explain_record(wrapper, x, bg_x, nsamples,
-                                              record_seed(0, record['id']), progress=progress)
+                                              record_seed(0, record['id']), progress=progress,
+                                              classes=classes)
     classes = classes.tolist()
     fx = margins[classes] + offset[classes]
     shap_sum = values.reshape(len(classes), -1).sum(-1).astype(np.float64)
