@@ -68,7 +68,9 @@ PREMATURE = 0.85         # RR under this fraction of the median RR: premature (P
 QRS_FRAC = 0.05          # QRS bounds: spatial velocity falls under this share of its peak
 QRS_HALF_MAX_S = 0.15    # a QRS boundary further than this from the steepest point is noise
 NOTCH_S = 0.012          # gaps in the spatial velocity shorter than this stay inside the QRS
+T_FRAC = 0.05            # T end: the descent reaches this share of the T wave above its floor
 P_FRAC = 0.07            # P onset: the same for the P wave
+P_RISE_S = 0.12          # a P wave's onset lies at most this far before its peak
 P_MIN_MV = 0.025         # a P wave under 25 uV (spatial) is not measured
 P_CONSISTENCY = 0.6      # mean beat-to-median correlation of the P window for a real P
 P_CONSISTENCY_IRREGULAR = 0.8   # the same when the RR is irregularly irregular
@@ -270,26 +272,37 @@ def _t_end(lp, on, off, base, rr):
     w = _ms(0.02)
     tail = e[k:stop + 1]
     floor = np.convolve(tail, np.ones(w) / w, mode='valid').min() if len(tail) > w else 0.0
-    t = k + (floor - e[k]) / d[k]
-    return int(round(min(max(t, k), stop)))
+    tangent = int(round(min(max(k + (floor - e[k]) / d[k], k), stop)))
+    # The tangent ends where the wave's tail still runs (a Gaussian's tangent
+    # stops at 2 sigma, its visible end is near 2.6): from the steepest
+    # point, follow the descent down to T_FRAC of the T wave above the
+    # floor, but no further than as far again as the tangent's end.
+    cap = min(tangent + (tangent - k), stop)
+    thr = floor + T_FRAC * (e[tp] - floor)
+    below = np.flatnonzero(e[k:cap + 1] <= thr)
+    return int(k + below[0]) if len(below) else cap
 
 
 def _p_wave(lp, on, base, start):
-    """(P onset, P peak magnitude) before QRS onset `on`: the largest spatial
-    deviation from the PR baseline between `start` (the previous T end) and
-    on - 20 ms; onset where it falls under P_FRAC of that, or at a trough
-    under a third of it (where the previous T wave runs into the P)."""
+    """(P onset, P wave height) before QRS onset `on`: the largest deviation
+    from the PR baseline between `start` (the previous T end) and on - 20 ms;
+    onset where it falls back to P_FRAC of the wave above the level before
+    it (the TP segment sits off the PR baseline when the atria repolarise),
+    at a trough under a third of it (a T wave running into the P), or at
+    most P_RISE_S before the P peak."""
     hi = on - _ms(0.02)
     if hi - start < _ms(0.04):
         return None, 0.0
-    e = np.zeros(len(lp))
-    e[start:on] = _floor(_magnitude(lp - base, start, on)[start:on])
+    e = _magnitude(lp - base, start, on)
     pk = start + int(np.argmax(e[start:hi]))
+    lo = max(start, pk - _ms(P_RISE_S))
+    floor = e[lo:pk + 1].min()
     top = e[pk]
+    thr = floor + P_FRAC * (top - floor)
     k = pk
-    while k > start and e[k - 1] > P_FRAC * top and not (e[k - 1] > e[k] and e[k] < top / 3):
+    while k > lo and e[k - 1] > thr and not (e[k - 1] > e[k] and e[k] < floor + (top - floor) / 3):
         k -= 1
-    return k, float(top)
+    return k, float(top - floor)
 
 
 def _p_consistency(segs_lp, p_on, on):
