@@ -302,6 +302,8 @@ def _p_wave(lp, on, base, start):
     k = pk
     while k > lo and e[k - 1] > thr and not (e[k - 1] > e[k] and e[k] < floor + (top - floor) / 3):
         k -= 1
+    if k == start and e[k] > thr:
+        return -1, float(top - floor)   # still rising at the previous T end: P on T
     return k, float(top - floor)
 
 
@@ -419,18 +421,20 @@ def _delineate(out, xh, dom, names, rr, cycles, irregular):
     if t_end is not None:
         qt = (t_end - on) * 1000.0 / FS
         out['qt_ms'] = qt
-        out['qtc_bazett_ms'] = qt / np.sqrt(rr)
-        out['qtc_fridericia_ms'] = qt / rr ** (1 / 3)
+        out['qtc_bazett_ms'] = float(qt / np.sqrt(rr))
+        out['qtc_fridericia_ms'] = float(qt / rr ** (1 / 3))
     else:
         reason = 'QT needs two or more leads' if not multi else 'no T wave end found'
         for k in ('qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms', 't_axis'):
             why[k] = reason
     # the P wave lies after the previous beat's T wave
-    # (the tangent's T end falls short of the tail by ~20 ms: margin 30 ms)
-    prev_t = on - _ms(cycles[0]) + _ms(0.03) + ((t_end - on) if t_end is not None
-                                                else _ms(0.4 * cycles[0] ** (1 / 3)))
+    prev_t = on - _ms(cycles[0]) + ((t_end - on) if t_end is not None
+                                    else _ms(0.4 * cycles[0] ** (1 / 3)))
     start = max(prev_t, on - _ms(PRE_S) + r0 - on + 1, on - _ms(0.45), 1)
     p_on, p_top = _p_wave(lp, on, base, start)
+    if p_on == -1:
+        why['pr_ms'] = why['p_axis'] = 'the P wave runs into the previous T wave'
+        p_on = None
     consistent = 0.0
     if p_on is not None and p_top >= P_MIN_MV:
         segs_lp = _lowpass(np.nan_to_num(segs.transpose(1, 0, 2)), 20.0).transpose(1, 0, 2)
@@ -441,8 +445,9 @@ def _delineate(out, xh, dom, names, rr, cycles, irregular):
     if p_on is not None and p_top >= P_MIN_MV and consistent >= need:
         out['pr_ms'] = (on - p_on) * 1000.0 / FS
     else:
-        why['pr_ms'] = why['p_axis'] = ('no P wave that repeats from beat to beat '
-                                        '(atrial fibrillation or flutter, or noise)')
+        why.setdefault('pr_ms', 'no P wave that repeats from beat to beat '
+                                '(atrial fibrillation or flutter, or noise)')
+        why.setdefault('p_axis', why['pr_ms'])
         p_on = None
     limb = sum(n in LIMB for n in names)
     if limb < 2:

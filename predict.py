@@ -29,7 +29,11 @@ recorded, or derived from two other limb leads; a record that cannot give
 them gets one line naming the missing leads and is skipped. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or records.py's flags, each also one warning line), derived (leads
-computed, not recorded), score_<class>, diagnoses.
+computed, not recorded), score_<class>, diagnoses, and (without --segments)
+the global measurements of the last 30 s (measure.py: hr, pr_ms, qrs_ms,
+qt_ms, qtc_bazett_ms, qtc_fridericia_ms, p_axis, qrs_axis, t_axis; empty
+where the record cannot support the figure) with the cart's own values
+beside them (device_hr, device_pr_ms, ...) when the file carries them.
 """
 import argparse
 import glob
@@ -324,6 +328,8 @@ def predict_records(args):
             continue
         info = {'record': rec.name, 'path': str(path), 'fs': rec.fs,
                 'duration_s': rec.duration}
+        if not args.segments:
+            info.update(measurement_columns(rec))
         ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
         if args.segments:
             from tqdm import tqdm
@@ -352,6 +358,30 @@ def predict_records(args):
             scorer.summary(rec, rows)
     emit(scorer.flush())
     return write_predictions(args, rows, classes, failed)
+
+
+MEASURE_COLUMNS = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
+                   'p_axis', 'qrs_axis', 't_axis']
+DEVICE_KEYS = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms', 'p_axis', 'qrs_axis', 't_axis']
+
+
+def measurement_columns(rec, seconds=30.0):
+    """measure.py's figures for the last `seconds` of a record (what the
+    model scores; a Holter is not measured whole), rounded, NaN when the
+    record cannot support them, plus device_<key> where the file carries the
+    cart's values (rec.device_measurements, from the format readers)."""
+    import measure
+    stop = rec.sig_len
+    start = max(0, stop - int(round(seconds * rec.fs)))
+    keep = [k for k, lead in enumerate(rec.leads) if lead is not None]
+    out = dict.fromkeys(MEASURE_COLUMNS, np.nan)
+    if keep:
+        m = measure.measure(rec.read(start, stop)[:, keep].T, rec.fs,
+                            [rec.leads[k] for k in keep])
+        out.update({k: round(m[k], 1) for k in MEASURE_COLUMNS if m[k] is not None})
+    device = getattr(rec, 'device_measurements', None) or {}
+    out.update({f'device_{k}': float(device[k]) for k in DEVICE_KEYS if k in device})
+    return out
 
 
 def segment_ends(total, window):
@@ -415,8 +445,10 @@ def write_predictions(args, rows, classes, failed):
     out = Path(args.out) if args.out else Path(f'predictions_{stem}.csv')
     first = ['record', 'path', 'fs', 'duration_s'] + (['start_s', 'end_s'] if args.segments
                                                       else [])
+    measured = [] if args.segments else MEASURE_COLUMNS + [
+        f'device_{k}' for k in DEVICE_KEYS if any(f'device_{k}' in r for r in rows)]
     df = pd.DataFrame(rows, columns=first + ['quality', 'derived']
-                      + [f'score_{c}' for c in classes] + ['diagnoses'])
+                      + [f'score_{c}' for c in classes] + ['diagnoses'] + measured)
     utils.atomic_to_csv(df, out, index=False, float_format='%.6f')
     what = 'windows' if args.segments else 'records'
     print(f'{len(rows)} {what} scored, {failed} skipped; wrote {out}')

@@ -96,3 +96,32 @@ def test_a_record_at_250_hz_and_a_records_record(tmp_path):
     rr = 60 / m['hr']
     assert m['qtc_bazett_ms'] == pytest.approx(m['qt_ms'] / np.sqrt(rr))
     assert m['qtc_fridericia_ms'] == pytest.approx(m['qt_ms'] / rr ** (1 / 3))
+
+
+def test_predict_measurement_columns_with_the_carts_beside(tmp_path):
+    """predict.py --records' measurement columns; device_* only when the file
+    carries the cart's values (records.Record.device_measurements)."""
+    import predict
+    from records import read_record
+    rec = synthetic.make_record(6, 0, duration=12, classes=['IAVB'], noise_scale=0.5)
+    synthetic.write_record(rec, tmp_path, 'A0001')
+    r = read_record(tmp_path / 'A0001')
+    cols = predict.measurement_columns(r)
+    assert list(cols) == predict.MEASURE_COLUMNS
+    assert abs(cols['pr_ms'] - rec['truth']['pr_ms']) < 15
+    r.device_measurements = {'pr_ms': 330.0, 'qrs_ms': 96.0}
+    cols = predict.measurement_columns(r)
+    assert cols['device_pr_ms'] == 330.0 and cols['device_qrs_ms'] == 96.0
+    assert 'device_qt_ms' not in cols
+
+
+def test_expert_features_carry_the_measurements():
+    import expert_features as ef
+    for cl, has_pr in ((['IAVB'], True), (['AF'], False)):
+        rec = synthetic.make_record(8, 0, duration=10, classes=cl, noise_scale=0.5)
+        x = np.vstack([np.zeros((5000, 12)), rec['signal']])   # the cache's front padding
+        f = dict(zip(ef.feature_names(), ef.record_features(x), strict=True))
+        assert abs(f['qrs_ms'] - rec['truth']['qrs_ms']) < 10
+        assert np.isfinite(f['pr_ms']) == has_pr
+        if has_pr:
+            assert abs(f['pr_ms'] - rec['truth']['pr_ms']) < 15
