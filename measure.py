@@ -29,14 +29,17 @@ median beat. On the median beat of all leads together:
                     lead's slope, which rises with the earliest lead and falls
                     with the last): the first/last crossing of a fraction of
                     its peak, bridging notches shorter than 12 ms;
-  T end             the tangent method (Lepeschkin & Surawicz 1952) on the
-                    magnitude of the ST-T against the PR baseline, in the
-                    plane of its two principal directions (the waves span the
-                    3 dimensions of the heart dipole, noise all leads);
-  P onset           where the P wave's magnitude (same plane trick) falls
-                    under P_FRAC of its peak, searched between the previous
-                    beat's T end and the QRS onset (a threshold method, as in
-                    Laguna et al., Comput Biomed Res 27:45-60, 1994); a P wave
+  T end             on the magnitude of the ST-T against the PR baseline, in
+                    the plane of its two principal directions (the waves span
+                    the 3 dimensions of the heart dipole, noise all leads):
+                    from the steepest point of the descent (the tangent
+                    method's, Lepeschkin & Surawicz, Circulation 6:378, 1952)
+                    to where it reaches T_FRAC of the T wave above its floor,
+                    at most twice the tangent's reach (a threshold method, as
+                    in Laguna et al., Comput Biomed Res 27:45-60, 1994);
+  P onset           where the P wave's magnitude (same plane) falls back to
+                    P_FRAC of the wave above the level before it, searched
+                    between the previous beat's T end and the QRS onset; a P wave
                     counts only if it repeats from beat to beat (correlation
                     with the median P over P_CONSISTENCY; higher when the RR
                     is irregularly irregular: AF's median f wave is no P).
@@ -74,7 +77,7 @@ P_RISE_S = 0.12          # a P wave's onset lies at most this far before its pea
 P_MIN_MV = 0.025         # a P wave under 25 uV (spatial) is not measured
 P_CONSISTENCY = 0.6      # mean beat-to-median correlation of the P window for a real P
 P_CONSISTENCY_IRREGULAR = 0.8   # the same when the RR is irregularly irregular
-PACED_SLOPE = 10.0       # mV/ms: a pacing spike (intrinsic QRS slopes stay under ~2)
+PACED_SLOPE = 1.0        # mV/ms: a pacing spike (intrinsic QRS slopes stay under ~0.2)
 KEYS = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
         'p_axis', 'qrs_axis', 't_axis']
 
@@ -228,23 +231,13 @@ def _qrs_bounds(med, r0):
 
 def _magnitude(d, lo, hi, k=2):
     """Magnitude of d (W, L) in the plane of its k principal directions over
-    [lo, hi), minus the noise floor (in quadrature): the ECG's waves span
-    the 3 dimensions of the heart dipole, noise every lead, so the plane of
-    a wave keeps its signal and ~k/L of the noise power."""
-    seg = d[lo:hi]
-    if d.shape[1] > k:
-        u = np.linalg.svd(seg, full_matrices=False)[2][:k]
-        e = np.linalg.norm(d @ u.T, axis=1)
-    else:
-        e = np.linalg.norm(d, axis=1)
-    return e
-
-
-def _floor(e):
-    """e without its noise floor (the window's lowest 20-ms mean), in quadrature."""
-    w = _ms(0.02)
-    f = np.convolve(e, np.ones(w) / w, mode='valid').min() if len(e) > w else 0.0
-    return np.sqrt(np.maximum(e ** 2 - f ** 2, 0.0))
+    [lo, hi): the ECG's waves span the 3 dimensions of the heart dipole,
+    noise every lead, so the plane of a wave keeps its signal and ~k/L of
+    the noise power."""
+    if d.shape[1] <= k:
+        return np.linalg.norm(d, axis=1)
+    u = np.linalg.svd(d[lo:hi], full_matrices=False)[2][:k]
+    return np.linalg.norm(d @ u.T, axis=1)
 
 
 def _t_end(lp, on, off, base, rr):
@@ -337,10 +330,13 @@ def _frontal_axis(area, names):
 
 def _paced(x, peaks):
     """Pacing spikes: in most beats, a step steeper than PACED_SLOPE mV/ms
-    within 120 ms before the R peak (intrinsic QRS slopes stay under ~2)."""
-    d = np.abs(np.diff(x, axis=0)).max(axis=1) * FS / 1000   # mV per ms
-    h = _ms(0.12)
-    hits = [d[max(p - h, 0):p].max(initial=0) > PACED_SLOPE for p in peaks]
+    within 200 ms before the R peak (intrinsic QRS slopes stay under ~0.2),
+    in three leads at once (a step in one or two leads is an electrode
+    artefact)."""
+    steep = np.abs(np.diff(x, axis=0)) * FS / 1000 > PACED_SLOPE   # mV per ms
+    d = steep.sum(axis=1) >= min(3, x.shape[1])
+    h = _ms(0.2)
+    hits = [d[max(p - h, 0):p].any() for p in peaks]
     return np.mean(hits) > 0.5
 
 

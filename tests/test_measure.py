@@ -125,3 +125,18 @@ def test_expert_features_carry_the_measurements():
         assert np.isfinite(f['pr_ms']) == has_pr
         if has_pr:
             assert abs(f['pr_ms'] - rec['truth']['pr_ms']) < 15
+
+
+def test_paced_rhythm_gives_no_intervals():
+    """A pacing spike (a 3 mV step of one sample, 1.5 mV/ms) 60 ms before
+    every QRS: HR stays, the intervals say why they are empty."""
+    rec = synthetic.make_record(9, 0, duration=10, classes=['LBBB'], noise_scale=0.5)
+    sig = rec['signal'].astype(np.float64).copy()
+    for on in rec['truth']['beat_qrs_onset']:
+        if on >= 30:
+            sig[on - 30, :] += 3.0
+    m = measure.measure(sig.T, 500, LEADS)
+    assert m['hr'] is not None and abs(m['hr'] - rec['truth']['hr_bpm']) < 3
+    assert m['qrs_ms'] is None and m['pr_ms'] is None and 'paced' in m['reasons']['qrs_ms']
+    clean = measure.measure(rec['signal'].T, 500, LEADS)
+    assert clean['qrs_ms'] is not None
