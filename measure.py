@@ -69,6 +69,7 @@ ALIGN_S = 0.020          # cross-correlation search for beat alignment
 SHAPE_CORR = 0.85        # a beat whose QRS correlates less with the median is ectopic
 PREMATURE = 0.85         # RR under this fraction of the median RR: premature (PAC)
 QRS_FRAC = 0.05          # QRS bounds: spatial velocity falls under this share of its peak
+QRS_NOISE = 2.5          # ... or this many times its 20th percentile outside the QRS
 QRS_HALF_MAX_S = 0.15    # a QRS boundary further than this from the steepest point is noise
 NOTCH_S = 0.012          # gaps in the spatial velocity shorter than this stay inside the QRS
 T_FRAC = 0.05            # T end: the descent reaches this share of the T wave above its floor
@@ -220,8 +221,12 @@ def _qrs_bounds(med, r0):
     v = np.linalg.norm(np.diff(_lowpass(med, 40.0), axis=0), axis=1)
     lo, hi = r0 - _ms(0.12), r0 + _ms(0.12)
     peak = lo + int(np.argmax(v[lo:hi]))
-    # the noise floor: the flattest 40 ms before the QRS
-    above = v > QRS_FRAC * v[peak]
+    # Noise: with few beats at high noise the median beat's slope floor
+    # (its 20th percentile outside +/-150 ms of R: the flat stretches) can
+    # exceed QRS_FRAC of the peak.
+    outside = np.r_[v[:max(r0 - _ms(0.15), 0)], v[r0 + _ms(0.15):]]
+    floor = QRS_NOISE * np.percentile(outside, 20) if len(outside) else 0.0
+    above = v > max(QRS_FRAC * v[peak], floor)
     on = _walk(above, peak, -1, _ms(NOTCH_S))
     off = _walk(above, peak, 1, _ms(NOTCH_S)) + 1
     if peak - on > _ms(QRS_HALF_MAX_S) or off - peak > _ms(QRS_HALF_MAX_S):
