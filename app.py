@@ -210,7 +210,8 @@ def show_measurements(lang, rec):
     st.subheader(t(lang, 'measurements'))
     meas = cache('measurements')
     if rec['id'] not in meas:
-        meas[rec['id']] = clinic.measure(rec['signal'])
+        meas[rec['id']] = clinic.measure(rec['signal'], leads=rec['leads'],
+                                         device=rec.get('device_measurements'))
     m = meas[rec['id']]
     if m is None:
         st.warning(t(lang, 'not_measurable'))
@@ -222,6 +223,7 @@ def show_measurements(lang, rec):
         rr_range = f"{m['rr_min_ms']:.0f}–{m['rr_max_ms']:.0f}"
         cols[3].metric(t(lang, 'rr_range'), clinic.ltr(rr_range, lang))
         cols[4].metric(t(lang, 'beats'), m['beats'])
+        show_global_measurements(lang, m)
     st.caption(t(lang, 'measure_note'))
     return m
 
@@ -237,6 +239,21 @@ def show_cart_reading(lang, rec):
         st.markdown('  \n'.join(re.sub(r'([\\`*_{}\[\]()#+\-.!<>|~])', r'\\\1', line)
                                  for line in lines))
         st.caption(t(lang, 'cart_note'))
+
+
+def show_global_measurements(lang, m):
+    """PR, QRS, QT, QTc and axes (measure.py), the cart's values beside them
+    when the file has them, then the interval criteria they meet."""
+    import pandas as pd
+    rows = clinic.global_rows(m, lang)
+    cols = [t(lang, 'col_measure'), t(lang, 'col_ours')]
+    if any(cart for _, _, cart in rows):
+        cols.append(t(lang, 'col_cart'))
+    st.dataframe(pd.DataFrame([r[:len(cols)] for r in rows], columns=cols),
+                 hide_index=True)
+    crit = clinic.criteria_lines(m, lang)
+    if crit:
+        st.info(t(lang, 'crit_note') + '\n\n' + '\n\n'.join(f'- {c}' for c in crit))
 
 
 def show_explanation(lang, info, rec, prob, nsamples, root):

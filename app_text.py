@@ -192,12 +192,47 @@ TEXT = {
         'fr': 'Fréquence non mesurable : le détecteur de QRS a trouvé moins de 2 battements.',
         'ar': 'تعذّر قياس المعدل: وجد كاشف QRS أقل من نبضتين.'},
     'measure_note': {
-        'en': 'From the project\'s Pan-Tompkins QRS detector on all 12 leads. PR, QRS and '
-              'QTc are not measured: read them on the printout.',
-        'fr': 'Par le détecteur de QRS Pan-Tompkins du projet sur les 12 dérivations. PR, QRS '
-              'et QTc ne sont pas mesurés : lisez-les sur le tracé.',
-        'ar': 'من كاشف QRS (بان-تومبكينز) في المشروع على الاتجاهات الاثني عشر. لا تُقاس '
-              'فترات PR وQRS وQTc: اقرأها على الرسم.'},
+        'en': 'Heart rate and RR from the project\'s QRS detector on all leads; PR, QRS, QT, '
+              'QTc and axes from the median beat of all leads (measure.py). A figure the '
+              'record cannot support stays empty. Check them on the printout.',
+        'fr': 'Fréquence et RR par le détecteur de QRS du projet sur toutes les dérivations ; '
+              'PR, QRS, QT, QTc et axes sur le battement médian de toutes les dérivations '
+              '(measure.py). Une mesure que le tracé ne permet pas reste vide. Vérifiez-les '
+              'sur le tracé.',
+        'ar': 'معدل القلب وRR من كاشف QRS في المشروع على كل الاتجاهات؛ PR وQRS وQT وQTc '
+              'والمحاور من النبضة الوسيطة لكل الاتجاهات (measure.py). القياس الذي لا يسمح '
+              'به التسجيل يبقى فارغاً. تحقّق منها على الرسم.'},
+    'col_measure': {'en': 'measurement', 'fr': 'mesure', 'ar': 'القياس'},
+    'col_ours': {'en': 'this app', 'fr': 'cette application', 'ar': 'هذا التطبيق'},
+    'col_cart': {'en': "cart's reading", 'fr': "lecture de l'appareil", 'ar': 'قراءة الجهاز'},
+    'meas_pr': {'en': 'PR (ms)', 'fr': 'PR (ms)', 'ar': 'PR (مللي ثانية)'},
+    'meas_qrs': {'en': 'QRS (ms)', 'fr': 'QRS (ms)', 'ar': 'QRS (مللي ثانية)'},
+    'meas_qt': {'en': 'QT (ms)', 'fr': 'QT (ms)', 'ar': 'QT (مللي ثانية)'},
+    'meas_qtc_bazett': {'en': 'QTc Bazett (ms)', 'fr': 'QTc Bazett (ms)',
+                        'ar': 'QTc بازيت (مللي ثانية)'},
+    'meas_qtc_fridericia': {'en': 'QTc Fridericia (ms)', 'fr': 'QTc Fridericia (ms)',
+                            'ar': 'QTc فريدريشيا (مللي ثانية)'},
+    'meas_axes': {'en': 'Axes P / QRS / T (°)', 'fr': 'Axes P / QRS / T (°)',
+                  'ar': 'المحاور P / QRS / T (°)'},
+    'meas_empty': {'en': 'not measured', 'fr': 'non mesuré', 'ar': 'غير مُقاس'},
+    'crit_iavb': {
+        'en': 'PR {pr} ms > 200 ms: first-degree AV block criterion',
+        'fr': 'PR {pr} ms > 200 ms : critère de bloc auriculo-ventriculaire du premier degré',
+        'ar': 'PR {pr} مللي ثانية > 200 مللي ثانية: '
+              'معيار الإحصار الأذيني البطيني من الدرجة الأولى'},
+    'crit_bbb': {
+        'en': 'QRS {qrs} ms ≥ 120 ms: bundle branch block criterion (left or right: see the '
+              'QRS shape in V1 and V6)',
+        'fr': 'QRS {qrs} ms ≥ 120 ms : critère de bloc de branche (gauche ou droit : voir la '
+              'forme du QRS en V1 et V6)',
+        'ar': 'QRS {qrs} مللي ثانية ≥ 120 مللي ثانية: معيار إحصار الحزمة (أيسر أو أيمن: انظر '
+              'شكل QRS في V1 وV6)'},
+    'crit_note': {
+        'en': 'Interval criteria from the measurements, beside the model\'s decision above '
+              '(not instead of it):',
+        'fr': 'Critères d\'intervalles tirés des mesures, à côté de la décision du modèle '
+              'ci-dessus (pas à sa place) :',
+        'ar': 'معايير الفترات من القياسات، بجانب قرار النموذج أعلاه (لا بدلاً منه):'},
     'printout': {'en': 'Printout (25 mm/s, 10 mm/mV)', 'fr': 'Tracé (25 mm/s, 10 mm/mV)',
                  'ar': 'الرسم المطبوع (25 مم/ث، 10 مم/مللي فولت)'},
     'printout_settings': {

@@ -126,10 +126,15 @@ def diagnoses_text(prob, thresholds, classes, lang):
     return ('، ' if lang == 'ar' else ', ').join(names) or t(lang, 'none_above')
 
 
-def measure(signal, fs=FS):
+def measure(signal, fs=FS, leads=None, device=None):
     """Heart rate and RR statistics from the project's multi-lead QRS detector
-    -> dict, or None with fewer than 2 beats."""
+    -> dict, or None with fewer than 2 beats. 'global' holds measure.py's
+    figures (PR, QRS, QT, QTc, axes; signal (n, leads) with names `leads`,
+    default the 12 standard leads) and 'device' the cart's values from the
+    file (records.Record.device_measurements), {} when it has none."""
     from QRSDetectorOffline import detect_multilead
+
+    import measure as global_measure
     try:
         peaks, _ = detect_multilead(np.asarray(signal, dtype=np.float64), fs)
     except ValueError:
@@ -137,10 +142,48 @@ def measure(signal, fs=FS):
     if len(peaks) < 2:
         return None
     rr = np.diff(peaks) / fs * 1000.0
+    leads = list(leads) if leads is not None else LEADS[:np.shape(signal)[1]]
     return {'beats': int(len(peaks)), 'hr_bpm': float(60000.0 / rr.mean()),
             'rr_mean_ms': float(rr.mean()), 'rr_sd_ms': float(rr.std(ddof=1)) if len(rr) > 1
             else 0.0, 'rr_min_ms': float(rr.min()), 'rr_max_ms': float(rr.max()),
-            'peaks': peaks}
+            'peaks': peaks,
+            'global': global_measure.measure(np.asarray(signal, dtype=np.float64).T, fs, leads),
+            'device': dict(device or {})}
+
+
+# measure.py key, app_text key, the cart's key (records.Record.device_measurements)
+GLOBAL_ROWS = [('pr_ms', 'meas_pr', 'pr_ms'), ('qrs_ms', 'meas_qrs', 'qrs_ms'),
+               ('qt_ms', 'meas_qt', 'qt_ms'), ('qtc_bazett_ms', 'meas_qtc_bazett', 'qtc_ms'),
+               ('qtc_fridericia_ms', 'meas_qtc_fridericia', None)]
+
+
+def global_rows(meas, lang):
+    """[(label, ours, cart)] strings for the measurements table: intervals,
+    QTc and the three axes; the cart's column is '' where the file has none."""
+    g, dev = meas.get('global') or {}, meas.get('device') or {}
+
+    def fmt(v):
+        return t(lang, 'meas_empty') if v is None else f'{v:.0f}'
+    rows = [(t(lang, label), fmt(g.get(key)), '' if ck not in dev else f'{dev[ck]:.0f}')
+            for key, label, ck in GLOBAL_ROWS]
+    axes = ' / '.join('—' if g.get(k) is None else f'{g[k]:.0f}'
+                      for k in ('p_axis', 'qrs_axis', 't_axis'))
+    cart = ' / '.join('—' if k not in dev else f'{dev[k]:.0f}'
+                      for k in ('p_axis', 'qrs_axis', 't_axis'))
+    rows.append((t(lang, 'meas_axes'), axes, cart if cart != '— / — / —' else ''))
+    return rows
+
+
+def criteria_lines(meas, lang):
+    """Plain-words lines where a measurement meets a class's definition (PR >
+    200 ms: IAVB; QRS >= 120 ms: bundle branch block)."""
+    g = (meas or {}).get('global') or {}
+    out = []
+    if g.get('pr_ms') is not None and g['pr_ms'] > 200:
+        out.append(t(lang, 'crit_iavb', pr=ltr(f"{g['pr_ms']:.0f}", lang)))
+    if g.get('qrs_ms') is not None and g['qrs_ms'] >= 120:
+        out.append(t(lang, 'crit_bbb', qrs=ltr(f"{g['qrs_ms']:.0f}", lang)))
+    return out
 
 
 def scores_frame(records, probs, thresholds, classes):
@@ -299,7 +342,8 @@ def report_pdf(record, prob, thresholds, classes, meas, card, lang, printout_png
                      t(lang, 'present' if p >= th else 'absent')))
     _columns(fig, side(0.03), 0.298, rows, (0.2, 0.07, 0.06), rtl, bold_first=True)
     right = [(t(lang, 'measurements'), '')]
-    right += [tuple(line.split(': ', 1)) for line in measurement_lines(meas, lang)] \
+    right += [tuple(line.split(': ', 1)) if ': ' in line else (line, '')
+              for line in measurement_lines(meas, lang)] \
         if meas is not None else [(t(lang, 'not_measurable'), '')]
     y = _columns(fig, side(0.46), 0.325, right, (0.21,), rtl, bold_first=True)
     cart = device_rows(record, lang)
@@ -357,12 +401,15 @@ def device_rows(record, lang, statements=2, width=70):
 def measurement_lines(meas, lang):
     if meas is None:
         return [t(lang, 'not_measurable')]
-    return [
+    lines = [
         f"{t(lang, key)}: {value}" for key, value in (
             ('heart_rate', f"{meas['hr_bpm']:.0f}"), ('rr_mean', f"{meas['rr_mean_ms']:.0f}"),
             ('rr_sd', f"{meas['rr_sd_ms']:.0f}"),
             ('rr_range', f"{meas['rr_min_ms']:.0f}–{meas['rr_max_ms']:.0f}"),
             ('beats', str(meas['beats'])))]
+    for label, ours, cart in global_rows(meas, lang) if meas.get('global') else []:
+        lines.append(f"{label}: {ours}" + (f"  ({t(lang, 'col_cart')} {cart})" if cart else ''))
+    return lines + criteria_lines(meas, lang)
 
 
 def ltr(text, lang='ar'):

@@ -23,6 +23,9 @@ Features, each with an explicit column name:
       the RR series, m=1, r=max(0.2 sd, 20 ms): irregularity, high in AF), rr_ectopy
       (share of RR intervals more than 20 % off the median: premature beats)
       and rr_quality (the detector's quality score of the lead used).
+  measurements (8), from measure.py's median beat: pr_ms, qrs_ms, qt_ms,
+      qtc_bazett_ms, qtc_fridericia_ms, p_axis, qrs_axis, t_axis (NaN where
+      the record cannot support them, e.g. PR in AF; baselines.py imputes).
 
 Wavelet entropy: the study computes scipy.stats.entropy of the value counts
 of each band; on continuous values that is log(n) for almost every record, so
@@ -62,7 +65,7 @@ from utils import FS, LEADS, atomic_to_csv, atomic_write_json
 # Everything that changes the numbers; its hash keys the cached CSV. Bump
 # 'version' when the code computing a feature changes.
 CONFIG = {
-    'version': 4,
+    'version': 5,
     'fs': FS,
     'leads': LEADS,
     'percentiles': [5, 25, 50, 75, 95],
@@ -78,17 +81,34 @@ CONFIG = {
     'sampen_m': 1,
     'sampen_r': 0.2,
     'sampen_min_tol_s': 0.02,
+    'measurements': 'measure.py median beat',
 }
 STATS = [f"p{q}" for q in CONFIG['percentiles']] + ['mean', 'sd', 'var']
 BANDS = ['cA4', 'cD4', 'cD3', 'cD2', 'cD1']
 RHYTHM = ['n_beats', 'hr', 'rr_mean', 'rr_sd', 'rr_min', 'rr_max', 'rr_rmssd',
           'rr_pnn50', 'rr_cv', 'rr_nrmssd', 'rr_sampen', 'rr_ectopy', 'rr_quality']
+# Global measurements (measure.py): the intervals that define IAVB (PR) and
+# the bundle branch blocks (QRS), which the study's features lacked.
+MEASURES = ['pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
+            'p_axis', 'qrs_axis', 't_axis']
 
 
 def feature_names(config=CONFIG):
     """Column names in the order record_features returns the values."""
     per_lead = STATS + [f'{b}_{s}' for b in BANDS for s in ['entropy'] + STATS]
-    return [f'{lead}_{f}' for lead in config['leads'] for f in per_lead] + RHYTHM
+    return [f'{lead}_{f}' for lead in config['leads'] for f in per_lead] + RHYTHM + MEASURES
+
+
+def measurement_features(x, fs=FS, config=CONFIG):
+    """(n, 12) mV -> [MEASURES values], NaN where measure.py gives none.
+    The cache front-pads short records with zeros: those rows are left out."""
+    import measure
+    nonzero = np.flatnonzero(np.any(x != 0, axis=1))
+    x = x[nonzero[0]:] if len(nonzero) else x[:0]
+    if len(x) < 2 * fs:
+        return [np.nan] * len(MEASURES)
+    m = measure.measure(x.T, fs, config['leads'])
+    return [np.nan if m[k] is None else m[k] for k in MEASURES]
 
 
 def _stats(x, config=CONFIG):
@@ -195,7 +215,8 @@ def record_features(signal_mV, fs=FS, config=CONFIG):
         rhythm['n_beats'] = float(len(peaks))
     else:
         rhythm = rhythm_features(peaks, fs, quality, config)
-    return np.concatenate([per_lead, [rhythm[k] for k in RHYTHM]])
+    return np.concatenate([per_lead, [rhythm[k] for k in RHYTHM],
+                           measurement_features(x, fs, config)])
 
 
 # --------------------------------------------------------------------------

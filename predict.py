@@ -36,7 +36,10 @@ outside its own folder (an absolute path, ../, a symlink out) is refused
 unless --allow-outside-folder. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or records.py's flags, each also one warning line), derived (leads
-computed, not recorded), score_<class>, diagnoses, and the cart's own reading
+computed, not recorded), score_<class>, diagnoses, (without --segments) the
+global measurements of the last 30 s (measure.py: hr, pr_ms, qrs_ms, qt_ms,
+qtc_bazett_ms, qtc_fridericia_ms, p_axis, qrs_axis, t_axis; empty where the
+record cannot support the figure), and beside them the cart's own reading
 where the file carries one (device_hr, device_pr_ms, device_qrs_ms,
 device_qt_ms, device_qtc_ms, device_p_axis, device_qrs_axis, device_t_axis,
 device_statements: the manufacturer's algorithm, shown beside ours, never
@@ -438,7 +441,10 @@ def predict_records(args):
             failed += 1
             continue
         info = {'record': rec.name, 'path': public_path(rec, path), 'fs': rec.fs,
-                'duration_s': rec.duration, **device_columns(rec)}
+                'duration_s': rec.duration}
+        if not args.segments:
+            info.update(measurement_columns(rec))
+        info.update(device_columns(rec))
         ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
         if args.segments:
             from tqdm import tqdm
@@ -467,6 +473,26 @@ def predict_records(args):
             scorer.summary(rec, rows)
     emit(scorer.flush())
     return write_predictions(args, rows, classes, failed)
+
+
+MEASURE_COLUMNS = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
+                   'p_axis', 'qrs_axis', 't_axis']
+
+
+def measurement_columns(rec, seconds=30.0):
+    """measure.py's figures for the last `seconds` of a record (what the
+    model scores; a Holter is not measured whole), rounded, NaN when the
+    record cannot support them. The cart's own are device_columns'."""
+    import measure
+    stop = rec.sig_len
+    start = max(0, stop - int(round(seconds * rec.fs)))
+    keep = [k for k, lead in enumerate(rec.leads) if lead is not None]
+    out = dict.fromkeys(MEASURE_COLUMNS, np.nan)
+    if keep:
+        m = measure.measure(rec.read(start, stop)[:, keep].T, rec.fs,
+                            [rec.leads[k] for k in keep])
+        out.update({k: round(m[k], 1) for k in MEASURE_COLUMNS if m[k] is not None})
+    return out
 
 
 def segment_ends(total, window):
@@ -535,8 +561,10 @@ def write_predictions(args, rows, classes, failed):
     out = Path(args.out) if args.out else Path(f'predictions_{stem}.csv')
     first = ['record', 'path', 'fs', 'duration_s'] + (['start_s', 'end_s'] if args.segments
                                                       else [])
+    measured = [] if args.segments else MEASURE_COLUMNS
     df = pd.DataFrame(rows, columns=first + ['quality', 'derived']
-                      + [f'score_{c}' for c in classes] + ['diagnoses'] + DEVICE_COLUMNS)
+                      + [f'score_{c}' for c in classes] + ['diagnoses'] + measured
+                      + DEVICE_COLUMNS)
     utils.atomic_to_csv(df, out, index=False, float_format='%.6f')
     what = 'windows' if args.segments else 'records'
     print(f'{len(rows)} {what} scored, {failed} skipped; wrote {out}')

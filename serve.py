@@ -351,25 +351,19 @@ def class_rows(info, prob, lang):
             for c, p, th in zip(info['classes'], prob, info['thresholds'])]
 
 
-def measurements(r):
-    """Heart rate and RR (clinic.measure), and measure.measure's intervals
-    (PR, QRS, QT, axes) where that module exists (issue 22), both on the
-    displayed 500-Hz signal."""
+def measurements(r, lang='en'):
+    """clinic.measure on the displayed 500-Hz signal, as the app shows it:
+    heart rate and RR, measure.py's global figures (PR, QRS, QT, QTc, axes;
+    None with a reason where the record cannot support one), and the interval
+    criteria they meet in words (beside the model's decision, never instead)."""
     import clinic
-    m = clinic.measure(r['signal'])
-    out = {'heart_rate': None if m is None else
-           {k: (round(v, 1) if isinstance(v, float) else v) for k, v in m.items()
-            if k != 'peaks'}}
-    try:
-        import measure as intervals_module
-    except ImportError:
-        return out
-    try:
-        res = intervals_module.measure(r['signal'], utils.FS, r['leads'])
-        out['intervals'] = json.loads(json.dumps(res, default=float))
-    except Exception as e:  # noqa: BLE001 (an interval failure must not lose the diagnosis)
-        out['intervals'] = {'error': f'{type(e).__name__}: {e}'}
-    return out
+    m = clinic.measure(r['signal'], leads=r['leads'], device=r.get('device_measurements'))
+    if m is None:
+        return {'heart_rate': None, 'global': None, 'criteria': []}
+    hr = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in m.items()
+          if k not in ('peaks', 'global', 'device')}
+    return {'heart_rate': hr, 'global': json.loads(json.dumps(m['global'], default=float)),
+            'criteria': clinic.criteria_lines(m, lang)}
 
 
 def display_signal(r):
@@ -429,7 +423,7 @@ def record_result(svc, g, prob, opts, deadline):
            'diagnoses': clinic.predicted(prob, info['thresholds'], info['classes']),
            'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], info['classes'],
                                                    lang),
-           'measurements': measurements(r),
+           'measurements': measurements(r, lang),
            # the cart's own reading, where records.py gives it (issue 20)
            'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),
            'device_statements': list(getattr(rec, 'device_statements', None) or [])}

@@ -9,7 +9,8 @@ an H100 host: ~75 records/s per idle core, `python bench.py --only synthetic`):
     wrote 1000 records (0 already there) in 2.3 s
     class counts: SNR 136, AF 172, IAVB 99, LBBB 39, RBBB 285, PAC 91, PVC 113, STD 108, STE 35
 
-writes A0001.hea/.mat/.atr ... into --out, in the PhysioNet/CinC 2020 format
+writes A0001.hea/.mat/.atr ... and truth.csv (each record's true HR, PR, QRS,
+QT, QTc and P/QRS/T axes: truth_row) into --out, in the PhysioNet/CinC 2020 format
 of CPSC2018: 12 leads at 500 Hz, int16 at 1000/mV in a MATLAB v4 `val` matrix,
 `# Age/# Sex/# Dx` header comments with SNOMED-CT codes (utils.CLASS_TO_SNOMED),
 and a WFDB annotation file with every R peak labelled N, A (PAC) or V (PVC).
@@ -44,6 +45,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -579,125 +581,139 @@ def _st_and_axis(lead_tmpl, qrs_dur):
 
 
 # --------------------------------------------------------------------------
-# One record.
+# One record. make_record draws the record's parameters into a namespace `h`
+# step by step, in a fixed order of random draws (record i must not change
+# when the code is reorganised): patient and rhythm, conducted beat, ectopic
+# and atrial templates, beat sequence, ST-T, render, annotate.
 
-def make_record(seed, i, duration=None, classes=None, noise_scale=1.0, borderline=0.15):
-    """Record i of the dataset `seed` (depends on nothing else).
-
-    Returns dict(signal float32 (n, 12) mV quantised to 1 uV, fs, age, sex,
-    classes, dx, beats (int64 R-peak samples), symbols ('N'/'A'/'V'), truth).
-    `classes` forces a label set, `duration` the length in seconds,
-    `noise_scale=0` gives the noise-free signal (same heart, same beats).
-    """
-    rng = np.random.default_rng([int(seed), int(i)])
-    if classes is None:
-        classes = list(LABEL_SETS[rng.choice(len(LABEL_SETS), p=LABEL_WEIGHTS)])
-    classes = check_classes(classes)
-    cl = set(classes)
-    dur_s = float(duration) if duration is not None else _duration(rng)
-    n = round(dur_s * FS)
-    age = int(np.clip(round(rng.normal(60, 19)), 4, 90))
-    sex = 'Male' if rng.random() < 0.54 else 'Female'
-    bl = rng.random() < borderline      # effect sizes next to the threshold
-    mimic = rng.random() < borderline   # sub-threshold look-alikes when unlabelled
-
-    af = 'AF' in cl
+def _draw_patient(rng, cl, duration, borderline):
+    """Duration, demographics, rate, PR, heart orientation and gain."""
+    h = SimpleNamespace(cl=cl, af='AF' in cl)
+    h.dur_s = float(duration) if duration is not None else _duration(rng)
+    h.n = round(h.dur_s * FS)
+    h.age = int(np.clip(round(rng.normal(60, 19)), 4, 90))
+    h.sex = 'Male' if rng.random() < 0.54 else 'Female'
+    h.bl = rng.random() < borderline      # effect sizes next to the threshold
+    h.mimic = rng.random() < borderline   # sub-threshold look-alikes when unlabelled
     if 'SNR' in cl:
         hr = _u(rng, 'hr_snr')
-    elif af:
+    elif h.af:
         hr = _u(rng, 'hr_af')
     else:
         hr = _u(rng, 'hr_sinus')
-    rr_cv = _u(rng, 'rr_cv_af', bl) if af else _u(rng, 'rr_cv_sinus', mimic and not af)
-    pr = _u(rng, 'pr_iavb_ms', bl) if 'IAVB' in cl else _u(rng, 'pr_ms', mimic)
-    pr /= 1000
-    if not af:   # keep the P wave out of the previous T wave (long PR, fast rate)
-        hr = min(hr, 60 / (pr + 0.45))
-
+    h.rr_cv = _u(rng, 'rr_cv_af', h.bl) if h.af else _u(rng, 'rr_cv_sinus', h.mimic)
+    pr = _u(rng, 'pr_iavb_ms', h.bl) if 'IAVB' in cl else _u(rng, 'pr_ms', h.mimic)
+    h.pr = pr / 1000
+    if not h.af:   # keep the P wave out of the previous T wave (long PR, fast rate)
+        hr = min(hr, 60 / (h.pr + 0.45))
+    h.hr = hr
     frontal = np.clip(rng.normal(0, 25), -45, 45) + (-15 if 'LBBB' in cl else 0)
-    rot = _rotation(rng, frontal)
-    gain = np.exp(rng.normal(0, 0.22)) * (0.9 if age > 65 else 1.0)
+    h.rot = _rotation(rng, frontal)
+    h.gain = np.exp(rng.normal(0, 0.22)) * (0.9 if h.age > 65 else 1.0)
+    return h
 
-    # Conducted QRS.
-    slur = False
+
+def _conducted_beat(rng, h):
+    """The conducted QRS (normal, LBBB or RBBB), the PVC, their T waves and
+    ST plateaus, the sinus and ectopic P waves and the timing constants."""
+    cl, rot, gain = h.cl, h.rot, h.gain
+    h.slur = False
     if 'LBBB' in cl:
-        qrs_type = 'lbbb'
-        qd = _u(rng, 'qrs_bbb_ms_borderline') if bl else _u(rng, 'qrs_lbbb_ms')
+        h.qrs_type = 'lbbb'
+        qd = _u(rng, 'qrs_bbb_ms_borderline') if h.bl else _u(rng, 'qrs_lbbb_ms')
         waves = _lbbb_qrs(rng, qd / 1000, rot, gain)
     elif 'RBBB' in cl:
-        qrs_type = 'rbbb'
-        qd = _u(rng, 'qrs_bbb_ms_borderline') if bl else _u(rng, 'qrs_rbbb_ms')
+        h.qrs_type = 'rbbb'
+        qd = _u(rng, 'qrs_bbb_ms_borderline') if h.bl else _u(rng, 'qrs_rbbb_ms')
         waves = _rbbb_qrs(rng, qd / 1000, rot, gain)
     else:
-        qrs_type = 'normal'
-        qd = _u(rng, 'qrs_ms', mimic)
-        slur = mimic and 'SNR' not in cl and rng.random() < 0.5
-        waves = _normal_qrs(rng, qd / 1000, rot, gain, slur=slur)
-    qd /= 1000
+        h.qrs_type = 'normal'
+        qd = _u(rng, 'qrs_ms', h.mimic)
+        h.slur = h.mimic and 'SNR' not in cl and rng.random() < 0.5
+        waves = _normal_qrs(rng, qd / 1000, rot, gain, slur=h.slur)
+    h.qd = qd / 1000
     # PVC focus: right-ventricular outflow (LBBB-like, inferior axis) or
     # left ventricle (RBBB-like).
     pvc_dir = [_unit([0.25, 0.85, 0.55]), _unit([-0.35, 0.3, -0.85]),
                _unit([0.6, -0.6, -0.5])][rng.integers(3)]
     pvc_dir = _unit(pvc_dir + 0.25 * rng.standard_normal(3))
-    pvc_d = _u(rng, 'qrs_pvc_ms') / 1000
-    pvc_waves = _pvc_qrs(rng, pvc_d, pvc_dir, gain)
-    tmpl = {0: (*_pad(waves), qd), 1: (*_pad(waves), qd), 2: (*_pad(pvc_waves), pvc_d),
-            3: (*_pad(waves), qd)}
+    h.pvc_d = _u(rng, 'qrs_pvc_ms') / 1000
+    pvc_waves = _pvc_qrs(rng, h.pvc_d, pvc_dir, gain)
+    h.tmpl = {0: (*_pad(waves), h.qd), 1: (*_pad(waves), h.qd),
+              2: (*_pad(pvc_waves), h.pvc_d), 3: (*_pad(waves), h.qd)}
 
     # Repolarisation: T vector and ST plateau per beat kind.
     qrs_mean = sum(v for _, _, v in waves)
     t_amp = gain * rng.uniform(0.35, 0.7)
-    t_norm = t_amp * (rot @ _unit([0.65, 0.45, -0.35] + 0.15 * rng.standard_normal(3)))
-    st_norm = np.zeros(3)
-    if qrs_type == 'lbbb':      # secondary, discordant ST-T
-        t_norm = -rng.uniform(0.14, 0.22) * qrs_mean
-        st_norm = -rng.uniform(0.02, 0.04) * qrs_mean
-    elif qrs_type == 'rbbb':    # T opposite to the terminal right-ventricular wave
-        t_norm = t_norm - 0.25 * waves[-1][2]
-    t_pvc = -rng.uniform(0.3, 0.45) * sum(v for _, _, v in pvc_waves)
-    st_pvc = -0.06 * sum(v for _, _, v in pvc_waves)
+    h.t_norm = t_amp * (rot @ _unit([0.65, 0.45, -0.35] + 0.15 * rng.standard_normal(3)))
+    h.st_norm = np.zeros(3)
+    if h.qrs_type == 'lbbb':      # secondary, discordant ST-T
+        h.t_norm = -rng.uniform(0.14, 0.22) * qrs_mean
+        h.st_norm = -rng.uniform(0.02, 0.04) * qrs_mean
+    elif h.qrs_type == 'rbbb':    # T opposite to the terminal right-ventricular wave
+        h.t_norm = h.t_norm - 0.25 * waves[-1][2]
+    h.t_pvc = -rng.uniform(0.3, 0.45) * sum(v for _, _, v in pvc_waves)
+    h.st_pvc = -0.06 * sum(v for _, _, v in pvc_waves)
 
-    p_sinus = [] if af else _sinus_p(rng, _rotation(rng, rng.normal(0, 10)), 1.0)
-    p_ect = _ectopic_p(rng, 1.0, _unit(sum(v for _, _, v in p_sinus)) if p_sinus
-                       else _unit([0.6, 0.7, 0.1]))
-    pac_pr = max(0.10, pr * rng.uniform(0.8, 1.1))
-    prem = _u(rng, 'pac_prematurity', bl)
-    coupling = _u(rng, 'pvc_coupling')
-    qtc = rng.uniform(0.38, 0.44)
-    f_r = rng.uniform(0.15, 0.3)
-    resp_ph = rng.uniform(0, 2 * np.pi)
+    h.p_sinus = [] if h.af else _sinus_p(rng, _rotation(rng, rng.normal(0, 10)), 1.0)
+    h.p_ect = _ectopic_p(rng, 1.0, _unit(sum(v for _, _, v in h.p_sinus)) if h.p_sinus
+                         else _unit([0.6, 0.7, 0.1]))
+    h.pac_pr = max(0.10, h.pr * rng.uniform(0.8, 1.1))
+    h.prem = _u(rng, 'pac_prematurity', h.bl)
+    h.coupling = _u(rng, 'pvc_coupling')
+    h.qtc = rng.uniform(0.38, 0.44)
+    h.f_r = rng.uniform(0.15, 0.3)
+    h.resp_ph = rng.uniform(0, 2 * np.pi)
 
-    ect_kinds = [k for c, k in (('PAC', 1), ('PVC', 2)) if c in cl]
+
+def _ectopic_beats(rng, h, i):
+    """The beat sequence with its planned PACs/PVCs (at least one of each
+    labelled kind inside the record)."""
+    ect_kinds = [k for c, k in (('PAC', 1), ('PVC', 2)) if c in h.cl]
     for _attempt in range(20):
-        plan = _plan_ectopics(rng, dur_s, hr, ect_kinds, bl) if ect_kinds else {}
-        if af:
-            beats = _af_beats(rng, dur_s, hr, rr_cv, plan, coupling)
+        plan = _plan_ectopics(rng, h.dur_s, h.hr, ect_kinds, h.bl) if ect_kinds else {}
+        if h.af:
+            beats = _af_beats(rng, h.dur_s, h.hr, h.rr_cv, plan, h.coupling)
         else:
-            beats = _sinus_beats(rng, dur_s, hr, rr_cv, pr, plan, (f_r, resp_ph),
-                                 pac_pr, prem, coupling)
-        inside = [b for b in beats if 0.15 < b[2] < dur_s - 0.3]
-        ok = all(any(b[0] == k for b in inside) for k in ect_kinds)
-        if ok:
-            break
-    else:
-        raise RuntimeError(f'record {i}: could not place ectopic beats in {dur_s:.1f} s')
+            beats = _sinus_beats(rng, h.dur_s, h.hr, h.rr_cv, h.pr, plan, (h.f_r, h.resp_ph),
+                                 h.pac_pr, h.prem, h.coupling)
+        inside = [b for b in beats if 0.15 < b[2] < h.dur_s - 0.3]
+        if all(any(b[0] == k for b in inside) for k in ect_kinds):
+            h.beats = beats
+            return
+    raise RuntimeError(f'record {i}: could not place ectopic beats in {h.dur_s:.1f} s')
 
-    # ST: nonspecific small deviations, or the labelled ones solved exactly on
-    # the clean template so that the criterion holds at J + 60 ms.
+
+def _probe(h, t_vec, st_vec, kind=None):
+    """Clean 12-lead template (W, 12) of one beat of `kind` at the mean RR
+    (sinus or AF by default), QRS onset at PRE_S."""
+    mean_rr = 60.0 / h.hr
+    if kind == 2:
+        beat = [(2, np.nan, PRE_S + 0.05, mean_rr)]
+    else:
+        beat = [(3, np.nan, 1.0, mean_rr)] if h.af else [(0, 1.0 - h.pr, 1.0, mean_rr)]
+    arrs, _ = _beat_arrays(beat, h.tmpl, h.p_sinus, h.p_ect, h.qtc, t_vec, st_vec,
+                           np.ones(1))
+    return _template_leads(arrs, 0)
+
+
+def _st_t(rng, h, i):
+    """ST: nonspecific small deviations, or the labelled ones solved exactly
+    on the clean template so that the criterion holds at J + 60 ms. Sets
+    h.t_vec, h.st_vec (per beat kind), h.st, h.axis, h.r_off, h.territory."""
+    cl = h.cl
     st_label = 'STD' if 'STD' in cl else 'STE' if 'STE' in cl else None
-    mean_rr = 60.0 / hr
-    probe = [(3, np.nan, 1.0, mean_rr)] if af else [(0, 1.0 - pr, 1.0, mean_rr)]
-    t_vec = {0: t_norm, 1: t_norm, 2: t_pvc, 3: t_norm}
+    t_vec = {0: h.t_norm, 1: h.t_norm, 2: h.t_pvc, 3: h.t_norm}
+    st_norm = h.st_norm
 
     def probe_st(stv):
-        sv = {0: stv, 1: stv, 2: st_pvc, 3: stv}
-        arrs, _ = _beat_arrays(probe, tmpl, p_sinus, p_ect, qtc, t_vec, sv, np.ones(1))
-        return _st_and_axis(_template_leads(arrs, 0), qd)
+        sv = {0: stv, 1: stv, 2: h.st_pvc, 3: stv}
+        return _st_and_axis(_probe(h, t_vec, sv), h.qd)
 
     base_st, axis, _ = probe_st(st_norm)
     territory = ''
     if st_label:
-        target = _u(rng, 'st_mv', bl)
+        target = _u(rng, 'st_mv', h.bl)
         for _attempt in range(30):
             if st_label == 'STE':
                 territory = list(TERRITORIES)[rng.integers(3)]
@@ -730,98 +746,151 @@ def make_record(seed, i, duration=None, classes=None, noise_scale=1.0, borderlin
         st_norm = st_norm + a * u
         # The ST segment runs into the T wave: tall T with elevation, flat or
         # inverted T with depression (unless that breaks the criterion).
-        t_vec = {0: t_norm + a * u * (0.8 if st_label == 'STE' else 0.5), 1: None, 2: t_pvc}
+        t_vec = {0: h.t_norm + a * u * (0.8 if st_label == 'STE' else 0.5), 1: None, 2: h.t_pvc}
         t_vec[1] = t_vec[3] = t_vec[0]
         dep, ele = st_criteria(probe_st(st_norm)[0])
         if (dep, ele) != (st_label == 'STD', st_label == 'STE'):
-            t_vec = {0: t_norm, 1: t_norm, 2: t_pvc, 3: t_norm}
+            t_vec = {0: h.t_norm, 1: h.t_norm, 2: h.t_pvc, 3: h.t_norm}
     else:
         # Nonspecific ST-T changes, sub-threshold (a look-alike when mimic).
         u = _unit(rng.standard_normal(3))
         p = LEAD_VECTORS @ u
-        size = _u(rng, 'st_nonspecific_mv', mimic and qrs_type != 'lbbb')
-        if qrs_type != 'lbbb':
+        size = _u(rng, 'st_nonspecific_mv', h.mimic and h.qrs_type != 'lbbb')
+        if h.qrs_type != 'lbbb':
             st_norm = st_norm + size / np.abs(p).max() * u
     st, axis, r_off = probe_st(st_norm)
-    if qrs_type != 'lbbb' and not st_label:
+    if h.qrs_type != 'lbbb' and not st_label:
         dep, ele = st_criteria(st)
         if dep or ele:   # T overlap at a fast rate: pull the ST back to the baseline
             st_norm = st_norm - np.linalg.lstsq(LEAD_VECTORS, st, rcond=None)[0] * 0.8
             st, axis, r_off = probe_st(st_norm)
+    h.t_vec, h.st, h.axis, h.r_off, h.territory = t_vec, st, axis, r_off, territory
+    h.st_vec = {0: st_norm, 1: st_norm, 2: h.st_pvc, 3: st_norm}
 
-    st_vec = {0: st_norm, 1: st_norm, 2: st_pvc, 3: st_norm}
-    # Render the whole record.
-    onsets = np.array([b[2] for b in beats])
-    resp_gain = 1 + 0.06 * np.sin(2 * np.pi * f_r * onsets + resp_ph)
-    arrs, qt = _beat_arrays(beats, tmpl, p_sinus, p_ect, qtc, t_vec, st_vec, resp_gain)
+
+def _render_record(rng, h, noise_scale):
+    """The beats rendered, AF waves and electrode noise added, the 12 leads
+    derived and quantised. Sets h.sig, h.qt (per beat), SNRs, f waves."""
+    n = h.n
+    h.onsets = np.array([b[2] for b in h.beats])
+    resp_gain = 1 + 0.06 * np.sin(2 * np.pi * h.f_r * h.onsets + h.resp_ph)
+    arrs, h.qt = _beat_arrays(h.beats, h.tmpl, h.p_sinus, h.p_ect, h.qtc, h.t_vec,
+                              h.st_vec, resp_gain)
     dip = _render(n, *arrs)
-    f0 = f_amp = np.nan
-    if af:
-        f0 = _u(rng, 'f_wave_hz')
-        f_amp = _u(rng, 'f_wave_mv')
-        dip += _af_waves(rng, n, f0, f_amp)
+    h.f0 = h.f_amp = np.nan
+    if h.af:
+        h.f0 = _u(rng, 'f_wave_hz')
+        h.f_amp = _u(rng, 'f_wave_mv')
+        dip += _af_waves(rng, n, h.f0, h.f_amp)
     clean_e = _lin(dip, ELECTRODE_VECTORS)
     t = np.arange(n) / FS
-    resp_wave = np.sin(2 * np.pi * f_r * t + resp_ph)
-    noise_e, hf_e, noise_info = _noise(rng, n, noise_scale, resp_wave)
+    resp_wave = np.sin(2 * np.pi * h.f_r * t + h.resp_ph)
+    noise_e, hf_e, h.noise_info = _noise(rng, n, noise_scale, resp_wave)
     clean = leads_from_electrodes(clean_e)
     noise = leads_from_electrodes(noise_e)
     leads = clean + noise if noise_scale > 0 else clean   # derivation is linear
     q = np.clip(np.round(leads * 1000), -32767, 32767).astype(np.int16)
-    sig = q.astype(np.float32) / np.float32(1000)
+    h.sig = q.astype(np.float32) / np.float32(1000)
     ps = float((clean ** 2).sum())
     pn = float((noise ** 2).sum()) * (noise_scale > 0)
-    snr_db = 10 * np.log10(ps / pn) if pn > 0 else np.inf
+    h.snr_db = 10 * np.log10(ps / pn) if pn > 0 else np.inf
     # The same without baseline wander (what a 0.5 Hz high-pass leaves).
     pn = float((leads_from_electrodes(hf_e) ** 2).sum()) * (noise_scale > 0)
-    snr_hf_db = 10 * np.log10(ps / pn) if pn > 0 else np.inf
+    h.snr_hf_db = 10 * np.log10(ps / pn) if pn > 0 else np.inf
 
-    # Annotations: R peak = maximum of the spatial (12-lead) magnitude of each
-    # beat kind's clean template.
-    kinds = np.array([b[0] for b in beats])
-    r_offsets = {0: r_off, 1: r_off, 3: r_off}
+
+def _frontal_axis(area):
+    """Frontal-plane axis (degrees) from net areas (12,) in I and aVF."""
+    return float(np.degrees(np.arctan2(2 * area[L['aVF']] / np.sqrt(3), area[L['I']])))
+
+
+def _wave_axes(h):
+    """True P and T frontal axes (degrees) of the clean conducted template,
+    from net areas in I and aVF against the PR baseline, as _st_and_axis
+    gives the QRS axis: P over its wave, T from QRS offset to its end."""
+    lt = _probe(h, h.t_vec, h.st_vec)
+    on = int(PRE_S * FS)
+    base = lt[on - 8:on - 2].mean(axis=0)
+    p_axis = np.nan
+    if not h.af:
+        p0 = on - round(h.pr * FS)
+        p_axis = _frontal_axis((lt[p0:on - 8] - base).sum(axis=0))
+    qt = h.qtc * (60.0 / h.hr) ** (1 / 3) + max(h.qd - 0.095, 0)
+    t_area = (lt[on + round(h.qd * FS):on + round(qt * FS)] - base).sum(axis=0)
+    return p_axis, _frontal_axis(t_area)
+
+
+def _annotate(h):
+    """R peaks (maximum of the spatial magnitude of each beat kind's clean
+    template), symbols and the ground truth."""
+    n, onsets = h.n, h.onsets
+    kinds = np.array([b[0] for b in h.beats])
+    r_offsets = {0: h.r_off, 1: h.r_off, 3: h.r_off}
     if 2 in kinds:
-        pv = [(2, np.nan, PRE_S + 0.05, mean_rr)]
-        pa, _ = _beat_arrays(pv, tmpl, p_sinus, p_ect, qtc, t_vec, st_vec, np.ones(1))
-        lt = _template_leads(pa, 0)
+        lt = _probe(h, h.t_vec, h.st_vec, kind=2)
         on = int(PRE_S * FS)
         r_offsets[2] = int(np.argmax(np.linalg.norm(
-            lt[on:on + int(pvc_d * FS)] - lt[on - 8:on - 2].mean(0), axis=1)))
+            lt[on:on + int(h.pvc_d * FS)] - lt[on - 8:on - 2].mean(0), axis=1)))
     r = np.array([round(o * FS) + r_offsets[k] for o, k in zip(onsets, kinds)])
     keep = (r >= 0) & (r < n)
     sym_of = {0: 'N', 1: 'A', 2: 'V', 3: 'N'}
     rr_in = np.diff(r[keep]) / FS
-    p_on = np.array([b[1] for b in beats])
-
+    p_on = np.array([b[1] for b in h.beats])
+    cl = h.cl
+    p_axis, t_axis = _wave_axes(h)
+    dominant = kinds[keep] == (3 if h.af else 0)
     truth = {
-        'rhythm': 'af' if af else 'sinus',
-        'hr_bpm': float(60 / rr_in.mean()) if len(rr_in) else float(hr),
+        'rhythm': 'af' if h.af else 'sinus',
+        'hr_bpm': float(60 / rr_in.mean()) if len(rr_in) else float(h.hr),
         'rr_cv': float(rr_in[kinds[keep][1:] != 2].std() / rr_in.mean()) if len(rr_in) > 2 else 0.0,
-        'sinus_rr_cv': np.nan if af else rr_cv,   # of the sinus rhythm, ectopics aside
-        'pr_ms': np.nan if af else pr * 1000,
-        'pac_pr_ms': pac_pr * 1000 if 'PAC' in cl else np.nan,
-        'qrs_ms': qd * 1000, 'qrs_type': qrs_type, 'slurred_qrs': bool(slur),
-        'pvc_qrs_ms': pvc_d * 1000 if 'PVC' in cl else np.nan,
-        'qtc_ms': qtc * 1000,
-        'axis_deg': axis,
-        'st_mv': st.astype(np.float64), 'st_territory': territory,
-        'pac_prematurity': prem if 'PAC' in cl else np.nan,
-        'pvc_coupling': coupling if 'PVC' in cl else np.nan,
-        'f_wave_hz': f0, 'f_wave_mv': f_amp,
-        'snr_db': float(snr_db), 'snr_hf_db': float(snr_hf_db), 'noise': noise_info,
-        'borderline': bool(bl),
-        'mimic': bool(mimic), 'duration_s': n / FS,
+        'sinus_rr_cv': np.nan if h.af else h.rr_cv,   # of the sinus rhythm, ectopics aside
+        'pr_ms': np.nan if h.af else h.pr * 1000,
+        'pac_pr_ms': h.pac_pr * 1000 if 'PAC' in cl else np.nan,
+        'qrs_ms': h.qd * 1000, 'qrs_type': h.qrs_type, 'slurred_qrs': bool(h.slur),
+        'pvc_qrs_ms': h.pvc_d * 1000 if 'PVC' in cl else np.nan,
+        'qtc_ms': h.qtc * 1000,
+        # QT of the conducted beats (QRS onset to T end; it follows each
+        # beat's RR), median over the record: what a median beat shows.
+        'qt_ms': float(np.median(h.qt[keep][dominant]) * 1000) if dominant.any() else np.nan,
+        'axis_deg': h.axis, 'p_axis_deg': p_axis, 't_axis_deg': t_axis,
+        'st_mv': h.st.astype(np.float64), 'st_territory': h.territory,
+        'pac_prematurity': h.prem if 'PAC' in cl else np.nan,
+        'pvc_coupling': h.coupling if 'PVC' in cl else np.nan,
+        'f_wave_hz': h.f0, 'f_wave_mv': h.f_amp,
+        'snr_db': float(h.snr_db), 'snr_hf_db': float(h.snr_hf_db), 'noise': h.noise_info,
+        'borderline': bool(h.bl),
+        'mimic': bool(h.mimic), 'duration_s': n / FS,
         # Per beat (inside the record), aligned with `beats`/`symbols`:
         'beat_kind': kinds[keep],
         'beat_qrs_onset': np.round(onsets[keep] * FS).astype(np.int64),
         'beat_p_onset': p_on[keep] * FS,   # float samples, nan without a P wave
-        'beat_qrs_ms': np.where(kinds[keep] == 2, pvc_d, qd) * 1000,
-        'beat_qt_ms': qt[keep] * 1000,
+        'beat_qrs_ms': np.where(kinds[keep] == 2, h.pvc_d, h.qd) * 1000,
+        'beat_qt_ms': h.qt[keep] * 1000,
     }
-    return {'signal': sig, 'fs': FS, 'age': age, 'sex': sex, 'classes': classes,
+    return r[keep].astype(np.int64), [sym_of[k] for k in kinds[keep]], truth
+
+
+def make_record(seed, i, duration=None, classes=None, noise_scale=1.0, borderline=0.15):
+    """Record i of the dataset `seed` (depends on nothing else).
+
+    Returns dict(signal float32 (n, 12) mV quantised to 1 uV, fs, age, sex,
+    classes, dx, beats (int64 R-peak samples), symbols ('N'/'A'/'V'), truth).
+    `classes` forces a label set, `duration` the length in seconds,
+    `noise_scale=0` gives the noise-free signal (same heart, same beats).
+    """
+    rng = np.random.default_rng([int(seed), int(i)])
+    if classes is None:
+        classes = list(LABEL_SETS[rng.choice(len(LABEL_SETS), p=LABEL_WEIGHTS)])
+    classes = check_classes(classes)
+    h = _draw_patient(rng, set(classes), duration, borderline)
+    _conducted_beat(rng, h)
+    _ectopic_beats(rng, h, i)
+    _st_t(rng, h, i)
+    _render_record(rng, h, noise_scale)
+    beats, symbols, truth = _annotate(h)
+    return {'signal': h.sig, 'fs': FS, 'age': h.age, 'sex': h.sex, 'classes': classes,
             'dx': [CLASS_TO_SNOMED[c] for c in classes],
-            'beats': r[keep].astype(np.int64),
-            'symbols': [sym_of[k] for k in kinds[keep]], 'truth': truth}
+            'beats': beats, 'symbols': symbols, 'truth': truth}
 
 
 # --------------------------------------------------------------------------
@@ -904,16 +973,60 @@ def _complete(out, name):
     return all((out / f'{name}.{ext}').exists() for ext in ('mat', 'atr', 'hea'))
 
 
+# truth.csv: one row per record, the global measurements the generator
+# built in (what a cart should print for the record), so that a measurement
+# module can be checked without re-deriving them. Empty cell = not defined.
+TRUTH_COLUMNS = ['record', 'classes', 'rhythm', 'hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms',
+                 'p_axis', 'qrs_axis', 't_axis', 'pvc_qrs_ms', 'snr_db']
+
+
+def truth_row(name, rec):
+    """rec from make_record -> its truth.csv row (dict of str). PR is P onset
+    to QRS onset, QRS its onset to offset (the waves are built inside that
+    span), QT QRS onset to T end (2.6 sigma after the T peak), median over
+    the conducted beats; qtc_ms is the generator's Fridericia QTc (before the
+    broad-QRS delay); axes are frontal, from net areas in I and aVF."""
+    tr = rec['truth']
+    vals = {'hr': tr['hr_bpm'], 'pr_ms': tr['pr_ms'], 'qrs_ms': tr['qrs_ms'],
+            'qt_ms': tr['qt_ms'], 'qtc_ms': tr['qtc_ms'], 'p_axis': tr['p_axis_deg'],
+            'qrs_axis': tr['axis_deg'], 't_axis': tr['t_axis_deg'],
+            'pvc_qrs_ms': tr['pvc_qrs_ms'], 'snr_db': tr['snr_db']}
+    row = {'record': name, 'classes': ' '.join(rec['classes']), 'rhythm': tr['rhythm']}
+    row.update({k: '' if not np.isfinite(v) else f'{v:.2f}' for k, v in vals.items()})
+    return row
+
+
+def read_truth(folder):
+    """folder/truth.csv -> {record name: row dict}; {} when absent."""
+    import csv
+    path = Path(folder) / 'truth.csv'
+    if not path.exists():
+        return {}
+    with open(path, newline='') as f:
+        return {r['record']: r for r in csv.DictReader(f)}
+
+
+def _write_truth(out, rows):
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, TRUTH_COLUMNS, lineterminator='\n')
+    w.writeheader()
+    w.writerows(rows[k] for k in sorted(rows))
+    with atomic_path(Path(out) / 'truth.csv') as tmp:
+        Path(tmp).write_text(buf.getvalue())
+
+
 def _job(job):
     out, seed, i, duration, noise_scale, borderline, skip = job
     name = record_name(i)
     if skip and _complete(Path(out), name):
-        classes = None
+        classes, row = None, None
     else:
         rec = make_record(seed, i, duration, noise_scale=noise_scale, borderline=borderline)
         write_record(rec, out, name)
-        classes = rec['classes']
-    return i, classes
+        classes, row = rec['classes'], truth_row(name, rec)
+    return i, classes, row
 
 
 def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
@@ -936,7 +1049,12 @@ def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
                 (out / f'{record_name(j)}.{ext}').unlink(missing_ok=True)
     atomic_write_json({**args, 'n': int(n), 'complete': False}, manifest)
     workers = workers or os.cpu_count() or 1
-    jobs = [(str(out), seed, i, duration, noise_scale, borderline, skip) for i in range(n)]
+    # A record is skipped only when truth.csv has its row (datasets written
+    # before truth.csv existed get their records rewritten, identically).
+    old_truth = read_truth(out) if skip else {}
+    jobs = [(str(out), seed, i, duration, noise_scale, borderline,
+             skip and record_name(i) in old_truth) for i in range(n)]
+    rows = {}
     counts = dict.fromkeys(CLASSES, 0)
     skipped = 0
     bar = tqdm(total=n, unit='rec', disable=not progress, file=sys.stderr)
@@ -948,10 +1066,12 @@ def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
         pool = mp.get_context('fork' if sys.platform == 'linux' else 'spawn').Pool(workers)
         results = pool.imap_unordered(_job, jobs, chunksize=8)
     try:
-        for _i, classes in results:
+        for i, classes, row in results:
             if classes is None:
                 skipped += 1
+                rows[record_name(i)] = old_truth[record_name(i)]
             else:
+                rows[record_name(i)] = row
                 for c in classes:
                     counts[c] += 1
             bar.update()
@@ -960,6 +1080,7 @@ def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
         if pool is not None:
             pool.close()
             pool.join()
+    _write_truth(out, rows)
     atomic_write_json({**args, 'n': int(n), 'complete': True}, manifest)
     counts['skipped'] = skipped
     return counts

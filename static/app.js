@@ -209,9 +209,20 @@ function showMeasurements(r) {
   const m = r.measurements.heart_rate;
   if (!m) { defs($('measurements'), [[t('not_measurable'), '']]); return; }
   const f = (x) => Math.round(x).toString();
+  // measure.py's figures (empty with its reason where the record cannot
+  // support one) after heart rate and RR, as the app's measurements panel.
+  const g = r.measurements.global || {};
+  const why = (g.reasons || {});
+  const v = (k) => (g[k] === null || g[k] === undefined)
+    ? `${t('meas_empty')}${why[k] ? ` (${why[k]})` : ''}` : f(g[k]);
+  const axes = ['p_axis', 'qrs_axis', 't_axis'].map((k) => (g[k] == null ? '–' : f(g[k])));
   defs($('measurements'), [[t('heart_rate'), f(m.hr_bpm)], [t('rr_mean'), f(m.rr_mean_ms)],
     [t('rr_sd'), f(m.rr_sd_ms)], [t('rr_range'), `${f(m.rr_min_ms)}–${f(m.rr_max_ms)}`],
-    [t('beats'), String(m.beats)]]);
+    [t('beats'), String(m.beats)], [t('meas_pr'), v('pr_ms')], [t('meas_qrs'), v('qrs_ms')],
+    [t('meas_qt'), v('qt_ms')], [t('meas_qtc_bazett'), v('qtc_bazett_ms')],
+    [t('meas_qtc_fridericia'), v('qtc_fridericia_ms')], [t('meas_axes'), axes.join(' / ')],
+    ...((r.measurements.criteria || []).length
+      ? [[t('crit_note'), ''], ...r.measurements.criteria.map((c) => [c, ''])] : [])]);
 }
 
 function showCart(r) {

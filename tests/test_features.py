@@ -67,7 +67,7 @@ def test_names_unique_and_complete():
     assert len(names) == len(set(names))
     per_lead = len(ef.STATS) + len(ef.BANDS) * (1 + len(ef.STATS))
     assert per_lead == 53
-    assert len(names) == 12 * per_lead + len(ef.RHYTHM)
+    assert len(names) == 12 * per_lead + len(ef.RHYTHM) + len(ef.MEASURES)
     for expected in ('II_p25', 'V5_cA4_entropy', 'aVR_cD1_var', 'rr_rmssd', 'hr'):
         assert expected in names
 

@@ -570,3 +570,22 @@ def test_cli(tmp_path):
     assert re.search(r'wrote 2 records', res.stdout)
     assert sorted(p.name for p in out.glob('A*')) == [
         'A0001.atr', 'A0001.hea', 'A0001.mat', 'A0002.atr', 'A0002.hea', 'A0002.mat']
+
+
+def test_truth_csv_matches_the_records(tmp_path):
+    """truth.csv holds one row per record with the generator's intervals and
+    axes, and survives a rerun that skips every record."""
+    synthetic.write_dataset(tmp_path, 3, seed=5, workers=1, duration=6, progress=False)
+    rows = synthetic.read_truth(tmp_path)
+    assert sorted(rows) == ['A0001', 'A0002', 'A0003']
+    for k, name in enumerate(sorted(rows)):
+        tr = synthetic.make_record(5, k, duration=6)['truth']
+        r = rows[name]
+        assert float(r['qrs_ms']) == pytest.approx(tr['qrs_ms'], abs=0.01)
+        assert float(r['qrs_axis']) == pytest.approx(tr['axis_deg'], abs=0.01)
+        assert (r['pr_ms'] == '') == (tr['rhythm'] == 'af')
+        assert 250 < float(r['qt_ms']) < 600 and -180 <= float(r['t_axis']) <= 180
+    before = (tmp_path / 'truth.csv').read_bytes()
+    assert synthetic.write_dataset(tmp_path, 3, seed=5, workers=1, duration=6,
+                                   progress=False)['skipped'] == 3
+    assert (tmp_path / 'truth.csv').read_bytes() == before

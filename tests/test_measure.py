@@ -1,0 +1,142 @@
+"""measure.py against the synthetic truth: the IEC 60601-2-25 tolerances for
+global measurements (PR and QRS: mean difference within +/-10 ms, SD <= 10
+ms; QT: mean within +/-25 ms, SD <= 30 ms) on 204 records across noise levels
+and the classes that move the intervals, and the figures a record cannot
+support stay empty with a reason.
+
+The truth is the generator's (synthetic.make_record's `truth`, also written
+to truth.csv): PR is P onset to QRS onset, QRS onset to offset, QT QRS onset
+to the T end 2.6 sigma after the T peak, median over the conducted beats.
+"""
+import numpy as np
+import pytest
+
+import measure
+import synthetic
+from utils import LEADS
+
+CLASSES = [['SNR'], ['IAVB'], ['LBBB'], ['RBBB'], ['AF'], ['PVC']]
+NOISE = [0.0, 0.5, 1.0, 2.0]
+N = 204   # 6 classes x 4 noise levels, 8-9 records each
+SEED = 11
+
+
+@pytest.fixture(scope='module')
+def measured():
+    out = []
+    for i in range(N):
+        cl = CLASSES[i % len(CLASSES)]
+        ns = NOISE[(i // len(CLASSES)) % len(NOISE)]
+        rec = synthetic.make_record(SEED, i, duration=10, classes=cl, noise_scale=ns,
+                                    borderline=0.2)
+        out.append((cl[0], ns, measure.measure(rec['signal'].T, 500, LEADS), rec['truth']))
+    return out
+
+
+def diffs(measured, key, tkey):
+    d = [m[key] - tr[tkey] for _c, _ns, m, tr in measured
+         if m[key] is not None and np.isfinite(tr[tkey])]
+    return np.array(d)
+
+
+@pytest.mark.parametrize('key, mean_tol, sd_tol', [('pr_ms', 10, 10), ('qrs_ms', 10, 10),
+                                                    ('qt_ms', 25, 30)])
+def test_iec_tolerances_against_the_synthetic_truth(measured, key, mean_tol, sd_tol):
+    d = diffs(measured, key, key)
+    # nearly every sinus record gets a figure (a noisy P may be refused)
+    sinus = sum(np.isfinite(tr[key]) for *_, tr in measured)
+    assert len(d) >= (0.8 if key == 'pr_ms' else 0.97) * sinus
+    assert abs(d.mean()) <= mean_tol and d.std() <= sd_tol, \
+        f'{key}: {d.mean():+.1f} +/- {d.std():.1f} ms on {len(d)} records'
+
+
+def test_heart_rate_and_axes(measured):
+    hr = diffs(measured, 'hr', 'hr_bpm')
+    assert np.median(np.abs(hr)) < 1 and np.mean(np.abs(hr) < 3) > 0.95
+    for key, tkey, tol in [('qrs_axis', 'axis_deg', 5), ('t_axis', 't_axis_deg', 12),
+                           ('p_axis', 'p_axis_deg', 20)]:
+        d = (diffs(measured, key, tkey) + 180) % 360 - 180
+        assert np.median(np.abs(d)) < tol, f'{key}: median error {np.median(np.abs(d)):.1f}'
+
+
+def test_af_has_no_pr(measured):
+    af = [m for c, _ns, m, _tr in measured if c == 'AF']
+    assert af and all(m['pr_ms'] is None and m['p_axis'] is None for m in af)
+    assert all(m['reasons']['pr_ms'] for m in af)
+    assert sum(m['qrs_ms'] is not None for m in af) >= 0.9 * len(af)
+
+
+def test_single_lead_gives_hr_pr_qrs_and_no_axes():
+    rec = synthetic.make_record(3, 1, duration=10, classes=['IAVB'], noise_scale=0.5)
+    m = measure.measure(rec['signal'][:, [LEADS.index('II')]].T, 500, ['II'])
+    assert m['leads_used'] == ['II']
+    assert m['hr'] is not None and m['qrs_ms'] is not None
+    assert abs(m['pr_ms'] - rec['truth']['pr_ms']) < 20
+    for k in ('p_axis', 'qrs_axis', 't_axis', 'qt_ms', 'qtc_bazett_ms'):
+        assert m[k] is None and m['reasons'][k]
+
+
+def test_too_few_beats_gives_empty_with_reason():
+    rec = synthetic.make_record(3, 2, duration=2.5, classes=['SNR'], noise_scale=0)
+    m = measure.measure(rec['signal'][:700].T, 500, LEADS)
+    assert all(m[k] is None for k in measure.KEYS)
+    assert 'beat' in m['reasons']['qrs_ms'] or 'under 2 s' in m['reasons']['qrs_ms']
+
+
+def test_a_record_at_250_hz_and_a_records_record(tmp_path):
+    """Other sampling rates are resampled; a records.Record is read as is;
+    QTc after Bazett and Fridericia follow from QT and the mean RR."""
+    from records import read_record
+    rec = synthetic.make_record(4, 0, duration=10, classes=['SNR'], noise_scale=0.5)
+    synthetic.write_record(rec, tmp_path, 'A0001')
+    m = measure.measure(read_record(tmp_path / 'A0001'))
+    m250 = measure.measure(rec['signal'][::2].T, 250, LEADS)
+    for k in ('pr_ms', 'qrs_ms', 'qt_ms'):
+        assert abs(m[k] - m250[k]) <= 12
+    rr = 60 / m['hr']
+    assert m['qtc_bazett_ms'] == pytest.approx(m['qt_ms'] / np.sqrt(rr))
+    assert m['qtc_fridericia_ms'] == pytest.approx(m['qt_ms'] / rr ** (1 / 3))
+
+
+def test_predict_measurement_columns_with_the_carts_beside(tmp_path):
+    """predict.py --records' measurement columns; device_* only when the file
+    carries the cart's values (records.Record.device_measurements)."""
+    import predict
+    from records import read_record
+    rec = synthetic.make_record(6, 0, duration=12, classes=['IAVB'], noise_scale=0.5)
+    synthetic.write_record(rec, tmp_path, 'A0001')
+    r = read_record(tmp_path / 'A0001')
+    cols = predict.measurement_columns(r)
+    assert list(cols) == predict.MEASURE_COLUMNS
+    assert abs(cols['pr_ms'] - rec['truth']['pr_ms']) < 15
+    r.device_measurements = {'pr_ms': 330.0, 'qrs_ms': 96.0}
+    cols = predict.device_columns(r)
+    assert cols['device_pr_ms'] == 330.0 and cols['device_qrs_ms'] == 96.0
+    assert np.isnan(cols['device_qt_ms'])   # a figure the cart did not give stays empty
+
+
+def test_expert_features_carry_the_measurements():
+    import expert_features as ef
+    for cl, has_pr in ((['IAVB'], True), (['AF'], False)):
+        rec = synthetic.make_record(8, 0, duration=10, classes=cl, noise_scale=0.5)
+        x = np.vstack([np.zeros((5000, 12)), rec['signal']])   # the cache's front padding
+        f = dict(zip(ef.feature_names(), ef.record_features(x), strict=True))
+        assert abs(f['qrs_ms'] - rec['truth']['qrs_ms']) < 10
+        assert np.isfinite(f['pr_ms']) == has_pr
+        if has_pr:
+            assert abs(f['pr_ms'] - rec['truth']['pr_ms']) < 15
+
+
+def test_paced_rhythm_gives_no_intervals():
+    """A pacing spike (a 3 mV step of one sample, 1.5 mV/ms) 60 ms before
+    every QRS: HR stays, the intervals say why they are empty."""
+    rec = synthetic.make_record(9, 0, duration=10, classes=['LBBB'], noise_scale=0.5)
+    sig = rec['signal'].astype(np.float64).copy()
+    for on in rec['truth']['beat_qrs_onset']:
+        if on >= 30:
+            sig[on - 30, :] += 3.0
+    m = measure.measure(sig.T, 500, LEADS)
+    assert m['hr'] is not None and abs(m['hr'] - rec['truth']['hr_bpm']) < 3
+    assert m['qrs_ms'] is None and m['pr_ms'] is None and 'paced' in m['reasons']['qrs_ms']
+    clean = measure.measure(rec['signal'].T, 500, LEADS)
+    assert clean['qrs_ms'] is not None
