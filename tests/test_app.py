@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_checkpoint
 import torch
 
 import app_text
@@ -48,16 +49,8 @@ def tiny_root(tmp_path_factory):
     """models/TINY.../best.pt (random ResNet-18, 2-s window) and its thresholds:
     each class's threshold is the model's score on a reference record, so that
     classes scoring higher there are 'present'."""
-    from resnet import build_model
     root = tmp_path_factory.mktemp('approot')
-    torch.manual_seed(0)
-    model = build_model('resnet18', 12).eval()
-    ckpt = {'model': model.state_dict(), 'leads': list(utils.LEADS), 'classes': CLASSES,
-            'arch': 'resnet18', 'window': WINDOW, 'epoch': 2, 'best_epoch': 1,
-            'folds': {'train': [1, 2], 'val': [3], 'test': [7]},
-            'args': {'data_dir': 'data/TINY', 'seed': 42, 'window': WINDOW}}
-    path = root / 'models' / RUN / 'best.pt'
-    utils.atomic_torch_save(ckpt, path)
+    _, path = tiny_checkpoint(root, RUN, WINDOW)
     info = predict.load_model(path, root)
     recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
     prob = clinic.score(info, [recs[0]['x']])[0]

@@ -10,13 +10,11 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import wfdb
-from test_main import FAST, make_tiny_cache
+from conftest import one_epoch_model
 from test_records import ecg_like
 
 import formats
-import main as main_py
 import predict
 from records import RecordError, ignored_channels, prepare, read_record
 from utils import CLASSES, LEADS
@@ -31,14 +29,7 @@ SOP_UID = '1.2.826.0.1.3680043.8.498.99887766554433221100'
 @pytest.fixture(scope='module')
 def all_leads_model(tmp_path_factory):
     """A 1-epoch resnet18 on all 12 leads of the tiny database (window 256)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp('all')
-    data = make_tiny_cache(base / 'TINY')
-    main_py.main(['--data-dir', str(data), '--epochs', '1', '--leads', 'all',
-                  '--root', str(base), *FAST])
-    yield base / 'models' / 'TINY-all-s42-f10' / 'best.pt'
-    torch.set_num_threads(threads)
+    return one_epoch_model(tmp_path_factory.mktemp('all'), 'all')
 
 
 def run(model, *records, extra=()):

@@ -3,11 +3,9 @@ MIT-BIH 100), missing leads in one line, quality flags, --segments."""
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from test_main import FAST, make_tiny_cache
+from conftest import one_epoch_model
 from test_records import ecg_like, wrsamp
 
-import main as main_py
 import predict
 from utils import CLASSES
 
@@ -15,14 +13,7 @@ from utils import CLASSES
 @pytest.fixture(scope='module')
 def lead_ii_model(tmp_path_factory):
     """A 1-epoch resnet18 on lead II of the tiny database (window 256)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp('leadII')
-    data = make_tiny_cache(base / 'TINY')
-    main_py.main(['--data-dir', str(data), '--epochs', '1', '--leads', 'II',
-                  '--root', str(base), *FAST])
-    yield base / 'models' / 'TINY-II-s42-f10' / 'best.pt'
-    torch.set_num_threads(threads)
+    return one_epoch_model(tmp_path_factory.mktemp('leadII'), 'II')
 
 
 def run(model, *records, extra=()):

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from conftest import tiny_checkpoint
 import torch
 
 import serve
@@ -48,20 +49,14 @@ def make_root(root):
     """models/TINY.../best.pt and results/TINY.../thresholds.json: each
     class's threshold is the model's score on a reference record, so that
     some classes are present on others."""
-    from resnet import build_model, probabilities
-    torch.manual_seed(0)
-    model = build_model('resnet18', 12).eval()
-    ckpt = {'model': model.state_dict(), 'leads': list(utils.LEADS), 'classes': CLASSES,
-            'arch': 'resnet18', 'window': WINDOW, 'epoch': 2, 'best_epoch': 1,
-            'folds': {'train': [1, 2], 'val': [3], 'test': [7]},
-            'args': {'data_dir': 'data/TINY', 'seed': 42, 'window': WINDOW}}
-    utils.atomic_torch_save(ckpt, root / 'models' / RUN / 'best.pt')
+    from resnet import probabilities
+    model, path = tiny_checkpoint(root, RUN, WINDOW)
     recs, _ = uploads.load_uploads(record_files('REF', 'SNR', seed=9), utils.LEADS, WINDOW)
     th = probabilities(model, recs[0]['x'][None])[0]
     utils.atomic_write_json({'thresholds': dict(zip(CLASSES, map(float, th))),
                              'tuned_on': 'validation fold [3]'},
                             root / 'results' / RUN / 'thresholds.json')
-    return root / 'models' / RUN / 'best.pt'
+    return path
 
 
 def free_port():
