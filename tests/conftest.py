@@ -53,3 +53,10 @@ def tiny_checkpoint(root, run, window):
     path = Path(root) / 'models' / run / 'best.pt'
     utils.atomic_torch_save(ckpt, path)
     return model, path
+
+
+def predict_records(model, *records, extra=()):
+    """predict.py --records on CPU in fp32 -> its exit code."""
+    import predict
+    return predict.main(['--model-path', str(model), '--device', 'cpu', '--precision', 'fp32',
+                         '--records', *map(str, records), *extra])

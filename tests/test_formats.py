@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import wfdb
 from conftest import one_epoch_model
+from conftest import predict_records as run
 from test_records import ecg_like
 
 import formats
-import predict
 from records import RecordError, ignored_channels, prepare, read_record
 from utils import CLASSES, LEADS
 
@@ -30,11 +30,6 @@ SOP_UID = '1.2.826.0.1.3680043.8.498.99887766554433221100'
 def all_leads_model(tmp_path_factory):
     """A 1-epoch resnet18 on all 12 leads of the tiny database (window 256)."""
     return one_epoch_model(tmp_path_factory.mktemp('all'), 'all')
-
-
-def run(model, *records, extra=()):
-    return predict.main(['--model-path', str(model), '--device', 'cpu', '--precision', 'fp32',
-                         '--records', *map(str, records), *extra])
 
 
 # --------------------------------------------------------------------------

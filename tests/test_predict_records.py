@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import one_epoch_model
+from conftest import predict_records as run
 from test_records import ecg_like, wrsamp
 
-import predict
 from utils import CLASSES
 
 
@@ -14,11 +14,6 @@ from utils import CLASSES
 def lead_ii_model(tmp_path_factory):
     """A 1-epoch resnet18 on lead II of the tiny database (window 256)."""
     return one_epoch_model(tmp_path_factory.mktemp('leadII'), 'II')
-
-
-def run(model, *records, extra=()):
-    return predict.main(['--model-path', str(model), '--device', 'cpu', '--precision', 'fp32',
-                         '--records', *map(str, records), *extra])
 
 
 def test_lead_ii_model_scores_holter_and_derived_records(lead_ii_model, shared_data, tmp_path,

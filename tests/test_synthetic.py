@@ -294,15 +294,20 @@ def test_af_irregular_rr_no_p_fibrillatory_waves():
         assert abs(peak - af['truth']['f_wave_hz']) <= 1.0, (peak, af['truth']['f_wave_hz'])
 
 
+def wide_qrs(cls, i):
+    """A bundle-branch block record -> (signal, QRS onset, offset, the QRS's
+    samples), after checking the QRS is wide and as long as the truth says."""
+    rec = clean([cls], i)
+    tr, sig = rec['truth'], rec['signal']
+    assert tr['qrs_ms'] >= 120
+    on, off = qrs_bounds(sig, rec['beats'][len(rec['beats']) // 2])
+    assert (off - on) * 1000 / FS >= 115 and abs((off - on) * 1000 / FS - tr['qrs_ms']) <= 12
+    return sig, on, off, sig[on:off]
+
+
 def test_lbbb_morphology():
     for i in range(4):
-        rec = clean(['LBBB'], i)
-        tr, sig = rec['truth'], rec['signal']
-        assert tr['qrs_ms'] >= 120
-        b = rec['beats'][len(rec['beats']) // 2]
-        on, off = qrs_bounds(sig, b)
-        assert (off - on) * 1000 / FS >= 115 and abs((off - on) * 1000 / FS - tr['qrs_ms']) <= 12
-        q = sig[on:off]
+        sig, on, off, q = wide_qrs('LBBB', i)
         v1, v6, i1 = q[:, LI['V1']], q[:, LI['V6']], q[:, LI['I']]
         assert v1.min() < -0.5 and v1.max() < 0.25 * -v1.min()            # QS / rS in V1
         for x in (v6, i1):
@@ -319,13 +324,7 @@ def test_lbbb_morphology():
 
 def test_rbbb_morphology():
     for i in range(4):
-        rec = clean(['RBBB'], i)
-        tr, sig = rec['truth'], rec['signal']
-        assert tr['qrs_ms'] >= 120
-        b = rec['beats'][len(rec['beats']) // 2]
-        on, off = qrs_bounds(sig, b)
-        assert (off - on) * 1000 / FS >= 115 and abs((off - on) * 1000 / FS - tr['qrs_ms']) <= 12
-        q = sig[on:off]
+        sig, on, off, q = wide_qrs('RBBB', i)
         v1 = q[:, LI['V1']]
         # rSR': r, then S below it, then a taller terminal R'
         k_s = int(np.argmin(v1))
