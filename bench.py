@@ -524,108 +524,6 @@ def bench_records(args):
     return out
 
 
-def bench_loader_designs(args):
-    """Does a batch machinery (__getitems__ writes a whole batch into one
-    tensor, Batch + collate pass it through; ECGDataset had it until issue 12)
-    beat ECGDataset's plain memory-mapped __getitem__ with torch's default
-    collate by a margin that matters? It did not, so ECGDataset is plain.
-    (a) the CPU step: the loader alone, in process, batch 32;
-    (b) 2 workers feeding a consumer that takes 1,000 samples/s (a GPU's rate
-    for the ResNet-34): the rate reached, and the main process's CPU time per
-    batch (what the training loop loses to the loader).
-    The designs alternate round by round, best of 5, on the same records."""
-    import contextlib
-    import io
-    import tempfile
-    from pathlib import Path
-
-    import torch
-    from torch.utils.data import DataLoader
-
-    import numpy as np
-
-    import preprocess
-    import synthetic
-    from dataset import ECGDataset, collate, padded_width
-    n_records = 64 if args.quick else 256
-
-    class Batch(list):
-        """(x_i, y_i) views of one batch tensor; collate_batch hands it over."""
-
-        def __init__(self, x, y):
-            super().__init__(zip(x, y))
-            self.x, self.y = x, y
-
-    class BatchDataset(ECGDataset):
-        """The design measured against: the DataLoader calls __getitems__
-        with a batch's indices; every record is written straight into one
-        tensor (in shared memory inside a worker), so collating copies nothing."""
-
-        def __getitems__(self, indices):
-            indices = [int(i) for i in indices]
-            width = padded_width(self.lengths[indices].max()) if self.trim else self.window
-            shape = (len(indices), len(self.lead_idx), width)
-            if torch.utils.data.get_worker_info() is not None:
-                storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4)
-                x = torch.empty(0, dtype=torch.float32).set_(storage).view(shape)
-            else:
-                x = torch.empty(shape, dtype=torch.float32)
-            for row, index in zip(x.numpy(), indices):
-                self._fill(row, index)
-            return Batch(x, torch.from_numpy(self.labels[indices]))
-
-    def collate_batch(batch):
-        return (batch.x, batch.y) if isinstance(batch, Batch) else collate(batch)
-
-    def rate(loader, n, consume_per_sample=0.0):
-        """Epochs until n samples -> (samples/s, main-process CPU s per batch)."""
-        t0, c0, seen, batches = time.perf_counter(), time.process_time(), 0, 0
-        while seen < n:
-            for x, _ in loader:
-                seen, batches = seen + len(x), batches + 1
-                if consume_per_sample:  # the GPU's time on the batch
-                    time.sleep(len(x) * consume_per_sample)
-        return seen / (time.perf_counter() - t0), (time.process_time() - c0) / batches
-
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / 'SYNTH'
-        synthetic.write_dataset(data, n_records, seed=0, workers=2, progress=False)
-        with contextlib.redirect_stdout(io.StringIO()):
-            preprocess.main(['--data-dir', str(data)])
-        folds = list(range(1, 11))
-        designs = {'batch': (BatchDataset(data, folds, augment=True), collate_batch),
-                   'plain': (ECGDataset(data, folds, augment=True), None)}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in DataLoader workers
-        step = {k: 0.0 for k in designs}
-        for _ in range(5):
-            for name, (ds, fn) in designs.items():
-                loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=fn)
-                step[name] = max(step[name], rate(loader, 512)[0])
-        torch.set_num_threads(threads)
-        fed, cpu = {k: 0.0 for k in designs}, {k: float('inf') for k in designs}
-        loaders = {name: DataLoader(ds, batch_size=32, shuffle=True, num_workers=2,
-                                    persistent_workers=True, collate_fn=fn)
-                   for name, (ds, fn) in designs.items()}
-        for loader in loaders.values():
-            rate(loader, 1)  # start the workers
-        for _ in range(3):
-            for name, loader in loaders.items():
-                r, c = rate(loader, 2048, 1 / 1000)
-                fed[name], cpu[name] = max(fed[name], r), min(cpu[name], c)
-        del loaders
-    print(f"(a) in process, batch 32: __getitems__ + collate {step['batch']:.0f} samples/s, "
-          f"plain __getitem__ + default collate {step['plain']:.0f} samples/s "
-          f"(x{step['batch'] / step['plain']:.2f})")
-    print(f"(b) 2 workers, consumer at 1,000 samples/s: {fed['batch']:.0f} vs "
-          f"{fed['plain']:.0f} samples/s reached; main-process CPU per batch "
-          f"{cpu['batch'] * 1e3:.2f} vs {cpu['plain'] * 1e3:.2f} ms")
-    return {'step_batch_samples_per_s': step['batch'], 'step_plain_samples_per_s': step['plain'],
-            'step_ratio': step['batch'] / step['plain'], 'fed_batch_samples_per_s': fed['batch'],
-            'fed_plain_samples_per_s': fed['plain'], 'main_cpu_ms_batch': cpu['batch'] * 1e3,
-            'main_cpu_ms_plain': cpu['plain'] * 1e3}
-
-
 def _qrs_detectors():
     """{label: detector(signal 1-D, fs) -> R-peak samples}: ours and the
     public detectors at their default settings; neurokit2 only when it is
@@ -1833,7 +1731,7 @@ def bench_measurements(args):
 
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
-    'loader': bench_loader, 'records': bench_records, 'loader_designs': bench_loader_designs,
+    'loader': bench_loader, 'records': bench_records,
     'train': bench_train, 'qrs': bench_qrs,
     'features': bench_features, 'shap': bench_shap, 'metrics': bench_metrics,
     'length_aware': bench_length_aware, 'deviations': bench_deviations,
