@@ -3,12 +3,19 @@
 Every figure is a ratio of two things measured side by side in this same run,
 because the machines are shared and noisy: absolute seconds are printed for
 context only. Each section returns its headline numbers; the summary at the
-end prints them as one JSON object.
+end prints them as one JSON object. The figures measured so far, one table
+per machine with its date and commit: docs/performance.md.
 """
 import argparse
 import json
 import time
+from pathlib import Path
 
+SHARED = Path(__file__).resolve().parent.parent / 'shared' / 'data'  # the real records, if any
+
+
+# --------------------------------------------------------------------------
+# Timing, measuring and table helpers, shared by the sections.
 
 def timeit(fn, repeat=3):
     """Best-of-`repeat` wall time of fn() in seconds (best-of filters noise)."""
@@ -18,6 +25,87 @@ def timeit(fn, repeat=3):
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def best_cpu(fn, repeat=1):
+    """Best-of-`repeat` CPU seconds of this process in fn() -> (seconds, last
+    result): other jobs on a shared machine do not count against it."""
+    best = float('inf')
+    for _ in range(repeat):
+        t0 = time.process_time()
+        result = fn()
+        best = min(best, time.process_time() - t0)
+    return best, result
+
+
+def run_measured(argv, threads=1):
+    """Run a script in a fresh interpreter -> (seconds, peak resident MiB, output).
+    argv[0] is a script next to bench.py, or '-c' and the code to run;
+    OMP_NUM_THREADS=threads (None: inherited)."""
+    import os
+    import subprocess
+    import sys
+    # VmHWM, not getrusage: ru_maxrss would include the bench's own memory,
+    # which the child inherits at fork (it is kept across exec). The script
+    # and its sibling imports come from bench.py's folder, whatever the cwd.
+    peak = ('print("MAXRSS_KB", [l.split()[1] for l in open("/proc/self/status")'
+            ' if l.startswith("VmHWM")][0])')
+    if argv[0] == '-c':
+        code = argv[1] + '\n' + peak
+    else:
+        here = os.path.dirname(os.path.abspath(__file__))
+        argv = [os.path.join(here, argv[0]), *argv[1:]]
+        code = ('import runpy, sys\n'
+                f'sys.path.insert(0, {here!r})\n'
+                f'sys.argv = {argv!r}\n'
+                'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
+                'finally:\n    ' + peak)
+    t0 = time.perf_counter()
+    env = None if threads is None else {**os.environ, 'OMP_NUM_THREADS': str(threads)}
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    if out.returncode:
+        raise SystemExit(f'error: {argv} failed:\n{out.stdout}\n{out.stderr}')
+    kb = int(out.stdout.rsplit('MAXRSS_KB', 1)[1].split()[0])
+    return seconds, kb / 1024, out.stdout
+
+
+def md_row(*cells):
+    """One row of a Markdown table."""
+    return '| ' + ' | '.join(str(c) for c in cells) + ' |'
+
+
+def md_head(*columns, right=0):
+    """A Markdown table's header and rule; the last `right` columns right-aligned."""
+    return md_row(*columns) + '\n' + md_row(*['---'] * (len(columns) - right),
+                                             *['---:'] * right)
+
+
+def _synthetic_cache(data, n, workers, *preprocess_args):
+    """n synthetic records (seed 0) written to data, then preprocess.py's cache, quietly."""
+    import contextlib
+    import io
+
+    import preprocess
+    import synthetic
+    synthetic.write_dataset(data, n, seed=0, workers=workers)
+    with contextlib.redirect_stdout(io.StringIO()):
+        preprocess.main(['--data-dir', str(data), *preprocess_args])
+
+
+def _random_checkpoint(root, arch, window):
+    """A seeded random model (the costs timed do not depend on the weights)
+    saved as a run under root, loaded as predict.py loads one -> (path, info)."""
+    import torch
+
+    import predict
+    import utils
+    from resnet import build_model
+    torch.manual_seed(0)
+    path = Path(root) / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
+    utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
+                             'leads': list(utils.LEADS), 'window': window}, path)
+    return path, predict.load_model(path, root)
 
 
 def study_dataset_class():
@@ -86,7 +174,6 @@ def bench_preprocess(args):
     """preprocess.py: header scan speed, cache build vs rdsamp-per-record."""
     import os
     import tempfile
-    from pathlib import Path
 
     import wfdb
 
@@ -155,16 +242,11 @@ def bench_preprocess(args):
 
 def bench_loader(args):
     """dataset.py: loader samples/s vs parsing WFDB per access (target >= 20x)."""
-    import contextlib
-    import io
     import tempfile
-    from pathlib import Path
 
     import torch
     from torch.utils.data import DataLoader
 
-    import preprocess
-    import synthetic
     from dataset import ECGDataset, collate, load_labels
     n_records, n_study = (64, 32) if args.quick else (256, 96)
 
@@ -178,9 +260,7 @@ def bench_loader(args):
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / 'SYNTH'
-        synthetic.write_dataset(data, n_records, seed=0, workers=2)
-        with contextlib.redirect_stdout(io.StringIO()):
-            preprocess.main(['--data-dir', str(data)])
+        _synthetic_cache(data, n_records, 2)
         folds = list(range(1, 11))
         ours = ECGDataset(data, folds, augment=True)
         study = study_dataset_class()(data, load_labels(data), augment=True)
@@ -207,6 +287,133 @@ def bench_loader(args):
             'speedup': ratio, 'loader_2_workers_samples_per_s': rates['ours_2_workers']}
 
 
+def _fresh_model(arch):
+    """The bench's model, seeded, with main.py's optimizer."""
+    import torch
+
+    from resnet import build_model
+    torch.manual_seed(0)
+    model = build_model(arch, 12)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-4)
+
+
+def _study_step(model, optimizer, loader, criterion):
+    """The study's training step (plain fp32, no autocast) over loader -> seconds."""
+    t0 = time.perf_counter()
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - t0
+
+
+def _train_steps(data, arch, window, batch, rounds, n_batches, precision):
+    """(a) + (d): main.py's train_one_epoch on the cache loader (full window,
+    then length-aware batches of the same records) vs the plain fp32 step on
+    the study's loader. The three are interleaved round by round and each
+    keeps its best step, so a burst of load on the shared machine does not
+    favour one of them; round 0 is warm-up (allocations, oneDNN plans).
+    'stock' is main.py's step with nn.Dropout's mask (resnet.Dropout's reason
+    to exist); the study's step has it too, as the study's model.
+    -> (best samples/s of ours, stock, study, aware; the datasets)."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Subset
+
+    import main as train
+    from dataset import ECGDataset, LengthBucketSampler, collate, load_labels
+    from resnet import use_fast_dropout
+    device, criterion, folds = torch.device('cpu'), nn.BCEWithLogitsLoss(), list(range(1, 11))
+    ours_ds = ECGDataset(data, folds, window=window, augment=True)
+    study_ds = study_dataset_class()(data, load_labels(data), window=window)
+    trim_ds = ECGDataset(data, folds, window=window, augment=True, trim=True)
+    trim_batches = list(LengthBucketSampler(trim_ds.lengths, batch, shuffle=True, seed=0))
+    model, opt = _fresh_model(arch)
+    best = {'ours': 0.0, 'stock': 0.0, 'study': 0.0, 'aware': 0.0}
+    for r in range(rounds + 1):
+        idx = list(range((r % n_batches) * batch, (r % n_batches + 1) * batch))
+        ours_loader = DataLoader(Subset(ours_ds, idx), batch_size=batch, collate_fn=collate)
+        loaders = {
+            'ours': ours_loader, 'stock': ours_loader,
+            'aware': DataLoader(Subset(trim_ds, trim_batches[r % len(trim_batches)]),
+                                batch_size=batch, collate_fn=collate)}
+        for name, loader in loaders.items():
+            use_fast_dropout(model, name != 'stock')
+            rate = train.train_one_epoch(model, loader, criterion, opt, device, precision,
+                                         1, show_progress=False)['samples_per_s']
+            best[name] = max(best[name], rate) if r else 0.0
+        use_fast_dropout(model, False)
+        rate = batch / _study_step(model, opt, DataLoader(Subset(study_ds, idx),
+                                                          batch_size=batch), criterion)
+        best['study'] = max(best['study'], rate) if r else 0.0
+    return best, ours_ds, trim_ds, trim_batches
+
+
+def _flop_use(model, window, precision, samples_per_s, quick):
+    """(b) FLOP use: counted FLOPs of one fwd+bwd per sample vs a big matmul -> dict."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import utils
+    with FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 12, window)).sum().backward()
+    gflop = counter.get_total_flops() / 1e9
+    size = 512 if quick else 2048
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    peak_fp32 = 2 * size ** 3 / timeit(lambda: a @ b, 3) / 1e9
+    small = a[:256, :256].bfloat16()
+    peak_bf16 = 2 * 256 ** 3 / timeit(lambda: small @ small, 2) / 1e9
+    if precision == 'bf16' and size > 256:
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        peak_bf16 = 2 * size ** 3 / timeit(lambda: a16 @ b16, 3) / 1e9
+    peak = peak_bf16 if precision == 'bf16' else peak_fp32
+    achieved = gflop * samples_per_s
+    print(f'(b) {gflop:.1f} GFLOP per sample (fwd+bwd); achieved {achieved:.1f} GFLOP/s '
+          f'= {100 * achieved / peak:.0f}% of the {precision} matmul peak {peak:.1f} '
+          f'GFLOP/s (fp32 {peak_fp32:.1f}, bf16 {peak_bf16:.2f}'
+          f"{'' if utils.cpu_supports_bf16() else ', emulated: no native bf16 here'})")
+    return dict(gflop_per_sample=gflop, achieved_gflops=achieved,
+                matmul_peak_fp32_gflops=peak_fp32, matmul_peak_bf16_gflops=peak_bf16,
+                flop_efficiency=achieved / peak)
+
+
+def _inference_ms(model, x1, infer_batch, precision):
+    """(c) inference latency, as predict.py runs it -> dict (ms per record)."""
+    import torch
+
+    import utils
+    device = torch.device('cpu')
+    model.eval()
+
+    def infer(x):
+        with torch.inference_mode(), utils.autocast(device, precision):
+            model(x)
+    ms1 = 1000 * timeit(lambda: infer(x1), 3)
+    xb = x1.repeat(infer_batch, 1, 1)
+    msb = 1000 * timeit(lambda: infer(xb), 2) / infer_batch
+    print(f'(c) inference: {ms1:.0f} ms/record at batch 1, {msb:.0f} ms/record at '
+          f'batch {infer_batch}')
+    return {'infer_ms_batch1': ms1, f'infer_ms_per_record_batch{infer_batch}': msb}
+
+
+def _cpsc_sample_ratio():
+    """(d) input samples per record on a CPSC-sized set (6877 records; 82% ~
+    12.5 s, 18% ~ 25 s, 6-60 s, as synthetic.py and CPSC2018): the full window
+    over length-aware batches of 32."""
+    import numpy as np
+
+    import utils
+    from dataset import LengthBucketSampler, padded_width
+    rng = np.random.default_rng(0)
+    secs = np.where(rng.random(6877) < 0.82, 12.5 * np.exp(0.28 * rng.standard_normal(6877)),
+                    25.0 * np.exp(0.45 * rng.standard_normal(6877)))
+    lengths = np.minimum(np.clip(secs, 6, 60) * utils.FS, utils.WINDOW).astype(int)
+    sampler = LengthBucketSampler(lengths, 32, shuffle=True, seed=0)
+    padded = sum(len(idx) * padded_width(lengths[idx].max()) for idx in sampler)
+    return len(lengths) * utils.WINDOW / padded
+
+
 def bench_train(args):
     """main.py: training step samples/s vs plain fp32 + WFDB parsing (>= 2x);
     GFLOP/s vs measured matmul peak; inference ms/record; length-aware mode.
@@ -218,85 +425,27 @@ def bench_train(args):
     on its own as 'stock'); the length-aware ratio in (d) is the one that
     pays there.
     """
-    import contextlib
-    import io
     import tempfile
-    from pathlib import Path
 
     import numpy as np
     import torch
-    from torch import nn
-    from torch.utils.data import DataLoader, Subset
-    from torch.utils.flop_counter import FlopCounterMode
 
-    import main as train
-    import preprocess
-    import synthetic
     import utils
-    from dataset import ECGDataset, LengthBucketSampler, collate, load_labels
-    from resnet import build_model, use_fast_dropout
+    from dataset import padded_width
 
     # 15000 samples x 12 leads, batch 4: one ResNet-34 step is ~290 GFLOP,
     # seconds on 2 CPU cores, so each path gets 3 timed steps (+1 warm-up).
     arch, window, batch, rounds, infer_batch = (
         ('resnet18', 2000, 2, 1, 4) if args.quick else ('resnet34', utils.WINDOW, 4, 3, 32))
     n_batches = 3
-    device = torch.device('cpu')
-    precision = utils.select_precision(device, 'auto')
-    criterion = nn.BCEWithLogitsLoss()
-
-    def study_step(model, optimizer, loader):
-        t0 = time.perf_counter()
-        for x, y in loader:
-            loss = criterion(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return batch / (time.perf_counter() - t0)
-
-    def fresh_model():
-        torch.manual_seed(0)
-        model = build_model(arch, 12)
-        return model, torch.optim.Adam(model.parameters(), lr=1e-4)
-
+    precision = utils.select_precision(torch.device('cpu'), 'auto')
     out = {'device': 'cpu', 'precision': precision, 'arch': arch, 'window': window,
            'batch': batch, 'threads': torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / 'SYNTH'
-        synthetic.write_dataset(data, batch * n_batches, seed=0, workers=1)
-        with contextlib.redirect_stdout(io.StringIO()):
-            preprocess.main(['--data-dir', str(data), '--workers', '1'])
-        folds = list(range(1, 11))
-
-        # (a) + (d): main.py's train_one_epoch on the cache loader (full window,
-        # then length-aware batches of the same records) vs the plain fp32 step
-        # on the study's loader. The three are interleaved round by round and
-        # each keeps its best step, so a burst of load on the shared machine
-        # does not favour one of them; round 0 is warm-up (allocations, oneDNN
-        # plans).
-        ours_ds = ECGDataset(data, folds, window=window, augment=True)
-        study_ds = study_dataset_class()(data, load_labels(data), window=window)
-        trim_ds = ECGDataset(data, folds, window=window, augment=True, trim=True)
-        trim_batches = list(LengthBucketSampler(trim_ds.lengths, batch, shuffle=True, seed=0))
-        # 'stock' is main.py's step with nn.Dropout's mask (resnet.Dropout's
-        # reason to exist); the study's step has it too, as the study's model.
-        model, opt = fresh_model()
-        best = {'ours': 0.0, 'stock': 0.0, 'study': 0.0, 'aware': 0.0}
-        for r in range(rounds + 1):
-            idx = list(range((r % n_batches) * batch, (r % n_batches + 1) * batch))
-            ours_loader = DataLoader(Subset(ours_ds, idx), batch_size=batch, collate_fn=collate)
-            loaders = {
-                'ours': ours_loader, 'stock': ours_loader,
-                'aware': DataLoader(Subset(trim_ds, trim_batches[r % len(trim_batches)]),
-                                    batch_size=batch, collate_fn=collate)}
-            for name, loader in loaders.items():
-                use_fast_dropout(model, name != 'stock')
-                rate = train.train_one_epoch(model, loader, criterion, opt, device, precision,
-                                             1, show_progress=False)['samples_per_s']
-                best[name] = max(best[name], rate) if r else 0.0
-            use_fast_dropout(model, False)
-            rate = study_step(model, opt, DataLoader(Subset(study_ds, idx), batch_size=batch))
-            best['study'] = max(best['study'], rate) if r else 0.0
+        _synthetic_cache(data, batch * n_batches, 1, '--workers', '1')
+        best, ours_ds, trim_ds, trim_batches = _train_steps(data, arch, window, batch, rounds,
+                                                            n_batches, precision)
         ours, stock, study, aware = best['ours'], best['stock'], best['study'], best['aware']
         out.update(train_samples_per_s=ours, study_samples_per_s=study,
                    train_speedup=ours / study, stock_dropout_samples_per_s=stock,
@@ -306,55 +455,13 @@ def bench_train(args):
               f'per item {study:.2f} samples/s: x{ours / study:.2f} (main.py with '
               f"nn.Dropout's mask instead of resnet.Dropout's: {stock:.2f} samples/s, "
               f'x{ours / stock:.2f})')
-
-        # (b) FLOP use: counted FLOPs of one fwd+bwd per sample vs a big matmul.
-        model, _ = fresh_model()
-        with FlopCounterMode(display=False) as counter:
-            model(torch.randn(1, 12, window)).sum().backward()
-        gflop = counter.get_total_flops() / 1e9
-        size = 512 if args.quick else 2048
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        peak_fp32 = 2 * size ** 3 / timeit(lambda: a @ b, 3) / 1e9
-        small = a[:256, :256].bfloat16()
-        peak_bf16 = 2 * 256 ** 3 / timeit(lambda: small @ small, 2) / 1e9
-        if precision == 'bf16' and size > 256:
-            a16, b16 = a.bfloat16(), b.bfloat16()
-            peak_bf16 = 2 * size ** 3 / timeit(lambda: a16 @ b16, 3) / 1e9
-        peak = peak_bf16 if precision == 'bf16' else peak_fp32
-        achieved = gflop * ours
-        out.update(gflop_per_sample=gflop, achieved_gflops=achieved,
-                   matmul_peak_fp32_gflops=peak_fp32, matmul_peak_bf16_gflops=peak_bf16,
-                   flop_efficiency=achieved / peak)
-        print(f'(b) {gflop:.1f} GFLOP per sample (fwd+bwd); achieved {achieved:.1f} GFLOP/s '
-              f'= {100 * achieved / peak:.0f}% of the {precision} matmul peak {peak:.1f} '
-              f'GFLOP/s (fp32 {peak_fp32:.1f}, bf16 {peak_bf16:.2f}'
-              f"{'' if utils.cpu_supports_bf16() else ', emulated: no native bf16 here'})")
-
-        # (c) inference latency, as predict.py runs it.
-        model.eval()
-
-        def infer(x):
-            with torch.inference_mode(), utils.autocast(device, precision):
-                model(x)
-        x1 = ours_ds[0][0][None]
-        ms1 = 1000 * timeit(lambda: infer(x1), 3)
-        xb = x1.repeat(infer_batch, 1, 1)
-        msb = 1000 * timeit(lambda: infer(xb), 2) / infer_batch
-        out.update(infer_ms_batch1=ms1, **{f'infer_ms_per_record_batch{infer_batch}': msb})
-        print(f'(c) inference: {ms1:.0f} ms/record at batch 1, {msb:.0f} ms/record at '
-              f'batch {infer_batch}')
-
-        # (d) length-aware batches: input samples per record on a CPSC-sized
-        # set (6877 records; 82% ~ 12.5 s, 18% ~ 25 s, 6-60 s, as synthetic.py
-        # and CPSC2018), then a measured step on this set's records.
-        rng = np.random.default_rng(0)
-        secs = np.where(rng.random(6877) < 0.82, 12.5 * np.exp(0.28 * rng.standard_normal(6877)),
-                        25.0 * np.exp(0.45 * rng.standard_normal(6877)))
-        lengths = np.minimum(np.clip(secs, 6, 60) * utils.FS, utils.WINDOW).astype(int)
-        sampler = LengthBucketSampler(lengths, 32, shuffle=True, seed=0)
-        padded = sum(len(idx) * -(-int(lengths[idx].max()) // 64) * 64 for idx in sampler)
-        sample_ratio = len(lengths) * utils.WINDOW / padded
-        mean_len = np.mean([-(-int(trim_ds.lengths[i].max()) // 64) * 64
+        model, _ = _fresh_model(arch)
+        out.update(_flop_use(model, window, precision, ours, args.quick))
+        out.update(_inference_ms(model, ours_ds[0][0][None], infer_batch, precision))
+        # (d) length-aware batches: the CPSC-like ratio, then a measured step
+        # on this set's records.
+        sample_ratio = _cpsc_sample_ratio()
+        mean_len = np.mean([padded_width(trim_ds.lengths[i].max())
                             for i in map(np.array, trim_batches)])
         out.update(length_aware_sample_ratio_cpsc=sample_ratio,
                    length_aware_samples_per_s=aware, length_aware_speedup=aware / ours)
@@ -390,30 +497,97 @@ def _write_holter(folder, name, hours, fs=1000, nleads=12, chunk_s=600):
     return folder / f'{name}.hea'
 
 
-def _run_measured(argv):
-    """Run a script in a fresh interpreter -> (seconds, peak resident MiB, output)."""
-    import os
-    import subprocess
-    import sys
-    # VmHWM, not getrusage: ru_maxrss would include the bench's own memory,
-    # which the child inherits at fork (it is kept across exec). The script
-    # and its sibling imports come from bench.py's folder, whatever the cwd.
-    here = os.path.dirname(os.path.abspath(__file__))
-    argv = [os.path.join(here, argv[0]), *argv[1:]]
-    code = ('import runpy, sys\n'
-            f'sys.path.insert(0, {here!r})\n'
-            f'sys.argv = {argv!r}\n'
-            'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
-            'finally:\n    print("MAXRSS_KB", [l.split()[1] for l in open("/proc/self/status")'
-            ' if l.startswith("VmHWM")][0])')
+def _records_holter(tmp, hours):
+    """preprocess.py and predict.py --records on a long record, each in a fresh
+    interpreter, and predict.py on a 10-s record (its own floor) -> dict."""
+    import torch
+
+    from resnet import build_model
+    from utils import CLASSES, LEADS
+    (tmp / 'HOLTER').mkdir()
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    seconds = time.perf_counter() - t0
-    if out.returncode:
-        raise SystemExit(f'error: {argv} failed:\n{out.stdout}\n{out.stderr}')
-    kb = int(out.stdout.rsplit('MAXRSS_KB', 1)[1].split()[0])
-    return seconds, kb / 1024, out.stdout
+    hea = _write_holter(tmp / 'HOLTER', 'H24', hours)
+    size = hea.with_suffix('.dat').stat().st_size / 2**30
+    print(f'wrote a {hours:g}-h 12-lead 1 kHz record ({size:.2f} GiB) in '
+          f'{time.perf_counter() - t0:.1f} s')
+    pre_s, pre_mb, _ = run_measured(['preprocess.py', '--data-dir', str(tmp / 'HOLTER'),
+                                     '--workers', '1'])
+    torch.save({'model': build_model('resnet34', 12).state_dict(), 'leads': LEADS,
+                'classes': CLASSES, 'arch': 'resnet34', 'window': 15000}, tmp / 'best.pt')
+    pred_s, pred_mb, _ = run_measured(['predict.py', '--model-path', str(tmp / 'best.pt'),
+                                       '--device', 'cpu', '--records', str(hea),
+                                       '--out', str(tmp / 'p.csv')])
+    # predict.py's own floor: the same command on a 10-s record.
+    (tmp / 'SHORT').mkdir()
+    short = _write_holter(tmp / 'SHORT', 'S10', 10 / 3600, chunk_s=10)
+    floor_s, floor_mb, _ = run_measured(['predict.py', '--model-path', str(tmp / 'best.pt'),
+                                         '--device', 'cpu', '--records', str(short),
+                                         '--out', str(tmp / 'q.csv')])
+    return dict(hours=hours, file_gib=size, preprocess_s=pre_s, preprocess_rss_mib=pre_mb,
+                predict_s=pred_s, predict_rss_mib=pred_mb, predict_10s_record_s=floor_s,
+                predict_10s_record_rss_mib=floor_mb)
+
+
+def _records_whole_read(half, hours):
+    """Before: the whole record read in float64 and resampled, then cut; measured
+    on the 30-min record `half` and scaled to `hours` -> (seconds, MiB)."""
+    code = ('import wfdb, numpy as np\n'
+            'from scipy.signal import resample_poly\n'
+            f'sig = wfdb.rdrecord({str(half.with_suffix(""))!r}).p_signal\n'
+            'x = resample_poly(sig, 1, 2, axis=0)[-15000:]')
+    seconds, mib, _ = run_measured(['-c', code], threads=None)
+    return seconds * hours / 0.5, mib * hours / 0.5
+
+
+def _records_tail_error(half):
+    """prepare() (tail only) vs the straightforward whole read on the 30-min
+    record: the largest difference in mV (they should be equal)."""
+    import numpy as np
+    import wfdb
+    from scipy.signal import resample_poly
+
+    import records
+    from utils import LEADS
+    x = records.prepare(records.read_record(half), LEADS).x
+    full = resample_poly(wfdb.rdrecord(str(half.with_suffix(''))).p_signal, 1, 2, axis=0)
+    return float(np.abs(x - records.to_mV(records.quantise(full[-15000:].T))).max())
+
+
+def _records_readers(tmp, half):
+    """Hand-written readers vs wfdb.rdrecord(sampfrom, sampto), same rows:
+    read_record + prepare on 8 CPSC-like .mat records and on the last 30 s of
+    the 30-min format-16 record `half` -> dict (ms)."""
+    import records
+    import synthetic
+    from utils import LEADS
+    synthetic.write_dataset(tmp / 'MAT', 8, seed=0, workers=1, progress=False)
+    mats = sorted((tmp / 'MAT').glob('*.hea'))
+    hold = records._signal_reader
+
+    def through_wfdb(hdr):
+        return (lambda a, b: records._wfdb_read(hdr, a, b)), None
+
+    def read_all(paths, reader):
+        records._signal_reader = reader
+        try:
+            for p in paths:
+                r = records.read_record(p)
+                records.prepare(r, LEADS)
+        finally:
+            records._signal_reader = hold
+    n = len(mats)
+    t_ours = timeit(lambda: read_all(mats, hold), 3) / n
+    t_wfdb = timeit(lambda: read_all(mats, through_wfdb), 3) / n
+    t_hol = timeit(lambda: read_all([half], hold), 3)
+    t_hol_wfdb = timeit(lambda: read_all([half], through_wfdb), 3)
+    print(f'read_record + prepare, 12 leads: PhysioNet .mat (CPSC-like, ~16 s) '
+          f'{t_ours * 1e3:.2f} ms with the memory-mapped reader vs {t_wfdb * 1e3:.2f} ms '
+          f'through wfdb.rdrecord (x{t_wfdb / t_ours:.1f}); last 30 s of a 30-min '
+          f'format-16 record {t_hol * 1e3:.1f} ms vs {t_hol_wfdb * 1e3:.1f} ms '
+          f'(x{t_hol_wfdb / t_hol:.1f})')
+    return dict(mat_reader_ms=t_ours * 1e3, mat_wfdb_ms=t_wfdb * 1e3,
+                mat_reader_speedup=t_wfdb / t_ours, fmt16_reader_ms=t_hol * 1e3,
+                fmt16_wfdb_ms=t_hol_wfdb * 1e3, fmt16_reader_speedup=t_hol_wfdb / t_hol)
 
 
 def bench_records(args):
@@ -422,208 +596,28 @@ def bench_records(args):
     (targets: <= 1 GB, a few seconds), against reading it whole as before
     (measured on 30 min, scaled by 48); and the hand-written readers (memory-
     mapped MATLAB v4 .mat and format 16) against wfdb.rdrecord(sampfrom, sampto)."""
-    import subprocess
-    import sys
     import tempfile
-    from pathlib import Path
-
-    import numpy as np
-    import torch
-    import wfdb
-    from scipy.signal import resample_poly
-
-    import records
-    import synthetic
-    from resnet import build_model
-    from utils import CLASSES, LEADS
     hours = 0.5 if args.quick else 24.0
-    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / 'HOLTER').mkdir()
-        t0 = time.perf_counter()
-        hea = _write_holter(tmp / 'HOLTER', 'H24', hours)
-        size = hea.with_suffix('.dat').stat().st_size / 2**30
-        print(f'wrote a {hours:g}-h 12-lead 1 kHz record ({size:.2f} GiB) in '
-              f'{time.perf_counter() - t0:.1f} s')
-        pre_s, pre_mb, _ = _run_measured(['preprocess.py', '--data-dir', str(tmp / 'HOLTER'),
-                                          '--workers', '1'])
-        torch.save({'model': build_model('resnet34', 12).state_dict(), 'leads': LEADS,
-                    'classes': CLASSES, 'arch': 'resnet34', 'window': 15000}, tmp / 'best.pt')
-        pred_s, pred_mb, _ = _run_measured(['predict.py', '--model-path', str(tmp / 'best.pt'),
-                                            '--device', 'cpu', '--records', str(hea),
-                                            '--out', str(tmp / 'p.csv')])
-        # predict.py's own floor: the same command on a 10-s record.
-        (tmp / 'SHORT').mkdir()
-        short = _write_holter(tmp / 'SHORT', 'S10', 10 / 3600, chunk_s=10)
-        floor_s, floor_mb, _ = _run_measured(['predict.py', '--model-path', str(tmp / 'best.pt'),
-                                              '--device', 'cpu', '--records', str(short),
-                                              '--out', str(tmp / 'q.csv')])
-        # Before: the whole record read in float64 and resampled, then cut.
+        out = _records_holter(tmp, hours)
         (tmp / 'HALF').mkdir()
         half = _write_holter(tmp / 'HALF', 'H05', 0.5)
-        code = ('import wfdb, numpy as np\n'
-                'from scipy.signal import resample_poly\n'
-                f'sig = wfdb.rdrecord({str(half.with_suffix(""))!r}).p_signal\n'
-                'x = resample_poly(sig, 1, 2, axis=0)[-15000:]\n'
-                'print("MAXRSS_KB", [l.split()[1] for l in open("/proc/self/status")'
-                ' if l.startswith("VmHWM")][0])')
-        t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-        whole_s = (time.perf_counter() - t0) * hours / 0.5
-        whole_mb = int(res.stdout.split('MAXRSS_KB')[1].split()[0]) / 1024 * hours / 0.5
-        print(f'{hours:g} h record, preprocess.py: {pre_s:.1f} s, peak RSS {pre_mb:.0f} MiB; '
-              f'predict.py --records (ResNet-34, CPU): {pred_s:.1f} s, {pred_mb:.0f} MiB '
-              f'(on a 10-s record: {floor_s:.1f} s, {floor_mb:.0f} MiB: the difference is '
-              f'what the length costs); reading it whole and resampling, as before: '
-              f'~{whole_s:.0f} s, ~{whole_mb / 1024:.1f} GiB (30 min measured, x{hours / 0.5:g})')
-        out.update(hours=hours, file_gib=size, preprocess_s=pre_s, preprocess_rss_mib=pre_mb,
-                   predict_s=pred_s, predict_rss_mib=pred_mb, predict_10s_record_s=floor_s,
-                   predict_10s_record_rss_mib=floor_mb, whole_read_s=whole_s,
-                   whole_read_rss_mib=whole_mb)
-
-        # prepare() vs the straightforward whole read on the 30-min record:
-        # equal output, and the cost.
-        rec = records.read_record(half)
-        x = records.prepare(rec, LEADS).x
-        full = resample_poly(wfdb.rdrecord(str(half.with_suffix(''))).p_signal, 1, 2, axis=0)
-        err = float(np.abs(x - records.to_mV(records.quantise(full[-15000:].T))).max())
+        whole_s, whole_mb = _records_whole_read(half, hours)
+        print(f"{hours:g} h record, preprocess.py: {out['preprocess_s']:.1f} s, peak RSS "
+              f"{out['preprocess_rss_mib']:.0f} MiB; predict.py --records (ResNet-34, CPU): "
+              f"{out['predict_s']:.1f} s, {out['predict_rss_mib']:.0f} MiB (on a 10-s record: "
+              f"{out['predict_10s_record_s']:.1f} s, {out['predict_10s_record_rss_mib']:.0f} "
+              f'MiB: the difference is what the length costs); reading it whole and '
+              f'resampling, as before: ~{whole_s:.0f} s, ~{whole_mb / 1024:.1f} GiB (30 min '
+              f'measured, x{hours / 0.5:g})')
+        out.update(whole_read_s=whole_s, whole_read_rss_mib=whole_mb)
+        err = _records_tail_error(half)
         out['tail_vs_whole_max_abs_mv'] = err
         print(f'prepare (tail only) vs whole-record resampling on 30 min: max |diff| '
               f'{err * 1000:.3f} µV')
-
-        # Hand-written readers vs wfdb.rdrecord(sampfrom, sampto), same rows.
-        synthetic.write_dataset(tmp / 'MAT', 8, seed=0, workers=1, progress=False)
-        mats = sorted((tmp / 'MAT').glob('*.hea'))
-        hold = records._signal_reader
-
-        def through_wfdb(hdr):
-            return (lambda a, b: records._wfdb_read(hdr, a, b)), None
-
-        def read_all(paths, reader):
-            records._signal_reader = reader
-            try:
-                for p in paths:
-                    r = records.read_record(p)
-                    records.prepare(r, LEADS)
-            finally:
-                records._signal_reader = hold
-        n = len(mats)
-        t_ours = timeit(lambda: read_all(mats, hold), 3) / n
-        t_wfdb = timeit(lambda: read_all(mats, through_wfdb), 3) / n
-        t_hol = timeit(lambda: read_all([half], hold), 3)
-        t_hol_wfdb = timeit(lambda: read_all([half], through_wfdb), 3)
-        print(f'read_record + prepare, 12 leads: PhysioNet .mat (CPSC-like, ~16 s) '
-              f'{t_ours * 1e3:.2f} ms with the memory-mapped reader vs {t_wfdb * 1e3:.2f} ms '
-              f'through wfdb.rdrecord (x{t_wfdb / t_ours:.1f}); last 30 s of a 30-min '
-              f'format-16 record {t_hol * 1e3:.1f} ms vs {t_hol_wfdb * 1e3:.1f} ms '
-              f'(x{t_hol_wfdb / t_hol:.1f})')
-        out.update(mat_reader_ms=t_ours * 1e3, mat_wfdb_ms=t_wfdb * 1e3,
-                   mat_reader_speedup=t_wfdb / t_ours, fmt16_reader_ms=t_hol * 1e3,
-                   fmt16_wfdb_ms=t_hol_wfdb * 1e3, fmt16_reader_speedup=t_hol_wfdb / t_hol)
+        out.update(_records_readers(tmp, half))
     return out
-
-
-def bench_loader_designs(args):
-    """Does a batch machinery (__getitems__ writes a whole batch into one
-    tensor, Batch + collate pass it through; ECGDataset had it until issue 12)
-    beat ECGDataset's plain memory-mapped __getitem__ with torch's default
-    collate by a margin that matters? It did not, so ECGDataset is plain.
-    (a) the CPU step: the loader alone, in process, batch 32;
-    (b) 2 workers feeding a consumer that takes 1,000 samples/s (a GPU's rate
-    for the ResNet-34): the rate reached, and the main process's CPU time per
-    batch (what the training loop loses to the loader).
-    The designs alternate round by round, best of 5, on the same records."""
-    import contextlib
-    import io
-    import tempfile
-    from pathlib import Path
-
-    import torch
-    from torch.utils.data import DataLoader
-
-    import numpy as np
-
-    import preprocess
-    import synthetic
-    from dataset import ECGDataset, collate, padded_width
-    n_records = 64 if args.quick else 256
-
-    class Batch(list):
-        """(x_i, y_i) views of one batch tensor; collate_batch hands it over."""
-
-        def __init__(self, x, y):
-            super().__init__(zip(x, y))
-            self.x, self.y = x, y
-
-    class BatchDataset(ECGDataset):
-        """The design measured against: the DataLoader calls __getitems__
-        with a batch's indices; every record is written straight into one
-        tensor (in shared memory inside a worker), so collating copies nothing."""
-
-        def __getitems__(self, indices):
-            indices = [int(i) for i in indices]
-            width = padded_width(self.lengths[indices].max()) if self.trim else self.window
-            shape = (len(indices), len(self.lead_idx), width)
-            if torch.utils.data.get_worker_info() is not None:
-                storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4)
-                x = torch.empty(0, dtype=torch.float32).set_(storage).view(shape)
-            else:
-                x = torch.empty(shape, dtype=torch.float32)
-            for row, index in zip(x.numpy(), indices):
-                self._fill(row, index)
-            return Batch(x, torch.from_numpy(self.labels[indices]))
-
-    def collate_batch(batch):
-        return (batch.x, batch.y) if isinstance(batch, Batch) else collate(batch)
-
-    def rate(loader, n, consume_per_sample=0.0):
-        """Epochs until n samples -> (samples/s, main-process CPU s per batch)."""
-        t0, c0, seen, batches = time.perf_counter(), time.process_time(), 0, 0
-        while seen < n:
-            for x, _ in loader:
-                seen, batches = seen + len(x), batches + 1
-                if consume_per_sample:  # the GPU's time on the batch
-                    time.sleep(len(x) * consume_per_sample)
-        return seen / (time.perf_counter() - t0), (time.process_time() - c0) / batches
-
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / 'SYNTH'
-        synthetic.write_dataset(data, n_records, seed=0, workers=2, progress=False)
-        with contextlib.redirect_stdout(io.StringIO()):
-            preprocess.main(['--data-dir', str(data)])
-        folds = list(range(1, 11))
-        designs = {'batch': (BatchDataset(data, folds, augment=True), collate_batch),
-                   'plain': (ECGDataset(data, folds, augment=True), None)}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in DataLoader workers
-        step = {k: 0.0 for k in designs}
-        for _ in range(5):
-            for name, (ds, fn) in designs.items():
-                loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=fn)
-                step[name] = max(step[name], rate(loader, 512)[0])
-        torch.set_num_threads(threads)
-        fed, cpu = {k: 0.0 for k in designs}, {k: float('inf') for k in designs}
-        loaders = {name: DataLoader(ds, batch_size=32, shuffle=True, num_workers=2,
-                                    persistent_workers=True, collate_fn=fn)
-                   for name, (ds, fn) in designs.items()}
-        for loader in loaders.values():
-            rate(loader, 1)  # start the workers
-        for _ in range(3):
-            for name, loader in loaders.items():
-                r, c = rate(loader, 2048, 1 / 1000)
-                fed[name], cpu[name] = max(fed[name], r), min(cpu[name], c)
-        del loaders
-    print(f"(a) in process, batch 32: __getitems__ + collate {step['batch']:.0f} samples/s, "
-          f"plain __getitem__ + default collate {step['plain']:.0f} samples/s "
-          f"(x{step['batch'] / step['plain']:.2f})")
-    print(f"(b) 2 workers, consumer at 1,000 samples/s: {fed['batch']:.0f} vs "
-          f"{fed['plain']:.0f} samples/s reached; main-process CPU per batch "
-          f"{cpu['batch'] * 1e3:.2f} vs {cpu['plain'] * 1e3:.2f} ms")
-    return {'step_batch_samples_per_s': step['batch'], 'step_plain_samples_per_s': step['plain'],
-            'step_ratio': step['batch'] / step['plain'], 'fed_batch_samples_per_s': fed['batch'],
-            'fed_plain_samples_per_s': fed['plain'], 'main_cpu_ms_batch': cpu['batch'] * 1e3,
-            'main_cpu_ms_plain': cpu['plain'] * 1e3}
 
 
 def _qrs_detectors():
@@ -673,13 +667,10 @@ def _qrs_score(records, detector, margin_s=0.0, repeat=1):
     import numpy as np
 
     import QRSDetectorOffline as qrs
-    best = float('inf')
-    for _ in range(repeat):
-        t0 = time.process_time()
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            dets = [np.asarray(detector(x, fs), dtype=np.int64) for x, fs, _ in records]
-        best = min(best, time.process_time() - t0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        best, dets = best_cpu(lambda: [np.asarray(detector(x, fs), dtype=np.int64)
+                                       for x, fs, _ in records], repeat)
     tp = fn = fp = 0
     for (x, fs, ref), det in zip(records, dets, strict=True):
         m0, n = int(margin_s * fs), len(x)
@@ -692,15 +683,9 @@ def _qrs_score(records, detector, margin_s=0.0, repeat=1):
             's_per_hour': best / hours}
 
 
-def _cpu(fn):
-    t0 = time.process_time()
-    fn()
-    return time.process_time() - t0
-
-
 def _qrs_row(set_name, label, m):
-    print(f"| {set_name} | {label} | {100 * m['se']:.2f} | {100 * m['ppv']:.2f} | "
-          f"{100 * m['f1']:.2f} | {m['s_per_hour']:.2f} |", flush=True)
+    print(md_row(set_name, label, f"{100 * m['se']:.2f}", f"{100 * m['ppv']:.2f}",
+                 f"{100 * m['f1']:.2f}", f"{m['s_per_hour']:.2f}"), flush=True)
 
 
 def bench_qrs(args):
@@ -720,7 +705,6 @@ def bench_qrs(args):
     (best of 2), and ours on one hour of 500 Hz signal (MIT-BIH 100 resampled
     to 500 Hz, twice over). --quick: 10 synthetic records, x1 and x4.
     """
-    from pathlib import Path
 
     import numpy as np
     from scipy.signal import resample_poly
@@ -729,10 +713,9 @@ def bench_qrs(args):
     import synthetic
     from utils import LEADS
     methods = _qrs_detectors()
-    shared = Path(__file__).resolve().parent.parent / 'shared' / 'data'
+    shared = SHARED
     out = {}
-    print('| set | detector | Se % | +P % | F1 % | s per hour |')
-    print('| --- | --- | ---: | ---: | ---: | ---: |')
+    print(md_head('set', 'detector', 'Se %', '+P %', 'F1 %', 's per hour', right=4))
     if shared.is_dir():
         real = {name: qrs.reference_set(shared / name)
                 for name in ('cpsc2019', 'cpsc2021', 'mitdb')}
@@ -773,7 +756,7 @@ def bench_qrs(args):
         import wfdb
         rec = wfdb.rdrecord(str(shared / 'mitdb' / '100'))
         hour = np.tile(resample_poly(rec.p_signal[:, 0], 25, 18), 2)   # 360 -> 500 Hz, 1 h
-        t = min(_cpu(lambda: qrs.detect(hour, 500.0)) for _ in range(2))
+        t, _ = best_cpu(lambda: qrs.detect(hour, 500.0), 2)
         print(f'ours on {len(hour) / 500 / 3600:.2f} h of one lead at 500 Hz: {t:.2f} s of CPU '
               f'(target <= 0.5 s per hour)')
         out['ours_s_per_hour_500hz'] = round(t / (len(hour) / 500 / 3600), 3)
@@ -795,7 +778,6 @@ def bench_features(args):
     import os
     import tempfile
     import warnings
-    from pathlib import Path
 
     import numpy as np
     import pandas as pd
@@ -929,7 +911,6 @@ def bench_shap_population(args):
     records of 10 s with their .atr; values: the input times noise, as cheap
     stand-ins of the right shape (the drawing cost does not depend on them)."""
     import tempfile
-    from pathlib import Path
 
     import numpy as np
     import torch
@@ -1027,7 +1008,6 @@ def small_runs(args):
     import io
     import json as _json
     import tempfile
-    from pathlib import Path
     from types import SimpleNamespace
 
     import numpy as np
@@ -1084,12 +1064,12 @@ def small_runs(args):
 
 
 def _row(name, r):
-    return (f"| {name} | {r['samples_per_s']:.1f} | {r['val_auc']:.3f} | {r['val_f1']:.3f} | "
-            f"{r['test_auc']:.3f} | {r['test_f1']:.3f} |")
+    return md_row(name, f"{r['samples_per_s']:.1f}", f"{r['val_auc']:.3f}",
+                  f"{r['val_f1']:.3f}", f"{r['test_auc']:.3f}", f"{r['test_f1']:.3f}")
 
 
-_HEAD = ('| run | train samples/s | val macro AUC | val macro F1 | test macro AUC | '
-         'test macro F1 |\n| --- | --- | --- | --- | --- | --- |')
+_HEAD = md_head('run', 'train samples/s', 'val macro AUC', 'val macro F1', 'test macro AUC',
+                'test macro F1')
 
 
 def bench_length_aware(args):
@@ -1229,9 +1209,9 @@ def bench_deviations(args):
             'LGB, lead features only (study)': score(
                 'LGB', lambda: baselines.build_model('LGB', 42), lead_cols)}
     out['baselines'] = rows
-    print('| baseline variant | test macro AUC | test macro F1 |\n| --- | --- | --- |')
+    print(md_head('baseline variant', 'test macro AUC', 'test macro F1'))
     for name, r in rows.items():
-        print(f"| {name} | {r['test_auc']:.3f} | {r['test_f1']:.3f} |")
+        print(md_row(name, f"{r['test_auc']:.3f}", f"{r['test_f1']:.3f}"))
 
 
 def _explain_times(wrapper, x, bg, k, nsamples, with_shap):
@@ -1252,41 +1232,15 @@ def _explain_times(wrapper, x, bg, k, nsamples, with_shap):
     return t_ours, t_shap
 
 
-def bench_app(args):
-    """app.py: upload to diagnosis and explanation, ResNet-34 x 12 x 15,000.
-
-    Upload to diagnosis = what the app does when files arrive: stage the
-    uploaded bytes, pair and read them (records.py), prepare, one forward
-    pass, the decision table (warm: after one call, as in the running app,
-    whose imports and model load happen once per process). The printout and
-    the QRS measurements are drawn after the diagnosis is on the page and
-    cached, so they are timed apart. Explanation: shap_values.explain's batched
-    expected gradients (one forward per batch for all predicted classes,
-    APP_NSAMPLES per class) against shap.GradientExplainer on the same
-    classes and samples (the same estimate, one pass per class) and
-    shap_values.py's default (32 samples per class).
-    """
+def _app_model_and_upload(arch, window):
+    """A random model loaded as the app loads one, and the upload: CPSC2018
+    A0001 from ../shared, a synthetic 30-s record without it -> (info,
+    [(name, bytes)], which record)."""
     import tempfile
-    from pathlib import Path
 
-    import torch
-
-    import clinic
-    import predict
-    import shap_values
     import synthetic
-    import uploads
-    import utils
-    from resnet import build_model
-
-    arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
-    nsamples = 4 if args.quick else shap_values.APP_NSAMPLES
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        path = Path(tmp) / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
-        utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
-                                 'leads': list(utils.LEADS), 'window': window}, path)
-        info = predict.load_model(path, tmp)
+        _, info = _random_checkpoint(tmp, arch, window)
         shared = Path('../shared/data/cpsc2018_wfdb')
         if (shared / 'A0001.hea').is_file():
             files = [(p.name, p.read_bytes()) for p in sorted(shared.glob('A0001.*'))]
@@ -1297,39 +1251,23 @@ def bench_app(args):
             files = [(f'A0001.{s}', (Path(tmp) / f'A0001.{s}').read_bytes())
                      for s in ('hea', 'mat')]
             which = 'synthetic 30-s record'
+    return info, files, which
 
-    def diagnose():
-        records, _ = uploads.load_uploads(files, info['leads'], window)
-        prob = clinic.score(info, [records[0]['x']])[0]
-        clinic.decision_table(prob, info['thresholds'], info['classes'], 'en')
-        return records[0], prob
 
-    t0 = time.perf_counter()
-    rec, prob = diagnose()
-    t_cold = time.perf_counter() - t0
-    t_diag = timeit(diagnose, 3)
-    t_read = timeit(lambda: uploads.load_uploads(files, info['leads'], window), 3)
-    t_print = timeit(lambda: clinic.png(clinic.printout_figure(rec, 'x')), 2)
-    t_meas = timeit(lambda: clinic.measure(rec['signal']), 2)
-    t_fwd = timeit(lambda: clinic.score(info, [rec['x']]), 3)
+def _app_explanations(info, rec, window, t_fwd, nsamples, quick):
+    """Explanations of 1, 2 and 3 classes (shap.GradientExplainer beside for
+    1 and 2) and the once-per-model costs -> dict."""
+    import torch
 
+    import shap_values
     wrapper = shap_values.explained_model(info['model'], info['thresholds'],
                                           torch.device('cpu'), 'fp32')
     bg, _ = shap_values.background(info)
     x = torch.from_numpy(rec['x'])[None]
     t_bg = timeit(lambda: shap_values.background(info), 1)
-    out = {'arch': arch, 'window': window, 'threads': torch.get_num_threads(),
-           'record': which, 'diagnosis_s': round(t_diag, 3),
-           'diagnosis_cold_s': round(t_cold, 2), 'read_s': round(t_read, 3),
-           'printout_s': round(t_print, 2), 'measure_s': round(t_meas, 3), 'nsamples': nsamples}
-    print(f'{arch}, 12 x {window}, {torch.get_num_threads()} torch thread(s), {which}:')
-    print(f'  upload to diagnosis {t_diag:.2f} s (read {t_read:.3f} s, the rest is the '
-          f'forward pass); first call in a fresh process {t_cold:.2f} s (imports)')
-    print(f'  printout drawn after it {t_print:.2f} s, QRS measurements {t_meas:.3f} s '
-          f'(both cached per record); one forward pass {t_fwd:.3f} s, the unit below')
-    out['forward_s'] = round(t_fwd, 3)
+    out = {}
     with torch.no_grad():
-        t_ef = timeit(lambda: wrapper(torch.zeros(20, 12, window)), 1) if not args.quick else 0
+        t_ef = timeit(lambda: wrapper(torch.zeros(20, 12, window)), 1) if not quick else 0
     for k in (1, 2, 3):
         t_ours, t_shap = _explain_times(wrapper, x, bg, k, nsamples, with_shap=k <= 2)
         out[f'explain_{k}_class_s'] = round(t_ours, 1)
@@ -1348,17 +1286,62 @@ def bench_app(args):
     return out
 
 
-def bench_formats(args):
-    """Read time per 10-s 12-lead file of each hospital format: records.read_record
-    (formats.py, content sniffing included) against the library's plain call
-    (pydicom, sierraecg, pyedflib, pandas; ecgdatakit for every format where it
-    is importable, e.g. PYTHONPATH=/tmp/ecgdk), and their agreement: the
-    largest |ours - theirs| in uV over the samples both return. Reads
-    ../shared/data/formats and pydicom's waveform_ecg.dcm; writes a CSV and an
-    EDF of its own when ../shared is absent."""
-    import importlib.util
-    import tempfile
-    from pathlib import Path
+def bench_app(args):
+    """app.py: upload to diagnosis and explanation, ResNet-34 x 12 x 15,000.
+
+    Upload to diagnosis = what the app does when files arrive: stage the
+    uploaded bytes, pair and read them (records.py), prepare, one forward
+    pass, the decision table (warm: after one call, as in the running app,
+    whose imports and model load happen once per process). The printout and
+    the QRS measurements are drawn after the diagnosis is on the page and
+    cached, so they are timed apart. Explanation: shap_values.explain's batched
+    expected gradients (one forward per batch for all predicted classes,
+    APP_NSAMPLES per class) against shap.GradientExplainer on the same
+    classes and samples (the same estimate, one pass per class) and
+    shap_values.py's default (32 samples per class).
+    """
+    import torch
+
+    import clinic
+    import shap_values
+    import uploads
+    import utils
+
+    arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
+    nsamples = 4 if args.quick else shap_values.APP_NSAMPLES
+    info, files, which = _app_model_and_upload(arch, window)
+
+    def diagnose():
+        records, _ = uploads.load_uploads(files, info['leads'], window)
+        prob = clinic.score(info, [records[0]['x']])[0]
+        clinic.decision_table(prob, info['thresholds'], info['classes'], 'en')
+        return records[0], prob
+
+    t0 = time.perf_counter()
+    rec, prob = diagnose()
+    t_cold = time.perf_counter() - t0
+    t_diag = timeit(diagnose, 3)
+    t_read = timeit(lambda: uploads.load_uploads(files, info['leads'], window), 3)
+    t_print = timeit(lambda: clinic.png(clinic.printout_figure(rec, 'x')), 2)
+    t_meas = timeit(lambda: clinic.measure(rec['signal']), 2)
+    t_fwd = timeit(lambda: clinic.score(info, [rec['x']]), 3)
+    out = {'arch': arch, 'window': window, 'threads': torch.get_num_threads(),
+           'record': which, 'diagnosis_s': round(t_diag, 3),
+           'diagnosis_cold_s': round(t_cold, 2), 'read_s': round(t_read, 3),
+           'printout_s': round(t_print, 2), 'measure_s': round(t_meas, 3), 'nsamples': nsamples}
+    print(f'{arch}, 12 x {window}, {torch.get_num_threads()} torch thread(s), {which}:')
+    print(f'  upload to diagnosis {t_diag:.2f} s (read {t_read:.3f} s, the rest is the '
+          f'forward pass); first call in a fresh process {t_cold:.2f} s (imports)')
+    print(f'  printout drawn after it {t_print:.2f} s, QRS measurements {t_meas:.3f} s '
+          f'(both cached per record); one forward pass {t_fwd:.3f} s, the unit below')
+    out['forward_s'] = round(t_fwd, 3)
+    out.update(_app_explanations(info, rec, window, t_fwd, nsamples, args.quick))
+    return out
+
+
+def _format_cases(root, tmp):
+    """[(format, file, the library's plain reader or None)]: ../shared's
+    files, pydicom's test file and a CSV written here."""
 
     import numpy as np
     import pandas as pd
@@ -1366,10 +1349,6 @@ def bench_formats(args):
     import pydicom.data
     import pyedflib
     import sierraecg
-
-    from records import read_record
-    root = Path(__file__).resolve().parent.parent / 'shared' / 'data' / 'formats'
-    tmp = Path(tempfile.mkdtemp(prefix='bench-formats-'))
     sig = np.round(np.sin(np.arange(5000)[:, None] / 40 + np.arange(12)) * 1000) / 1000
     pd.DataFrame({'time': np.arange(5000) / 500, **{f'V{k}' if k < 7 else f'lead{k}':
                   sig[:, k - 1] for k in range(1, 13)}}).to_csv(tmp / 'written.csv',
@@ -1390,61 +1369,95 @@ def bench_formats(args):
     def csv(path):
         return pd.read_csv(path).to_numpy()[:, 1:7]
 
-    cases = [('dicom', root / 'dicom_ecg' / 'converted' / 'ecgtoolkit_Example.dcm', dicom),
-             ('dicom', Path(pydicom.data.get_testdata_file('waveform_ecg.dcm')), dicom),
-             ('muse', root / 'ge_muse_xml' / 'guangxi_teaching_sinus_rhythm.xml', None),
-             ('cardiosoft', root / 'ge_cardiosoft_xml' / 'ecgprocess_example-XML1.xml', None),
-             ('philips', root / 'philips_sierra_xml' / '2020-5-18_15-48-11.xml', philips),
-             ('aecg', root / 'hl7_aecg' / 'mortara_eli250_example_aecg.xml', None),
-             ('scp', root / 'scp_ecg' / 'converted' / 'ecgtoolkit_Example.scp', None),
-             ('ishne', root / 'ishne_holter' / 'ECG_P28.01.ecg', None),
-             ('edf', root / 'edf' / 'converted' / 'contec_0000050.edf', edf),
-             ('csv', tmp / 'written.csv', csv)]
-    kit = None
-    if importlib.util.find_spec('ecgdatakit') is not None:
-        import warnings
+    return [('dicom', root / 'dicom_ecg' / 'converted' / 'ecgtoolkit_Example.dcm', dicom),
+            ('dicom', Path(pydicom.data.get_testdata_file('waveform_ecg.dcm')), dicom),
+            ('muse', root / 'ge_muse_xml' / 'guangxi_teaching_sinus_rhythm.xml', None),
+            ('cardiosoft', root / 'ge_cardiosoft_xml' / 'ecgprocess_example-XML1.xml', None),
+            ('philips', root / 'philips_sierra_xml' / '2020-5-18_15-48-11.xml', philips),
+            ('aecg', root / 'hl7_aecg' / 'mortara_eli250_example_aecg.xml', None),
+            ('scp', root / 'scp_ecg' / 'converted' / 'ecgtoolkit_Example.scp', None),
+            ('ishne', root / 'ishne_holter' / 'ECG_P28.01.ecg', None),
+            ('edf', root / 'edf' / 'converted' / 'contec_0000050.edf', edf),
+            ('csv', tmp / 'written.csv', csv)]
 
-        import ecgdatakit
-        warnings.filterwarnings('ignore', module='pydicom')
 
-        def kit(path):
-            rec = ecgdatakit.FileParser().parse(str(path))
-            cols = []
-            for lead in rec.leads:
-                p = lead.to_physical()
-                unit = (p.units or 'uV').lower()
-                cols.append(np.asarray(p.samples, float) * {'mv': 1, 'v': 1e3}.get(unit, 1e-3))
-            n = min(len(c) for c in cols)
-            kit.labels = [lead.label for lead in rec.leads]  # to align with our lead order
-            return np.column_stack([c[:n] for c in cols])
+def _ecgdatakit_reader():
+    """ecgdatakit's reader (path -> samples x leads in mV; its lead labels in
+    .labels), or None where it is not importable."""
+    import importlib.util
+    if importlib.util.find_spec('ecgdatakit') is None:
+        return None
+    import warnings
+
+    import ecgdatakit
+    import numpy as np
+    warnings.filterwarnings('ignore', module='pydicom')
+
+    def kit(path):
+        rec = ecgdatakit.FileParser().parse(str(path))
+        cols = []
+        for lead in rec.leads:
+            p = lead.to_physical()
+            unit = (p.units or 'uV').lower()
+            cols.append(np.asarray(p.samples, float) * {'mv': 1, 'v': 1e3}.get(unit, 1e-3))
+        n = min(len(c) for c in cols)
+        kit.labels = [lead.label for lead in rec.leads]  # to align with our lead order
+        return np.column_stack([c[:n] for c in cols])
+    return kit
+
+
+def _format_row(fmt, path, readers, repeat):
+    """One file: our read time, each reader's time and its largest |ours -
+    theirs| in uV over the samples both return -> a table row."""
+    import numpy as np
+
+    from records import read_record
+    rec = read_record(path)
+    ours = rec.signal
+    t_ours = timeit(lambda p=path: read_record(p).signal, repeat)
+    row = {'format': fmt, 'file': path.name, 'ours_ms': round(t_ours * 1e3, 1)}
+    for name, fn in readers.items():
+        if fn is None:
+            continue
+        try:
+            theirs = fn(path)
+        except Exception as e:  # noqa: BLE001 (a library that cannot read the file)
+            row[f'{name}_ms'] = f'fails: {type(e).__name__}'
+            continue
+        row[f'{name}_ms'] = round(timeit(lambda f=fn, p=path: f(p), repeat) * 1e3, 1)
+        n, k = min(len(ours), len(theirs)), min(ours.shape[1], theirs.shape[1])
+        mine = ours[:n, :k]
+        if name == 'ecgdatakit':  # its lead order: align by lead name
+            from formats import lead_name
+            at = {lead_name(lab): j for j, lab in enumerate(fn.labels)}
+            pairs = [(i, at[lead]) for i, lead in enumerate(rec.leads) if lead in at]
+            mine = ours[:n, [i for i, _ in pairs]]
+            theirs = theirs[:, [j for _, j in pairs]]
+        row[f'{name}_max_uV'] = round(float(np.nanmax(np.abs(mine - theirs[:n, :mine.shape[
+            1]]))) * 1e3, 2)
+    return row
+
+
+def bench_formats(args):
+    """Read time per 10-s 12-lead file of each hospital format: records.read_record
+    (formats.py, content sniffing included) against the library's plain call
+    (pydicom, sierraecg, pyedflib, pandas; ecgdatakit for every format where it
+    is importable, e.g. PYTHONPATH=/tmp/ecgdk), and their agreement: the
+    largest |ours - theirs| in uV over the samples both return. Reads
+    ../shared/data/formats and pydicom's waveform_ecg.dcm; writes a CSV and an
+    EDF of its own when ../shared is absent."""
+    import tempfile
+
+    import pandas as pd
+    root = SHARED / 'formats'
+    tmp = Path(tempfile.mkdtemp(prefix='bench-formats-'))
+    cases = _format_cases(root, tmp)
+    kit = _ecgdatakit_reader()
     out, rows = {}, []
     for fmt, path, lib in cases:
         if not path.is_file():
             continue
-        repeat = 1 if args.quick else 5
-        rec = read_record(path)
-        ours = rec.signal
-        t_ours = timeit(lambda p=path: read_record(p).signal, repeat)
-        row = {'format': fmt, 'file': path.name, 'ours_ms': round(t_ours * 1e3, 1)}
-        for name, fn in (('lib', lib), ('ecgdatakit', kit)):
-            if fn is None:
-                continue
-            try:
-                theirs = fn(path)
-            except Exception as e:  # noqa: BLE001 (a library that cannot read the file)
-                row[f'{name}_ms'] = f'fails: {type(e).__name__}'
-                continue
-            row[f'{name}_ms'] = round(timeit(lambda f=fn, p=path: f(p), repeat) * 1e3, 1)
-            n, k = min(len(ours), len(theirs)), min(ours.shape[1], theirs.shape[1])
-            mine = ours[:n, :k]
-            if name == 'ecgdatakit':  # its lead order: align by lead name
-                from formats import lead_name
-                at = {lead_name(lab): j for j, lab in enumerate(kit.labels)}
-                pairs = [(i, at[lead]) for i, lead in enumerate(rec.leads) if lead in at]
-                mine = ours[:n, [i for i, _ in pairs]]
-                theirs = theirs[:, [j for _, j in pairs]]
-            row[f'{name}_max_uV'] = round(float(np.nanmax(np.abs(mine - theirs[:n, :mine.shape[
-                1]]))) * 1e3, 2)
+        row = _format_row(fmt, path, {'lib': lib, 'ecgdatakit': kit}, 1 if args.quick else 5)
         rows.append(row)
         out[f'{fmt}_{path.stem}_ms'] = row['ours_ms']
     print(pd.DataFrame(rows).fillna('-').to_string(index=False))
@@ -1453,10 +1466,9 @@ def bench_formats(args):
 
 def _serve_records(tmp):
     """The bench's uploads: 8 real 10-s 12-lead records, synthetic without ../shared."""
-    from pathlib import Path
 
     import synthetic
-    shared = Path(__file__).resolve().parent.parent / 'shared' / 'data' / 'physionet2021'
+    shared = SHARED / 'physionet2021'
     names = sorted(p.stem for p in shared.glob('E075*.hea'))[:8] if shared.is_dir() else []
     if names:
         return [[(f'{n}.{s}', (shared / f'{n}.{s}').read_bytes()) for s in ('hea', 'mat')]
@@ -1528,7 +1540,6 @@ def _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s):
     import socket
     import subprocess
     import sys
-    from pathlib import Path
 
     import httpx
     import numpy as np
@@ -1592,15 +1603,13 @@ def bench_serve(args):
     """
     import shutil
     import tempfile
-    from pathlib import Path
 
     import numpy as np
     import torch
 
     import export
-    import predict
     import utils
-    from resnet import build_model, probabilities
+    from resnet import probabilities
 
     arch, window = ('resnet18', 2500) if args.quick else ('resnet34', utils.WINDOW)
     n_one, n_four, load_s = (2, 2, 20) if args.quick else (12, 5, 120)
@@ -1611,11 +1620,7 @@ def bench_serve(args):
     tmp = Path(tempfile.mkdtemp(prefix='bench-serve-'))
     try:
         recs, which = _serve_records(tmp)
-        torch.manual_seed(0)
-        model_path = tmp / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
-        utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
-                                 'leads': list(utils.LEADS), 'window': window}, model_path)
-        info = predict.load_model(model_path, tmp)
+        model_path, info = _random_checkpoint(tmp, arch, window)
         export.export(model_path, tmp, quantize=None if args.quick else 'int8', calibration=8,
                       info=info)
         scorers = {'torch': lambda x: probabilities(info['model'], x)}
@@ -1713,8 +1718,6 @@ def _meas_stats(pairs):
 def _meas_synthetic(n, nk_methods):
     """Ours and neurokit2's methods against the generator's truth on n 10-s
     records (IAVB, LBBB, RBBB, AF, PVC, SNR x noise 0/0.5/1/2) -> rows."""
-    import time
-
     import measure
     import synthetic
     from utils import LEADS
@@ -1750,7 +1753,6 @@ def _meas_cart_files(root):
     """Records under root that carry the cart's measurements
     (records.read_record -> rec.device_measurements, from the formats
     readers) -> [(name, record)]."""
-    from pathlib import Path
 
     from records import RecordError, read_record
     out = []
@@ -1833,7 +1835,7 @@ def bench_measurements(args):
 
 SECTIONS = {
     'synthetic': bench_synthetic, 'preprocess': bench_preprocess,
-    'loader': bench_loader, 'records': bench_records, 'loader_designs': bench_loader_designs,
+    'loader': bench_loader, 'records': bench_records,
     'train': bench_train, 'qrs': bench_qrs,
     'features': bench_features, 'shap': bench_shap, 'metrics': bench_metrics,
     'length_aware': bench_length_aware, 'deviations': bench_deviations,

@@ -577,6 +577,23 @@ def fold_table(labels):
     return table
 
 
+def reference_table(records, quality):
+    """reference.csv: one row per record read (labelled or not), sorted by id."""
+    return pd.DataFrame({
+        'patient_id': [r['patient_id'] for r in records],
+        'sample_rate': [int(r['sample_rate']) if float(r['sample_rate']).is_integer()
+                        else r['sample_rate'] for r in records],
+        'signal_len': [r['signal_len'] for r in records],
+        'age': pd.array([None if np.isnan(r['age']) else round(r['age']) for r in records],
+                        dtype='Int64'),
+        'sex': [r['sex'] for r in records],
+        'dx': [','.join(r['dx']) for r in records],
+        'leads': [','.join(r['leads']) for r in records],
+        'quality': [quality.get(r['patient_id'], '') for r in records],
+        'ignored': [','.join(r.get('ignored', [])) for r in records],
+    }).sort_values('patient_id', kind='stable')
+
+
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     data_dir = Path(args.data_dir)
@@ -635,19 +652,7 @@ def main(argv=None):
     quality = read_quality(cache_dir)
     report_quality(quality)
 
-    reference = pd.DataFrame({
-        'patient_id': [r['patient_id'] for r in records],
-        'sample_rate': [int(r['sample_rate']) if float(r['sample_rate']).is_integer()
-                        else r['sample_rate'] for r in records],
-        'signal_len': [r['signal_len'] for r in records],
-        'age': pd.array([None if np.isnan(r['age']) else round(r['age']) for r in records],
-                        dtype='Int64'),
-        'sex': [r['sex'] for r in records],
-        'dx': [','.join(r['dx']) for r in records],
-        'leads': [','.join(r['leads']) for r in records],
-        'quality': [quality.get(r['patient_id'], '') for r in records],
-        'ignored': [','.join(r.get('ignored', [])) for r in records],
-    }).sort_values('patient_id', kind='stable')
+    reference = reference_table(records, quality)
     labelled = sorted(labelled, key=lambda r: r['patient_id'])
     y = np.array([[int(c in dx_to_classes(r['dx'], args.snr_rule)) for c in CLASSES]
                   for r in labelled], dtype=np.int64).reshape(-1, len(CLASSES))

@@ -2,7 +2,7 @@
 
 Timings are not tested (they belong to bench.py, and these machines are
 shared): this checks that each section runs to its end on today's code and
-reports what the README's Performance table reads from it. A section that
+reports what docs/performance.md reads from it. A section that
 breaks (an API it used was removed, say) fails here rather than in the next
 person's `make bench`.
 """
@@ -30,7 +30,7 @@ def test_every_bench_section_runs_quick(tmp_path):
     assert len(line) == 1, proc.stdout[-2000:]
     summary = json.loads(line[0][len('SUMMARY '):])
     assert set(summary) == set(bench.SECTIONS)
-    # the ratios the README quotes, present and sane (their size is bench's business)
+    # the ratios docs/performance.md quotes, present and sane (their size is bench's business)
     train = summary['train']
     for key in ('train_speedup', 'fast_dropout_speedup', 'flop_efficiency',
                 'length_aware_speedup', 'infer_ms_batch1'):
