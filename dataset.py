@@ -144,8 +144,8 @@ def padded_width(longest, multiple=PAD_MULTIPLE):
 def collate(batch):
     """The DataLoader collate_fn for ECGDataset, full window or trim=True:
     torch's default collate, or pad_collate when the lengths differ. (A
-    batch built in one tensor by a __getitems__ was measured against this in
-    `python bench.py --only loader_designs` and gave no gain that matters.)"""
+    batch built in one tensor by a __getitems__ was measured against this and
+    gave no gain that matters: docs/performance.md, loader_designs.)"""
     if len({x.shape for x, _ in batch}) > 1:
         return pad_collate(batch)
     return torch.utils.data.default_collate(batch)
