@@ -326,6 +326,14 @@ MUSE_MEASURES = {'VentricularRate': 'hr', 'PRInterval': 'pr_ms', 'QRSDuration': 
                  'RAxis': 'qrs_axis', 'TAxis': 't_axis'}
 
 
+def _ge_measurements(root, table):
+    """GE 12SL's RestingECGMeasurements (MUSE and CardioSoft name the same
+    block alike) -> {device key: number} for the tags in `table` present."""
+    m = root.find('RestingECGMeasurements')
+    values = {key: _num(_text(m, tag)) if m is not None else None for tag, key in table.items()}
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def read_muse(path):
     """GE MUSE RestingECG XML: the Rhythm waveform's stored leads (usually
     I, II, V1-V6: records.prepare derives III, aVR, aVL, aVF), base64 int16
@@ -344,12 +352,7 @@ def read_muse(path):
     age = _age(_text(demo, 'PatientAge'), _text(demo, 'AgeUnits')) if demo is not None \
         else float('nan')
     sex = _sex(_text(demo, 'Gender')) if demo is not None else 'Unknown'
-    meas = {}
-    m = root.find('RestingECGMeasurements')
-    for tag, key in MUSE_MEASURES.items():
-        v = _num(_text(m, tag)) if m is not None else None
-        if v is not None:
-            meas[key] = v
+    meas = _ge_measurements(root, MUSE_MEASURES)
     ids = [_text(demo, t) for t in ('PatientID', 'PatientLastName', 'PatientFirstName')] \
         if demo is not None else []
     rec = _record(path, safe_name(path, 'muse', ids), fs, sig, names, units, 'muse', age, sex,
@@ -441,12 +444,7 @@ def read_cardiosoft(path):
     sex = _sex(_text(info, 'Gender')) if info is not None else 'Unknown'
     ids = [_text(info, p) for p in ('PID', 'Name/FamilyName', 'Name/GivenName')] \
         if info is not None else []
-    meas = {}
-    m = root.find('RestingECGMeasurements')
-    for tag, key in CS_MEASURES.items():
-        v = _num(_text(m, tag)) if m is not None else None
-        if v is not None:
-            meas[key] = v
+    meas = _ge_measurements(root, CS_MEASURES)
     statements = [(t.text or '').strip() for t in root.findall('Interpretation/Diagnosis/'
                                                                  'DiagnosisText')]
     statements = [s for s in statements if s and set(s) != {'-'}]

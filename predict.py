@@ -73,8 +73,9 @@ def get_args_parser():
     parser.add_argument('--cv', action='store_true',
                         help='evaluate test folds 1..10 and summarise mean ± SD')
     parser.add_argument('--records', nargs='+', default=None, metavar='GLOB',
-                        help='diagnose these records (.hea/.mat paths, globs or folders) '
-                             'instead of evaluating a fold')
+                        help='diagnose these records (paths, globs or folders of any format '
+                             'records.py reads: WFDB, .mat, DICOM, XML, SCP, ISHNE, EDF, '
+                             'CSV) instead of evaluating a fold')
     parser.add_argument('--out', default=None, metavar='CSV',
                         help='with --records: CSV of scores and diagnoses '
                              '(default: predictions_<run>.csv)')
