@@ -225,7 +225,7 @@ def test_pvc_mass_sits_on_the_ectopic_beats(world):
     and 3 of the 9-10 records each model predicted, pooled 0.62, 0.28, 0.37,
     0.52 and 0.41. A0006 put 0.10-0.28 there with every model. The whole
     ectopic beat held 0.61-0.89 of the mass (2.2-9.8x random windows) in
-    every record, and its beats 6-30x a normal beat's (records of the test)."""
+    every record, and its beats 6-30x a normal beat's (seeds 0 and 1)."""
     found = explained(world, 'PVC')
     assert len(found) >= 2, 'the tiny model did not learn PVC; see train_tiny_model'
     for pid, values in found:
