@@ -20,7 +20,7 @@ its input gradient for IAVB was as high on the QRS as on the PR interval
 the PR interval (eight trained models). The records have half the generator's noise and no
 borderline cases: a long PR moves a 0.1-0.2 mV P wave, and at full noise with
 PR 205-230 ms cases 160 4-s records teach it too slowly for a test (held-out
-IAVB AUC 0.66-0.89 after 10-15 epochs; 0.97 here after 16 at seed 0). These are the
+IAVB AUC 0.66-0.89 after 10-15 epochs; see POP_AUC_BAR for here). These are the
 model's conditions, not the explainer's: the check is that SHAP puts a
 learned criterion where it lives. For IAVB, whose criterion is an interval,
 the test is the model's input gradient (test_iavb_model_is_sensitive_on_the_pr_interval):
@@ -42,10 +42,14 @@ PROFILE_CLASSES = ['SNR', 'IAVB', 'LBBB', 'PVC', 'STD']
 BASES = ['SNR', 'LBBB', 'PVC', 'STD']    # each crossed with a long PR (IAVB)
 RECORD = {'noise_scale': 0.5, 'borderline': 0.0}
 N_TRAIN = 160
-# Trained to test_shap.py's criterion, for at least MIN_EPOCHS: the profile
-# and gradient checks were measured on models trained 16-20 epochs, and
-# nothing here has measured what a model that crossed the bars sooner does.
-# IAVB is the last class to pass (16 epochs at ECG_TEST_SEED=0).
+# Trained to test_shap.py's criterion for the classes the tests read (SNR is
+# not one), for at least MIN_EPOCHS: the profile and gradient checks were
+# measured on models trained 13-20 epochs. The bar is below test_shap.py's:
+# a long PR at half noise is learned slowly, and on the 64 check records
+# IAVB's AUC wandered 0.93-0.97 over epochs 13-20 (ECG_TEST_SEED 1 and 2),
+# SNR's (the same PR, the other way) 0.91-0.97. MIN_AUC below is the
+# independent check on other records.
+CHECKED, POP_AUC_BAR = ['IAVB', 'LBBB', 'PVC', 'STD'], 0.93
 MIN_EPOCHS, MAX_EPOCHS = 10, 20
 N_DISK = 64              # 8 single-label IAVB records among them
 DISK_SEED = 3
@@ -84,7 +88,8 @@ def pop(tmp_path_factory):
         synthetic.write_record(rec, data, synthetic.record_name(i))
     preprocess.main(['--data-dir', str(data), '--workers', '1'])
     name = utils.run_name(data, 'all', 42)
-    model, epochs = train_tiny_model(record_classes, N_TRAIN, MAX_EPOCHS, MIN_EPOCHS, **RECORD)
+    model, epochs = train_tiny_model(record_classes, N_TRAIN, MAX_EPOCHS, MIN_EPOCHS,
+                                     POP_AUC_BAR, CHECKED, **RECORD)
     save_checkpoint(model, root / 'models' / name / 'best.pt', data, epochs=epochs)
     auc = held_out_auc(model)
     # single-label records (a record with two criteria would mix two QRS
