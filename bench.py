@@ -848,7 +848,7 @@ def bench_shap(args):
 
     Ours: the default settings (ResNet-34, random init as only the cost matters,
     12 leads x 15,000 samples, 100 background records, --nsamples default,
-    select_precision's precision, on the GPU where there is one) through
+    shap_values.py's precision, on the GPU where there is one) through
     shap_values.explain_record, the script's own engine, for one class and for
     two (they share each batch's forward pass). Naive: the study's call, all 9 outputs at
     nsamples=200 in fp32, measured at nsamples=4 and extrapolated x50.
@@ -866,7 +866,7 @@ def bench_shap(args):
     naive_ns = 2 if args.quick else 4
     # the GPU where there is one: the figure per record on a GPU comes from here
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    precision = utils.select_precision(device)
+    precision = shap_values.shap_precision(device)  # what shap_values.py's --precision auto picks
     torch.manual_seed(0)
     model = build_model(arch, 12).to(device).eval()
     gen = torch.Generator().manual_seed(0)
