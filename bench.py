@@ -713,11 +713,10 @@ def bench_qrs(args):
     import synthetic
     from utils import LEADS
     methods = _qrs_detectors()
-    shared = SHARED
     out = {}
     print(md_head('set', 'detector', 'Se %', '+P %', 'F1 %', 's per hour', right=4))
-    if shared.is_dir():
-        real = {name: qrs.reference_set(shared / name)
+    if SHARED.is_dir():
+        real = {name: qrs.reference_set(SHARED / name)
                 for name in ('cpsc2019', 'cpsc2021', 'mitdb')}
         for name, lead in (('cpsc2019', 0), ('cpsc2021', 0), ('cpsc2021', 1), ('mitdb', 0)):
             records = [(x[:, lead], fs, ref) for _, x, fs, ref, _ in real[name]]
@@ -731,7 +730,7 @@ def bench_qrs(args):
         _qrs_row('cpsc2021 I+II', 'ours, fused', m)
         out['cpsc2021_fused_f1'] = round(m['f1'], 4)
     else:
-        print(f'{shared} is absent: real records skipped')
+        print(f'{SHARED} is absent: real records skipped')
 
     n_rec, noises = (10, (1.0, 4.0)) if args.quick else (40, (1.0, 2.0, 4.0))
     for noise in noises:
@@ -752,9 +751,9 @@ def bench_qrs(args):
         out[f'synthetic_x{noise:g}_fused_f1'] = round(fused['f1'], 4)
         out[f'synthetic_x{noise:g}_best_lead_f1'] = round(per_lead[k]['f1'], 4)
 
-    if shared.is_dir():
+    if SHARED.is_dir():
         import wfdb
-        rec = wfdb.rdrecord(str(shared / 'mitdb' / '100'))
+        rec = wfdb.rdrecord(str(SHARED / 'mitdb' / '100'))
         hour = np.tile(resample_poly(rec.p_signal[:, 0], 25, 18), 2)   # 360 -> 500 Hz, 1 h
         t, _ = best_cpu(lambda: qrs.detect(hour, 500.0), 2)
         print(f'ours on {len(hour) / 500 / 3600:.2f} h of one lead at 500 Hz: {t:.2f} s of CPU '
@@ -1245,7 +1244,7 @@ def _app_model_and_upload(arch, window):
     import synthetic
     with tempfile.TemporaryDirectory() as tmp:
         _, info = _random_checkpoint(tmp, arch, window)
-        shared = Path('../shared/data/cpsc2018_wfdb')
+        shared = SHARED / 'cpsc2018_wfdb'
         if (shared / 'A0001.hea').is_file():
             files = [(p.name, p.read_bytes()) for p in sorted(shared.glob('A0001.*'))]
             which = 'CPSC2018 A0001 (15 s)'
@@ -1805,7 +1804,7 @@ def bench_measurements(args):
         print(f'  {m:<11}' + '  '.join(cells) + f'  AF with a PR: {given}/{n_af}  '
               f'{rows[(m, "ms_per_record")]:.0f} ms/record')
         out[f'{m}_ms_per_record'] = round(rows[(m, 'ms_per_record')], 1)
-    root = '../shared/data/formats'
+    root = SHARED / 'formats'
     files = _meas_cart_files(root)
     if not files:
         print(f'no file under {root} carries the cart\'s measurements '

@@ -330,7 +330,9 @@ def _ge_measurements(root, table):
     """GE 12SL's RestingECGMeasurements (MUSE and CardioSoft name the same
     block alike) -> {device key: number} for the tags in `table` present."""
     m = root.find('RestingECGMeasurements')
-    values = {key: _num(_text(m, tag)) if m is not None else None for tag, key in table.items()}
+    if m is None:
+        return {}
+    values = {key: _num(_text(m, tag)) for tag, key in table.items()}
     return {k: v for k, v in values.items() if v is not None}
 
 
