@@ -116,27 +116,21 @@ UNLIKE_RR = 0.6             # ...within 60 % of the median RR of another is nois
 SHAPE_WINDOW = 0.080        # QRS shape compared over +/-80 ms
 
 
-@lru_cache(maxsize=16)
-def _sos(fs, kind):
-    # Order-2 designs run forwards and backwards: order 4 in effect, zero phase.
-    # Cached: designing costs as much as filtering a 10-s record.
-    if kind in ('band', 'sharp'):
-        lo, hi = BAND if kind == 'band' else SHARP_BAND
-        return sps.butter(2, [lo, min(hi, 0.45 * fs)], btype='bandpass', fs=fs, output='sos')
-    return sps.butter(2, 0.5, btype='highpass', fs=fs, output='sos')
+@lru_cache(maxsize=32)
+def _design(fs, btype, hz):
+    """An order-2 Butterworth (sos) and its steady-state initial conditions.
+    Cached: designing costs as much as filtering a 10-s record, and
+    sosfiltfilt solves for the conditions on every call (a third of its time)."""
+    sos = sps.butter(2, hz, btype=btype, fs=fs, output='sos')
+    return sos, sps.sosfilt_zi(sos)
 
 
-@lru_cache(maxsize=16)
-def _sos_zi(fs, kind):
-    return sps.sosfilt_zi(_sos(fs, kind))
-
-
-def _filtfilt(x, fs, kind):
-    """sps.sosfiltfilt(sos, x, axis=0) with its defaults (odd extension of
-    3 (2 sections + 1) samples, steady-state initial conditions), but with
-    the initial conditions cached: sosfiltfilt solves for them on every call,
-    which was a third of the time of a 10-s record."""
-    sos, zi = _sos(float(fs), kind), _sos_zi(float(fs), kind)
+def zero_phase(x, fs, btype, hz):
+    """sps.sosfiltfilt(butter(2, hz, btype, fs), x, axis=0) with its defaults
+    (odd extension of 3 (2 sections + 1) samples, steady-state initial
+    conditions), the design cached (_design). Forwards and backwards: order 4
+    in effect, zero phase. measure.py filters through it too."""
+    sos, zi = _design(float(fs), btype, hz)
     pad = min(3 * (2 * len(sos) + 1), len(x) - 1)
     # Odd extension, as scipy's: the ends mirrored through the end samples.
     ext = (np.concatenate([2 * x[:1] - x[pad:0:-1], x, 2 * x[-1:] - x[-2:-pad - 2:-1]])
@@ -146,6 +140,15 @@ def _filtfilt(x, fs, kind):
     y, _ = sps.sosfilt(sos, y[::-1], axis=0, zi=zi.reshape(shape) * y[-1])
     y = y[::-1]
     return y[pad:len(y) - pad] if pad > 0 else y
+
+
+def _filtfilt(x, fs, kind):
+    """The detector's filters: 'band' / 'sharp' (BAND / SHARP_BAND, the top
+    kept under 0.45 fs) or 'highpass' (0.5 Hz baseline removal)."""
+    if kind in ('band', 'sharp'):
+        lo, hi = BAND if kind == 'band' else SHARP_BAND
+        return zero_phase(x, fs, 'bandpass', (lo, min(hi, 0.45 * float(fs))))
+    return zero_phase(x, fs, 'highpass', 0.5)
 
 
 def _bandpass(x, fs, kind='band'):

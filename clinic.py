@@ -131,24 +131,23 @@ def measure(signal, fs=FS, leads=None, device=None):
     -> dict, or None with fewer than 2 beats. 'global' holds measure.py's
     figures (PR, QRS, QT, QTc, axes; signal (n, leads) with names `leads`,
     default the 12 standard leads) and 'device' the cart's values from the
-    file (records.Record.device_measurements), {} when it has none."""
-    from QRSDetectorOffline import detect_multilead
-
+    file (records.Record.device_measurements), {} when it has none. The beats
+    are measure.py's (one detector run a record: two were half the time of
+    an API request's measurements); it finds none where it stops before its
+    detector (no usable lead, under 2 s: the detector needs 2 s too)."""
     import measure as global_measure
-    try:
-        peaks, _ = detect_multilead(np.asarray(signal, dtype=np.float64), fs)
-    except ValueError:
-        return None
+    signal = np.asarray(signal, dtype=np.float64)
+    leads = list(leads) if leads is not None else LEADS[:np.shape(signal)[1]]
+    glob = global_measure.measure(signal.T, fs, leads)
+    peaks = np.asarray(glob.pop('peaks', []), dtype=np.float64)   # at measure.FS
     if len(peaks) < 2:
         return None
+    peaks = np.rint(peaks * (fs / global_measure.FS)).astype(np.int64)   # `signal`'s samples
     rr = np.diff(peaks) / fs * 1000.0
-    leads = list(leads) if leads is not None else LEADS[:np.shape(signal)[1]]
     return {'beats': int(len(peaks)), 'hr_bpm': float(60000.0 / rr.mean()),
             'rr_mean_ms': float(rr.mean()), 'rr_sd_ms': float(rr.std(ddof=1)) if len(rr) > 1
             else 0.0, 'rr_min_ms': float(rr.min()), 'rr_max_ms': float(rr.max()),
-            'peaks': peaks,
-            'global': global_measure.measure(np.asarray(signal, dtype=np.float64).T, fs, leads),
-            'device': dict(device or {})}
+            'peaks': peaks, 'global': glob, 'device': dict(device or {})}
 
 
 # measure.py key, app_text key, the cart's key (records.Record.device_measurements)

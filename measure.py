@@ -15,8 +15,10 @@ Python API (torch-free):
     keys: hr (beats/min), pr_ms, qrs_ms, qt_ms, qtc_bazett_ms,
     qtc_fridericia_ms, p_axis, qrs_axis, t_axis (degrees, frontal plane):
     float or None; `reasons` {key: why it is None}; `leads_used` (the leads
-    the figures came from); `beats` (R peaks used for the median beat) and
-    `n_beats`.
+    the figures came from); `beats` (R peaks used for the median beat),
+    `n_beats`, and `peaks` (every QRS found, samples at 500 Hz; absent when
+    the record stopped before the detector: no usable lead, under 2 s, a
+    detector error).
 
 Method (what an electrocardiograph's global measurement does, after the
 CSE/IEC 60601-2-25 conventions): the project's fused multi-lead QRS detector
@@ -60,6 +62,7 @@ import sys
 import numpy as np
 import scipy.signal as sps
 
+from QRSDetectorOffline import zero_phase
 from records import LIMB, parse_leads
 
 FS = 500                 # everything runs at 500 Hz (records at other rates are resampled)
@@ -88,13 +91,11 @@ def _ms(s):
 
 
 def _lowpass(x, hz):
-    sos = sps.butter(2, hz, btype='lowpass', fs=FS, output='sos')
-    return sps.sosfiltfilt(sos, x, axis=0)
+    return zero_phase(x, FS, 'lowpass', hz)
 
 
 def _highpass(x, hz=0.5):
-    sos = sps.butter(2, hz, btype='highpass', fs=FS, output='sos')
-    return sps.sosfiltfilt(sos, x, axis=0)
+    return zero_phase(x, FS, 'highpass', hz)
 
 
 def _as_signal(record_or_signal, fs, leads):
@@ -366,11 +367,13 @@ def measure(record_or_signal, fs=None, leads=None):
     except ValueError as e:
         return _empty(f'QRS detector: {e}', names)
     if len(peaks) < MIN_BEATS:
-        return _empty(f'too few beats ({len(peaks)} found, {MIN_BEATS} needed)', names)
+        return {**_empty(f'too few beats ({len(peaks)} found, {MIN_BEATS} needed)', names),
+                'peaks': [int(p) for p in peaks]}
     xf = _lowpass(xh, 40.0)
     peaks = _add_missed(xf, peaks)
     out = _empty('', names)
     out['reasons'] = {}
+    out['peaks'] = [int(p) for p in peaks]   # every QRS (samples at FS): clinic's heart rate
     rr = np.diff(peaks) / FS
     out['hr'] = float(60.0 / rr.mean())
     out['n_beats'] = int(len(peaks))

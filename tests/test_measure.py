@@ -140,3 +140,24 @@ def test_paced_rhythm_gives_no_intervals():
     assert m['qrs_ms'] is None and m['pr_ms'] is None and 'paced' in m['reasons']['qrs_ms']
     clean = measure.measure(rec['signal'].T, 500, LEADS)
     assert clean['qrs_ms'] is not None
+
+
+def test_the_heart_rate_and_the_measurements_share_their_beats():
+    """clinic.measure (the app's and the API's heart rate) takes measure.py's
+    beats, one detector run a record: the same rate as measure.py's, peaks on
+    the synthetic truth's R peaks, at 250 Hz in the signal's own samples; no
+    rate under 2 s (nor from the detector alone, as before)."""
+    import clinic
+    rec = synthetic.make_record(5, 0, duration=10, classes=['AF'], noise_scale=0.5)
+    m = clinic.measure(rec['signal'])
+    assert m['hr_bpm'] == pytest.approx(m['global']['hr']) and 'peaks' not in m['global']
+    truth = rec['beats']
+    assert len(m['peaks']) >= len(truth)
+    inner = truth[(truth > 50) & (truth < len(rec['signal']) - 50)]   # a cut beat's peak moves
+    assert np.abs(inner[:, None] - m['peaks'][None, :]).min(1).max() <= 5   # 10 ms
+    half = clinic.measure(rec['signal'][::2], fs=250)
+    assert len(half['peaks']) == len(m['peaks'])
+    assert np.abs(half['peaks'] * 2 - m['peaks'])[:-1].max() <= 4   # the last beat is cut
+    assert half['hr_bpm'] == pytest.approx(m['hr_bpm'], rel=0.01)
+    assert clinic.measure(rec['signal'][:950]) is None   # 1.9 s: no beat found, no rate
+    assert clinic.measure(rec['signal'][:1200])['beats'] == 3
