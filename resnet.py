@@ -160,6 +160,12 @@ class ResNet1d(nn.Module):
                    for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def head(self, x):
+        """(batch, 512, T) features -> logits: average and max over time."""
+        # = AdaptiveAvgPool1d(1) / AdaptiveMaxPool1d(1) of the study, whose
+        # CUDA backward has no deterministic kernel (--deterministic).
+        return self.fc(self.dropout(torch.cat((x.mean(-1), x.amax(-1)), dim=1)))
+
     def features(self, x):
         """(batch, leads, samples) -> (batch, 512, samples / 32)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -182,11 +188,7 @@ class ResNet1d(nn.Module):
 
     def forward(self, x):
         if not self.mask_padding:
-            x = self.features(x)
-            # = AdaptiveAvgPool1d(1) / AdaptiveMaxPool1d(1) of the study, whose
-            # CUDA backward has no deterministic kernel (--deterministic).
-            x = torch.cat((x.mean(-1), x.amax(-1)), dim=1)
-            return self.fc(self.dropout(x))
+            return self.head(self.features(x))
         # Front-pad to a multiple of the total stride (32): a record then lies
         # on the same grid in a training batch (padded to a multiple of 64)
         # and in the full window, so both give the same output.
@@ -216,6 +218,48 @@ def front_mask(pad, x):
     is kept."""
     t = torch.arange(x.shape[-1], device=x.device)
     return (t[None, :] >= pad[:, None]).to(x.dtype)[:, None, :]
+
+
+class Conv2dTwin(nn.Module):
+    """The same network with every Conv1d, BatchNorm1d and MaxPool1d as its
+    (1 x k) 2-D twin, on x.unsqueeze(2): the same arithmetic, the same
+    outputs (max |logit diff| ~2e-8), for export.py's ONNX graph.
+    onnxruntime's CPU kernels are blocked (NCHWc) only for 2-D convolutions:
+    there the ResNet-34 on a 30-s window runs in 80 instead of 106 ms (bench.py
+    --only serve). torch gains nothing from it, so the model itself stays 1-D.
+    A --length-aware model (mask_padding) has no twin: its masks are 1-D."""
+
+    def __init__(self, model):
+        super().__init__()
+        if model.mask_padding:
+            raise ValueError('Conv2dTwin: a mask_padding model has no 2-D twin')
+        import copy
+        self.net = _to_2d(copy.deepcopy(model)).eval()
+
+    def forward(self, x):
+        return self.net.head(self.net.features(x.unsqueeze(2)).squeeze(2))
+
+
+def _to_2d(module):
+    """Replace, in place, each 1-D layer by its (1 x k) twin holding the same weights."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv1d):
+            twin = nn.Conv2d(child.in_channels, child.out_channels, (1, child.kernel_size[0]),
+                             (1, child.stride[0]), (0, child.padding[0]),
+                             bias=child.bias is not None)
+            twin.weight.data = child.weight.data.unsqueeze(2).clone()
+            if child.bias is not None:
+                twin.bias.data = child.bias.data.clone()
+        elif isinstance(child, nn.BatchNorm1d):
+            twin = nn.BatchNorm2d(child.num_features, child.eps, child.momentum)
+            twin.load_state_dict(child.state_dict())
+        elif isinstance(child, nn.MaxPool1d):
+            twin = nn.MaxPool2d((1, child.kernel_size), (1, child.stride), (0, child.padding))
+        else:
+            _to_2d(child)
+            continue
+        setattr(module, name, twin)
+    return module
 
 
 def resnet18(input_channels=12, num_classes=9, **kwargs):
