@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-import clinic
 import predict
 import shap_values
-import uploads
-from app_text import LANGUAGES, RTL, problem_text, t
-from utils import FS
+from records import FS, uploads
+from web import clinic
+from web.app_text import LANGUAGES, RTL, problem_text, t
 
 RTL_CSS = """<style>
 [data-testid="stAppViewContainer"], [data-testid="stSidebar"] {direction: rtl; text-align: right;}

@@ -34,6 +34,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+import records
 import utils
 from folds import add_trust_folds_arg, check_manifest, current_manifest, write_results_manifest
 from records import parse_leads
@@ -144,8 +145,8 @@ class MultiLabel:
 
 def load_xy(data_dir, seed, test_fold, jobs=None, force=False):
     """-> dict split -> (patient_ids, X, Y) for the train/val/test folds."""
-    from ecgcache import load_labels
     from expert_features import extract_dataset
+    from records.cache import load_labels
     labels = load_labels(data_dir)
     feats = extract_dataset(data_dir, workers=jobs, force=force)
     missing = sorted(set(labels['patient_id']) - set(feats.index))
@@ -220,7 +221,7 @@ def check_resnet_folds(args, run):
 
 def main():
     args = get_args_parser().parse_args()
-    if parse_leads(args.leads) != utils.LEADS:
+    if parse_leads(args.leads) != records.LEADS:
         raise SystemExit('error: the baselines use the features of all 12 leads; '
                          'drop --leads (only --leads all is supported)')
     names = (CLASSIFIERS if args.classifier.lower() == 'all'

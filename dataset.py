@@ -9,7 +9,7 @@
 Records are read by records.py (read_record, prepare: any lead set, any
 rate), never here. The cache (preprocess.py) stores each record's last 15,000
 samples at 500 Hz as int16 microvolts in one memory-mapped array, twelve
-columns in utils.LEADS order (a lead a record lacks and cannot derive is
+columns in records.LEADS order (a lead a record lacks and cannot derive is
 zeros there); labels.csv says which leads each record really has, and
 ECGDataset keeps only the records that hold or can derive the leads asked
 for (left_out counts the others). A training step never parses a file;
@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from records import LEADS, WINDOW, parse_leads, to_mV
+
 # The cache and labels are read by ecgcache.py (no torch there); re-exported
 # here for the callers that import them with the Dataset.
-from ecgcache import load_cache, load_index, load_labels, with_leads  # noqa: F401
-from records import parse_leads, to_mV
-from utils import CLASSES, LEADS, WINDOW, split_data  # noqa: F401 (split_data is re-exported)
+from records.cache import load_cache, load_index, load_labels, with_leads  # noqa: F401
+from utils import CLASSES, split_data  # noqa: F401 (split_data is re-exported)
 
 # The study's augmentation (dataset.transform): each of scaling and shift is
 # applied when np.random.randn() > 0.5, i.e. with probability 1 - Phi(0.5).

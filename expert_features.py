@@ -59,8 +59,8 @@ import numpy as np
 import pandas as pd
 
 from QRSDetectorOffline import detect_multilead
-from records import to_mV
-from utils import FS, LEADS, atomic_to_csv, atomic_write_json
+from records import FS, LEADS, to_mV
+from utils import atomic_to_csv, atomic_write_json
 
 # Everything that changes the numbers; its hash keys the cached CSV. Bump
 # 'version' when the code computing a feature changes.
@@ -226,7 +226,7 @@ _WORKER = {}
 
 
 def _init_worker(data_dir):
-    from ecgcache import load_cache
+    from records.cache import load_cache
     _WORKER['signals'], _ = load_cache(data_dir)
 
 
@@ -252,7 +252,7 @@ def cache_fingerprint(data_dir):
     """Changes whenever preprocess.py rewrites the cache with other content:
     hash of index.csv, meta.json, the array's shape and a strided sample of
     its rows (hashing all of CPSC's 2.5 GB would take longer than the work)."""
-    from ecgcache import load_cache
+    from records.cache import load_cache
     signals, _ = load_cache(data_dir)
     h = hashlib.sha256()
     for name in ('index.csv', 'meta.json'):
@@ -275,7 +275,7 @@ def extract_dataset(data_dir, workers=None, force=False, strict=False, quiet=Fal
     and cache fingerprint match, else computes and writes it (atomically)."""
     from tqdm import tqdm
 
-    from ecgcache import load_cache
+    from records.cache import load_cache
     path = features_path(data_dir)
     sidecar = path.with_suffix('.json')
     key = {'config_hash': config_hash(), 'cache_fingerprint': cache_fingerprint(data_dir)}

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+import records
 import utils
 
 OPSET = 17           # onnxruntime 1.31 runs it; the legacy exporter's best-tested opset
@@ -123,7 +124,7 @@ def sidecar(info, onnx_path, precision, calibration=None):
             'layout': layout(info['model']), 'input': 'x', 'output': 'logits',
             'output_is': 'logits; sigmoid gives the probability per class',
             'classes': list(info['classes']), 'leads': list(info['leads']),
-            'window': int(info['window']), 'sampling_rate_hz': utils.FS,
+            'window': int(info['window']), 'sampling_rate_hz': records.FS,
             'units': 'mV, quantised to 1 uV (records.prepare)',
             'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
             'thresholds_tuned_on': src.get('where') if src['kind'] == 'tuned' else None,
@@ -185,7 +186,7 @@ def synthetic_inputs(n, leads, window, seed=0):
     with tempfile.TemporaryDirectory(prefix='ecg-export-') as tmp:
         for i in range(n):
             rec = synthetic.make_record(seed + i, i % len(utils.CLASSES),
-                                        duration=max(10.0, window / utils.FS))
+                                        duration=max(10.0, window / records.FS))
             synthetic.write_record(rec, tmp, f'S{i:04d}')
             xs.append(records.prepare(records.read_record(Path(tmp) / f'S{i:04d}.hea'),
                                       leads, window).x)
@@ -214,8 +215,12 @@ def calibration_inputs(info, root, n):
 def quantize_int8(fp32_path, out, calib):
     """Static int8 quantisation (QDQ, weights per channel) calibrated on
     `calib` (m, leads, window) -> out."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):

@@ -281,7 +281,7 @@ def read_fold_seed(data_dir):
 
 def current_manifest(data_dir):
     """The manifest of DATA_DIR/labels.csv as it is now."""
-    from ecgcache import load_labels
+    from records.cache import load_labels
     return fold_manifest(load_labels(data_dir), read_fold_seed(data_dir))
 
 

@@ -45,6 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+import records
 import utils
 from folds import check_manifest, current_manifest, public
 from records import parse_leads
@@ -73,7 +74,7 @@ def get_args_parser(add_help=True):
     parser.add_argument('--sched', default='cosine', choices=['cosine', 'step', 'none'],
                         help='LR schedule, stepped once per epoch: cosine to 0, '
                              'step = x0.1 every 10 epochs, none = constant (default: cosine)')
-    parser.add_argument('--window', default=utils.WINDOW, type=int, metavar='SAMPLES',
+    parser.add_argument('--window', default=records.WINDOW, type=int, metavar='SAMPLES',
                         help='input length at 500 Hz: the last SAMPLES of each record, '
                              "zero-padded in front (default: 15000 = 30 s, the study's)")
     parser.add_argument('--augment', action=argparse.BooleanOptionalAction, default=True,

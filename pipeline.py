@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
+import records
 import utils
-from records import parse_leads
-from utils import LEADS
+from records import LEADS, parse_leads
 
 ROOT = Path(__file__).resolve().parent   # the scripts
 WORK = Path.cwd()                         # where data/, models/, results/, shap/ are
@@ -62,10 +62,10 @@ DEMO = {'data_dir': 'data/SYNTH', 'n': 1000, 'synth_seed': 0, 'seed': 42,
 # Its runs live under runs/ours/ (same run names), so the two never collide.
 RECIPES = {
     'study': ['--arch', 'resnet34', '--epochs', '40', '--batch-size', '32', '--lr', '1e-4',
-              '--sched', 'none', '--window', str(utils.WINDOW), '--augment',
+              '--sched', 'none', '--window', str(records.WINDOW), '--augment',
               '--head-dropout', '0', '--weight-decay', '0', '--precision', 'fp32'],
     'ours': ['--arch', 'resnet34', '--epochs', '40', '--batch-size', '32', '--lr', '1e-4',
-             '--sched', 'cosine', '--window', str(utils.WINDOW), '--augment',
+             '--sched', 'cosine', '--window', str(records.WINDOW), '--augment',
              '--head-dropout', '0', '--weight-decay', '0', '--precision', 'auto',
              '--length-aware'],
 }
@@ -218,7 +218,7 @@ def write_demo_report(cfg, timings, out):
              f'- {cfg["arch"]} (study: resnet34): on this data ResNet-34 needs about 12 '
              'epochs to pass macro AUC 0.95, about 30 min on a 2-core CPU without native '
              'bf16; ResNet-18 has the same blocks and head at half the depth;',
-             f'- window {cfg["window"]} samples ({cfg["window"] / utils.FS:g} s) instead '
+             f'- window {cfg["window"]} samples ({cfg["window"] / records.FS:g} s) instead '
              'of 15,000 (30 s);',
              f'- {cfg["epochs"]} epochs instead of 40, learning rate {cfg["lr"]} '
              '(study: 1e-4) with a cosine schedule, batch size '

@@ -56,7 +56,7 @@ import pandas as pd
 
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
-from records import parse_leads
+from records import FS, WINDOW, parse_leads
 from utils import CLASSES
 
 METRICS = ['precision', 'recall', 'f1', 'auc', 'accuracy']
@@ -165,7 +165,7 @@ def score_folds(model, ckpt, args, folds, device, precision):
     from dataset import ECGDataset, collate
     from main import evaluate
     ds = ECGDataset(args.data_dir, folds, leads=ckpt['leads'],
-                    window=int(ckpt.get('window', utils.WINDOW)), augment=False, trim=False)
+                    window=int(ckpt.get('window', WINDOW)), augment=False, trim=False)
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=collate)
     if ds.left_out:
@@ -325,7 +325,7 @@ def load_model(path, root='.'):
         model, ckpt = load_checkpoint(path, leads='all')
         bare = True
     leads = list(ckpt['leads'])
-    window = int(ckpt.get('window') or (ckpt.get('args') or {}).get('window') or utils.WINDOW)
+    window = int(ckpt.get('window') or (ckpt.get('args') or {}).get('window') or WINDOW)
     thresholds, source = read_thresholds(path, list(ckpt['classes']), root, bare=bare)
     card = model_card(path, ckpt, root, bare)
     card['thresholds'] = source
@@ -406,7 +406,7 @@ def predict_records(args):
     precision = utils.select_precision(device, args.precision)
     model, ckpt = load_checkpoint(args.model_path, leads=args.leads, map_location=device)
     leads, classes = list(ckpt['leads']), list(ckpt['classes'])
-    window = int(ckpt.get('window', utils.WINDOW))
+    window = int(ckpt.get('window', WINDOW))
     thresholds, source = read_thresholds(args.model_path, classes, args.root, args.thresholds)
     print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source["text"]}')
     paths, problems = find_records(args.records)
@@ -462,8 +462,8 @@ def predict_records(args):
             row = dict(info, quality=str(quality), derived='' if real is None else
                        ','.join(lead for lead, r in zip(leads, real) if not r))
             if args.segments:
-                stop = (length_at_fs(rec) if end is None else end) / utils.FS
-                row.update(start_s=max(0.0, stop - window / utils.FS), end_s=stop)
+                stop = (length_at_fs(rec) if end is None else end) / FS
+                row.update(start_s=max(0.0, stop - window / FS), end_s=stop)
             elif str(quality) != 'ok':
                 print(f'warning: {rec.name}: quality {quality}', file=sys.stderr)
             emit(scorer.add(row, x))

@@ -28,7 +28,7 @@ REFERENCE.csv). Writes into that folder:
                     or no usable signal in the last 30 s)
     cache/signals.npy, cache/index.csv, cache/meta.json
                     each labelled record's last 15,000 samples at 500 Hz, leads in
-                    utils.LEADS order, int16 µV, concatenated (dataset.ECGDataset
+                    records.LEADS order, int16 µV, concatenated (dataset.ECGDataset
                     memory-maps it; training never parses a record again). Limb
                     leads a record lacks are derived from two others; leads it
                     cannot give are zero, and main.py --leads leaves it out.
@@ -72,16 +72,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from records import (
-    RecordError,
-    canonical_lead,
-    obtainable,
-    prepare,
-    quantise,
-    read_header,
-    read_record,
-    resampled_length,
-)
 from folds import (  # noqa: F401 (assign_folds is re-exported for tests and bench)
     FOLDS_JSON,
     assign_folds,
@@ -93,15 +83,25 @@ from folds import (  # noqa: F401 (assign_folds is re-exported for tests and ben
     public,
     read_fold_seed,
 )
+from records import (
+    FS,
+    LEADS,
+    WINDOW,
+    RecordError,
+    canonical_lead,
+    obtainable,
+    prepare,
+    quantise,
+    read_header,
+    read_record,
+    resampled_length,
+)
 from utils import (
     CLASS_TO_SNOMED,
     CLASSES,
     CPSC_NUMBER_TO_CLASS,
-    FS,
-    LEADS,
     SNR_CODE,
     SNR_RULES,
-    WINDOW,
     atomic_path,
     atomic_to_csv,
     atomic_write_json,
@@ -229,7 +229,7 @@ def scan_wfdb(data_dir, skips, allow_outside=False):
 
 def header_leads(hdr):
     """The standard leads a header's signals are (by alias and case), in
-    utils.LEADS order. Raises RecordError when none is an ECG lead."""
+    records.LEADS order. Raises RecordError when none is an ECG lead."""
     leads = {canonical_lead(n) for n in hdr['sig_names']} - {None}
     if not leads:
         raise RecordError(hdr['name'], 'no ECG lead among the signals '

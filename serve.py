@@ -51,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-import utils
+import records
 
 ROOT = Path(__file__).resolve().parent
-STATIC = ROOT / 'static'
+STATIC = ROOT / 'web' / 'static'
 
 # Request limits (defaults; each is a flag). A 10-60 s record is < 2 MB, a
 # zip of a few hundred records < 50 MB; anything larger is a Holter for
@@ -209,7 +209,7 @@ class Audit:
 def problem_kind(reason):
     """A problem's kind for the audit log (app_text's kinds): the reason text
     itself may name a file, which the log must not hold."""
-    from app_text import PROBLEM_KINDS
+    from web.app_text import PROBLEM_KINDS
     low = str(reason).lower()
     return next((k for k, pattern in PROBLEM_KINDS if pattern in low), 'other')
 
@@ -332,7 +332,7 @@ def read_upload(svc, files, deadline):
     problems); the folder (which a Record reads its samples from, e.g. for
     segments) is removed when the block ends."""
     import records
-    import uploads
+    from records import uploads
     info = svc.info
     out, problems = [], []
     with tempfile.TemporaryDirectory(prefix='req-', dir=svc.tmp) as tmp:
@@ -351,7 +351,7 @@ def read_upload(svc, files, deadline):
 
 
 def class_rows(info, prob, lang):
-    from app_text import t
+    from web.app_text import t
     return [{'code': c, 'name': t(lang, f'class_{c}'), 'probability': round(float(p), 6),
              'threshold': round(float(th), 6), 'decision': bool(p >= th)}
             for c, p, th in zip(info['classes'], prob, info['thresholds'])]
@@ -362,7 +362,7 @@ def measurements(r, lang='en'):
     heart rate and RR, measure.py's global figures (PR, QRS, QT, QTc, axes;
     None with a reason where the record cannot support one), and the interval
     criteria they meet in words (beside the model's decision, never instead)."""
-    import clinic
+    from web import clinic
     m = clinic.measure(r['signal'], leads=r['leads'], device=r.get('device_measurements'))
     if m is None:
         return {'heart_rate': None, 'global': None, 'criteria': []}
@@ -377,10 +377,10 @@ def display_signal(r):
     model's window, at least 10 s) as the page draws them: leads x samples,
     integer µV at 500 Hz (a printout shows 10 s; SHAP segments are in the
     same time, ms from its start)."""
-    n = min(len(r['signal']), SIGNAL_SECONDS * utils.FS)
-    return {'fs': utils.FS, 'leads': r['leads'], 'units': 'uV',
-            'display_s': len(r['signal']) / utils.FS,
-            'model_start_s': r['offset'] / utils.FS, 'model_s': r['length'] / utils.FS,
+    n = min(len(r['signal']), SIGNAL_SECONDS * records.FS)
+    return {'fs': records.FS, 'leads': r['leads'], 'units': 'uV',
+            'display_s': len(r['signal']) / records.FS,
+            'model_start_s': r['offset'] / records.FS, 'model_s': r['length'] / records.FS,
             'data': np.round(r['signal'][:n].T * 1000).astype(int).tolist()}
 
 
@@ -402,8 +402,8 @@ def segment_rows(svc, rec, deadline):
             x, _, quality = records.prepare(rec, info['leads'], info['window'], end=end)
         except records.RecordError as e:
             x, quality = None, e.reason
-        stop = end / utils.FS
-        rows += scorer.add({'start_s': max(0.0, stop - info['window'] / utils.FS),
+        stop = end / records.FS
+        rows += scorer.add({'start_s': max(0.0, stop - info['window'] / records.FS),
                             'end_s': stop, 'quality': str(quality)}, x)
     rows += scorer.flush()
     for row in rows:
@@ -417,8 +417,8 @@ def segment_rows(svc, rec, deadline):
 
 def record_result(svc, g, prob, meas, opts, deadline):
     """One record's answer of /v1/predict (meas: its measurements())."""
-    import clinic
     import records
+    from web import clinic
     info, lang, r, rec = svc.info, opts['lang'], g['r'], g['rec']
     have = set(records.recorded_leads(rec))
     res = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
@@ -465,9 +465,9 @@ def predict_job(svc, files, opts, deadline):
 
 def explain_job(svc, files, opts, deadline):
     """/v1/explain in the pool: the first record of the upload -> (result, problems)."""
-    import clinic
     import shap_values
-    from app_text import t
+    from web import clinic
+    from web.app_text import t
     info, lang = svc.info, opts['lang']
     with read_upload(svc, files, deadline) as (got, problems):
         if not got:
@@ -489,8 +489,8 @@ def explain_job(svc, files, opts, deadline):
         code = info['classes'][c]
         share = clinic.lead_shares(ex['values'][j], r['length'])
         mask = clinic.record_mask(r, ex['values'][j], info['leads'])
-        segs = [{'lead': lead, 'start_ms': round(a * 1000 / utils.FS, 1),
-                 'end_ms': round(b * 1000 / utils.FS, 1)}
+        segs = [{'lead': lead, 'start_ms': round(a * 1000 / records.FS, 1),
+                 'end_ms': round(b * 1000 / records.FS, 1)}
                 for k, lead in enumerate(r['leads']) for a, b in clinic.runs(mask[k])]
         out['explained'].append({
             'code': code, 'name': t(lang, f'class_{code}'), 'probability': float(prob[c]),
@@ -730,7 +730,7 @@ def _no_paths(obj):
 def model_answer(svc):
     info, cfg = svc.info, svc.cfg
     return {'card': _no_paths(info['card']), 'classes': info['classes'], 'leads': info['leads'],
-            'window': info['window'], 'sampling_rate_hz': utils.FS,
+            'window': info['window'], 'sampling_rate_hz': records.FS,
             'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
             'threshold_source': _no_paths(info['threshold_source']), 'sha256': info['sha256'],
             'backend': cfg['backend'], 'synthetic': info['synthetic'],
@@ -810,13 +810,13 @@ def create_app(cfg=None):
 
     @app.get('/app_text.json', include_in_schema=False)
     async def strings():
-        import app_text
+        from web import app_text
         return {'languages': app_text.LANGUAGES, 'rtl': sorted(app_text.RTL),
                 'text': app_text.TEXT}
 
     @app.get('/', include_in_schema=False)
     async def index():
-        return FileResponse(ROOT / 'index.html', media_type='text/html')
+        return FileResponse(ROOT / 'web' / 'index.html', media_type='text/html')
 
     @app.get('/static/{name}', include_in_schema=False)
     async def static(name: str):
@@ -865,9 +865,9 @@ def factory():
 
 def main(argv=None):
     import shutil
+    import signal
 
     import uvicorn
-    import signal
     args = get_args_parser().parse_args(argv)
     cfg = config(args)
     cfg['tmp'] = tempfile.mkdtemp(prefix='ecg-serve-')

@@ -51,7 +51,8 @@ from pathlib import Path
 import numpy as np
 
 import utils
-from utils import CLASSES, FS
+from records import FS
+from utils import CLASSES
 
 BEFORE_MS, AFTER_MS = 400, 600        # the beat window around each R peak
 REGIONS = ('P', 'QRS', 'ST', 'T')

@@ -63,7 +63,8 @@ import shap_population
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
 from predict import fold_classes, read_thresholds
-from utils import CLASSES, FS
+from records import FS, WINDOW
+from utils import CLASSES
 
 CACHE_NAME = 'shap_values.npz'
 SHAP_BATCH = 8          # interpolated inputs per forward/backward (memory ~0.1 GB each)
@@ -625,7 +626,7 @@ def load_run(args, dirs):
     precision = shap_precision(device, args.precision)
     best = dirs['models'] / 'best.pt'
     model, ckpt = load_checkpoint(best, leads=args.leads, map_location=device)
-    leads, window = list(ckpt['leads']), int(ckpt.get('window', utils.WINDOW))
+    leads, window = list(ckpt['leads']), int(ckpt.get('window', WINDOW))
     train_folds, _, test_folds = utils.split_data(args.seed, args.test_fold)
     manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir, best, args.trust_folds,
                               ckpt.get('folds'), 'shap_values.py')

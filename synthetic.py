@@ -49,7 +49,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from utils import CLASS_TO_SNOMED, CLASSES, FS, LEADS, atomic_path, atomic_write_json
+from records import FS, LEADS
+from utils import CLASS_TO_SNOMED, CLASSES, atomic_path, atomic_write_json
 
 # --------------------------------------------------------------------------
 # Lead system. Frank axes: x to the patient's left, y to the feet, z to the

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from records import LEADS
+
 # --------------------------------------------------------------------------
 # Classes, leads, label mapping: the one place they are defined.
 
@@ -28,10 +30,6 @@ CLASS_NAMES = {
     'PVC': 'premature ventricular contraction', 'STD': 'ST-segment depression',
     'STE': 'ST-segment elevation',
 }
-LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF',
-         'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
-FS = 500          # every record is resampled to this rate (CPSC2018's own)
-WINDOW = 15000    # 30 s at 500 Hz: the study's input length
 
 # SNOMED-CT code -> class. The study's codes first, then the equivalent codes
 # that other PhysioNet/CinC 2020/2021 sources use for the same diagnosis

@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from records import RecordError, find_records, read_beats
-from utils import CLASS_NAMES, FS, LEADS, SNOMED_TO_CLASS, dx_to_classes, save_figure
+from records import FS, LEADS, RecordError, find_records, read_beats
+from utils import CLASS_NAMES, SNOMED_TO_CLASS, dx_to_classes, save_figure
 
 LAYOUTS = ['12x1', '6x2', 'clinical']
 
@@ -122,7 +122,7 @@ def load_record(path, seconds=None, lead_map=None):
     """-> dict(name, base, signal (n, nleads) float mV, fs (of signal),
     fs_orig, leads, age, sex, dx), read by records.py. Records that hold or
     can derive the 12 standard leads (an 8-lead export: III, aVR, aVL, aVF
-    from I and II) come at 500 Hz in utils.LEADS order; others as they are
+    from I and II) come at 500 Hz in records.LEADS order; others as they are
     (their own rate and lead names). `seconds` limits how much is read.
     Raises BadRecord."""
     from records import RecordError, length_at_fs, obtainable, prepare, read_record, record_base

@@ -42,11 +42,12 @@ def tiny_checkpoint(root, run, window):
     side (the app, the API), which need a model, not a trained one."""
     import torch
 
+    import records
     import utils
     from resnet import build_model
     torch.manual_seed(0)
     model = build_model('resnet18', 12).eval()
-    ckpt = {'model': model.state_dict(), 'leads': list(utils.LEADS), 'classes': utils.CLASSES,
+    ckpt = {'model': model.state_dict(), 'leads': list(records.LEADS), 'classes': utils.CLASSES,
             'arch': 'resnet18', 'window': window, 'epoch': 2, 'best_epoch': 1,
             'folds': {'train': [1, 2], 'val': [3], 'test': [7]},
             'args': {'data_dir': 'data/TINY', 'seed': 42, 'window': window}}

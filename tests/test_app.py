@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_checkpoint
 import torch
+from conftest import tiny_checkpoint
 
-import app_text
-import clinic
 import predict
 import shap_values
-import uploads
 import synthetic
 import utils
+from records import LEADS, uploads
 from utils import CLASSES
+from web import app_text, clinic
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 1000
@@ -112,7 +111,7 @@ def test_every_string_in_every_language():
 def test_every_key_the_code_uses_exists():
     import re
     used = set()
-    for f in ('app.py', 'clinic.py'):
+    for f in ('app.py', 'web/clinic.py'):
         used |= set(re.findall(r"t\(lang, '([a-z_A-Z]+)'", (ROOT / f).read_text()))
     assert used and used <= set(app_text.TEXT), used - set(app_text.TEXT)
 
@@ -134,7 +133,7 @@ def test_pairing_follows_the_header_not_the_basename(tiny_root):
     hea = files['hea'][1].decode().replace('Y.mat', 'Y.mat', 1)
     hea = hea.replace('Y 12', 'X 12', 1)
     records, problems = uploads.load_uploads([('X.hea', hea.encode()), files['mat']],
-                                            list(utils.LEADS), WINDOW)
+                                            list(LEADS), WINDOW)
     assert problems == []
     assert [r['name'] for r in records] == ['X']
 
@@ -148,7 +147,7 @@ def test_zip_members_are_flattened_and_sanitised(tmp_path):
         zf.writestr('__MACOSX/._Z1.hea', b'junk')
         zf.writestr('../../evil/Z2.hea', b'junk')  # a ../ member: one line, nothing written
     records, problems = uploads.load_uploads([('batch.zip', buf.getvalue())],
-                                            list(utils.LEADS), WINDOW)
+                                            list(LEADS), WINDOW)
     assert [r['name'] for r in records] == ['Z1']
     assert problems == [('batch.zip/../../evil/Z2.hea',
                          'an absolute or ../ path inside the zip; refused')]
@@ -166,7 +165,7 @@ def test_upload_folder_is_removed(monkeypatch):
         made.append(Path(d.name))
         return d
     monkeypatch.setattr(uploads.tempfile, 'TemporaryDirectory', spy)
-    records, _ = uploads.load_uploads(list(record_files('R1').values()), list(utils.LEADS),
+    records, _ = uploads.load_uploads(list(record_files('R1').values()), list(LEADS),
                                      WINDOW)
     assert records and made and not any(p.exists() for p in made)
 
@@ -207,7 +206,7 @@ def test_good_upload_is_diagnosed_with_the_run_thresholds(at, tiny_root):
 def test_model_card_is_worded_in_the_chosen_language(lang, fold, leads):
     """predict.py's 'validation fold [4]' and the run tag 'all' are not left
     in English on a French or Arabic page; other texts pass through."""
-    card = {'database': 'SYNTH', 'leads': list(utils.LEADS), 'arch': 'resnet18', 'epoch': 6,
+    card = {'database': 'SYNTH', 'leads': list(LEADS), 'arch': 'resnet18', 'epoch': 6,
             'best_epoch': 6, 'window': 5000, 'test_fold': [7], 'macro': None,
             'thresholds': {'kind': 'tuned', 'where': 'validation fold [4]', 'path': 'p.json'}}
     lines = dict(clinic.card_lines(card, lang))
@@ -407,14 +406,14 @@ def test_any_lead_order_and_name_case_reads_the_same(tmp_path):
     import wfdb
     rec = synthetic.make_record(3, 0, duration=4.0, classes=['AF'])
     order = np.random.default_rng(0).permutation(12)
-    names = [utils.LEADS[i].lower() for i in order]
+    names = [LEADS[i].lower() for i in order]
     wfdb.wrsamp('SHUF', fs=500, units=['mV'] * 12, sig_name=names,
                 p_signal=rec['signal'][:, order].astype(np.float64), fmt=['16'] * 12,
                 adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
     synthetic.write_record(rec, tmp_path, 'ORIG')
     files = [(p.name, p.read_bytes()) for p in sorted(tmp_path.iterdir())
              if p.stem in ('SHUF', 'ORIG') and p.suffix in ('.hea', '.dat', '.mat')]
-    records, problems = uploads.load_uploads(files, list(utils.LEADS), WINDOW)
+    records, problems = uploads.load_uploads(files, list(LEADS), WINDOW)
     assert problems == []
     by = {r['name']: r for r in records}
     np.testing.assert_array_equal(by['SHUF']['x'], by['ORIG']['x'])
@@ -427,7 +426,7 @@ def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_p
 
     from resnet import build_model
     rec = synthetic.make_record(4, 0, duration=4.0, classes=['SNR'])
-    cols = [utils.LEADS.index('II'), utils.LEADS.index('V5')]
+    cols = [LEADS.index('II'), LEADS.index('V5')]
     wfdb.wrsamp('TWO', fs=500, units=['mV'] * 2, sig_name=['MLII', 'V5'],
                 p_signal=rec['signal'][:, cols].astype(np.float64), fmt=['16'] * 2,
                 adc_gain=[200.0] * 2, baseline=[0] * 2, write_dir=str(tmp_path))
@@ -442,5 +441,5 @@ def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_p
     assert clinic.score(info, [records[0]['x']]).shape == (1, 9)
     assert clinic.printout_figure(records[0], 'x') is None
     # the 12-lead model cannot read it, and says which leads are lacking
-    _, problems = uploads.load_uploads(files, list(utils.LEADS), WINDOW)
+    _, problems = uploads.load_uploads(files, list(LEADS), WINDOW)
     assert 'lacks lead(s) I, III' in problems[0][1], problems

@@ -23,7 +23,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from test_app import WINDOW, record_files, tiny_root  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

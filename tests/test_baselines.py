@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from test_features import write_cache
 
 import baselines
 import utils
-from test_features import write_cache
 from utils import CLASSES
 
 

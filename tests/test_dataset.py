@@ -20,8 +20,8 @@ from dataset import (
     pad_collate,
     split_data,
 )
-from records import RecordError, prepare, read_header, read_record
-from utils import CLASSES, LEADS
+from records import LEADS, RecordError, prepare, read_header, read_record
+from utils import CLASSES
 
 LENGTHS = [1500, 2500, 4000, 5000, 5000, 6000, 7500, 9000, 12000, 15000, 20000, 3000,
            4500, 5000, 8000, 10000, 2000, 16000, 6500, 7000]
@@ -251,11 +251,12 @@ def test_reference_csv_of_db(db):
 
 def test_the_torch_free_side_imports_no_torch():
     """folds, baselines, expert_features and records read labels.csv and the
-    cache through ecgcache.py, so importing them never loads torch."""
+    cache through records.cache, so importing them never loads torch."""
     import subprocess
     import sys
     from pathlib import Path
-    code = ('import sys, folds, baselines, expert_features, records, ecgcache; '
+    code = ('import sys, folds, baselines, expert_features, records, records.cache, '
+            'records.uploads, records.formats; '
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dataset')))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)

@@ -10,11 +10,11 @@ import json
 
 import numpy as np
 import pytest
+from test_serve import RUN, WINDOW, make_root, record_files
 
 import export
 import records
 import utils
-from test_serve import RUN, WINDOW, make_root, record_files
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +30,7 @@ def test_files_and_sidecar(exported):
     names = sorted(p.name for p in written)
     assert names == ['model.int8.onnx', 'model.int8.onnx.json', 'model.onnx', 'model.onnx.json']
     side = json.loads((path.parent / 'model.onnx.json').read_text())
-    assert side['classes'] == utils.CLASSES and side['leads'] == utils.LEADS
+    assert side['classes'] == utils.CLASSES and side['leads'] == records.LEADS
     assert side['window'] == WINDOW and side['sampling_rate_hz'] == 500
     assert side['checkpoint_sha256'] == export.sha256_file(path)
     assert side['onnx_sha256'] == export.sha256_file(path.parent / 'model.onnx')
@@ -131,7 +131,7 @@ def test_onnx_predict_job_measures_beside_the_model(exported):
     import time
 
     import serve
-    import uploads
+    from records import uploads
     root, path, _, info = exported
     files = record_files('A', 'RBBB', 10.0, seed=1) + record_files('B', 'AF', 10.0, seed=2)
     opts = {'lang': 'fr', 'segments': False, 'signal': False}

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import expert_features as ef
-from utils import CLASSES, FS, LEADS
+from records import FS, LEADS
+from utils import CLASSES
 
 RHYTHM_NAN = [k for k in ef.RHYTHM if k != 'n_beats']
 

@@ -15,9 +15,8 @@ from conftest import one_epoch_model
 from conftest import predict_records as run
 from test_records import ecg_like
 
-import formats
-from records import RecordError, ignored_channels, prepare, read_record
-from utils import CLASSES, LEADS
+from records import LEADS, RecordError, formats, ignored_channels, prepare, read_record
+from utils import CLASSES
 
 # Made-up identifiers: each must never appear in any output.
 NAME, FAMILY, PID, BIRTH, DOCTOR = 'Zyxwvutsrq', 'Qwertyuiop', 'PID8675309', '19230405', \
@@ -376,8 +375,7 @@ def test_find_records_and_uploads_take_the_formats(tmp_path):
     import io
     import zipfile
 
-    import uploads
-    from records import find_records
+    from records import find_records, uploads
     d = digital_12(fs=500, seed=9)
     write_dicom(tmp_path / 'a.dcm', d, 500)
     (tmp_path / 'a.xml').write_text(muse_xml(d[:, :8]))  # same stem, another record

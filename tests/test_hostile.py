@@ -26,9 +26,16 @@ from test_preprocess import make_signal, write_record
 
 import predict
 import preprocess
-import uploads
-from records import RecordError, check_quality, mat_check, prepare, read_header, read_record
-from utils import LEADS
+from records import (
+    LEADS,
+    RecordError,
+    check_quality,
+    mat_check,
+    prepare,
+    read_header,
+    read_record,
+    uploads,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1024  # MB
@@ -157,7 +164,8 @@ def member(name, data, flags=0, method=0, crc=None):
 RUNNER = r'''
 import json, os, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-import numpy, scipy.io, scipy.signal, wfdb, records, uploads  # the base every figure includes
+import numpy, scipy.io, scipy.signal, wfdb, records
+from records import uploads  # the base every figure includes
 cases, out = json.loads(sys.argv[2]), {}
 for name, code in cases.items():
     r, w = os.pipe()

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from test_app_browser import CHROMIUM, FLAGS, need_browser
 from test_serve import RUN, make_root, record_files, start
 

@@ -12,7 +12,8 @@ import torch
 
 import main as main_py
 import utils
-from utils import CLASSES, LEADS
+from records import FS, LEADS, WINDOW
+from utils import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Classes given to the tiny records, with the frequency (Hz) of the sine that
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_CLASSES = {'SNR': 8.0, 'AF': 20.0, 'RBBB': 45.0}
 
 
-def make_tiny_cache(data_dir, n=41, seed=0, fs=utils.FS):
+def make_tiny_cache(data_dir, n=41, seed=0, fs=FS):
     """A preprocessed database in preprocess.py's format, written directly:
     n records of 0.24-0.8 s, record i in fold i % 10 + 1 (fold 1 gets the odd
     one), labelled one of TINY_CLASSES in turn and carrying its sine."""
@@ -49,7 +50,7 @@ def make_tiny_cache(data_dir, n=41, seed=0, fs=utils.FS):
     pd.DataFrame(labels).to_csv(data_dir / 'labels.csv', index=False)
     pd.DataFrame(ref).to_csv(data_dir / 'reference.csv', index=False)
     (data_dir / 'cache' / 'meta.json').write_text(json.dumps(
-        {'fs': fs, 'window': utils.WINDOW, 'leads': LEADS, 'records': n, 'units': 'uV'}))
+        {'fs': fs, 'window': WINDOW, 'leads': LEADS, 'records': n, 'units': 'uV'}))
     return data_dir
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import measure
 import synthetic
-from utils import LEADS
+from records import LEADS
 
 CLASSES = [['SNR'], ['IAVB'], ['LBBB'], ['RBBB'], ['AF'], ['PVC']]
 NOISE = [0.0, 0.5, 1.0, 2.0]
@@ -147,7 +147,7 @@ def test_the_heart_rate_and_the_measurements_share_their_beats():
     beats, one detector run a record: the same rate as measure.py's, peaks on
     the synthetic truth's R peaks, at 250 Hz in the signal's own samples; no
     rate under 2 s (nor from the detector alone, as before)."""
-    import clinic
+    from web import clinic
     rec = synthetic.make_record(5, 0, duration=10, classes=['AF'], noise_scale=0.5)
     m = clinic.measure(rec['signal'])
     assert m['hr_bpm'] == pytest.approx(m['global']['hr']) and 'peaks' not in m['global']

@@ -12,8 +12,8 @@ from scipy.signal import resample_poly
 
 import preprocess
 from dataset import load_cache, load_labels
-from records import read_record
-from utils import CLASS_TO_SNOMED, CLASSES, LEADS, dx_to_classes
+from records import LEADS, read_record
+from utils import CLASS_TO_SNOMED, CLASSES, dx_to_classes
 
 
 def make_signal(n, fs=500, nleads=12, seed=0):

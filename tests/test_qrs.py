@@ -5,10 +5,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from test_features import beat_train, regular_beats
 
 import QRSDetectorOffline as qrs
 from records import read_beats
-from test_features import beat_train, regular_beats
+
 
 @pytest.fixture(scope='module')
 def mitdb_100(shared_data):

@@ -9,9 +9,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from test_features import beat_train, regular_beats
 
 import QRSDetectorOffline as qrs
-from test_features import beat_train, regular_beats
 
 
 @pytest.fixture(scope='module')

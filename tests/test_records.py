@@ -10,6 +10,7 @@ from scipy.signal import resample_poly
 from test_preprocess import write_record
 
 from records import (
+    LEADS,
     LIMB,
     RecordError,
     canonical_lead,
@@ -21,7 +22,6 @@ from records import (
     recorded_leads,
     to_mV,
 )
-from utils import LEADS
 
 
 def ecg_like(n, fs, nleads, seed=0):

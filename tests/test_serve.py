@@ -22,13 +22,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import tiny_checkpoint
 import torch
+from conftest import tiny_checkpoint
 
+import records
 import serve
 import synthetic
-import uploads
 import utils
+from records import uploads
 from utils import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def make_root(root):
     some classes are present on others."""
     from resnet import probabilities
     model, path = tiny_checkpoint(root, RUN, WINDOW)
-    recs, _ = uploads.load_uploads(record_files('REF', 'SNR', seed=9), utils.LEADS, WINDOW)
+    recs, _ = uploads.load_uploads(record_files('REF', 'SNR', seed=9), records.LEADS, WINDOW)
     th = probabilities(model, recs[0]['x'][None])[0]
     utils.atomic_write_json({'thresholds': dict(zip(CLASSES, map(float, th))),
                              'tuned_on': 'validation fold [3]'},
@@ -150,7 +151,7 @@ def test_predict_is_the_one_scoring_path(api, root):
     body = r.json()
     assert body['model']['run'] == RUN and len(body['model']['sha256']) == 64
     got = {x['record']: x for x in body['records']}
-    recs, _ = uploads.load_uploads(files, utils.LEADS, WINDOW)
+    recs, _ = uploads.load_uploads(files, records.LEADS, WINDOW)
     want = probabilities(svc.info['model'], np.stack([x['x'] for x in recs]))
     th = json.loads((root / 'results' / RUN / 'thresholds.json').read_text())['thresholds']
     for rec, p in zip(recs, want):
@@ -166,7 +167,7 @@ def test_predict_is_the_one_scoring_path(api, root):
 
 
 def test_languages_segments_and_signal(api):
-    import clinic
+    from web import clinic
     client, svc = api
     r = post(client, record_files('LONG', 'PVC', seconds=5), lang='ar', segments='true',
              signal='true')
@@ -179,7 +180,7 @@ def test_languages_segments_and_signal(api):
     assert [(s['start_s'], s['end_s']) for s in res['segments']] == [(0, 2), (2, 4), (3, 5)]
     assert np.allclose(list(res['segments'][-1]['scores'].values()), prob, atol=1e-5)
     sig = res['signal']
-    assert sig['fs'] == 500 and sig['leads'] == utils.LEADS and len(sig['data'][0]) == 2500
+    assert sig['fs'] == 500 and sig['leads'] == records.LEADS and len(sig['data'][0]) == 2500
 
 
 def test_real_records_and_a_zip(api, shared_data):
@@ -206,7 +207,7 @@ def test_explain_gives_segments_and_additivity(api):
     assert ex['nsamples'] == 2 and ex['explained']
     first = ex['explained'][0]
     assert sum(first['lead_shares'].values()) == pytest.approx(1.0, abs=1e-5)
-    assert first['segments'] and all(s['lead'] in utils.LEADS and s['end_ms'] > s['start_ms']
+    assert first['segments'] and all(s['lead'] in records.LEADS and s['end_ms'] > s['start_ms']
                                      for s in first['segments'])
     assert set(first['additivity']) == {'shap_sum', 'fx', 'expected', 'rel_error'}
     other = next(c for c in CLASSES if c not in [e['code'] for e in ex['explained']])
@@ -233,7 +234,7 @@ def test_model_health_docs_page_and_strings(api):
               client.get('/v1/audit', params={'limit': 'x'}), client.get('/static/../serve.py')):
         assert r.status_code in (404, 405, 422) and set(r.json()) == {'error', 'file', 'reason'}
     for name in ('index.html', 'static/app.js', 'static/app.css', 'static/docs.html'):
-        src = (ROOT / name).read_text()
+        src = (ROOT / 'web' / name).read_text()
         assert 'http://' not in src and 'https://' not in src and '//cdn' not in src, name
 
 

@@ -28,6 +28,7 @@ import pytest
 import torch
 
 import folds
+import records
 import shap_values
 import synthetic
 import utils
@@ -54,7 +55,7 @@ def synthetic_batch(seed, n, classes=TRAIN_CLASSES, **record_kw):
     classes(i) -> the label set of record i; record_kw go to make_record
     (noise_scale, borderline)."""
     label_set = classes if callable(classes) else (lambda i: [classes[i % len(classes)]])
-    recs = [synthetic.make_record(seed, i, duration=WINDOW / utils.FS, classes=label_set(i),
+    recs = [synthetic.make_record(seed, i, duration=WINDOW / records.FS, classes=label_set(i),
                                   **record_kw)
             for i in range(n)]
     x = np.stack([r['signal'][-WINDOW:].T for r in recs]).astype(np.float32)
@@ -86,7 +87,7 @@ def train_tiny_model(classes=TRAIN_CLASSES, n=N_TRAIN, max_epochs=MAX_EPOCHS, mi
     torch.manual_seed(SEED)
     x, y = synthetic_batch(seed=1, n=n, classes=classes, **record_kw)
     x_check, y_check = synthetic_batch(seed=CHECK_SEED, n=N_CHECK, classes=classes, **record_kw)
-    model = build_model('resnet18', len(utils.LEADS))
+    model = build_model('resnet18', len(records.LEADS))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history = []
@@ -128,7 +129,7 @@ def run_shap(root, name, args):
 def save_checkpoint(model, path, data_dir=None, epochs=1):
     # the fold manifest main.py stores, so shap_values.py accepts the test fold
     manifest = None if data_dir is None else folds.current_manifest(data_dir)
-    utils.atomic_torch_save({'model': model.state_dict(), 'leads': list(utils.LEADS),
+    utils.atomic_torch_save({'model': model.state_dict(), 'leads': list(records.LEADS),
                              'classes': list(CLASSES), 'arch': 'resnet18', 'window': WINDOW,
                              'epoch': epochs - 1, 'fold_manifest': manifest}, path)
 
@@ -148,7 +149,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp('shap')
     data = root / 'data' / 'SYN'
     for i in range(N_DISK):
-        rec = synthetic.make_record(DISK_SEED, i, duration=WINDOW / utils.FS,
+        rec = synthetic.make_record(DISK_SEED, i, duration=WINDOW / records.FS,
                                     classes=[TRAIN_CLASSES[i % len(TRAIN_CLASSES)]])
         synthetic.write_record(rec, data, synthetic.record_name(i))
     preprocess.main(['--data-dir', str(data), '--workers', '1'])
@@ -196,7 +197,7 @@ def explained(world, cls):
 def beat_mask(r_peaks, before_ms, after_ms):
     mask = np.zeros(WINDOW, bool)
     for r in r_peaks:
-        lo, hi = r - int(before_ms * utils.FS / 1000), r + int(after_ms * utils.FS / 1000)
+        lo, hi = r - int(before_ms * records.FS / 1000), r + int(after_ms * records.FS / 1000)
         mask[max(0, lo):max(0, min(WINDOW, hi))] = True
     return mask
 
@@ -236,7 +237,7 @@ def test_pvc_mass_sits_on_the_ectopic_beats(world):
         # Windows this wide catch some mass wherever they fall in a 4-s
         # record, so compare with the random windows' mean share.
         whole = mass_in(values, beat_mask(v, 150, 450))
-        null = random_window_shares(values, len(v), int(0.6 * utils.FS))
+        null = random_window_shares(values, len(v), int(0.6 * records.FS))
         assert whole > 0.5 and whole > 2 * null.mean(), (pid, whole, null.mean())
         # Per beat, an ectopic beat carries several times the mass of a normal one.
         per_n = [mass_in(values, beat_mask([b], 150, 450)) for b in r[sym == 'N']]
@@ -251,9 +252,9 @@ def waves(pid):
     of the QT interval. A bundle-branch block's QRS is wide (120-180 ms) and
     its diagnostic part is terminal (RBBB's R' in V1, wide S in V6), so a
     window centred on the annotated R peak would miss it."""
-    rec = synthetic.make_record(DISK_SEED, int(pid[1:]) - 1, duration=WINDOW / utils.FS,
+    rec = synthetic.make_record(DISK_SEED, int(pid[1:]) - 1, duration=WINDOW / records.FS,
                                 classes=[TRAIN_CLASSES[(int(pid[1:]) - 1) % 4]])
-    truth, ms = rec['truth'], utils.FS / 1000
+    truth, ms = rec['truth'], records.FS / 1000
     qrs, t = np.zeros(WINDOW, bool), np.zeros(WINDOW, bool)
     for on, dur, qt in zip(truth['beat_qrs_onset'], truth['beat_qrs_ms'], truth['beat_qt_ms']):
         qrs[max(0, on):max(0, on + int(dur * ms))] = True
@@ -318,7 +319,7 @@ def test_outputs_written(world):
     assert set(figs) == want
     import pandas as pd
     table = pd.read_csv(d / 'lead_importance.csv', index_col='class')
-    leads = list(utils.LEADS)
+    leads = list(records.LEADS)
     assert np.allclose(table[leads].sum(axis=1), 1, atol=1e-3)
     assert table.index[-1] == 'average'
     ranking = (d / 'lead_ranking.txt').read_text()

@@ -30,13 +30,14 @@ it depends on the trained model, a property training does not guarantee
 """
 import numpy as np
 import pytest
+from test_shap import WINDOW, run_shap, save_checkpoint, synthetic_batch, train_tiny_model
 
 import shap_population as sp
 import shap_values
 import synthetic
 import utils
-from test_shap import WINDOW, run_shap, save_checkpoint, synthetic_batch, train_tiny_model
-from utils import CLASSES, FS
+from records import FS, LEADS
+from utils import CLASSES
 
 PROFILE_CLASSES = ['SNR', 'IAVB', 'LBBB', 'PVC', 'STD']
 BASES = ['SNR', 'LBBB', 'PVC', 'STD']    # each crossed with a long PR (IAVB)
@@ -210,7 +211,7 @@ def test_waterfall_contributions_add_up_to_output_minus_expected(pop):
     import pandas as pd
     expected = pop['cache']['expected_value']
     table = pd.read_csv(pop['shap_dir'] / 'lead_contributions.csv')
-    leads = list(utils.LEADS)
+    leads = list(LEADS)
     err, target = [], []
     for pid, r in pop['records'].items():
         contrib = sp.lead_contributions(r['values'], r['length'])
@@ -239,7 +240,7 @@ def test_waterfall_figure_ends_at_the_sum(pop):
     c = int(r['classes'][0])
     contrib = sp.lead_contributions(r['values'], r['length'])[0]
     e = float(pop['cache']['expected_value'][c])
-    fig = sp.plot_waterfall(contrib, e, float(r['fx'][0]), list(utils.LEADS),
+    fig = sp.plot_waterfall(contrib, e, float(r['fx'][0]), list(LEADS),
                             sp.lead_rms(r['x'], r['length']))
     labels = ' '.join(t.get_text() for ax in fig.axes
                       for t in ax.get_xticklabels() + ax.texts)
@@ -361,7 +362,7 @@ def test_detector_labels_ectopic_beats_without_annotations():
 
 def test_summary_and_waterfall_are_shap_plots_of_arrays():
     rng = np.random.default_rng(0)
-    leads = list(utils.LEADS)
+    leads = list(LEADS)
     contribs, rms = rng.normal(size=(5, 12)), rng.uniform(0.1, 1, (5, 12))
     fig = sp.plot_summary(contribs, rms, leads, 'X')
     names = [t.get_text() for t in fig.axes[0].get_yticklabels()]
@@ -400,7 +401,7 @@ def test_profiles_skip_records_without_beats(tmp_path, capsys):
     """A flat record (no R peaks) gets a line and is left out; a NaN sample
     silences only its lead (the fused detector gives it no vote), so that
     record still counts; the others still make their profile and figures."""
-    leads = list(utils.LEADS)
+    leads = list(LEADS)
     rec, x = clean_record('STD', duration=4.0)
     v = np.random.default_rng(0).normal(0, 1e-3, x.shape).astype(np.float32)
     v[:, 100:] += 0.01

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import synthetic
-from utils import CLASS_TO_SNOMED, CLASSES, LEADS
+from records import LEADS
+from utils import CLASS_TO_SNOMED, CLASSES
 
 wfdb = pytest.importorskip('wfdb')
 FS = 500

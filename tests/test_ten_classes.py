@@ -27,7 +27,7 @@ utils.CLASS_NAMES['AFL'] = 'atrial flutter'
 utils.SNOMED_TO_CLASS['164890007'] = 'AFL'
 utils.CLASS_TO_SNOMED['AFL'] = '164890007'
 # ... and in app_text.py.
-import app_text
+from web import app_text
 app_text.TEXT['class_AFL'] = {'en': 'atrial flutter', 'fr': 'flutter auriculaire',
                               'ar': 'رفرفة أذينية'}
 app_text.TEXT['public_AFL'] = {'en': 'A fast regular circuit in the atria.',

@@ -1,6 +1,6 @@
 """The cache and labels that preprocess.py writes, read without torch.
 
-    from ecgcache import load_labels, load_cache, with_leads
+    from records.cache import load_labels, load_cache, with_leads
     labels = load_labels('data/CPSC')          # labels.csv: patient_id, classes, fold, leads
     signals, index = load_cache('data/CPSC')   # int16 µV memmap (T, 12) + cache/index.csv
     rows, left_out = with_leads(labels, ['I'])  # records that hold or can derive lead I
@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from records import obtainable
-from utils import LEADS
+from records.leads import LEADS, obtainable
 
 
 def _require(path, data_dir):

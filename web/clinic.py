@@ -2,7 +2,7 @@
 uploads, diagnosis, measurements, explanation, figures and the PDF report.
 app.py only draws the page; tests and bench.py call these functions directly.
 
-    import clinic
+    from web import clinic
     info = predict.load_model('models/SYNTH-all-s42-f7/best.pt')
     records, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
                                              info['leads'], info['window'])
@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-import uploads
 import utils
-from app_text import RTL, t
-from utils import FS, LEADS
-
+from records import FS, LEADS, uploads
+from web.app_text import RTL, t
 
 HIGHLIGHT_PERCENTILE = 95.0
 HIGHLIGHT_COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b',

@@ -5,7 +5,7 @@ with the signal files it names, a CPSC2018 .mat on its own), read through
 records.py as every script reads them, and the folder is removed as soon as
 the records are read (they are kept in memory only).
 
-    import uploads
+    from records import uploads
     records, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
                                              leads, window)
     with tempfile.TemporaryDirectory() as tmp:
@@ -31,7 +31,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from utils import FS, LEADS
+from records import formats
+from records.errors import RecordError
+from records.find import csv_names_a_lead
+from records.leads import LEADS, missing_leads
+from records.prepare import FS, length_at_fs, prepare
+from records.read import read_record
 
 # One uploaded or unpacked file, and everything one request stages (zips
 # unpacked, all zips together): an ECG of 24 h at 500 Hz x 12 leads in int16
@@ -324,14 +329,12 @@ def pair_records(folder, staged):
 
 def _hospital_format(path):
     """True for a file formats.py reads, whatever its extension says."""
-    import formats
     try:
         fmt = formats.sniff(path)
     except OSError:
         return False
     if fmt == 'csv':
-        from records import _csv_names_a_lead
-        return _csv_names_a_lead(path)
+        return csv_names_a_lead(path)
     return fmt is not None and fmt != 'ishne-ann'  # other XML: read, and told why not
 
 
@@ -346,13 +349,12 @@ def read_prepared(path, leads, window, lead_map=None):
     alias; limb leads derived) -> dict(rec (records.Record), x (len(leads),
     window) float32 model input, quality, display (n, k) mV at 500 Hz of the
     standard leads the record gives, display_leads, length, offset)."""
-    import records
-    rec = records.read_record(path, lead_map=lead_map)
-    prep = records.prepare(rec, leads, window)
-    total = records.length_at_fs(rec)
-    shown = [lead for lead in LEADS if lead not in records.missing_leads(rec, LEADS)]
+    rec = read_record(path, lead_map=lead_map)
+    prep = prepare(rec, leads, window)
+    total = length_at_fs(rec)
+    shown = [lead for lead in LEADS if lead not in missing_leads(rec, LEADS)]
     n = min(total, max(window, DISPLAY_MIN))
-    display = records.prepare(rec, shown, n).x.T
+    display = prepare(rec, shown, n).x.T
     length = min(total, window)
     return {'rec': rec, 'x': np.ascontiguousarray(prep.x), 'quality': str(prep.quality),
             'display': np.ascontiguousarray(display), 'display_leads': shown,
@@ -373,7 +375,6 @@ def _record(r, name, source):
 
 def read_records(paths, leads, window, staged=None, lead_map=None):
     """Record paths -> (records, problems); a bad record is one problem line."""
-    from records import RecordError
     out, problems = [], []
     for path in paths:
         label = (staged or {}).get(Path(path).name, Path(path).name)

@@ -2,7 +2,7 @@
 and Arabic: one table, TEXT[key][language]. tests/test_app.py checks that every
 key exists in every language with the same {placeholders}.
 
-    from app_text import t
+    from web.app_text import t
     t('ar', 'explained_in', seconds=4.2)
 
 Class names and the two texts per class (a brief one for the public, the

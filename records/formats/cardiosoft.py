@@ -1,0 +1,78 @@
+"""GE CardioSoft CardiologyXML."""
+import re
+from pathlib import Path
+
+import numpy as np
+
+from records.errors import RecordError
+from records.formats.common import _age, _num, _parse_xml, _record, _sex, _text, safe_name
+from records.formats.muse import _ge_measurements, _pad
+
+# --------------------------------------------------------------------------
+# GE CardioSoft CardiologyXML (UK Biobank).
+
+CS_MEASURES = {'VentricularRate': 'hr', 'PQInterval': 'pr_ms', 'QRSDuration': 'qrs_ms',
+               'QTInterval': 'qt_ms', 'QTCInterval': 'qtc_ms', 'PAxis': 'p_axis',
+               'RAxis': 'qrs_axis', 'TAxis': 't_axis'}
+
+
+def _numbers(text, name, what):
+    try:
+        return np.array([float(v) for v in re.split(r'[,\s]+', (text or '').strip()) if v])
+    except ValueError:
+        raise RecordError(name, f'non-numeric sample in {what}') from None
+
+
+def read_cardiosoft(path):
+    """GE CardioSoft CardiologyXML: StripData (the 10-s 12-lead strip, text
+    samples at Resolution uV/LSB) is the record; FullDisclosure, where
+    present, is rec.full_disclosure, a longer Record of its own."""
+    root = _parse_xml(path)
+    name = Path(path).stem
+    strip = root.find('StripData')
+    if strip is None:
+        raise RecordError(name, f'{Path(path).name}: CardiologyXML without StripData')
+    fs = _num(_text(strip, 'SampleRate')) or 500.0
+    res = _num(_text(strip, 'Resolution')) or 1.0
+    names, cols = [], []
+    for w in strip.findall('WaveformData'):
+        names.append(w.get('lead', f'lead {len(names) + 1}'))
+        cols.append(_numbers(w.text, name, f'lead {names[-1]}') * res)
+    if not cols:
+        raise RecordError(name, 'CardiologyXML StripData holds no WaveformData')
+    info = root.find('PatientInfo')
+    age = _age(_text(info, 'Age'), info.find('Age').get('units') if info is not None and
+               info.find('Age') is not None else None) if info is not None else float('nan')
+    sex = _sex(_text(info, 'Gender')) if info is not None else 'Unknown'
+    ids = [_text(info, p) for p in ('PID', 'Name/FamilyName', 'Name/GivenName')] \
+        if info is not None else []
+    meas = _ge_measurements(root, CS_MEASURES)
+    statements = [(t.text or '').strip() for t in root.findall('Interpretation/Diagnosis/'
+                                                                 'DiagnosisText')]
+    statements = [s for s in statements if s and set(s) != {'-'}]
+    rname = safe_name(path, 'cardiosoft', ids)
+    rec = _record(path, rname, fs, np.column_stack(_pad(cols)), names, ['uV'] * len(names),
+                  'cardiosoft', age, sex, measurements=meas, statements=statements)
+    fd = root.find('FullDisclosure')
+    if fd is not None:
+        rec.full_disclosure = _cardiosoft_full(fd, path, rname, name, age, sex)
+    return rec
+
+
+def _cardiosoft_full(fd, path, rname, name, age, sex):
+    """FullDisclosureData: the leads of LeadOrder interleaved in blocks of one
+    second (SampleRate values of lead 1, then lead 2, ...), text."""
+    fs = _num(_text(fd, 'SampleRate')) or 500.0
+    res = _num(_text(fd, 'Resolution')) or 1.0
+    names = [s.strip() for s in (_text(fd, 'LeadOrder') or '').split(',') if s.strip()]
+    data = fd.find('FullDisclosureData')
+    if not names or data is None:
+        return None
+    x = _numbers(data.text, name, 'FullDisclosureData') * res
+    block = int(fs)
+    n = len(x) // (block * len(names))
+    if n == 0:
+        return None
+    sig = x[:n * block * len(names)].reshape(n, len(names), block).transpose(0, 2, 1)
+    return _record(path, rname + '-full', fs, sig.reshape(-1, len(names)), names,
+                   ['uV'] * len(names), 'cardiosoft', age, sex)

@@ -1,0 +1,60 @@
+"""CSV, semicolon- or tab-separated text: one column per lead."""
+import re
+from pathlib import Path
+
+import numpy as np
+
+from records.errors import RecordError
+from records.formats.common import _record, lead_name
+
+# --------------------------------------------------------------------------
+# CSV.
+
+TIME_COLUMNS = ('time', 't', 'time_s', 'time (s)', 'seconds', 'sec', 's', 'time_ms',
+                'time (ms)', 'ms', 'timestamp')
+
+
+def csv_column(label):
+    """'II', 'V5 (uV)', 'I [mV]', 'ECG_II_uV' -> (lead or None, unit)."""
+    text = label.strip().strip('"\'')
+    unit = 'mV'
+    m = re.search(r'[\s_\-\[(]*(uv|µv|μv|mv)[\])]?$', text, flags=re.I)
+    if m and text[:m.start()].strip():
+        unit = 'uV' if m.group(1).lower() != 'mv' else 'mV'
+        text = text[:m.start()]
+    return lead_name(text), unit
+
+
+def read_csv(path, fs=None):
+    """CSV (or ';'/tab separated) with a header row: one column per lead
+    named by lead ('I', 'II', 'V1', aliases; a '(uV)' or '_uV' suffix gives
+    the unit, else mV), and either `fs` or a time column (s, or ms when named
+    so) giving the rate. Columns that name no lead are ignored and named
+    (rec.ignored); a lead map (records.read_record) can name them."""
+    name = Path(path).stem
+    text = Path(path).read_text(encoding='utf-8-sig', errors='replace')
+    lines = text.splitlines()
+    if len(lines) < 2:
+        raise RecordError(name, f'{Path(path).name}: CSV without data rows')
+    sep = max([',', ';', '\t'], key=lambda s: lines[0].count(s))
+    header = [h.strip().strip('"\'') for h in lines[0].split(sep)]
+    try:
+        data = np.loadtxt(lines[1:], delimiter=sep, ndmin=2, dtype=np.float64)
+    except ValueError as e:
+        raise RecordError(name, f'{Path(path).name}: non-numeric CSV data ({e})') from None
+    if data.shape[1] != len(header):
+        raise RecordError(name, f'CSV rows hold {data.shape[1]} values, the header names '
+                                f'{len(header)} columns')
+    low = [h.lower() for h in header]
+    tcol = next((j for j, h in enumerate(low) if h in TIME_COLUMNS), None)
+    if fs is None and tcol is not None:
+        step = np.median(np.diff(data[:, tcol]))
+        ms = 'ms' in low[tcol]
+        fs = 1.0 / (step / 1000.0 if ms else step) if step > 0 else None
+    if not fs:
+        raise RecordError(name, f'{Path(path).name}: CSV without a time column; give the '
+                                f'sampling rate with --fs HZ')
+    cols = [j for j in range(len(header)) if j != tcol]
+    parsed = [csv_column(header[j]) for j in cols]
+    return _record(path, name, fs, data[:, cols], [header[j] for j in cols],
+                   [u for _, u in parsed], 'csv', leads=[lead for lead, _ in parsed])
