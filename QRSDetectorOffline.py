@@ -89,8 +89,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 from scipy import signal as sps
+
+from records import RecordError, read_beats, read_record
+from utils import atomic_to_csv, pyplot, save_figure
 
 # Windows in seconds so that the detector works at any sampling rate.
 BAND = (5.0, 15.0)          # Pan & Tompkins' pass band, where QRS energy peaks
@@ -775,11 +779,10 @@ def reference_set(folder):
 
     Two layouts: CPSC2019's (data/data_NNNNN.mat with `ecg`, ref/R_NNNNN.mat
     with `R_peak`, 500 Hz, one lead) and WFDB records with .atr beat
-    annotations (CPSC2021, MIT-BIH; beat symbols only), read by records.py in
+    annotations (CPSC2021, MIT-BIH; beat symbols only), read by records/ in
     mV. SystemExit naming the folder when it holds neither."""
     import scipy.io
 
-    from records import RecordError, read_beats, read_record
     folder = Path(folder)
     out = []
     mats = sorted((folder / 'data').glob('data_*.mat'))
@@ -864,8 +867,7 @@ def _eval_dataset(folder, lead, fused):
 
 
 def read_lead(record_path, lead):
-    """(signal 1-D float mV, fs, lead name) of one lead of a record (records.py)."""
-    from records import RecordError, read_record
+    """(signal 1-D float mV, fs, lead name) of one lead of a record (records/)."""
     try:
         rec = read_record(record_path)
         names = {n.lower(): i for i, n in enumerate(rec.sig_names)}
@@ -879,7 +881,6 @@ def read_lead(record_path, lead):
 
 
 def plot(sig, fs, peaks, path, title, ref=None, seconds=10.0):
-    from utils import pyplot, save_figure
     plt = pyplot()
     n = min(len(sig), int(seconds * fs))
     t = np.arange(n) / fs
@@ -938,16 +939,13 @@ def main():
         atr = record.with_suffix('.atr')
         if not atr.exists():
             raise SystemExit(f'error: {atr} not found; --eval needs reference annotations')
-        from records import read_beats
         ref = read_beats(record).samples
         m = match_beats(ref, peaks, fs)
         print(f"eval vs {atr.name}: {len(ref)} reference beats, TP {m['tp']} FN {m['fn']} "
               f"FP {m['fp']}; Se {100 * m['se']:.2f}%  +P {100 * m['ppv']:.2f}%  "
               f"F1 {100 * m['f1']:.2f}%")
     if args.out:
-        import pandas as pd
 
-        from utils import atomic_to_csv
         out = Path(args.out)
         atomic_to_csv(pd.DataFrame({'sample': peaks, 'time_s': peaks / fs}),
                       f'{out}_peaks.csv', index=False)

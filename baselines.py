@@ -33,11 +33,20 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import records
 import utils
+from expert_features import extract_dataset
 from folds import add_trust_folds_arg, check_manifest, current_manifest, write_results_manifest
 from records import parse_leads
+from records.cache import load_labels
 from utils import CLASSES
 
 CLASSIFIERS = ['LR', 'RF', 'LGB', 'MLP']
@@ -55,8 +64,6 @@ def get_args_parser():
                              'not depend on it (LightGBM always uses 1) (default: all cores)')
     parser.add_argument('--n-boot', default=1000, type=int, metavar='N',
                         help='bootstrap resamples for the 95%% CIs (default: 1000)')
-    parser.add_argument('--root', default='.', metavar='DIR',
-                        help='folder holding results/ (default: .)')
     parser.add_argument('--force-features', action='store_true',
                         help='recompute DATA_DIR/features/features.csv')
     add_trust_folds_arg(parser)
@@ -66,26 +73,20 @@ def get_args_parser():
     return parser
 
 
-def build_model(name, seed, jobs=1, quick=False):
+def build_baseline(name, seed, jobs=1, quick=False):
     """An unfitted sklearn estimator for one binary class (LR, RF, LGB) or
     for all classes at once (MLP). Hyperparameters are the study's; quick
     shrinks the models (30 trees, 20 boosting rounds, 50 MLP epochs) for
     smoke tests."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
     impute = SimpleImputer(strategy='median', keep_empty_features=True)
     if name == 'LR':
-        from sklearn.linear_model import LogisticRegression
         return make_pipeline(impute, StandardScaler(),
                              LogisticRegression(max_iter=200 if quick else 1000,
                                                 random_state=seed))
     if name == 'RF':
-        from sklearn.ensemble import RandomForestClassifier
         return make_pipeline(impute, RandomForestClassifier(
             n_estimators=30 if quick else 300, max_depth=10, random_state=seed, n_jobs=jobs))
     if name == 'LGB':
-        from lightgbm import LGBMClassifier
         # deterministic + force_col_wise + one thread on every machine:
         # bit-identical results from run to run (LightGBM docs, "deterministic"
         # holds for a fixed num_threads); one thread also avoids OpenMP
@@ -95,7 +96,6 @@ def build_model(name, seed, jobs=1, quick=False):
             force_col_wise=True,
             num_threads=1, verbose=-1))
     if name == 'MLP':
-        from sklearn.neural_network import MLPClassifier
         return make_pipeline(impute, StandardScaler(), MLPClassifier(
             hidden_layer_sizes=(100, 50), max_iter=50 if quick else 500, random_state=seed))
     raise ValueError(f'unknown classifier {name!r}; use one of {CLASSIFIERS}')
@@ -145,8 +145,6 @@ class MultiLabel:
 
 def load_xy(data_dir, seed, test_fold, jobs=None, force=False):
     """-> dict split -> (patient_ids, X, Y) for the train/val/test folds."""
-    from expert_features import extract_dataset
-    from records.cache import load_labels
     labels = load_labels(data_dir)
     feats = extract_dataset(data_dir, workers=jobs, force=force)
     missing = sorted(set(labels['patient_id']) - set(feats.index))
@@ -172,7 +170,7 @@ def fit_and_score(name, data, seed, jobs=1, quick=False):
     thresholds)."""
     _, X_tr, Y_tr = data['train']
     wrapper = MultiLabel if name == 'MLP' else OneVsRest
-    model = wrapper(lambda: build_model(name, seed, jobs, quick))
+    model = wrapper(lambda: build_baseline(name, seed, jobs, quick))
     with warnings.catch_warnings():
         # MLP (and LR with --quick) may stop at max_iter before converging;
         # the study's settings are kept, so the ConvergenceWarning is noise.
@@ -188,13 +186,13 @@ def fit_and_score(name, data, seed, jobs=1, quick=False):
 def write_results(out, name, run, data, test_s, thresholds, metrics, seed):
     ids, _, test_y = data['test']
     utils.atomic_to_csv(metrics, out / 'metrics.csv', index_label='class')
-    utils.atomic_write_json({'thresholds': dict(zip(CLASSES, map(float, thresholds))),
-                             'tuned_on': f"validation fold {data['folds']['val']}",
-                             'classifier': name, 'seed': seed, 'run': run,
-                             'folds': data['folds'], 'commit': utils.git_commit()},
-                            out / 'thresholds.json')
+    utils.write_thresholds(out / 'thresholds.json', thresholds, CLASSES,
+                          {'split': 'validation', 'folds': data['folds']['val'], 'metric': 'F1',
+                           'model': name},
+                          classifier=name, seed=seed, run=run, folds=data['folds'],
+                          commit=utils.git_commit())
     preds = pd.DataFrame({'patient_id': ids})
-    test_pred = (test_s >= thresholds[None, :]).astype(int)
+    test_pred = utils.decide(test_s, thresholds).astype(int)
     for prefix, values in (('score', test_s), ('true', test_y.astype(int)), ('pred', test_pred)):
         for c, cls in enumerate(CLASSES):
             preds[f'{prefix}_{cls}'] = values[:, c]
@@ -207,11 +205,13 @@ def check_resnet_folds(args, run):
     (pipeline.py), which must then have been trained on these same folds.
     Refuses when models/<run>/best.pt exists with another fold manifest
     (unless --trust-folds); returns the current manifest."""
-    import torch
     best = utils.run_dirs(run, args.root)['models'] / 'best.pt'
     if not best.is_file():
         return current_manifest(args.data_dir)
-    ckpt = torch.load(best, map_location='cpu', weights_only=True)
+    # runs imports torch: loaded only when a ResNet of this run exists, so the
+    # baselines alone never pay for it.
+    import runs
+    ckpt = runs.read_checkpoint(best)
     trained = ckpt.get('fold_manifest') if isinstance(ckpt, dict) else None
     if trained is None and not args.trust_folds:
         return current_manifest(args.data_dir)  # nothing to compare: the report says so

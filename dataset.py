@@ -6,7 +6,7 @@
     x, y = ds[0]          # x: float32 (12, 15000) mV, front zero-padded; y: (9,)
     loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=collate)
 
-Records are read by records.py (read_record, prepare: any lead set, any
+Records are read by records/ (read_record, prepare: any lead set, any
 rate), never here. The cache (preprocess.py) stores each record's last 15,000
 samples at 500 Hz as int16 microvolts in one memory-mapped array, twelve
 columns in records.LEADS order (a lead a record lacks and cannot derive is
@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Sampler
 
 from records import LEADS, WINDOW, parse_leads, to_mV
 
-# The cache and labels are read by ecgcache.py (no torch there); re-exported
+# The cache and labels are read by records/cache.py (no torch there); re-exported
 # here for the callers that import them with the Dataset.
 from records.cache import load_cache, load_index, load_labels, with_leads  # noqa: F401
 from utils import CLASSES, split_data  # noqa: F401 (split_data is re-exported)

@@ -57,9 +57,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pywt
+from tqdm import tqdm
 
+import measure
 from QRSDetectorOffline import detect_multilead
 from records import FS, LEADS, to_mV
+from records.cache import load_cache
 from utils import atomic_to_csv, atomic_write_json
 
 # Everything that changes the numbers; its hash keys the cached CSV. Bump
@@ -88,9 +92,9 @@ BANDS = ['cA4', 'cD4', 'cD3', 'cD2', 'cD1']
 RHYTHM = ['n_beats', 'hr', 'rr_mean', 'rr_sd', 'rr_min', 'rr_max', 'rr_rmssd',
           'rr_pnn50', 'rr_cv', 'rr_nrmssd', 'rr_sampen', 'rr_ectopy', 'rr_quality']
 # Global measurements (measure.py): the intervals that define IAVB (PR) and
-# the bundle branch blocks (QRS), which the study's features lacked.
-MEASURES = ['pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
-            'p_axis', 'qrs_axis', 't_axis']
+# the bundle branch blocks (QRS), which the study's features lacked. Not its
+# heart rate: RHYTHM has one, from every beat.
+MEASURES = [k for k in measure.KEYS if k != 'hr']
 
 
 def feature_names(config=CONFIG):
@@ -102,7 +106,6 @@ def feature_names(config=CONFIG):
 def measurement_features(x, fs=FS, config=CONFIG):
     """(n, 12) mV -> [MEASURES values], NaN where measure.py gives none.
     The cache front-pads short records with zeros: those rows are left out."""
-    import measure
     nonzero = np.flatnonzero(np.any(x != 0, axis=1))
     x = x[nonzero[0]:] if len(nonzero) else x[:0]
     if len(x) < 2 * fs:
@@ -129,7 +132,6 @@ def _energy_entropy(c):
 
 def lead_features(x, config=CONFIG):
     """(n, leads) mV -> (leads, 53) statistics and wavelet features."""
-    import pywt
     if len(x) == 0:
         return np.full((x.shape[1], len(STATS) * (1 + len(BANDS)) + len(BANDS)), np.nan)
     with warnings.catch_warnings():
@@ -226,7 +228,6 @@ _WORKER = {}
 
 
 def _init_worker(data_dir):
-    from records.cache import load_cache
     _WORKER['signals'], _ = load_cache(data_dir)
 
 
@@ -252,7 +253,6 @@ def cache_fingerprint(data_dir):
     """Changes whenever preprocess.py rewrites the cache with other content:
     hash of index.csv, meta.json, the array's shape and a strided sample of
     its rows (hashing all of CPSC's 2.5 GB would take longer than the work)."""
-    from records.cache import load_cache
     signals, _ = load_cache(data_dir)
     h = hashlib.sha256()
     for name in ('index.csv', 'meta.json'):
@@ -273,9 +273,6 @@ def extract_dataset(data_dir, workers=None, force=False, strict=False, quiet=Fal
     """Features of every record in DATA_DIR's cache as a DataFrame indexed by
     patient_id; reads DATA_DIR/features/features.csv when its configuration
     and cache fingerprint match, else computes and writes it (atomically)."""
-    from tqdm import tqdm
-
-    from records.cache import load_cache
     path = features_path(data_dir)
     sidecar = path.with_suffix('.json')
     key = {'config_hash': config_hash(), 'cache_fingerprint': cache_fingerprint(data_dir)}

@@ -30,17 +30,24 @@ Prints the largest |logit| difference between onnxruntime and torch fp32 on
 <= 1e-4). The model input is made by records.prepare, as for every script.
 """
 import argparse
-import hashlib
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+import torch
 
 import records
+import runs
+import synthetic
 import utils
+from dataset import ECGDataset
+from resnet import Conv2dTwin, batch_logits
 
 OPSET = 17           # onnxruntime 1.31 runs it; the legacy exporter's best-tested opset
-PARITY_TOL = 1e-4    # max |logit| difference onnxruntime vs torch fp32 (issue 21)
+PARITY_TOL = 1e-4    # max |logit| difference onnxruntime vs torch fp32 that a graph must hold
 CALIBRATION = 64     # training records for int8 calibration: enough to fix the ranges
 # 2: the graph is resnet.Conv2dTwin (serve.py re-exports a model.onnx of an
 # older version, as it does one made from another checkpoint)
@@ -52,8 +59,7 @@ def get_args_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model-path', required=True, metavar='PT',
                         help='checkpoint of main.py (models/<run>/best.pt)')
-    parser.add_argument('--root', default='.', metavar='DIR',
-                        help='folder holding results/<run>/ (thresholds) and data/ (default: .)')
+    utils.add_root_arg(parser)
     parser.add_argument('--quantize', default=None, choices=['int8'],
                         help='also write model.int8.onnx (static quantisation) (default: no)')
     parser.add_argument('--calibration', default=CALIBRATION, type=int, metavar='N',
@@ -70,14 +76,6 @@ def get_args_parser():
     return parser
 
 
-def sha256_file(path, chunk=2 ** 20):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def layout(model):
     """'conv2d': exported as resnet.Conv2dTwin (1 x k 2-D convolutions, which
     onnxruntime runs ~1.3x faster on the CPU at the same outputs); 'conv1d'
@@ -87,7 +85,6 @@ def layout(model):
 
 def graph_of(model):
     """The module export_onnx exports for `model` (see layout)."""
-    from resnet import Conv2dTwin
     return Conv2dTwin(model) if layout(model) == 'conv2d' else model
 
 
@@ -96,9 +93,6 @@ def export_onnx(model, leads, window, out, opset=OPSET):
     the graph of graph_of(model). The TorchScript-based exporter: three
     times faster than the dynamo one here and its graph quantises as is; the
     dynamo exporter is the fallback where a torch release has dropped it."""
-    import warnings
-
-    import torch
     model = graph_of(model)
     x = torch.zeros(2, len(leads), window)
     with utils.atomic_path(out) as tmp, warnings.catch_warnings():
@@ -115,30 +109,29 @@ def export_onnx(model, leads, window, out, opset=OPSET):
     return Path(out)
 
 
-def sidecar(info, onnx_path, precision, calibration=None):
-    """What a runtime needs besides the graph: the checkpoint's self-description."""
-    ckpt = info['ckpt']
-    src = info['threshold_source']
-    return {'onnx': Path(onnx_path).name, 'onnx_sha256': sha256_file(onnx_path),
+def sidecar(run, onnx_path, precision, calibration=None):
+    """What a runtime needs besides the graph: the checkpoint's self-description
+    (run: runs.Run)."""
+    ckpt, src = run.ckpt, run.source
+    tuned = src['kind'] == 'tuned'
+    return {'onnx': Path(onnx_path).name, 'onnx_sha256': utils.sha256_file(onnx_path),
             'export_version': EXPORT_VERSION, 'precision': precision,
-            'layout': layout(info['model']), 'input': 'x', 'output': 'logits',
+            'layout': layout(run.model), 'input': 'x', 'output': 'logits',
             'output_is': 'logits; sigmoid gives the probability per class',
-            'classes': list(info['classes']), 'leads': list(info['leads']),
-            'window': int(info['window']), 'sampling_rate_hz': records.FS,
+            'classes': list(run.classes), 'leads': list(run.leads),
+            'window': int(run.window), 'sampling_rate_hz': records.FS,
             'units': 'mV, quantised to 1 uV (records.prepare)',
-            'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
-            'thresholds_tuned_on': src.get('where') if src['kind'] == 'tuned' else None,
-            'thresholds_file': src['path'] if src['kind'] == 'tuned' else None,
+            'thresholds': dict(zip(run.classes, map(float, run.thresholds))),
+            'thresholds_tuned_on': src['tuned_on'] if tuned else None,
+            'thresholds_file': src['path'] if tuned else None,
             'fold_manifest': ckpt.get('fold_manifest'), 'folds': ckpt.get('folds'),
             'arch': ckpt.get('arch'), 'mask_padding': bool(ckpt.get('mask_padding', False)),
-            'checkpoint': str(info['path']), 'checkpoint_sha256': sha256_file(info['path']),
-            'run': info['card']['run'], 'database': info['card']['database'],
-            'calibration': calibration}
+            'checkpoint': str(run.path), 'checkpoint_sha256': run.sha256,
+            'run': run.name, 'database': run.database, 'calibration': calibration}
 
 
 def session(path, threads=None):
     """An onnxruntime CPU session; threads None = onnxruntime's choice (all cores)."""
-    import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # its warnings about unused initialisers are noise here
     # Idle threads sleep instead of spinning: the same latency (76 ms a
@@ -166,9 +159,6 @@ def onnx_probabilities(sess, x, batch_size=32):
 
 
 def torch_logits(model, x, batch_size=32):
-    import torch
-
-    from resnet import batch_logits
     x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
     out = [batch_logits(model, x[i:i + batch_size], torch.device('cpu'), 'fp32').numpy()
            for i in range(0, len(x), batch_size)]
@@ -178,10 +168,6 @@ def torch_logits(model, x, batch_size=32):
 def synthetic_inputs(n, leads, window, seed=0):
     """n synthetic records (synthetic.py, classes in turn) as model inputs,
     through records.prepare like any record."""
-    import tempfile
-
-    import records
-    import synthetic
     xs = []
     with tempfile.TemporaryDirectory(prefix='ecg-export-') as tmp:
         for i in range(n):
@@ -193,28 +179,24 @@ def synthetic_inputs(n, leads, window, seed=0):
     return np.stack(xs).astype(np.float32)
 
 
-def calibration_inputs(info, root, n):
+def calibration_inputs(run, root, n):
     """-> (inputs (m, leads, window), description): m <= n training records
-    of the run (drawn as the SHAP background is, seeded), else synthetic."""
-    import shap_values
-    card = info['card']
-    if card['data_dir'] and card['train_folds']:
-        data_dir = Path(card['data_dir'])
-        data_dir = data_dir if data_dir.is_absolute() else Path(root) / data_dir
-        try:
-            x, ids = shap_values.draw_background(data_dir, info['leads'], info['window'],
-                                                 card['train_folds'], n, card['seed'])
-            return x.numpy(), f"{len(ids)} training records of {card['database']} " \
-                              f"(folds {card['train_folds']}, seed {card['seed']})"
-        except (SystemExit, OSError, KeyError, ValueError):
-            pass  # the training data is not on this machine
-    return synthetic_inputs(n, info['leads'], info['window']), \
+    of the run (runs.training_records: drawn as the SHAP background is,
+    seeded), else synthetic."""
+    card = run.card
+    drawn = runs.training_records(run, n, root)
+    if drawn is not None:
+        x, ids = drawn
+        return x.numpy(), f"{len(ids)} training records of {card['database']} " \
+                          f"(folds {card['train_folds']}, seed {card['seed']})"
+    return synthetic_inputs(n, run.leads, run.window), \
         f'{n} synthetic records (the training data {card["data_dir"]} is not here)'
 
 
 def quantize_int8(fp32_path, out, calib):
     """Static int8 quantisation (QDQ, weights per channel) calibrated on
     `calib` (m, leads, window) -> out."""
+    # only --quantize needs it, and it loads onnx and its shape inference (~0.6 s)
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -247,30 +229,29 @@ def onnx_path(model_path, precision='fp32'):
 
 
 def export(model_path, root='.', quantize=None, calibration=CALIBRATION, opset=OPSET,
-           info=None):
-    """Write model.onnx (+ model.int8.onnx) and their sidecars -> list of paths."""
-    import predict
-    info = info or predict.load_model(model_path, root)
+           run=None):
+    """Write model.onnx (+ model.int8.onnx) and their sidecars -> (list of
+    paths, the runs.Run exported; `run` when given, else loaded)."""
+    run = run or runs.load_run(model_path, root)
     out = onnx_path(model_path)
-    export_onnx(info['model'], info['leads'], info['window'], out, opset)
-    utils.atomic_write_json(sidecar(info, out, 'fp32'), out.with_name(out.name + '.json'))
+    export_onnx(run.model, run.leads, run.window, out, opset)
+    utils.atomic_write_json(sidecar(run, out, 'fp32'), out.with_name(out.name + '.json'))
     written = [out, out.with_name(out.name + '.json')]
     if quantize == 'int8':
-        calib, where = calibration_inputs(info, root, calibration)
+        calib, where = calibration_inputs(run, root, calibration)
         q = quantize_int8(out, onnx_path(model_path, 'int8'), calib)
-        utils.atomic_write_json(sidecar(info, q, 'int8', where), q.with_name(q.name + '.json'))
+        utils.atomic_write_json(sidecar(run, q, 'int8', where), q.with_name(q.name + '.json'))
         written += [q, q.with_name(q.name + '.json')]
-    return written, info
+    return written, run
 
 
-def evaluate_int8(info, root, written):
+def evaluate_int8(run, root, written):
     """fp32 vs int8 onnxruntime on the run's test fold -> dict of macro
     AUC/F1 (the run's thresholds), file sizes and ms a record (batch 1)."""
-    from dataset import ECGDataset
-    card = info['card']
+    card = run.card
     data_dir = Path(card['data_dir'])
     data_dir = data_dir if data_dir.is_absolute() else Path(root) / data_dir
-    ds = ECGDataset(data_dir, card['test_fold'], info['leads'], window=info['window'],
+    ds = ECGDataset(data_dir, card['test_fold'], run.leads, window=run.window,
                     augment=False, trim=False)
     x = np.stack([ds[i][0].numpy() for i in range(len(ds))])
     y = np.stack([ds[i][1].numpy() for i in range(len(ds))])
@@ -279,7 +260,7 @@ def evaluate_int8(info, root, written):
         key = 'int8' if 'int8' in p.name else 'fp32'
         sess = session(p)
         prob = onnx_probabilities(sess, x)
-        m = utils.compute_metrics(y, prob, info['thresholds'], info['classes'], n_boot=0)
+        m = utils.compute_metrics(y, prob, run.thresholds, run.classes, n_boot=0)
         onnx_probabilities(sess, x[:2], 1)  # warm-up
         t0 = time.perf_counter()
         n = min(len(x), 20)
@@ -297,13 +278,13 @@ def evaluate_int8(info, root, written):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     t0 = time.perf_counter()
-    written, info = export(args.model_path, args.root, args.quantize, args.calibration,
-                           args.opset)
+    written, run = export(args.model_path, args.root, args.quantize, args.calibration,
+                          args.opset)
     for p in written:
         print(f'wrote {p} ({p.stat().st_size / 2 ** 20:.1f} MB)')
     if args.check:
-        x = synthetic_inputs(args.check, info['leads'], info['window'], seed=1000)
-        ref = torch_logits(info['model'], x)
+        x = synthetic_inputs(args.check, run.leads, run.window, seed=1000)
+        ref = torch_logits(run.model, x)
         for p in written:
             if p.suffix == '.onnx':
                 diff = float(np.abs(onnx_logits(session(p), x) - ref).max())
@@ -312,7 +293,7 @@ def main(argv=None):
                 print(f'{p.name}: max |logit - torch fp32| on {args.check} synthetic records '
                       f'{diff:.2e} ({ok})')
     if args.evaluate and args.quantize:
-        r = evaluate_int8(info, args.root, written)
+        r = evaluate_int8(run, args.root, written)
         for k in ('fp32', 'int8'):
             print(f"{k}: test fold {r['test_fold']} ({r['records']} records) macro AUC "
                   f"{r[k]['macro_auc']:.4f}, F1 {r[k]['macro_f1']:.4f}; {r[k]['mb']:.1f} MB; "

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils import NFOLDS
+from records.cache import load_labels
+from utils import CLASSES, NFOLDS, atomic_write_json
 
 PTBXL_DATABASE = 'ptbxl_database.csv'
 FOLDS_JSON = 'folds.json'   # beside labels.csv: fold seed, manifest, group counts
@@ -231,7 +232,6 @@ def keep_existing_folds(labels, old, seed, k=NFOLDS):
     its group when the group already has one; new groups are stratified
     among themselves. Raises SystemExit when the old folds split a group
     (e.g. labels.csv from before duplicates were grouped)."""
-    from utils import CLASSES
     old_fold = dict(zip(old['patient_id'], old['fold'].astype(int)))
     fold = labels['patient_id'].map(old_fold)
     per_group = pd.DataFrame({'group': labels['group'], 'fold': fold}).dropna()
@@ -281,7 +281,6 @@ def read_fold_seed(data_dir):
 
 def current_manifest(data_dir):
     """The manifest of DATA_DIR/labels.csv as it is now."""
-    from records.cache import load_labels
     return fold_manifest(load_labels(data_dir), read_fold_seed(data_dir))
 
 
@@ -363,7 +362,6 @@ def check_manifest(manifest, data_dir, model_path, trust=False, folds=None, scri
 def write_results_manifest(out_dir, manifest, trained=None, model=None, folds=None):
     """results/<run>/folds.json: the manifest a result was scored on, and the
     one its model was trained on (equal unless --trust-folds)."""
-    from utils import atomic_write_json
     atomic_write_json({'scored_on': public(manifest), 'trained_on': public(trained),
                        'model': None if model is None else str(model), 'folds': folds,
                        'trusted': trained is None or trained.get('hash') != manifest['hash']},

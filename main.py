@@ -27,7 +27,7 @@ macro F1; the test fold is left for predict.py.
     python main.py --data-dir data/CPSC --evaluate
 
 Writes models/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10): best.pt and
-last.pt (self-describing checkpoints, see resnet.load_checkpoint), args.json and
+last.pt (self-describing checkpoints, see runs.load_checkpoint), args.json and
 log.jsonl (one JSON line per epoch: epoch, train_loss, val_loss, val_f1, val_auc,
 lr, seconds, samples_per_s).
 """
@@ -36,7 +36,6 @@ import json
 import math
 import os
 import random
-import time
 
 import numpy as np
 import torch
@@ -47,9 +46,12 @@ from torch.utils.data.distributed import DistributedSampler
 
 import records
 import utils
+from dataset import ECGDataset, LengthBucketSampler, collate
+from engine import broadcast_buffers, evaluate, is_dist, train_one_epoch
 from folds import check_manifest, current_manifest, public
 from records import parse_leads
-from resnet import ARCHS, batch_logits, build_model
+from resnet import ARCHS, build_model
+from runs import load_checkpoint, read_checkpoint
 from utils import CLASSES
 
 
@@ -114,13 +116,11 @@ def get_args_parser(add_help=True):
                         help='torch.use_deterministic_algorithms + deterministic cuDNN: the '
                              'same numbers on every run and an exact --resume on CUDA too, '
                              'at some speed (default: off; the CPU is deterministic anyway)')
-    parser.add_argument('--root', default='.', metavar='DIR',
-                        help='folder holding models/ (default: .)')
     return parser
 
 
 # --------------------------------------------------------------------------
-# Distributed helpers: all no-ops in a single process.
+# Distributed set-up: a no-op in a single process (engine.py has the rest).
 
 def ddp_setup(device_arg):
     """-> (rank, world_size, local_rank); initialises the process group when
@@ -136,34 +136,10 @@ def ddp_setup(device_arg):
     return rank, world, local
 
 
-def is_dist():
-    return dist.is_available() and dist.is_initialized()
-
-
-def gather_in_order(t, n):
-    """Gather equal-sized per-rank tensors from a DistributedSampler(shuffle=False)
-    and return the first n rows in dataset order: rank r holds the padded
-    indices r, r + world, ..., so interleaving restores the order and the
-    sampler's padding duplicates fall at the end."""
-    if not is_dist():
-        return t[:n]
-    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, t.contiguous())
-    return torch.stack(parts, dim=1).reshape(-1, *t.shape[1:])[:n]
-
-
-def all_reduce_sum(values, device):
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    if is_dist():
-        dist.all_reduce(t)
-    return t.tolist()
-
-
 # --------------------------------------------------------------------------
 # Data.
 
 def make_loaders(args, folds, rank, world, device):
-    from dataset import ECGDataset, LengthBucketSampler, collate
     pin = device.type == 'cuda'
     workers = args.workers
     if workers is None:
@@ -207,83 +183,10 @@ def report_left_out(train_ds, val_ds, rank):
 
 
 # --------------------------------------------------------------------------
-# One epoch of training, one pass of evaluation.
-
-def train_one_epoch(model, loader, criterion, optimizer, device, precision, epoch,
-                    show_progress=True):
-    """-> dict(loss, samples, seconds, samples_per_s) over all processes.
-    Stops with SystemExit on a non-finite loss (all ranks together)."""
-    from tqdm import tqdm
-    model.train()
-    total, count = 0.0, 0
-    t0 = time.perf_counter()
-    bar = tqdm(loader, desc=f'epoch {epoch} train', leave=False, disable=not show_progress,
-               dynamic_ncols=True)
-    for step, (x, y) in enumerate(bar):
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
-        with utils.autocast(device, precision):
-            logits = model(x)
-        loss = criterion(logits.float(), y)
-        finite = torch.isfinite(loss.detach())
-        if is_dist():
-            finite = finite.to(torch.int32)
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        if not bool(finite):
-            raise SystemExit(f'error: non-finite training loss ({loss.item()}) at epoch '
-                             f'{epoch}, step {step}; lower --lr, or check the cache for '
-                             f'NaN/Inf (re-run preprocess.py)')
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(x)
-        count += len(x)
-        bar.set_postfix(loss=f'{total / count:.4f}')
-    total, count = all_reduce_sum([total, count], device)
-    seconds = time.perf_counter() - t0
-    return {'loss': total / max(count, 1), 'samples': int(count), 'seconds': seconds,
-            'samples_per_s': count / seconds}
-
-
-def evaluate(model, loader, criterion, device, precision, show_progress=False):
-    """-> dict(loss, f1, f1_at_05, auc, scores (n, 9), labels (n, 9), thresholds)
-    over the loader's whole dataset, gathered from all processes in dataset order.
-
-    f1 is macro F1 at each class's F1-optimal threshold on this same set. That
-    is how predict.py will use the model (thresholds tuned on the validation
-    fold), so selecting the epoch by it selects for the deployed decision rule;
-    F1 at 0.5 (also returned) would mostly reward calibration of rare classes.
-    """
-    from tqdm import tqdm
-    model.eval()
-    logits_all, labels_all = [], []
-    with torch.inference_mode():
-        for x, y in tqdm(loader, desc='validate', leave=False, disable=not show_progress,
-                         dynamic_ncols=True):
-            logits_all.append(batch_logits(model, x, device, precision))
-            labels_all.append(y.to(device))
-        n = len(loader.dataset)
-        logits = torch.cat(logits_all) if logits_all else torch.empty(0, len(CLASSES),
-                                                                      device=device)
-        labels = torch.cat(labels_all) if labels_all else torch.empty_like(logits)
-        logits, labels = gather_in_order(logits, n), gather_in_order(labels, n)
-        loss = float(criterion(logits, labels)) if n else float('nan')
-        scores = torch.sigmoid(logits).cpu().double().numpy()
-    labels = labels.cpu().numpy().astype(np.int8)
-    thresholds = utils.f1_optimal_thresholds(labels, scores)
-    tuned = utils.compute_metrics(labels, scores, thresholds, n_boot=0)
-    at05 = utils.compute_metrics(labels, scores, np.full(len(CLASSES), 0.5), n_boot=0)
-    return {'loss': loss, 'f1': float(tuned.loc['macro', 'f1']),
-            'f1_at_05': float(at05.loc['macro', 'f1']),
-            'auc': float(tuned.loc['macro', 'auc']),
-            'scores': scores, 'labels': labels, 'thresholds': thresholds}
-
-
-# --------------------------------------------------------------------------
 # Checkpoints.
 
 def rng_state():
-    """All RNG states as tensors/ints, so torch.load(weights_only=True) reads them."""
+    """All RNG states as tensors/ints, so a weights_only load (runs.read_checkpoint) reads them."""
     _, keys, pos, has_gauss, cached = np.random.get_state()
     state = {'torch': torch.get_rng_state(),
              'numpy_keys': torch.from_numpy(keys.astype(np.int64)),
@@ -309,8 +212,8 @@ def is_complete(path, epochs):
     if not path.is_file():
         return False
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except (OSError, RuntimeError, EOFError):  # a corrupt file is not complete
+        ckpt = read_checkpoint(path)
+    except SystemExit:  # a corrupt file is not complete
         return False
     return int(ckpt.get('epoch', 0)) >= epochs
 
@@ -327,8 +230,8 @@ def is_improvement(f1, best_f1, best_epoch):
     """Does this epoch's validation F1 beat the best so far? The first
     epoch always saves best.pt. A NaN F1 (a validation fold without
     positives, or a diverging epoch) never counts as a best and never blocks
-    a later finite one: `x > nan` is always False, which used to keep the
-    NaN first epoch as the best of the whole run."""
+    a later finite one: `x > nan` is always False, so a plain comparison
+    would keep a NaN first epoch as the best of the whole run."""
     if best_epoch == 0:
         return True
     if not math.isfinite(f1):
@@ -355,7 +258,6 @@ def refuse_existing(args, out, name, is_main):
 
 def evaluate_only(args, name, leads, best_path, val_loader, device, precision, is_main):
     """--evaluate: score best.pt on the validation fold -> result dict."""
-    from resnet import load_checkpoint
     model, _ = load_checkpoint(best_path, leads=leads, map_location=device)
     val = evaluate(model, val_loader, nn.BCEWithLogitsLoss(), device, precision)
     result = {'run': name, 'val_loss': val['loss'], 'val_f1': val['f1'],
@@ -376,7 +278,7 @@ def resume(args, model, optimizer, scheduler, last_path, is_main):
             print(f'no {last_path} to resume from; starting from scratch', flush=True)
         return 1, -math.inf, 0
     # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest
-    ckpt = torch.load(last_path, map_location='cpu', weights_only=True)
+    ckpt = read_checkpoint(last_path, map_location='cpu')
     check_manifest(ckpt.get('fold_manifest'), args.data_dir, last_path, resume=True)
     model.load_state_dict(ckpt['model'])
     optimizer.load_state_dict(ckpt['optimizer'])
@@ -405,7 +307,7 @@ def start_log(args, out, name, manifest, start_epoch):
 
 
 def checkpoint(args, model, optimizer, scheduler, epoch, best, val, run):
-    """The self-describing checkpoint of an epoch (see resnet.load_checkpoint);
+    """The self-describing checkpoint of an epoch (see runs.load_checkpoint);
     best = (best F1, its epoch); run: leads, folds, manifest, precision."""
     return {'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
             'scheduler': scheduler.state_dict(), 'epoch': epoch,
@@ -417,6 +319,17 @@ def checkpoint(args, model, optimizer, scheduler, epoch, best, val, run):
             'mask_padding': bool(args.length_aware),
             'folds': run['folds'], 'fold_manifest': run['manifest'],
             'commit': utils.git_commit(), 'precision': run['precision'], 'rng': rng_state()}
+
+
+def save_epoch(out, row, ckpt, improved):
+    """An epoch's log line (printed, appended to log.jsonl) and checkpoints:
+    last.pt, and best.pt when the epoch improved."""
+    print(json.dumps(row), flush=True)
+    with open(out / 'log.jsonl', 'a') as f:
+        f.write(json.dumps(row) + '\n')
+    if improved:
+        utils.atomic_torch_save(ckpt, out / 'best.pt')
+    utils.atomic_torch_save(ckpt, out / 'last.pt')
 
 
 def train_run(args, rank=0, world=1, local_rank=0):
@@ -477,11 +390,7 @@ def train_run(args, rank=0, world=1, local_rank=0):
         tr = train_one_epoch(model, train_loader, criterion, optimizer, device, precision,
                              epoch, show_progress=is_main)
         if world > 1:
-            # BN running statistics are per process (DDP only syncs them at the
-            # next forward); evaluate every rank with rank 0's, which is the
-            # model that gets saved.
-            for buf in raw_model.buffers():
-                dist.broadcast(buf, 0)
+            broadcast_buffers(raw_model)
         val = evaluate(raw_model, val_loader, criterion, device, precision)
         scheduler.step()
         improved = is_improvement(val['f1'], best_f1, best_epoch)
@@ -492,14 +401,8 @@ def train_run(args, rank=0, world=1, local_rank=0):
                'lr': lr, 'seconds': round(tr['seconds'], 3),
                'samples_per_s': round(tr['samples_per_s'], 2)}
         if is_main:
-            print(json.dumps(row), flush=True)
-            with open(out / 'log.jsonl', 'a') as f:
-                f.write(json.dumps(row) + '\n')
-            ckpt = checkpoint(args, raw_model, optimizer, scheduler, epoch,
-                              (best_f1, best_epoch), val, run)
-            if improved:
-                utils.atomic_torch_save(ckpt, best_path)
-            utils.atomic_torch_save(ckpt, last_path)
+            save_epoch(out, row, checkpoint(args, raw_model, optimizer, scheduler, epoch,
+                                            (best_f1, best_epoch), val, run), improved)
         if is_dist():
             dist.barrier()
     if is_main:

@@ -12,13 +12,15 @@ Python API (torch-free):
         record_or_signal  a records.Record (fs and leads from the record), or
                           an array (leads, samples) in mV with fs (Hz) and
                           leads (names, any alias: records.parse_leads)
-    keys: hr (beats/min), pr_ms, qrs_ms, qt_ms, qtc_bazett_ms,
-    qtc_fridericia_ms, p_axis, qrs_axis, t_axis (degrees, frontal plane):
-    float or None; `reasons` {key: why it is None}; `leads_used` (the leads
-    the figures came from); `beats` (R peaks used for the median beat),
-    `n_beats`, and `peaks` (every QRS found, samples at 500 Hz; absent when
-    the record stopped before the detector: no usable lead, under 2 s, a
-    detector error).
+    keys: KEYS, from the one table of measurements (MEASUREMENTS, in
+    records/measurements.py: key, name, unit): hr (beats/min), pr_ms,
+    qrs_ms, qt_ms, qtc_bazett_ms, qtc_fridericia_ms, p_axis, qrs_axis,
+    t_axis (degrees, frontal plane): float or None; `reasons` {key: why it
+    is None}; `leads_used` (the leads the figures came from); `beats` (R
+    peaks used for the median beat), `n_beats`, and `peaks` (every QRS
+    found, samples at 500 Hz; absent when the record stopped before the
+    detector: no usable lead, under 2 s, a detector error).
+    label_beats(xh, peaks), qrs_bounds(median_beat, r0): the beat rules.
 
 Method (what an electrocardiograph's global measurement does, after the
 CSE/IEC 60601-2-25 conventions): the project's fused multi-lead QRS detector
@@ -54,18 +56,25 @@ A figure the record cannot support stays None and says why: no repeating P
 wave (AF), fewer than MIN_BEATS dominant beats, no two limb leads for an
 axis, a single lead (HR, PR and QRS only: its T end is unreliable), pacing
 spikes (a paced QRS has no intrinsic PR or QRS), QRS/T not found.
+
+The beat rules, label_beats (ectopic and premature beats) and qrs_bounds
+(QRS onset and offset), are also shap_population.py's, so the QRS region of
+a SHAP profile is the QRS measured here.
 """
 import argparse
 import json
 import sys
+from fractions import Fraction
 
 import numpy as np
 import scipy.signal as sps
 
-from QRSDetectorOffline import zero_phase
-from records import LIMB, parse_leads
+from QRSDetectorOffline import detect_multilead, zero_phase
+from records import FS, LIMB, RecordError, parse_leads, read_record
 
-FS = 500                 # everything runs at 500 Hz (records at other rates are resampled)
+# The table of measurements; callers read it here too, as measure.KEYS and measure.MEASUREMENTS.
+from records.measurements import AXES, KEYS, MEASUREMENTS
+
 MIN_BEATS = 3            # dominant beats needed for a median beat
 PRE_S, POST_S = 0.62, 0.80   # median-beat window around the R peak: longest PR, QT
 ALIGN_S = 0.020          # cross-correlation search for beat alignment
@@ -82,8 +91,6 @@ P_MIN_MV = 0.025         # a P wave under 25 uV (spatial) is not measured
 P_CONSISTENCY = 0.6      # mean beat-to-median correlation of the P window for a real P
 P_CONSISTENCY_IRREGULAR = 0.8   # the same when the RR is irregularly irregular
 PACED_SLOPE = 1.0        # mV/ms: a pacing spike (intrinsic QRS slopes stay under ~0.2)
-KEYS = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
-        'p_axis', 'qrs_axis', 't_axis']
 
 
 def _ms(s):
@@ -94,7 +101,8 @@ def _lowpass(x, hz):
     return zero_phase(x, FS, 'lowpass', hz)
 
 
-def _highpass(x, hz=0.5):
+def highpass(x, hz=0.5):
+    """x (n, L) at FS without its baseline wander: the signal the beat rules read."""
     return zero_phase(x, FS, 'highpass', hz)
 
 
@@ -117,7 +125,6 @@ def _as_signal(record_or_signal, fs, leads):
                              f'{len(names)} rows for {names}, got shape {x.shape}')
         x = x.T
     if fs != FS:
-        from fractions import Fraction
         r = Fraction(FS / float(fs)).limit_denominator(1000)
         x = sps.resample_poly(np.nan_to_num(x), r.numerator, r.denominator, axis=0)
     ok = [k for k in range(x.shape[1]) if np.isfinite(x[:, k]).all()
@@ -143,22 +150,40 @@ def _add_missed(xf, peaks):
     return np.sort(np.r_[peaks, cand[far]]).astype(np.int64)
 
 
-def _dominant(x, peaks):
-    """Indices into peaks of the beats of the dominant shape that are not
-    premature. Shape: correlation of the QRS (+/-60 ms, all leads) with the
-    median QRS; prematurity: RR under PREMATURE of the median RR."""
+def label_beats(xh, peaks):
+    """Each beat labelled as a beat annotation (.atr) labels it -> str array:
+    'V' a QRS of another shape than the median QRS (correlation of the
+    +/-60 ms around the R peak, all leads, under SHAPE_CORR: a PVC), 'A' a
+    beat of the median shape that comes early (RR under PREMATURE of the
+    median RR: a PAC), 'N' the others, 'Q' a beat too close to the record's
+    ends for its QRS window (not judged). xh (n, L) at FS, high-passed
+    (highpass). One rule for measure() (its median beat is made of the N
+    beats) and shap_population.py (it aligns PAC and PVC on the A and V)."""
+    peaks = np.asarray(peaks, dtype=np.int64)
+    sym = np.full(len(peaks), 'Q', dtype='<U1')
     h = _ms(0.06)
-    ok = (peaks >= h) & (peaks + h < len(x))
-    segs = np.stack([x[p - h:p + h].ravel() for p in peaks[ok]])
+    ok = (peaks >= h) & (peaks + h < len(xh))
+    if not ok.any():
+        return sym
+    segs = np.stack([xh[p - h:p + h].ravel() for p in peaks[ok]])
     segs = segs - segs.mean(axis=1, keepdims=True)
     tmpl = np.median(segs, axis=0)
     corr = segs @ tmpl / (np.linalg.norm(segs, axis=1) * np.linalg.norm(tmpl) + 1e-12)
-    shape_ok = np.zeros(len(peaks), bool)
-    shape_ok[np.flatnonzero(ok)] = corr >= SHAPE_CORR
-    rr = np.diff(peaks)
-    premature = np.r_[False, rr < PREMATURE * np.median(rr)]
-    dom = np.flatnonzero(shape_ok & ~premature)
-    return dom if len(dom) >= MIN_BEATS else np.flatnonzero(shape_ok)
+    sym[ok] = np.where(corr >= SHAPE_CORR, 'N', 'V')
+    if len(peaks) >= 2:
+        rr = np.diff(peaks)
+        premature = np.r_[False, rr < PREMATURE * np.median(rr)]
+        sym[premature & (sym == 'N')] = 'A'
+    return sym
+
+
+def _dominant(xh, peaks):
+    """Indices into peaks of the beats of the dominant shape that are not
+    premature (label_beats' N); those of the dominant shape (N and A) when
+    fewer than MIN_BEATS are N."""
+    sym = label_beats(xh, peaks)
+    dom = np.flatnonzero(sym == 'N')
+    return dom if len(dom) >= MIN_BEATS else np.flatnonzero((sym == 'N') | (sym == 'A'))
 
 
 def _align(xf, peaks):
@@ -216,9 +241,14 @@ def _walk(above, start, step, gap):
     return last
 
 
-def _qrs_bounds(med, r0):
-    """QRS onset/offset (samples in the median beat) on the spatial velocity
-    of the 40 Hz low-passed median beat."""
+def qrs_bounds(med, r0):
+    """QRS onset/offset (samples in the median beat med (W, L) at FS, whose R
+    peak is at sample r0) on the spatial velocity of the 40 Hz low-passed
+    median beat (the multilead delineation of Laguna et al., Med Biol Eng
+    Comput 32:21-28, 1994, reduced to the QRS), bridging notches shorter
+    than NOTCH_S; (None, None) where the slope never settles. One rule for
+    measure()'s QRS duration and the QRS region of shap_population.py's
+    profiles: off - on is the QRS."""
     v = np.linalg.norm(np.diff(_lowpass(med, 40.0), axis=0), axis=1)
     lo, hi = r0 - _ms(0.12), r0 + _ms(0.12)
     peak = lo + int(np.argmax(v[lo:hi]))
@@ -355,13 +385,12 @@ def _empty(reason, leads):
 
 def measure(record_or_signal, fs=None, leads=None):
     """Global measurements of one record (see the module docstring)."""
-    from QRSDetectorOffline import detect_multilead
     x, names = _as_signal(record_or_signal, fs, leads)
     if not names:
         return _empty('no usable lead (flat or missing samples)', [])
     if len(x) < _ms(2.0):
         return _empty('record under 2 s', names)
-    xh = _highpass(x)
+    xh = highpass(x)
     try:
         peaks, _ = detect_multilead(xh, FS)
     except ValueError as e:
@@ -409,7 +438,7 @@ def _delineate(out, xh, dom, names, rr, cycles, irregular):
     dominant beats."""
     why = out['reasons']
     med, r0, segs = _median_beat(xh, dom)
-    on, off = _qrs_bounds(med, r0)
+    on, off = qrs_bounds(med, r0)
     if on is None:
         for k in KEYS[1:]:
             why[k] = 'QRS onset/offset not found (noise as steep as the QRS)'
@@ -455,7 +484,7 @@ def _delineate(out, xh, dom, names, rr, cycles, irregular):
         p_on = None
     limb = sum(n in LIMB for n in names)
     if limb < 2:
-        for k in ('p_axis', 'qrs_axis', 't_axis'):
+        for k in AXES:
             why.setdefault(k, 'an axis needs two limb leads')
         return
     out['qrs_axis'] = _frontal_axis((med[on:off] - base).sum(axis=0), names)
@@ -463,7 +492,7 @@ def _delineate(out, xh, dom, names, rr, cycles, irregular):
         out['p_axis'] = _frontal_axis((lp[p_on:on] - base).sum(axis=0), names)
     if t_end is not None:
         out['t_axis'] = _frontal_axis((lp[off:t_end] - base).sum(axis=0), names)
-    for k in ('p_axis', 'qrs_axis', 't_axis'):
+    for k in AXES:
         if out[k] is None:
             why.setdefault(k, 'an axis needs two independent limb leads')
 
@@ -472,9 +501,10 @@ def line(name, m):
     """One printable line of a measure() result."""
     def f(k):
         return '-' if m[k] is None else f'{m[k]:.0f}'
-    return (f"{name}  HR {f('hr')}  PR {f('pr_ms')}  QRS {f('qrs_ms')}  QT {f('qt_ms')}  "
-            f"QTcB {f('qtc_bazett_ms')}  QTcF {f('qtc_fridericia_ms')}  axes P {f('p_axis')} "
-            f"QRS {f('qrs_axis')} T {f('t_axis')}  ({len(m['leads_used'])} leads)")
+    ours = [x for x in MEASUREMENTS if x.ours]
+    figures = '  '.join(f'{x.abbrev} {f(x.key)}' for x in ours if x.key not in AXES)
+    axes = ' '.join(f'{x.abbrev} {f(x.key)}' for x in ours if x.key in AXES)
+    return f"{name}  {figures}  axes {axes}  ({len(m['leads_used'])} leads)"
 
 
 def main():
@@ -484,7 +514,6 @@ def main():
                         'format records.read_record reads)')
     parser.add_argument('--json', action='store_true', help='print the dicts as JSON lines')
     args = parser.parse_args()
-    from records import RecordError, read_record
     for path in args.records:
         try:
             rec = read_record(path)

@@ -361,6 +361,8 @@ def demo(args):
 
 def gpu_count():
     try:
+        # here, not above: the pipeline runs the scripts in subprocesses and
+        # needs torch only to count GPUs (`pipeline.py report` never does)
         import torch
         return torch.cuda.device_count()
     except ImportError:

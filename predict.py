@@ -12,7 +12,7 @@ applied unchanged to the test fold; the test fold never tunes anything.
     python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
         --records 'new/*.hea' --out preds.csv
     # hospital exports (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG,
-    # SCP-ECG, ISHNE, EDF, CSV; any mix, recognised by content: formats.py)
+    # SCP-ECG, ISHNE, EDF, CSV; any mix, recognised by content: records/formats/)
     python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
         --records 'exports/*' --lead-map 'ECG=II' --out preds.csv
     # a Holter: every 30-s window of it, one row each with its start time
@@ -27,7 +27,7 @@ pred_<class>), confusion.png (normalised 2x2 matrix per class), roc.png; with
 --cv also results/<database>-<leads>-s<seed>-cv/summary.csv. Prints the
 paper's per-class table.
 
-With --records, records are read by records.py (only the window scored is
+With --records, records are read by the records package (only the window scored is
 read, so a 24-h Holter costs what 30 s cost): the model's leads are taken as
 recorded, or derived from two other limb leads; a record that cannot give
 them gets one line naming the missing leads and is skipped, as does any
@@ -35,7 +35,7 @@ damaged file (the rest of the run goes on). A header that names a signal file
 outside its own folder (an absolute path, ../, a symlink out) is refused
 unless --allow-outside-folder. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
-('ok' or records.py's flags, each also one warning line), derived (leads
+('ok' or the records package's quality flags, each also one warning line), derived (leads
 computed, not recorded), score_<class>, diagnoses, (without --segments) the
 global measurements of the last 30 s (measure.py: hr, pr_ms, qrs_ms, qt_ms,
 qtc_bazett_ms, qtc_fridericia_ms, p_axis, qrs_axis, t_axis; empty where the
@@ -46,17 +46,31 @@ device_statements: the manufacturer's algorithm, shown beside ours, never
 as ours).
 """
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+import measure
+import runs
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
-from records import FS, WINDOW, parse_leads
+from records import (
+    FS,
+    RecordError,
+    find_records,
+    length_at_fs,
+    parse_lead_map,
+    parse_leads,
+    prepare,
+    read_record,
+)
+from records.measurements import DEVICE_KEYS, device_column
+from resnet import probabilities
+from runs import SegmentScorer, segment_ends
 from utils import CLASSES
 
 METRICS = ['precision', 'recall', 'f1', 'auc', 'accuracy']
@@ -74,7 +88,7 @@ def get_args_parser():
                         help='evaluate test folds 1..10 and summarise mean ± SD')
     parser.add_argument('--records', nargs='+', default=None, metavar='GLOB',
                         help='diagnose these records (paths, globs or folders of any format '
-                             'records.py reads: WFDB, .mat, DICOM, XML, SCP, ISHNE, EDF, '
+                             'the records package reads: WFDB, .mat, DICOM, XML, SCP, ISHNE, EDF, '
                              'CSV) instead of evaluating a fold')
     parser.add_argument('--out', default=None, metavar='CSV',
                         help='with --records: CSV of scores and diagnoses '
@@ -101,8 +115,6 @@ def get_args_parser():
                         help='autocast precision, as in main.py (default: auto)')
     parser.add_argument('--n-boot', default=1000, type=int, metavar='N',
                         help='bootstrap resamples for the 95%% CIs (default: 1000)')
-    parser.add_argument('--root', default='.', metavar='DIR',
-                        help='folder holding models/ and results/ (default: .)')
     add_trust_folds_arg(parser)
     return parser
 
@@ -139,6 +151,7 @@ def plot_confusion(y_true, y_pred, path, classes=CLASSES):
 
 def plot_roc(y_true, y_score, path, classes=CLASSES):
     plt = utils.pyplot()
+    # sklearn only here: --records, which has no labels, does not load it
     from sklearn.metrics import roc_auc_score, roc_curve
     fig, ax = plt.subplots(figsize=(6, 6))
     for c, name in enumerate(classes):
@@ -157,68 +170,41 @@ def plot_roc(y_true, y_score, path, classes=CLASSES):
 # --------------------------------------------------------------------------
 # Fold evaluation.
 
-def score_folds(model, ckpt, args, folds, device, precision):
-    """-> (patient_ids, labels (n, 9), scores (n, 9)) on these folds, full window."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from dataset import ECGDataset, collate
-    from main import evaluate
-    ds = ECGDataset(args.data_dir, folds, leads=ckpt['leads'],
-                    window=int(ckpt.get('window', WINDOW)), augment=False, trim=False)
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers,
-                        collate_fn=collate)
-    if ds.left_out:
-        print(f"folds {list(folds)}: left out {ds.left_out} records that neither hold nor can "
-              f"derive leads {','.join(ckpt['leads'])} (labels.csv leads)")
-    out = evaluate(model, loader, torch.nn.BCEWithLogitsLoss(), device, precision)
-    return list(ds.patient_ids), out['labels'], out['scores']
-
-
-def fold_classes(ckpt, model_path):
-    """The checkpoint's classes, which a fold's labels (labels.csv: the columns
-    of utils.CLASSES) must match to be scored; SystemExit otherwise."""
-    classes = list(ckpt['classes'])
-    if classes != CLASSES:
-        raise SystemExit(f"error: {model_path} predicts {','.join(classes)}, but labels.csv "
-                         f"holds {','.join(CLASSES)} (utils.CLASSES); score it with "
-                         'predict.py --records, or retrain it on these classes')
-    return classes
-
-
 def evaluate_run(args, test_fold):
     """Evaluate one run's best.pt on its test fold; write results/<run>/."""
-    from resnet import load_checkpoint
     leads = parse_leads(args.leads or 'all')
     name = utils.run_name(args.data_dir, leads, args.seed, test_fold)
     dirs = utils.run_dirs(name, args.root)
     model_path = Path(args.model_path) if args.model_path else dirs['models'] / 'best.pt'
     device = utils.select_device(args.device, args.use_gpu)
     precision = utils.select_precision(device, args.precision)
-    model, ckpt = load_checkpoint(model_path, leads=leads, map_location=device)
+    run = runs.load_run(model_path, args.root, leads=leads, device=device, thresholds=False)
     _, val_f, test_f = utils.split_data(args.seed, test_fold)
-    trained = ckpt.get('folds')
+    trained = run.ckpt.get('folds')
     if trained and (list(trained['val']) != val_f or list(trained['test']) != test_f):
         raise SystemExit(f"error: {model_path} was trained with val fold {trained['val']} "
                          f"and test fold {trained['test']}, not {val_f}/{test_f}; pass "
                          f'the same --seed/--test-fold as to main.py')
-    manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir, model_path,
+    manifest = check_manifest(run.ckpt.get('fold_manifest'), args.data_dir, model_path,
                               args.trust_folds, trained, 'predict.py')
-    classes = fold_classes(ckpt, model_path)
+    classes = runs.check_fold_classes(run)
 
-    _, val_y, val_s = score_folds(model, ckpt, args, val_f, device, precision)
+    def score(folds):
+        return runs.score_folds(run, args.data_dir, folds, device, precision,
+                                args.batch_size, args.workers)
+    _, val_y, val_s = score(val_f)
     thresholds = utils.f1_optimal_thresholds(val_y, val_s)
-    ids, test_y, test_s = score_folds(model, ckpt, args, test_f, device, precision)
+    ids, test_y, test_s = score(test_f)
     metrics = utils.compute_metrics(test_y, test_s, thresholds, classes, n_boot=args.n_boot,
                                     seed=args.seed)
-    test_pred = test_s >= thresholds[None, :]
+    test_pred = utils.decide(test_s, thresholds)
 
     out = dirs['results']
     utils.atomic_to_csv(metrics, out / 'metrics.csv', index_label='class')
-    utils.atomic_write_json({'thresholds': dict(zip(classes, map(float, thresholds))),
-                             'tuned_on': f'validation fold {val_f}', 'model': str(model_path),
-                             'run': name, 'leads': leads}, out / 'thresholds.json')
-    write_results_manifest(out, manifest, ckpt.get('fold_manifest'), model_path,
+    utils.write_thresholds(out / 'thresholds.json', thresholds, classes,
+                          {'split': 'validation', 'folds': val_f, 'metric': 'F1', 'model': name},
+                          run=name, leads=leads, checkpoint=str(model_path))
+    write_results_manifest(out, manifest, run.ckpt.get('fold_manifest'), model_path,
                            {'val': val_f, 'test': test_f})
     preds = pd.DataFrame({'patient_id': ids})
     for c, cls in enumerate(classes):
@@ -270,17 +256,15 @@ def summarise_cv(args):
 # --------------------------------------------------------------------------
 # New records.
 
-DEVICE_COLUMNS = ['device_hr', 'device_pr_ms', 'device_qrs_ms', 'device_qt_ms',
-                  'device_qtc_ms', 'device_p_axis', 'device_qrs_axis', 'device_t_axis',
-                  'device_statements']
+DEVICE_COLUMNS = [device_column(k) for k in DEVICE_KEYS] + [device_column('statements')]
 
 
 def device_columns(rec):
-    """The cart's own measurements and statements (formats.py), as columns;
-    empty where the file carries none. They are the device's, not ours."""
+    """The cart's own measurements and statements (records.formats), as
+    columns; empty where the file carries none. They are the device's, not ours."""
     meas = getattr(rec, 'device_measurements', {}) or {}
-    row = {c: meas.get(c[len('device_'):], np.nan) for c in DEVICE_COLUMNS[:-1]}
-    row['device_statements'] = ' | '.join(getattr(rec, 'device_statements', []) or [])
+    row = {device_column(k): meas.get(k, np.nan) for k in DEVICE_KEYS}
+    row[device_column('statements')] = ' | '.join(getattr(rec, 'device_statements', []) or [])
     return row
 
 
@@ -293,198 +277,106 @@ def public_path(rec, path):
     return str(path)
 
 
-# --------------------------------------------------------------------------
-# A trained model, its thresholds and its card.
-
-def find_models(root='.'):
-    """models/*/best.pt under root, newest first."""
-    paths = [p for p in Path(root, 'models').glob('*/best.pt') if p.is_file()]
-    return sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def model_key(path):
-    """Identity of a checkpoint file for caches: path, size and mtime."""
-    st = Path(path).stat()
-    return f'{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}'
-
-
-def load_model(path, root='.'):
-    """The one loader of a trained model for scoring (predict.py, the app, the
-    API): a checkpoint -> dict(model, ckpt, path, leads, classes, window, thresholds,
-    threshold_source, card, bare, synthetic, key). A main.py checkpoint
-    describes itself; a bare state dict (the study's weights) is taken as
-    12 leads with thresholds 0.5. Raises SystemExit with the reason."""
-    from resnet import load_checkpoint
-    path = Path(path)
-    try:
-        model, ckpt = load_checkpoint(path)
-        bare = False
-    except SystemExit as e:
-        if 'bare state_dict' not in str(e):
-            raise
-        model, ckpt = load_checkpoint(path, leads='all')
-        bare = True
-    leads = list(ckpt['leads'])
-    window = int(ckpt.get('window') or (ckpt.get('args') or {}).get('window') or WINDOW)
-    thresholds, source = read_thresholds(path, list(ckpt['classes']), root, bare=bare)
-    card = model_card(path, ckpt, root, bare)
-    card['thresholds'] = source
-    return {'model': model, 'ckpt': ckpt, 'path': path, 'leads': leads, 'window': window,
-            'classes': list(ckpt['classes']),
-            'thresholds': thresholds, 'threshold_source': source, 'card': card, 'bare': bare,
-            'synthetic': card['database'].upper().startswith('SYNTH'), 'key': model_key(path)}
-
-
-def model_card(path, ckpt, root, bare):
-    """What the page says about a model: from the checkpoint and results/<run>/."""
-    args = ckpt.get('args') or {}
-    run = Path(path).parent.name
-    database = utils.database_name(args['data_dir']) if args.get('data_dir') else (
-        run.split('-')[0] if not bare else '?')
-    folds = ckpt.get('folds') or {}
-    card = {'run': run, 'database': database, 'leads': list(ckpt['leads']),
-            'arch': ckpt.get('arch', '?'), 'epoch': ckpt.get('epoch'),
-            'best_epoch': ckpt.get('best_epoch'), 'window': ckpt.get('window'),
-            'test_fold': folds.get('test'), 'commit': ckpt.get('commit'), 'bare': bare,
-            'data_dir': args.get('data_dir'), 'train_folds': folds.get('train'),
-            'seed': args.get('seed', 42), 'macro': None}
-    metrics = utils.run_dirs(run, root)['results'] / 'metrics.csv'
-    if not bare and metrics.is_file():
-        import pandas as pd
-        m = pd.read_csv(metrics, index_col='class')
-        if 'macro' in m.index:
-            row = m.loc['macro']
-            card['macro'] = {k: (float(row[k]), float(row[f'{k}_lo']), float(row[f'{k}_hi']))
-                             for k in ('auc', 'f1')}
-    return card
-
-
-def read_thresholds(model_path, classes, root='.', path=None, bare=False):
-    """The one reader of a run's thresholds: results/<run>/thresholds.json (run
-    = the checkpoint's folder name, utils.run_dirs), or `path` (--thresholds),
-    which must exist -> (thresholds aligned to `classes`, the checkpoint's,
-    source dict(kind 'tuned'|'default', where, path, text)). The file holds
-    {class: t}, a list in `classes` order, or either under 'thresholds'. No
-    file, or a bare state dict (the study's weights): 0.5 for every class."""
-    run_file = utils.run_dirs(Path(model_path).parent.name, root)['results'] / 'thresholds.json'
-    file = Path(path) if path else run_file
-    if bare or not file.is_file():
-        if path:
-            raise SystemExit(f'error: no thresholds file {file}')
-        return np.full(len(classes), 0.5), {
-            'kind': 'default', 'path': str(file),
-            'text': f'0.5 (no {file}; run predict.py on the run)'}
-    obj = json.loads(file.read_text())
-    th = obj.get('thresholds', obj) if isinstance(obj, dict) else obj
-    if isinstance(th, dict):
-        missing = [c for c in classes if c not in th]
-        if missing:
-            raise SystemExit(f'error: {file} has no threshold for {missing}; rerun predict.py')
-        th = [th[c] for c in classes]
-    if len(th) != len(classes):
-        raise SystemExit(f'error: {file} holds {len(th)} thresholds, expected {len(classes)}')
-    where = obj.get('tuned_on', 'validation') if isinstance(obj, dict) else 'validation'
-    return np.asarray(th, dtype=np.float64), {'kind': 'tuned', 'where': where,
-                                              'path': str(file), 'text': str(file)}
-
-
 def predict_records(args):
     """Score new records (or, with --segments, every 30-s window of them);
     write the CSV. A record that cannot give the model's leads, or has no
     usable signal, gets one line and is skipped (--strict stops there)."""
-
-    from records import RecordError, find_records, length_at_fs, prepare, read_record
-    from resnet import load_checkpoint, probabilities
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
-    from records import parse_lead_map
     try:
         parse_lead_map(args.lead_map)
     except ValueError as e:
         raise SystemExit(f'error: --lead-map: {e}') from None
     device = utils.select_device(args.device, args.use_gpu)
     precision = utils.select_precision(device, args.precision)
-    model, ckpt = load_checkpoint(args.model_path, leads=args.leads, map_location=device)
-    leads, classes = list(ckpt['leads']), list(ckpt['classes'])
-    window = int(ckpt.get('window', WINDOW))
-    thresholds, source = read_thresholds(args.model_path, classes, args.root, args.thresholds)
-    print(f'model {args.model_path} (leads {",".join(leads)}); thresholds: {source["text"]}')
+    run = runs.load_run(args.model_path, args.root, leads=args.leads, device=device,
+                        thresholds=args.thresholds)
+    print(f'model {args.model_path} (leads {",".join(run.leads)}); '
+          f'thresholds: {runs.thresholds_text(run.source)}')
     paths, problems = find_records(args.records)
     if not paths:
         raise SystemExit(f'error: no records match {args.records}: ' + '; '.join(problems))
 
     def score(xs):
-        return probabilities(model, np.stack(xs), device, precision, batch_size=len(xs))
+        return probabilities(run.model, np.stack(xs), device, precision, batch_size=len(xs))
 
-    def fail(e):
-        if args.strict:
-            raise SystemExit(f'error: {e}') from e
-        print(f'skipped {e}', file=sys.stderr)
-
-    rows, failed = [], len(problems)
+    rows, failed = [], 0
     for line in problems:
-        fail(RecordError(line.split(': ')[0], line.split(': ', 1)[1]))
-    scorer = SegmentScorer(score, classes, thresholds, args.batch_size)
+        failed += skip(args, RecordError(line.split(': ')[0], line.split(': ', 1)[1]))
+    scorer = SegmentScorer(score, run.classes, run.thresholds, args.batch_size)
 
     def emit(done):
         rows.extend(done)
         for row in done if not args.segments else []:
-            print_record(row, classes, thresholds)
+            print_record(row, run.classes, run.thresholds)
 
     for path in paths:
         try:
             rec = read_record(path, lead_map=args.lead_map, fs=args.fs,
                               allow_outside=args.allow_outside_folder)
             if args.segments:
-                prepare(rec, leads, window)  # the leads are there (else one line, below)
+                prepare(rec, run.leads, run.window)  # the leads are there (else one line)
         except RecordError as e:
-            fail(e)
-            failed += 1
+            failed += skip(args, e)
             continue
         info = {'record': rec.name, 'path': public_path(rec, path), 'fs': rec.fs,
                 'duration_s': rec.duration}
         if not args.segments:
             info.update(measurement_columns(rec))
         info.update(device_columns(rec))
-        ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
+        failed += score_windows(args, run, rec, info, scorer, emit)
         if args.segments:
-            from tqdm import tqdm
-            scorer.bar = tqdm(total=len(ends), desc=rec.name, unit='window', leave=False)
-        for end in ends:
-            try:
-                x, real, quality = prepare(rec, leads, window, end=end)
-            except RecordError as e:
-                if not args.segments or args.strict:   # --strict: a bad window stops too
-                    fail(e)
-                    failed += 1
-                    continue
-                x, real, quality = None, None, e.reason  # an unusable window: a row, no scores
-            row = dict(info, quality=str(quality), derived='' if real is None else
-                       ','.join(lead for lead, r in zip(leads, real) if not r))
-            if args.segments:
-                stop = (length_at_fs(rec) if end is None else end) / FS
-                row.update(start_s=max(0.0, stop - window / FS), end_s=stop)
-            elif str(quality) != 'ok':
-                print(f'warning: {rec.name}: quality {quality}', file=sys.stderr)
-            emit(scorer.add(row, x))
-        if args.segments:
-            emit(scorer.flush())
-            scorer.bar.close()
-            scorer.bar = None
             scorer.summary(rec, rows)
     emit(scorer.flush())
-    return write_predictions(args, rows, classes, failed)
+    return write_predictions(args, rows, run.classes, failed)
 
 
-MEASURE_COLUMNS = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
-                   'p_axis', 'qrs_axis', 't_axis']
+def skip(args, e):
+    """One line for what cannot be scored (--strict: stop there) -> 1."""
+    if args.strict:
+        raise SystemExit(f'error: {e}') from e
+    print(f'skipped {e}', file=sys.stderr)
+    return 1
+
+
+def score_windows(args, run, rec, info, scorer, emit):
+    """Queue a record's window (with --segments: each of its windows, a row
+    each) on the scorer; rows go to emit as their batches are scored ->
+    how many windows were skipped."""
+    leads, window, failed = run.leads, run.window, 0
+    ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
+    if args.segments:
+        scorer.bar = tqdm(total=len(ends), desc=rec.name, unit='window', leave=False)
+    for end in ends:
+        try:
+            x, real, quality = prepare(rec, leads, window, end=end)
+        except RecordError as e:
+            if not args.segments or args.strict:   # --strict: a bad window stops too
+                failed += skip(args, e)
+                continue
+            x, real, quality = None, None, e.reason  # an unusable window: a row, no scores
+        row = dict(info, quality=str(quality), derived='' if real is None else
+                   ','.join(lead for lead, r in zip(leads, real) if not r))
+        if args.segments:
+            stop = (length_at_fs(rec) if end is None else end) / FS
+            row.update(start_s=max(0.0, stop - window / FS), end_s=stop)
+        elif str(quality) != 'ok':
+            print(f'warning: {rec.name}: quality {quality}', file=sys.stderr)
+        emit(scorer.add(row, x))
+    if args.segments:
+        emit(scorer.flush())
+        scorer.bar.close()
+        scorer.bar = None
+    return failed
+
+
+MEASURE_COLUMNS = list(measure.KEYS)
 
 
 def measurement_columns(rec, seconds=30.0):
     """measure.py's figures for the last `seconds` of a record (what the
     model scores; a Holter is not measured whole), rounded, NaN when the
     record cannot support them. The cart's own are device_columns'."""
-    import measure
     stop = rec.sig_len
     start = max(0, stop - int(round(seconds * rec.fs)))
     keep = [k for k, lead in enumerate(rec.leads) if lead is not None]
@@ -496,62 +388,14 @@ def measurement_columns(rec, seconds=30.0):
     return out
 
 
-def segment_ends(total, window):
-    """Ends (samples at 500 Hz) of consecutive windows from the start; the
-    last one ends at the record's end, overlapping the one before rather than
-    padded (a record shorter than one window is front-padded, as always)."""
-    return [min(start + window, total) for start in range(0, total, window)] or [total]
-
-
-class SegmentScorer:
-    """Batches windows through the model; rows come back with their scores
-    and diagnoses (a row without a window keeps NaN scores). Memory holds one
-    batch of windows, whatever the record's length."""
-
-    def __init__(self, score, classes, thresholds, batch_size):
-        self.score, self.classes, self.thresholds = score, classes, thresholds
-        self.batch_size, self.pending, self.xs = batch_size, [], []
-        self.bar = None
-
-    def add(self, row, x):
-        self.pending.append((row, x is not None))
-        if x is not None:
-            self.xs.append(x)
-        return self.flush() if len(self.xs) >= self.batch_size else []
-
-    def flush(self):
-        scores = iter(self.score(self.xs)) if self.xs else iter(())
-        out = []
-        for row, has_x in self.pending:
-            s = next(scores) if has_x else np.full(len(self.classes), np.nan)
-            out.append(dict(row, **{f'score_{c}': float(v) for c, v in zip(self.classes, s)},
-                            diagnoses=';'.join(c for c, v, t in zip(self.classes, s,
-                                                                     self.thresholds)
-                                               if v >= t)))
-        if self.bar is not None:
-            self.bar.update(len(self.pending))
-        self.pending, self.xs = [], []
-        return out
-
-    def summary(self, rec, rows):
-        """One line per record scored by --segments: windows per diagnosis."""
-        mine = [r for r in rows if r['record'] == rec.name]
-        bad = sum(1 for r in mine if np.isnan(r[f'score_{self.classes[0]}']))
-        flagged = sum(1 for r in mine if r['quality'] != 'ok') - bad
-        counts = {c: sum(c in r['diagnoses'].split(';') for r in mine) for c in self.classes}
-        shown = ', '.join(f'{c} {n}' for c, n in counts.items() if n) or 'none above threshold'
-        print(f'{rec.name}: {len(mine)} windows of {rec.duration:.0f} s at {rec.fs:g} Hz; '
-              f'windows per diagnosis: {shown}' + (f'; {bad} unusable' if bad else '')
-              + (f'; {flagged} with quality flags (quality column)' if flagged else ''))
-
-
 def print_record(row, classes, thresholds):
-    shown = ', '.join(f'{c} {row[f"score_{c}"]:.3f}' for c, t in zip(classes, thresholds)
-                      if row[f'score_{c}'] >= t) or 'none above threshold'
+    present = utils.decide([row[f'score_{c}'] for c in classes], thresholds)
+    shown = ', '.join(f'{c} {row[f"score_{c}"]:.3f}' for c, p in zip(classes, present)
+                      if p) or 'none above threshold'
     extra = f", derived {row['derived']}" if row['derived'] else ''
     print(f"{row['record']}: {shown}  (fs {row['fs']:g} Hz, {row['duration_s']:.1f} s{extra})")
-    cart = ', '.join(f"{c[len('device_'):]} {row[c]:g}" for c in DEVICE_COLUMNS[:-1]
-                     if pd.notna(row.get(c, np.nan)))
+    cart = ', '.join(f"{k} {row[device_column(k)]:g}" for k in DEVICE_KEYS
+                     if pd.notna(row.get(device_column(k), np.nan)))
     if cart or row.get('device_statements'):
         print(f"  cart's reading (the device's, not this model's): {cart or '-'}"
               + (f"; {row['device_statements']}" if row.get('device_statements') else ''))

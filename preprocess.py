@@ -15,7 +15,7 @@ REFERENCE.csv). Writes into that folder:
 
     reference.csv   patient_id, sample_rate, signal_len, age, sex, dx (SNOMED codes),
                     leads (the standard leads the record holds, by alias: MLII is
-                    II), quality ('ok' or the flags of records.py, e.g. 'flat V2';
+                    II), quality ('ok' or the flags of records/, e.g. 'flat V2';
                     empty for records not read: those with none of the nine classes),
                     ignored (channels that name no lead, e.g. 'Resp,Pleth': each
                     record with an unknown channel is named; --lead-map names them)
@@ -33,7 +33,7 @@ REFERENCE.csv). Writes into that folder:
                     leads a record lacks are derived from two others; leads it
                     cannot give are zero, and main.py --leads leaves it out.
 
-Records are read by records.py: any lead set and sampling rate, and only the
+Records are read by records/: any lead set and sampling rate, and only the
 last 30 s (plus the resampling filter's margin) of a long recording.
 
 The CSVs come from the headers alone (a fraction of a second for thousands of
@@ -89,6 +89,8 @@ from records import (
     WINDOW,
     RecordError,
     canonical_lead,
+    find_records,
+    ignored_channels,
     obtainable,
     prepare,
     quantise,
@@ -121,7 +123,7 @@ def get_args_parser():
                         help='auto: exports with --labels, cpsc2018 when REFERENCE.csv and '
                              '.mat files without .hea are found, else wfdb (default: auto)')
     parser.add_argument('--labels', default=None, metavar='CSV',
-                        help="labels of a folder of exports (formats.py's DICOM, XML, SCP, "
+                        help="labels of a folder of exports (records/formats/'s DICOM, XML, SCP, "
                              'ISHNE, EDF, CSV files): columns record (file stem or name) and '
                              'dx (SNOMED-CT codes) or the nine class columns (default: none)')
     parser.add_argument('--lead-map', default=None, metavar='NAME=LEAD[,...]',
@@ -305,11 +307,10 @@ def read_export_labels(path):
 
 
 def scan_exports(data_dir, labels_csv, skips, lead_map=None, fs=None, allow_outside=False):
-    """A folder of hospital exports (any mix of formats.py's formats) with a
+    """A folder of hospital exports (any mix of records/formats/'s formats) with a
     --labels CSV -> one dict per record. Each file is read (they are small),
     named as records.read_record names it (a content hash where the file
     name is an identifier), labelled by its stem or file name."""
-    from records import find_records, ignored_channels
     labels = read_export_labels(labels_csv)
     paths, _ = find_records([str(data_dir)])
     skip = {Path(labels_csv).resolve()}

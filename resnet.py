@@ -1,4 +1,4 @@
-"""The study's 1D ResNet for 12-lead ECG classification, and checkpoint loading.
+"""The study's 1D ResNet for 12-lead ECG classification.
 
 Zhang D, Yang S, Yuan X, Zhang P. Interpretable deep learning for automatic
 diagnosis of 12-lead electrocardiogram. iScience 24(4):102373, 2021
@@ -20,18 +20,17 @@ in-place operations and every ReLU is its own module, so gradient explainers
 block dropout draws its masks four at a time (Dropout below: same keep rate,
 ~10% faster bf16 training steps on 2 cores).
 
-    from resnet import build_model, load_checkpoint
+    from resnet import build_model
     model = build_model('resnet34', num_leads=12)
-    model, ckpt = load_checkpoint('models/CPSC-all-s42-f10/best.pt', leads='all')
+
+A checkpoint of main.py is loaded by runs.py (runs.load_run, runs.load_checkpoint).
 """
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from records import parse_leads
-from utils import CLASSES
+from utils import CLASSES, autocast
 
 ARCHS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
 
@@ -284,7 +283,6 @@ def batch_logits(model, x, device='cpu', precision='fp32'):
     scores it: no autograd, autocast at `precision` (utils.autocast), float32
     logits on `device`. main.py's validation, predict.py, the app and the API
     all go through here (probabilities() below)."""
-    from utils import autocast
     with torch.inference_mode(), autocast(device, precision):
         return model(x.to(device, non_blocking=True)).float()
 
@@ -298,71 +296,6 @@ def probabilities(model, x, device='cpu', precision='fp32', batch_size=32):
     out = [torch.sigmoid(batch_logits(model, x[i:i + batch_size], device, precision)).cpu()
            for i in range(0, len(x), batch_size)]
     return (torch.cat(out) if out else torch.empty(0, model.fc.out_features)).numpy()
-
-
-def load_checkpoint(path, leads=None, map_location='cpu'):
-    """-> (model in eval mode, checkpoint dict).
-
-    `path` is a checkpoint written by main.py (self-describing: arch, leads,
-    classes) or a bare state_dict such as the study's saved weights, in which
-    case `leads` must be given. With `leads`, a checkpoint trained on another
-    lead set is refused rather than silently fed the wrong channels.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f'error: no checkpoint {path}; train it first with '
-                         f'`python main.py --data-dir DIR --leads LEADS --seed S` '
-                         f'(it writes models/<run>/best.pt) or pass --model-path')
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # any unpickling failure is one message
-        raise SystemExit(f'error: cannot read checkpoint {path}: {e}') from e
-    wanted = parse_leads(leads) if leads is not None else None
-    if isinstance(obj, dict) and 'model' in obj and isinstance(obj['model'], dict):
-        ckpt = obj
-        ckpt_leads = list(ckpt.get('leads') or [])
-        if wanted is not None and ckpt_leads and wanted != ckpt_leads:
-            raise SystemExit(f"error: {path} was trained on leads {','.join(ckpt_leads)}, "
-                             f"not {','.join(wanted)}; pass --leads "
-                             f"{','.join(ckpt_leads)} or the checkpoint of that lead set")
-        leads_used = ckpt_leads or wanted
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        if wanted is None:
-            raise SystemExit(f'error: {path} is a bare state_dict (no lead list); '
-                             f'pass --leads with the leads it was trained on')
-        ckpt = {'model': obj, 'leads': wanted, 'classes': list(CLASSES)}
-        leads_used = wanted
-    else:
-        raise SystemExit(f'error: {path} is neither a main.py checkpoint nor a state_dict')
-
-    state = ckpt['model']
-    # DDP / torch.compile prefixes, so their checkpoints load like plain ones.
-    state = {k.removeprefix('module.').removeprefix('_orig_mod.'): v
-             for k, v in state.items()}
-    arch = ckpt.get('arch') or infer_arch(state)
-    if arch not in ARCHS:
-        raise SystemExit(f'error: {path} has unknown architecture {arch!r}; '
-                         f"known: {', '.join(ARCHS)}")
-    in_ch = state['conv1.weight'].shape[1] if 'conv1.weight' in state else None
-    if leads_used is None:
-        raise SystemExit(f'error: {path} records no lead list; pass --leads')
-    if in_ch is not None and in_ch != len(leads_used):
-        raise SystemExit(f'error: {path} expects {in_ch} input leads, but '
-                         f'{len(leads_used)} were given ({",".join(leads_used)})')
-    num_classes = state['fc.weight'].shape[0] if 'fc.weight' in state else len(CLASSES)
-    model = build_model(arch, len(leads_used), num_classes,
-                        mask_padding=bool(ckpt.get('mask_padding', False)))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else repr(e)
-        raise SystemExit(f'error: {path} does not match {arch}: {first}') from e
-    ckpt.setdefault('arch', arch)
-    ckpt['leads'] = list(leads_used)
-    ckpt.setdefault('classes', list(CLASSES))
-    if isinstance(map_location, (str, torch.device)):
-        model = model.to(map_location)
-    return model.eval(), ckpt
 
 
 def infer_arch(state_dict):

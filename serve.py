@@ -11,7 +11,7 @@ characters), and then every /v1 call needs `Authorization: Bearer <token>`.
 
     GET  /                the page (index.html, static/): drop a record, read it
     POST /v1/predict      files (one record, a .zip of records, several records;
-                          any format records.py reads) [lang=en|fr|ar]
+                          any format the records package reads) [lang=en|fr|ar]
                           [segments=true] [signal=true] -> JSON per record
     POST /v1/explain      the same files and [class=CODE] [nsamples=16] -> SHAP
                           per-lead shares, highlighted segments, additivity
@@ -19,8 +19,8 @@ characters), and then every /v1 call needs `Authorization: Bearer <token>`.
     GET  /v1/audit        the audit log's last rows (only with a token)
     GET  /healthz /readyz /docs /openapi.json /app_text.json
 
-The API is a thin layer: uploads.stage (the one upload path), records.py,
-predict.load_model / SegmentScorer, resnet.probabilities (or onnxruntime on
+The API is a thin layer: uploads.stage (the one upload path), records/,
+runs.load_run / SegmentScorer, resnet.probabilities (or onnxruntime on
 export.py's model.onnx, --backend onnx), shap_values.explain, clinic's texts
 and measurements, app_text's strings. Each analysis is appended to a SQLite
 audit log (WAL): time, endpoint, client address, status, the record's content
@@ -40,6 +40,8 @@ import ipaddress
 import json
 import math
 import os
+import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -50,8 +52,26 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
+from starlette.requests import ClientDisconnect
 
+import export
 import records
+import runs
+import shap_values
+import utils
+from records import uploads
+from records.measurements import AXES
+from resnet import probabilities
+from runs import SegmentScorer, segment_ends
+from web import app_text, clinic
+from web.app_text import PROBLEM_KINDS, t
 
 ROOT = Path(__file__).resolve().parent
 STATIC = ROOT / 'web' / 'static'
@@ -76,8 +96,7 @@ def get_args_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model-path', default=None, metavar='PT',
                         help='checkpoint (default: the newest models/*/best.pt under --root)')
-    parser.add_argument('--root', default='.', metavar='DIR',
-                        help='folder holding models/ and results/ (default: .)')
+    utils.add_root_arg(parser)
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to listen on; any but localhost needs --token-file '
                              '(default: 127.0.0.1)')
@@ -209,7 +228,6 @@ class Audit:
 def problem_kind(reason):
     """A problem's kind for the audit log (app_text's kinds): the reason text
     itself may name a file, which the log must not hold."""
-    from web.app_text import PROBLEM_KINDS
     low = str(reason).lower()
     return next((k for k, pattern in PROBLEM_KINDS if pattern in low), 'other')
 
@@ -219,10 +237,12 @@ def problem_kind(reason):
 
 class Service:
     """One process's model, pool and audit log. Request work runs in the pool
-    (bounded); `busy` counts running + queued requests, up to `capacity`."""
+    (bounded); `busy` counts running + queued requests, up to `capacity`.
+    `info` is the loaded runs.Run (None until load() is done), `session` its
+    onnxruntime session (None with --backend torch)."""
 
     def __init__(self, cfg):
-        self.cfg, self.info, self.error = cfg, None, None
+        self.cfg, self.info, self.session, self.error = cfg, None, None, None
         self.pool = ThreadPoolExecutor(max_workers=cfg['pool'], thread_name_prefix='infer')
         # The measurements (one core) run beside the model (every core) of the
         # same or the next request instead of after it, which leaves a core
@@ -241,24 +261,19 @@ class Service:
 
     def close(self):
         """Remove the temporary folder this Service made (not main()'s)."""
-        import shutil
         if self.own_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def load(self):
         """Load the checkpoint (and the ONNX session); readyz turns 200 after."""
         try:
-            import predict
-            from export import sha256_file
             if self.cfg['threads']:
-                import torch
                 torch.set_num_threads(self.cfg['threads'])
-            info = predict.load_model(self.cfg['model_path'], self.cfg['root'])
-            info['sha256'] = sha256_file(info['path'])
-            info['session'] = None
+            run = runs.load_run(self.cfg['model_path'], self.cfg['root'])
+            run.sha256  # noqa: B018 (hashed now, for the audit log, not in a request)
             if self.cfg['backend'] != 'torch':
-                info['session'] = onnx_session(info, self.cfg)
-            self.info = info
+                self.session = onnx_session(run, self.cfg)
+            self.info = run
         except (SystemExit, Exception) as e:  # noqa: BLE001 (readyz reports it)
             self.error = str(e)
             print(f'error: cannot load the model: {e}', file=sys.stderr, flush=True)
@@ -266,11 +281,9 @@ class Service:
     def score(self, xs):
         """Model inputs -> probabilities (n, classes), by the chosen backend."""
         x = np.stack(xs)
-        if self.info['session'] is not None:
-            from export import onnx_probabilities
-            return onnx_probabilities(self.info['session'], x)
-        from resnet import probabilities
-        return probabilities(self.info['model'], x, 'cpu', 'fp32', batch_size=32)
+        if self.session is not None:
+            return export.onnx_probabilities(self.session, x)
+        return probabilities(self.info.model, x, 'cpu', 'fp32', batch_size=32)
 
     def acquire(self):
         with self.lock:
@@ -300,21 +313,19 @@ class Service:
                            'fewer or shorter records', headers={'Retry-After': '5'}) from None
 
 
-def onnx_session(info, cfg):
+def onnx_session(run, cfg):
     """export.py's model.onnx (or model.int8.onnx) for this checkpoint,
     written now when missing, made from another checkpoint (its sidecar's
     sha256) or by an older export.py (its export_version)."""
-    import export
     precision = 'int8' if cfg['backend'] == 'onnx-int8' else 'fp32'
-    path = export.onnx_path(info['path'], precision)
+    path = export.onnx_path(run.path, precision)
     side = path.with_name(path.name + '.json')
     meta = json.loads(side.read_text()) if side.is_file() else {}
-    fresh = path.is_file() and meta.get('checkpoint_sha256') == info['sha256'] and \
+    fresh = path.is_file() and meta.get('checkpoint_sha256') == run.sha256 and \
         meta.get('export_version') == export.EXPORT_VERSION
     if not fresh:
         print(f'exporting {path} (export.py) ...', flush=True)
-        export.export(info['path'], cfg['root'], 'int8' if precision == 'int8' else None,
-                      info=info)
+        export.export(run.path, cfg['root'], 'int8' if precision == 'int8' else None, run=run)
     return export.session(path, cfg['threads'])
 
 
@@ -328,11 +339,10 @@ def record_hash(paths):
 @contextlib.contextmanager
 def read_upload(svc, files, deadline):
     """Stage the files (uploads.stage) in a fresh folder under the server's
-    temp folder and read every record -> yields (list of dict(r, rec, hash),
-    problems); the folder (which a Record reads its samples from, e.g. for
-    segments) is removed when the block ends."""
-    import records
-    from records import uploads
+    temp folder and read every record once -> yields ([(records.Reading, the
+    sha256 of its record's files)], problems); the folder (which a Reading's
+    record reads its samples from, e.g. for segments) is removed when the
+    block ends, once the records have let go of it."""
     info = svc.info
     out, problems = [], []
     with tempfile.TemporaryDirectory(prefix='req-', dir=svc.tmp) as tmp:
@@ -342,28 +352,30 @@ def read_upload(svc, files, deadline):
             if time.monotonic() > deadline:
                 problems.append((Path(path).name, 'not read: the request ran out of time'))
                 continue
-            recs, bad = uploads.read_records([path], info['leads'], info['window'])
+            got, bad = uploads.read_records([path], info.leads, info.window)
             problems += bad
-            if recs:
-                rec = records.read_record(path)
-                out.append({'r': recs[0], 'rec': rec, 'hash': record_hash(rec.files or [path])})
-        yield out, problems
+            out += [(r, record_hash(r.record.files or [path])) for r in got]
+        try:
+            yield out, problems
+        finally:
+            for r, _ in out:
+                r.record.close()
 
 
-def class_rows(info, prob, lang):
-    from web.app_text import t
+def class_rows(run, prob, lang):
     return [{'code': c, 'name': t(lang, f'class_{c}'), 'probability': round(float(p), 6),
-             'threshold': round(float(th), 6), 'decision': bool(p >= th)}
-            for c, p, th in zip(info['classes'], prob, info['thresholds'])]
+             'threshold': round(float(th), 6), 'decision': bool(d)}
+            for c, p, th, d in zip(run.classes, prob, run.thresholds,
+                                   utils.decide(prob, run.thresholds))]
 
 
 def measurements(r, lang='en'):
-    """clinic.measure on the displayed 500-Hz signal, as the app shows it:
+    """clinic.record_measurements on the displayed 500-Hz signal, as the app shows it:
     heart rate and RR, measure.py's global figures (PR, QRS, QT, QTc, axes;
     None with a reason where the record cannot support one), and the interval
     criteria they meet in words (beside the model's decision, never instead)."""
-    from web import clinic
-    m = clinic.measure(r['signal'], leads=r['leads'], device=r.get('device_measurements'))
+    m = clinic.record_measurements(r.signal, leads=r.leads,
+                                   device=r.record.device_measurements)
     if m is None:
         return {'heart_rate': None, 'global': None, 'criteria': []}
     hr = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in m.items()
@@ -373,66 +385,62 @@ def measurements(r, lang='en'):
 
 
 def display_signal(r):
-    """The first 10 s of the record's display (uploads.read_prepared: the
+    """The first 10 s of a Reading's display (uploads.read_prepared: the
     model's window, at least 10 s) as the page draws them: leads x samples,
     integer µV at 500 Hz (a printout shows 10 s; SHAP segments are in the
     same time, ms from its start)."""
-    n = min(len(r['signal']), SIGNAL_SECONDS * records.FS)
-    return {'fs': records.FS, 'leads': r['leads'], 'units': 'uV',
-            'display_s': len(r['signal']) / records.FS,
-            'model_start_s': r['offset'] / records.FS, 'model_s': r['length'] / records.FS,
-            'data': np.round(r['signal'][:n].T * 1000).astype(int).tolist()}
+    n = min(len(r.signal), SIGNAL_SECONDS * records.FS)
+    return {'fs': records.FS, 'leads': r.leads, 'units': 'uV',
+            'display_s': len(r.signal) / records.FS,
+            'model_start_s': r.offset / records.FS, 'model_s': r.length / records.FS,
+            'data': np.round(r.signal[:n].T * 1000).astype(int).tolist()}
 
 
 def segment_rows(svc, rec, deadline):
     """segments=true: every window of the record, as predict.py --segments."""
-    import records
-    from predict import SegmentScorer, segment_ends
     info = svc.info
-    ends = segment_ends(records.length_at_fs(rec), info['window'])
+    ends = segment_ends(records.length_at_fs(rec), info.window)
     if len(ends) > MAX_SEGMENTS:
         raise ApiError(413, 'too_long', f'{len(ends)} windows; the API scores up to '
                        f'{MAX_SEGMENTS} (use predict.py --segments for a Holter)', rec.name)
-    scorer = SegmentScorer(svc.score, info['classes'], info['thresholds'], 32)
+    scorer = SegmentScorer(svc.score, info.classes, info.thresholds, 32)
     rows = []
     for end in ends:
         if time.monotonic() > deadline:
             raise ApiError(503, 'timeout', 'segments: the request ran out of time', rec.name)
         try:
-            x, _, quality = records.prepare(rec, info['leads'], info['window'], end=end)
+            x, _, quality = records.prepare(rec, info.leads, info.window, end=end)
         except records.RecordError as e:
             x, quality = None, e.reason
         stop = end / records.FS
-        rows += scorer.add({'start_s': max(0.0, stop - info['window'] / records.FS),
+        rows += scorer.add({'start_s': max(0.0, stop - info.window / records.FS),
                             'end_s': stop, 'quality': str(quality)}, x)
     rows += scorer.flush()
     for row in rows:
         row['scores'] = {c: (None if np.isnan(row[f'score_{c}']) else round(row[f'score_{c}'], 6))
-                         for c in info['classes']}
-        for c in info['classes']:
+                         for c in info.classes}
+        for c in info.classes:
             row.pop(f'score_{c}')
         row['diagnoses'] = [d for d in row['diagnoses'].split(';') if d]
     return rows
 
 
-def record_result(svc, g, prob, meas, opts, deadline):
-    """One record's answer of /v1/predict (meas: its measurements())."""
-    import records
-    from web import clinic
-    info, lang, r, rec = svc.info, opts['lang'], g['r'], g['rec']
+def record_result(svc, r, digest, prob, meas, opts, deadline):
+    """One record's answer of /v1/predict (r: a Reading, digest: its files'
+    sha256, meas: its measurements())."""
+    info, lang, rec = svc.info, opts['lang'], r.record
     have = set(records.recorded_leads(rec))
-    res = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
-           'duration_s': round(r['seconds'], 3), 'leads_used': list(info['leads']),
-           'derived': [lead for lead in info['leads'] if lead not in have],
-           'quality': r['quality'], 'record_sha256': g['hash'],
+    res = {'record': r.name, 'file': r.source, 'fs': rec.fs,
+           'duration_s': round(r.seconds, 3), 'leads_used': list(info.leads),
+           'derived': [lead for lead in info.leads if lead not in have],
+           'quality': str(r.quality), 'record_sha256': digest,
            'classes': class_rows(info, prob, lang),
-           'diagnoses': clinic.predicted(prob, info['thresholds'], info['classes']),
-           'diagnoses_text': clinic.diagnoses_text(prob, info['thresholds'], info['classes'],
-                                                   lang),
+           'diagnoses': clinic.predicted(prob, info.thresholds, info.classes),
+           'diagnoses_text': clinic.diagnoses_text(prob, info.thresholds, info.classes, lang),
            'measurements': meas,
-           # the cart's own reading, where records.py gives it (issue 20)
-           'device_measurements': dict(getattr(rec, 'device_measurements', None) or {}),
-           'device_statements': list(getattr(rec, 'device_statements', None) or [])}
+           # the cart's own reading, where the file carries one (records.formats)
+           'device_measurements': dict(rec.device_measurements),
+           'device_statements': list(rec.device_statements)}
     if opts['segments']:
         res['segments'] = segment_rows(svc, rec, deadline)
     if opts['signal']:
@@ -449,52 +457,50 @@ def predict_job(svc, files, opts, deadline):
         # onnxruntime's idle threads sleep (export.session): the measurements
         # run beside the model. torch's OpenMP threads spin, and a thread
         # beside them slowed both (p50 139 -> 160 ms): there they run after.
-        overlap = svc.info['session'] is not None
-        meas = [svc.measure_pool.submit(measurements, g['r'], opts['lang']) if overlap
-                else None for g in got]
+        overlap = svc.session is not None
+        meas = [svc.measure_pool.submit(measurements, r, opts['lang']) if overlap
+                else None for r, _ in got]
         try:
-            probs = svc.score([g['r']['x'] for g in got])
+            probs = svc.score([r.x for r, _ in got])
         except BaseException:   # a failed model call leaves no measurement queued for nothing
             for m in meas:
                 if m is not None:
                     m.cancel()
             raise
-        return [record_result(svc, g, p, m.result() if m else measurements(g['r'], opts['lang']),
-                              opts, deadline) for g, p, m in zip(got, probs, meas)], problems
+        return [record_result(svc, r, digest, p,
+                              m.result() if m else measurements(r, opts['lang']), opts, deadline)
+                for (r, digest), p, m in zip(got, probs, meas)], problems
 
 
 def explain_job(svc, files, opts, deadline):
     """/v1/explain in the pool: the first record of the upload -> (result, problems)."""
-    import shap_values
-    from web import clinic
-    from web.app_text import t
     info, lang = svc.info, opts['lang']
     with read_upload(svc, files, deadline) as (got, problems):
         if not got:
             return None, problems
-        r, digest = got[0]['r'], got[0]['hash']   # in memory: the files can go
+        r, digest = got[0]   # in memory: the files can go
     if svc.bg is None:
         svc.bg = shap_values.background(info, svc.cfg['root'])
-    prob = svc.score([r['x']])[0]
+    prob = svc.score([r.x])[0]
     # A named class is explained whatever its score (a clinician asking why
     # not LBBB); without one, the predicted classes, or the most likely.
-    want = None if opts['cls'] is None else [info['classes'].index(opts['cls'])]
+    want = None if opts['cls'] is None else [info.classes.index(opts['cls'])]
     ex = shap_values.explain(info, r, opts['nsamples'], svc.cfg['root'], bg=svc.bg,
                              classes=want)
-    out = {'record': r['name'], 'file': r['source'], 'record_sha256': digest,
+    out = {'record': r.name, 'file': r.source, 'record_sha256': digest,
            'nsamples': ex['nsamples'], 'seconds': round(ex['seconds'], 2),
            'background': {k: v for k, v in ex['background'].items() if k != 'expected'},
            'explained': []}
     for j, c in enumerate(ex['classes']):
-        code = info['classes'][c]
-        share = clinic.lead_shares(ex['values'][j], r['length'])
-        mask = clinic.record_mask(r, ex['values'][j], info['leads'])
+        code = info.classes[c]
+        share = clinic.lead_shares(ex['values'][j], r.length)
+        mask = clinic.record_mask(r, ex['values'][j], info.leads)
         segs = [{'lead': lead, 'start_ms': round(a * 1000 / records.FS, 1),
                  'end_ms': round(b * 1000 / records.FS, 1)}
-                for k, lead in enumerate(r['leads']) for a, b in clinic.runs(mask[k])]
+                for k, lead in enumerate(r.leads) for a, b in clinic.runs(mask[k])]
         out['explained'].append({
             'code': code, 'name': t(lang, f'class_{code}'), 'probability': float(prob[c]),
-            'lead_shares': dict(zip(info['leads'], map(float, share))), 'segments': segs,
+            'lead_shares': dict(zip(info.leads, map(float, share))), 'segments': segs,
             'segments_time': 'ms from the start of the returned signal (signal=true)',
             'additivity': {'shap_sum': float(ex['shap_sum'][j]), 'fx': float(ex['fx'][j]),
                            'expected': float(ex['expected'][j]),
@@ -576,7 +582,6 @@ async def json_asgi(send, status, body):
 # Request handling (module level, so each piece is small and testable).
 
 def answer(e):
-    from fastapi.responses import JSONResponse
     return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
 
@@ -602,7 +607,6 @@ def ready(svc):
 
 async def files_and_fields(request, cfg):
     """The multipart body -> ([(file name, bytes)], {field: value})."""
-    from starlette.requests import ClientDisconnect
     try:
         form = await request.form(max_files=cfg['max_files'], max_fields=16,
                                   max_part_size=64 * 1024)
@@ -639,9 +643,9 @@ def options(fields, query, svc):
     except ValueError:
         raise ApiError(400, 'bad_nsamples', 'nsamples must be an integer') from None
     cls = get('class') or None
-    if cls is not None and cls not in svc.info['classes']:
+    if cls is not None and cls not in svc.info.classes:
         raise ApiError(400, 'bad_class', f"class {cls!r}: use one of "
-                       f"{', '.join(svc.info['classes'])}")
+                       f"{', '.join(svc.info.classes)}")
     yes = {'1', 'true', 'yes', 'on'}
     return {'lang': lang, 'segments': str(get('segments', '')).lower() in yes,
             'signal': str(get('signal', '')).lower() in yes, 'cls': cls,
@@ -651,8 +655,6 @@ def options(fields, query, svc):
 async def analyse(svc, request, endpoint, job, limit):
     """Auth, readiness and a pool slot before the body is read; then the job
     in the pool; every outcome is one audit row or more."""
-    from fastapi.responses import JSONResponse
-    from starlette.requests import ClientDisconnect
     row = {'endpoint': endpoint, 'client': client(request), 'backend': svc.cfg['backend']}
     try:
         need_token(svc, request)
@@ -660,7 +662,7 @@ async def analyse(svc, request, endpoint, job, limit):
         svc.acquire()
     except ApiError as e:
         svc.audit.add([row | {'status': e.status, 'error': e.error,
-                              'model_sha256': (svc.info or {}).get('sha256', '?')}])
+                              'model_sha256': svc.info.sha256 if svc.info else '?'}])
         return answer(e)
     started = False
     try:
@@ -674,12 +676,12 @@ async def analyse(svc, request, endpoint, job, limit):
                              'reason': 'the client went away'}, status_code=400)
     except ApiError as e:
         svc.audit.add([row | {'status': e.status, 'error': e.error,
-                              'model_sha256': svc.info['sha256']}])
+                              'model_sha256': svc.info.sha256}])
         return answer(e)
     except Exception as e:  # noqa: BLE001 (a bug or a library's surprise: one 500, keep serving)
         print(f'error: {endpoint}: {type(e).__name__}: {e}', file=sys.stderr, flush=True)
         svc.audit.add([row | {'status': 500, 'error': 'internal',
-                              'model_sha256': svc.info['sha256']}])
+                              'model_sha256': svc.info.sha256}])
         return answer(ApiError(500, 'internal', f'{type(e).__name__} while analysing; the '
                                'server keeps serving'))
     finally:
@@ -690,9 +692,8 @@ async def analyse(svc, request, endpoint, job, limit):
 
 def respond(svc, row, result, problems):
     """The job's result -> JSON (200, or 422 when no record was usable) and its audit rows."""
-    from fastapi.responses import JSONResponse
     info = svc.info
-    row = row | {'model_sha256': info['sha256']}
+    row = row | {'model_sha256': info.sha256}
     probs = [{'file': f, 'reason': str(why)[:500]} for f, why in problems]
     bad = [row | {'status': 422, 'error': problem_kind(why)} for _, why in problems]
     if not result:
@@ -711,8 +712,8 @@ def respond(svc, row, result, problems):
         rows.append(row | {'status': 200, 'record_sha256': res['record_sha256'],
                            'scores': json.dumps(scores), 'decisions': json.dumps(decisions)})
     svc.audit.add(rows + bad)
-    model = {'run': info['card']['run'], 'sha256': info['sha256'],
-             'backend': svc.cfg['backend'], 'synthetic': info['synthetic']}
+    model = {'run': info.name, 'sha256': info.sha256, 'backend': svc.cfg['backend'],
+             'synthetic': info.synthetic}
     key = 'records' if isinstance(result, list) else 'explanation'
     return JSONResponse({'model': model, key: result, 'problems': probs})
 
@@ -728,12 +729,12 @@ def _no_paths(obj):
 
 
 def model_answer(svc):
-    info, cfg = svc.info, svc.cfg
-    return {'card': _no_paths(info['card']), 'classes': info['classes'], 'leads': info['leads'],
-            'window': info['window'], 'sampling_rate_hz': records.FS,
-            'thresholds': dict(zip(info['classes'], map(float, info['thresholds']))),
-            'threshold_source': _no_paths(info['threshold_source']), 'sha256': info['sha256'],
-            'backend': cfg['backend'], 'synthetic': info['synthetic'],
+    run, cfg = svc.info, svc.cfg
+    return {'card': _no_paths(run.card), 'classes': run.classes, 'leads': run.leads,
+            'window': run.window, 'sampling_rate_hz': records.FS,
+            'thresholds': dict(zip(run.classes, map(float, run.thresholds))),
+            'threshold_source': _no_paths(run.source), 'sha256': run.sha256,
+            'backend': cfg['backend'], 'synthetic': run.synthetic,
             'limits': {k: cfg[k] for k in ('max_body_mb', 'max_files', 'max_zip_mb',
                                            'max_zip_ratio', 'seconds', 'explain_seconds',
                                            'pool', 'queue')}}
@@ -742,16 +743,17 @@ def model_answer(svc):
 # --------------------------------------------------------------------------
 # The app.
 
+def page_measurement_rows():
+    """The page's measurement rows, from the one table (clinic.GLOBAL_ROWS and
+    the axes): {'intervals': [[key, text key]], 'axes': [key, ...]}."""
+    return {'intervals': [[key, label] for key, label, _ in clinic.GLOBAL_ROWS],
+            'axes': list(AXES)}
+
+
 def create_app(cfg=None):
     """-> (the ASGI app with the body limit, the FastAPI app) for a config
     dict (main() builds it from the flags; uvicorn's workers read
     $ECG_SERVE_CONFIG). The model loads in the background (readyz)."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-    from starlette.formparsers import MultiPartParser
-
     cfg = cfg or json.loads(os.environ['ECG_SERVE_CONFIG'])
     # Uploads stay in memory (the body is capped) instead of spooling to /tmp.
     MultiPartParser.spool_max_size = int(cfg['max_body_mb'] * 2 ** 20) + 1
@@ -810,9 +812,8 @@ def create_app(cfg=None):
 
     @app.get('/app_text.json', include_in_schema=False)
     async def strings():
-        from web import app_text
         return {'languages': app_text.LANGUAGES, 'rtl': sorted(app_text.RTL),
-                'text': app_text.TEXT}
+                'text': app_text.TEXT, 'measurements': page_measurement_rows()}
 
     @app.get('/', include_in_schema=False)
     async def index():
@@ -834,10 +835,9 @@ def create_app(cfg=None):
 
 def config(args):
     """Flags -> the config every worker process reads (tokens stay in their file)."""
-    import predict
     path = args.model_path
     if path is None:
-        found = predict.find_models(args.root)
+        found = runs.find_models(args.root)
         if not found:
             raise SystemExit(f'error: no models/*/best.pt under {Path(args.root).resolve()}; '
                              'train one (make demo) or pass --model-path')
@@ -864,10 +864,6 @@ def factory():
 
 
 def main(argv=None):
-    import shutil
-    import signal
-
-    import uvicorn
     args = get_args_parser().parse_args(argv)
     cfg = config(args)
     cfg['tmp'] = tempfile.mkdtemp(prefix='ecg-serve-')

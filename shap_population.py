@@ -37,21 +37,26 @@ then over records (each record counts once, however long). R peaks come from
 the record's .atr beat annotations where it has one (the synthetic data and
 MIT-BIH style databases), else from QRSDetectorOffline.detect_multilead.
 Premature beats (PAC, PVC) are aligned on their ectopic beats (A and V in the
-.atr, or beats found premature / of another shape than the median beat), AF
-on every beat, the other classes on the normal beats. The QRS of the median beat is delineated
-from its spatial velocity (the 12-lead first difference; the QRS is where it
-is high, as in Laguna et al.'s multilead delineation, Med Biol Eng Comput
-32:21-28, 1994, reduced to the QRS): P (with the PR segment) before its onset,
-ST 100 ms from its end (the J point), T after. AF, a rhythm, is read from the
-RR context: its profile also reports the share of the positive mass that
-falls between QRS complexes.
+.atr, or the beats measure.label_beats finds premature / of another shape
+than the median beat: measure.py's rule), AF on every beat, the other classes
+on the normal beats. The QRS of the median beat is delineated by
+measure.qrs_bounds (its spatial velocity, notches bridged), the rule of
+measure.py's QRS duration, so a profile's QRS region is the QRS measure.py
+measures: P (with the PR segment) before its onset, ST 100 ms from its end
+(the J point), T after. AF, a rhythm, is read from the RR context: its
+profile also reports the share of the positive mass that falls between QRS
+complexes.
 """
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy.ndimage import uniform_filter1d
 
+import measure
 import utils
-from records import FS
+from QRSDetectorOffline import detect_multilead
+from records import FS, RecordError, read_beats, read_record
 from utils import CLASSES
 
 BEFORE_MS, AFTER_MS = 400, 600        # the beat window around each R peak
@@ -64,6 +69,9 @@ ECTOPIC = {'PAC': 'A', 'PVC': 'V'}    # classes aligned on their ectopic beats
 CRITERION_REGION = {'IAVB': 'P', 'LBBB': 'QRS', 'RBBB': 'QRS', 'PAC': 'P', 'PVC': 'QRS',
                     'STD': 'ST', 'STE': 'ST'}
 REGION_COLOURS = {'P': 'tab:green', 'QRS': 'tab:blue', 'ST': 'tab:orange', 'T': 'tab:purple'}
+# The QRS region (ms from the R peak) where the median beat's slope never
+# settles (measure.qrs_bounds finds no QRS): a normal QRS around its R peak.
+NOMINAL_QRS_MS = (-40.0, 60.0)
 
 
 # --------------------------------------------------------------------------
@@ -88,7 +96,7 @@ def lead_rms(x, length):
 def lead_explanation(contrib, expected, leads, features=None):
     """shap.Explanation of one or more explanations: values (leads,) or
     (n, leads), base value E[f], features (e.g. the leads' RMS) as data."""
-    import shap
+    import shap  # here, not at the top: importing shap takes ~1.5 s
     contrib = np.asarray(contrib, dtype=np.float64)
     base = np.broadcast_to(np.asarray(expected, dtype=np.float64), contrib.shape[:-1])
     return shap.Explanation(values=contrib, base_values=base if base.ndim else float(base),
@@ -157,7 +165,7 @@ def plot_waterfall(contrib, expected, fx, leads, features=None, title='', output
 def plot_summary(contribs, features, leads, title=''):
     """shap.plots.beeswarm of the per-lead contributions (n, leads) of n
     explanations of one class, coloured by the leads' RMS (n, leads). -> figure."""
-    import shap
+    import shap  # here, not at the top: importing shap takes ~1.5 s
     plt = utils.pyplot()
     plt.figure()
     shap.plots.beeswarm(lead_explanation(contribs, np.zeros(len(contribs)), leads, features),
@@ -176,7 +184,6 @@ def annotated_beats(record_path, length, window):
     int64, symbols array) of the beats inside the record's real part, or None
     when there is no .atr or it does not fit the record. The window holds the
     record's last `window` samples at FS, front-padded when shorter."""
-    from records import RecordError, read_beats, read_record
     record_path = Path(record_path)
     try:
         found = read_beats(record_path)
@@ -199,30 +206,17 @@ def annotated_beats(record_path, length, window):
 
 def detected_beats(x, length, window):
     """R peaks of the real part of x (leads, window) with the project's
-    multi-lead detector, labelled like an .atr: 'V' for a QRS of another shape
-    than the record's median one (correlation < 0.8 over +-60 ms, all leads),
-    'A' for a premature beat (RR under 85% of the median) of normal shape,
-    'N' otherwise -> (samples in window coordinates, symbols)."""
-    from QRSDetectorOffline import detect_multilead
+    multi-lead detector, labelled like an .atr by measure.py's rule
+    (measure.label_beats): 'V' a QRS of another shape than the record's
+    median one, 'A' a premature beat of that shape, 'N' otherwise, 'Q' too
+    close to an end to judge -> (samples in window coordinates, symbols).
+    Both run, as in measure.py, on the high-passed leads without a NaN
+    sample (the detector gives those no vote either)."""
     real = np.asarray(x, dtype=np.float64)[:, window - length:]
-    peaks, _ = detect_multilead(real.T, FS)
+    xh = measure.highpass(real[np.isfinite(real).all(axis=1)].T)
+    peaks, _ = detect_multilead(xh, FS)
     peaks = np.asarray(peaks, dtype=np.int64)
-    sym = np.full(len(peaks), 'N', dtype='<U1')
-    half = int(0.06 * FS)
-    inside = (peaks >= half) & (peaks + half < length)
-    if inside.sum() >= 3:
-        idx = peaks[inside, None] + np.arange(-half, half)
-        qrs = real[:, idx].transpose(1, 0, 2)                      # (beats, leads, time)
-        qrs = qrs - qrs.mean(-1, keepdims=True)
-        tmpl = np.median(qrs, axis=0)
-        corr = (qrs * tmpl).sum((1, 2)) / (np.sqrt((qrs ** 2).sum((1, 2)) * (tmpl ** 2).sum())
-                                           + 1e-12)
-        sym[np.flatnonzero(inside)[corr < 0.8]] = 'V'
-    if len(peaks) >= 3:
-        rr = np.diff(peaks)
-        premature = np.concatenate([[False], rr < 0.85 * np.median(rr)])
-        sym[premature & (sym == 'N')] = 'A'
-    return peaks + window - length, sym
+    return peaks + window - length, measure.label_beats(xh, peaks)
 
 
 def record_beats(x, length, record_path=None):
@@ -286,29 +280,16 @@ def record_profile(x, values, length, peaks):
     return prof.mean(0), np.median(sig, axis=0), len(prof)
 
 
-def delineate_qrs(beat, smooth_ms=16, level=0.05, search_ms=(-120, 160), gap_ms=16):
+def delineate_qrs(beat):
     """QRS onset and end in ms relative to the R peak of a median beat
-    (leads, T) on the window_samples() axis, from its spatial velocity: the
-    span around the R peak where the 12-lead first difference of the beat
-    (smoothed over `smooth_ms`, which keeps noise out) rises above its floor
-    (the median over the window, mostly isoelectric) by `level` times its
-    range within `search_ms`; gaps under `gap_ms` (the notches of a
-    bundle-branch block) are bridged."""
-    from scipy.ndimage import binary_closing, label, uniform_filter1d
+    (leads, T) on the window_samples() axis -> (on, end), or None where the
+    slope never settles. measure.qrs_bounds delineates it, the rule of
+    measure.py's QRS duration (end - on is the QRS it would measure)."""
     before, _, t = window_samples()
-    k = max(1, int(smooth_ms * FS / 1000))
-    vel = np.sqrt((np.diff(uniform_filter1d(beat, k, axis=-1), axis=-1) ** 2).sum(0))
-    vel = uniform_filter1d(np.append(vel, vel[-1]), k)
-    lo, hi = before + int(search_ms[0] * FS / 1000), before + int(search_ms[1] * FS / 1000)
-    floor = np.median(vel)
-    mask = np.zeros(len(vel), bool)
-    mask[lo:hi] = vel[lo:hi] > floor + level * (vel[lo:hi].max() - floor)
-    mask = binary_closing(mask, np.ones(max(1, int(gap_ms * FS / 1000)), bool))
-    mask[:lo] = mask[hi:] = False
-    comps, _ = label(mask)
-    near = comps[before] if comps[before] else comps[lo + np.argmax(vel[lo:hi])]
-    idx = np.flatnonzero(comps == near)
-    return float(t[idx[0]]), float(t[idx[-1]])
+    on, off = measure.qrs_bounds(np.asarray(beat, dtype=np.float64).T, before)
+    if on is None:
+        return None
+    return float(t[on]), float(t[off])
 
 
 def regions_for(qrs_on, qrs_end):
@@ -330,7 +311,6 @@ def region_peaks(profile, regions, top=4, smooth_ms=40):
     largest noise, and it sits on the QRS, where the input and hence the
     values vary most. The top leads, not all twelve: a criterion such as ST
     depression lives in some leads, while every lead has a QRS."""
-    from scipy.ndimage import uniform_filter1d
     _, _, t = window_samples()
     profile = np.asarray(profile, dtype=np.float64)
     total = profile[top_leads(profile, top)].sum(0)
@@ -369,7 +349,12 @@ def class_profile(items, cls):
     if not profs:
         return None
     profile, median_beat = np.mean(profs, axis=0), np.median(beats, axis=0)
-    on, end = delineate_qrs(median_beat)
+    qrs = delineate_qrs(median_beat)
+    if qrs is None:
+        qrs = NOMINAL_QRS_MS
+        print(f'{cls}: no QRS onset/offset on the median beat (its slope never settles); '
+              f'the QRS region is the nominal {qrs[0]:.0f}..{qrs[1]:.0f} ms')
+    on, end = qrs
     regions = regions_for(on, end)
     means, at, where = region_peaks(profile, regions)
     out = {'profile': profile, 'median_beat': median_beat, 'regions': regions,
@@ -440,13 +425,13 @@ def record_path_finder(data_dir):
 def contributions_table(records, leads, expected):
     """One row per explanation: patient_id, class, predicted, f(x), E[f], the
     contributions per lead, residual -> DataFrame."""
-    import pandas as pd
     rows = []
     for pid, r in sorted(records.items()):
         contrib = lead_contributions(r['values'], r['length'])
+        present = utils.decide(r['prob'], r['threshold'])
         for c, fx, row in zip(r['classes'], r['fx'], contrib):
             rows.append({'patient_id': pid, 'class': CLASSES[c],
-                         'predicted': bool(r['prob'][c] >= r['threshold'][c]),
+                         'predicted': bool(present[c]),
                          'fx': float(fx), 'expected': float(expected[c]),
                          **dict(zip(leads, row)),
                          'residual': float(fx - expected[c] - row.sum())})
@@ -497,8 +482,8 @@ def draw_profiles(out_dir, records, leads, data_dir):
     find = record_path_finder(data_dir)
     items, sources = {}, {}
     for pid, r in sorted(records.items()):
-        predicted = [(c, v) for c, v in zip(r['classes'], r['values'])
-                     if r['prob'][c] >= r['threshold'][c]]
+        present = utils.decide(r['prob'], r['threshold'])
+        predicted = [(c, v) for c, v in zip(r['classes'], r['values']) if present[c]]
         if not predicted:
             continue
         try:
@@ -532,7 +517,6 @@ def draw_profiles(out_dir, records, leads, data_dir):
 
 def peaks_table(profiles, leads):
     """Per class: records, beats, peak, mean density per region, criterion region."""
-    import pandas as pd
     rows = []
     for cls, p in profiles.items():
         top = [leads[i] for i in top_leads(p['profile'])]

@@ -58,12 +58,18 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
+from scipy.ndimage import uniform_filter1d
+from torch import nn
+from tqdm import tqdm
 
+import runs
 import shap_population
 import utils
+from dataset import ECGDataset
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
-from predict import fold_classes, read_thresholds
-from records import FS, WINDOW
+from records import FS
 from utils import CLASSES
 
 CACHE_NAME = 'shap_values.npz'
@@ -115,8 +121,6 @@ def get_args_parser(add_help=True):
                         help='recompute every record even if the cache is valid')
     parser.add_argument('--plots-only', action='store_true',
                         help='redraw the figures from the cache without the model or data')
-    parser.add_argument('--root', default='.', metavar='DIR',
-                        help='folder holding models/, results/ and shap/ (default: .)')
     add_trust_folds_arg(parser)
     parser.add_argument('--per-class', default=0, type=int, metavar='K',
                         help='explain the first K test-fold records (patient-id order) of '
@@ -139,9 +143,6 @@ def shap_precision(device, requested='auto'):
 
 def explained_model(model, thresholds, device, precision, output='logit', chunk=16):
     """Wrap `model` for expected_gradients; see ExplainedOutputs."""
-    import torch
-    from torch import nn
-
     class ExplainedOutputs(nn.Module):
         """x -> (batch, classes) float32: the explained output (logit or
         probability) minus the class's decision threshold in the same space.
@@ -182,7 +183,6 @@ def explain_record(wrapper, x, bg, nsamples, rseed, batch=SHAP_BATCH, progress=N
     gradients of the classes explained_classes picks (the predicted ones, at
     least the one closest to its threshold), or of `classes` (indexes) when
     the caller names them, against the background bg."""
-    import torch
     with torch.no_grad():
         margins = wrapper(x)[0].double().cpu().numpy()
     classes = explained_classes(margins) if classes is None else [int(c) for c in classes]
@@ -196,7 +196,6 @@ def explain_record(wrapper, x, bg, nsamples, rseed, batch=SHAP_BATCH, progress=N
 def weights_hash(state_dict):
     """sha256 over the weights' names and bytes: the same model gives the same
     hash wherever and whenever its checkpoint was written."""
-    import torch
     h = hashlib.sha256()
     for name in sorted(state_dict):
         t = state_dict[name].detach().cpu().contiguous().view(-1)
@@ -216,9 +215,9 @@ def record_seed(seed, patient_id):
 
 
 # --------------------------------------------------------------------------
-# Cache.
+# The explanations' cache (shap/<run>/shap_values.npz).
 
-def load_cache(path):
+def load_explanations(path):
     """-> dict of arrays, or None when absent or unreadable."""
     path = Path(path)
     if not path.exists():
@@ -249,7 +248,7 @@ def cache_records(cache):
     return out
 
 
-def save_cache(path, records, meta):
+def save_explanations(path, records, meta):
     """records: {pid: dict} as cache_records returns -> one npz."""
     pids = sorted(records)
     recs = [records[p] for p in pids]
@@ -277,11 +276,10 @@ def save_cache(path, records, meta):
 
 
 # --------------------------------------------------------------------------
-# Inputs: checkpoint, thresholds, records.
+# Inputs: the records to explain.
 
 def select_records(args, leads, window, test_folds):
     """-> (ECGDataset, indices into it) of the records to explain."""
-    from dataset import ECGDataset
     if args.patient_ids:
         wanted = [p.strip() for p in args.patient_ids.split(',') if p.strip()]
         ds = ECGDataset(args.data_dir, range(1, utils.NFOLDS + 1), leads, window=window)
@@ -309,19 +307,6 @@ def per_class_records(ds, k):
     return sorted(chosen, key=lambda i: ds.patient_ids[i])
 
 
-def draw_background(data_dir, leads, window, train_folds, n, seed):
-    """The seeded background sample of n training records: (tensor (N, leads,
-    window), patient ids)."""
-    import torch
-
-    from dataset import ECGDataset
-    ds = ECGDataset(data_dir, train_folds, leads, window=window)
-    n = min(n, len(ds))
-    idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
-    x = torch.stack([ds[int(i)][0] for i in idx])
-    return x, [ds.patient_ids[int(i)] for i in idx]
-
-
 # --------------------------------------------------------------------------
 # The explanation engine: one record's SHAP values, for the app and the API.
 
@@ -331,40 +316,28 @@ APP_NSAMPLES = 16
 APP_BACKGROUND = 20
 
 
-def background(info, root='.', n=APP_BACKGROUND):
+def background(run, root='.', n=APP_BACKGROUND):
     """(tensor (m, leads, window), dict(kind, n, db, expected)): n training
-    records of the model's own run, drawn as draw_background does
-    (seeded), or a flat line when the training data is not on this machine;
-    `expected` is the mean logit over them, E[f] of the additivity check
-    (computed here once per model: m forward passes)."""
-    x, meta = _background(info, root, n)
-    meta['expected'] = mean_logits(info, x)
+    records of the model's own run (runs.training_records: seeded, as
+    shap_values.py draws its background), or a flat line when the training
+    data is not on this machine; `expected` is the mean logit over them,
+    E[f] of the additivity check (computed here once per model: m forward
+    passes)."""
+    drawn = runs.training_records(run, n, root)
+    if drawn is None:
+        x = torch.zeros(1, len(run.leads), run.window)
+        meta = {'kind': 'flat', 'n': 1, 'db': run.card['data_dir'] or run.database}
+    else:
+        x, ids = drawn
+        meta = {'kind': 'train', 'n': len(ids), 'db': run.database}
+    meta['expected'] = mean_logits(run, x)
     return x, meta
 
 
-def mean_logits(info, x, chunk=16):
-    import torch
+def mean_logits(run, x, chunk=16):
     with torch.inference_mode():
-        out = torch.cat([info['model'](x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
+        out = torch.cat([run.model(x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
     return out.double().mean(0).numpy()
-
-
-def _background(info, root, n):
-    import torch
-    card = info['card']
-    db = card['data_dir'] or card['database']
-    if card['data_dir'] and card['train_folds']:
-        data_dir = Path(card['data_dir'])
-        if not data_dir.is_absolute():
-            data_dir = Path(root) / data_dir
-        try:
-            x, ids = draw_background(data_dir, info['leads'], info['window'],
-                                     card['train_folds'], n, card['seed'])
-            return x, {'kind': 'train', 'n': len(ids), 'db': card['database']}
-        except (SystemExit, OSError, KeyError, ValueError):
-            pass  # no cache of that dataset here
-    return (torch.zeros(1, len(info['leads']), info['window']),
-            {'kind': 'flat', 'n': 1, 'db': db})
 
 
 def expected_gradients(f, x, bg, classes, nsamples, rseed, batch=SHAP_BATCH, progress=None):
@@ -374,7 +347,6 @@ def expected_gradients(f, x, bg, classes, nsamples, rseed, batch=SHAP_BATCH, pro
     choice/uniform per sample), but every class from one forward pass per batch
     of interpolated inputs (one backward per class) instead of one forward and
     backward per class and sample batch."""
-    import torch
     rs = np.random.RandomState(rseed)
     draws = [(rs.choice(bg.shape[0]), rs.uniform()) for _ in range(nsamples)]
     acc = np.zeros((len(classes),) + tuple(x.shape[1:]))
@@ -411,21 +383,21 @@ def logit_margins(prob, thresholds):
     return np.log(p / (1 - p)) - np.log(th / (1 - th))
 
 
-def explain(info, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None,
+def explain(run, record, nsamples=APP_NSAMPLES, root='.', bg=None, progress=None,
             classes=None):
     """SHAP of a record's predicted classes (at least the most likely one), or
     of `classes` (indexes) -> dict(classes, values (k, leads, window), fx,
-    expected, shap_sum, rel_error, seconds, background, nsamples)."""
-    import torch
+    expected, shap_sum, rel_error, seconds, background, nsamples). run: a
+    runs.Run on the CPU."""
     t0 = time.perf_counter()
     device = torch.device('cpu')
-    wrapper = explained_model(info['model'], info['thresholds'], device, 'fp32', chunk=16)
-    bg_x, bg_info = bg if bg is not None else background(info, root)
-    x = torch.from_numpy(record['x'])[None]
+    wrapper = explained_model(run.model, run.thresholds, device, 'fp32', chunk=16)
+    bg_x, bg_info = bg if bg is not None else background(run, root)
+    x = torch.from_numpy(record.x)[None]
     offset = wrapper.offset.double().numpy()
-    expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(info, bg_x)
+    expected = bg_info['expected'] if 'expected' in bg_info else mean_logits(run, bg_x)
     values, classes, margins = explain_record(wrapper, x, bg_x, nsamples,
-                                              record_seed(0, record['id']), progress=progress,
+                                              record_seed(0, record.id), progress=progress,
                                               classes=classes)
     classes = classes.tolist()
     fx = margins[classes] + offset[classes]
@@ -451,12 +423,11 @@ def lead_importance(records, leads):
     predicted with each class -> DataFrame (classes present + 'average', leads),
     with the number of records in column 'n'. The average row weighs each
     class equally, so frequent classes do not dominate it."""
-    import pandas as pd
     shares = {c: [] for c in CLASSES}
     for r in records.values():
         mass = positive_mass(r['values'], r['length'])
         for c, m in zip(r['classes'], mass):
-            if r['prob'][c] >= r['threshold'][c] and m.sum() > 0:
+            if utils.decide(r['prob'][c], r['threshold'][c]) and m.sum() > 0:
                 shares[CLASSES[c]].append(m / m.sum())
     rows = {c: np.mean(s, axis=0) for c, s in shares.items() if s}
     if not rows:
@@ -469,7 +440,6 @@ def lead_importance(records, leads):
 
 def additivity_table(records, expected):
     """Per explanation: f(x), E[f(background)], sum of SHAP, error."""
-    import pandas as pd
     rows = []
     for pid, r in sorted(records.items()):
         for c, fx, s in zip(r['classes'], r['fx'], r['shap_sum']):
@@ -488,7 +458,6 @@ def highlight_mask(values, length, percentile, smooth_ms=40):
     smoothed over `smooth_ms`, exceeds its `percentile` over all leads of the
     record. Smoothing turns sample-level noise of the Monte Carlo estimate into
     segments a reader can see."""
-    from scipy.ndimage import uniform_filter1d
     pos = np.clip(values[:, values.shape[-1] - length:], 0, None)
     smooth = uniform_filter1d(pos, size=max(1, int(smooth_ms * FS / 1000)), axis=-1)
     cut = np.percentile(smooth, percentile)
@@ -507,7 +476,8 @@ def plot_record(path, pid, x, length, values, cls, leads, label, prob, threshold
     t = np.arange(length) / FS
     sig = x[:, x.shape[-1] - length:]
     true = ', '.join(CLASSES[i] for i in np.flatnonzero(label)) or 'none'
-    pred = ', '.join(f'{CLASSES[i]} ({prob[i]:.2f})' for i in np.flatnonzero(prob >= threshold))
+    pred = ', '.join(f'{CLASSES[i]} ({prob[i]:.2f})'
+                     for i in np.flatnonzero(utils.decide(prob, threshold)))
     fig, axs = plt.subplots(len(top), 1, figsize=(14, 1.6 * len(top) + 1.1), sharex=True,
                             squeeze=False)
     for ax, lead in zip(axs[:, 0], top):
@@ -597,7 +567,7 @@ def write_outputs(out_dir, records, meta, pids, args):
 def redraw(args, dirs):
     """--plots-only: the figures again from the cache, without model or data."""
     cache_path = dirs['shap'] / CACHE_NAME
-    cache = load_cache(cache_path)
+    cache = load_explanations(cache_path)
     if cache is None:
         raise SystemExit(f'error: no SHAP cache {cache_path}; run shap_values.py without '
                          f'--plots-only first')
@@ -616,29 +586,25 @@ def redraw(args, dirs):
     return write_outputs(dirs['shap'], records, meta, pids, args)
 
 
-def load_run(args, dirs):
-    """The run's model on its device, checked against the folds -> dict(model,
-    ckpt, device, precision, leads, window, thresholds, thr_source,
-    train_folds, test_folds); writes shap/<run>/folds.json."""
-    from resnet import load_checkpoint
+def open_run(args, dirs):
+    """The run's model on its device, checked against the folds ->
+    (runs.Run, device, precision, folds {'train', 'test'}); writes
+    shap/<run>/folds.json."""
     utils.seed_everything(args.seed)
     device = utils.select_device(args.device, args.use_gpu)
     precision = shap_precision(device, args.precision)
     best = dirs['models'] / 'best.pt'
-    model, ckpt = load_checkpoint(best, leads=args.leads, map_location=device)
-    leads, window = list(ckpt['leads']), int(ckpt.get('window', WINDOW))
+    run = runs.load_run(best, args.root, leads=args.leads, device=device)
     train_folds, _, test_folds = utils.split_data(args.seed, args.test_fold)
-    manifest = check_manifest(ckpt.get('fold_manifest'), args.data_dir, best, args.trust_folds,
-                              ckpt.get('folds'), 'shap_values.py')
-    write_results_manifest(dirs['shap'], manifest, ckpt.get('fold_manifest'), best,
-                           {'train': train_folds, 'test': test_folds})
-    thresholds, source = read_thresholds(best, fold_classes(ckpt, best), args.root)
-    print(f'model {best} ({ckpt.get("arch")}, epoch {ckpt.get("epoch")}), '
-          f'{len(leads)} leads, window {window}; device {device}, {precision}; '
-          f'thresholds: {source["text"]}')
-    return {'model': model, 'ckpt': ckpt, 'device': device, 'precision': precision,
-            'leads': leads, 'window': window, 'thresholds': thresholds,
-            'thr_source': source['text'], 'train_folds': train_folds, 'test_folds': test_folds}
+    manifest = check_manifest(run.ckpt.get('fold_manifest'), args.data_dir, best,
+                              args.trust_folds, run.ckpt.get('folds'), 'shap_values.py')
+    folds = {'train': train_folds, 'test': test_folds}
+    write_results_manifest(dirs['shap'], manifest, run.ckpt.get('fold_manifest'), best, folds)
+    runs.check_fold_classes(run)
+    print(f'model {best} ({run.ckpt.get("arch")}, epoch {run.ckpt.get("epoch")}), '
+          f'{len(run.leads)} leads, window {run.window}; device {device}, {precision}; '
+          f'thresholds: {runs.thresholds_text(run.source)}')
+    return run, device, precision, folds
 
 
 def reusable(cache, fingerprint, settings, cache_path, force):
@@ -654,14 +620,12 @@ def reusable(cache, fingerprint, settings, cache_path, force):
     return {}
 
 
-def compute(args, run, background, todo, ds):
-    """Expected gradients of the records `todo` [(index, pid, x)] -> (records
-    {pid: dict}, E[f(background)] per class)."""
-    import torch
-    from tqdm import tqdm
-    device = run['device']
-    wrapper = explained_model(run['model'], run['thresholds'], device, run['precision'],
-                              args.output, chunk=args.batch_size)
+def compute(args, run, device, precision, background, todo, ds):
+    """Expected gradients of the records `todo` [(index, pid, x)] with the
+    run's model on `device` -> (records {pid: dict}, E[f(background)] per
+    class)."""
+    wrapper = explained_model(run.model, run.thresholds, device, precision, args.output,
+                              chunk=args.batch_size)
     offset = wrapper.offset.double().cpu().numpy()
     bg = background.to(device)
     t0 = time.perf_counter()
@@ -691,19 +655,19 @@ def explain_run(args, dirs):
     """Load the run, reuse the cached records still valid, explain the rest,
     save the cache -> (records {pid: dict}, meta for write_outputs)."""
     cache_path = dirs['shap'] / CACHE_NAME
-    run = load_run(args, dirs)
-    leads, window, thresholds = run['leads'], run['window'], run['thresholds']
-    ds, chosen = select_records(args, leads, window, run['test_folds'])
-    background, bg_ids = draw_background(args.data_dir, leads, window, run['train_folds'],
-                                         args.background, args.seed)
+    run, device, precision, folds = open_run(args, dirs)
+    leads, window, thresholds = run.leads, run.window, run.thresholds
+    ds, chosen = select_records(args, leads, window, folds['test'])
+    background, bg_ids = runs.draw_records(args.data_dir, leads, window, folds['train'],
+                                           args.background, args.seed)
     settings = {'format': CACHE_FORMAT, 'engine': 'expected_gradients',
-                'model': weights_hash(run['model'].state_dict()), 'leads': leads,
+                'model': weights_hash(run.model.state_dict()), 'leads': leads,
                 'window': window, 'background': array_hash(background.numpy()),
                 'n_background': len(bg_ids), 'nsamples': args.nsamples, 'seed': args.seed,
-                'precision': run['precision'], 'output': args.output,
+                'precision': precision, 'output': args.output,
                 'thresholds': [round(float(t), 6) for t in thresholds]}
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    cache = load_cache(cache_path)
+    cache = load_explanations(cache_path)
     cached = reusable(cache, fingerprint, settings, cache_path, args.force)
 
     records, todo = {}, []
@@ -721,13 +685,13 @@ def explain_run(args, dirs):
         expected = cache['expected_value'] if cache is not None else np.zeros(len(CLASSES))
         print(f'all values reused from {cache_path}; nothing recomputed')
     else:
-        new, expected = compute(args, run, background, todo, ds)
+        new, expected = compute(args, run, device, precision, background, todo, ds)
         records.update(new)
         keep = {**cached, **records}  # earlier records stay cached for later runs
-        save_cache(cache_path, keep, {'fingerprint': fingerprint, 'settings': settings,
-                                      'leads': leads, 'thresholds': thresholds,
-                                      'threshold_source': run['thr_source'],
-                                      'expected_value': expected})
+        save_explanations(cache_path, keep, {
+            'fingerprint': fingerprint, 'settings': settings, 'leads': leads,
+            'thresholds': thresholds, 'threshold_source': runs.thresholds_text(run.source),
+            'expected_value': expected})
         print(f'saved {cache_path} ({len(keep)} records)')
     return records, {'leads': leads, 'thresholds': thresholds, 'expected_value': expected,
                      'output': args.output}

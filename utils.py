@@ -1,10 +1,14 @@
 """Shared pieces of every script: classes and leads, the SNOMED-CT label map,
-fold splits, seeding, run naming, atomic writes, device/precision selection,
-and the metrics (vectorised F1-optimal thresholds, bootstrap CIs).
+fold splits, the shared flags, seeding, run naming, atomic writes,
+device/precision selection, the decision rule (decide) and the metrics
+(vectorised F1-optimal thresholds, bootstrap CIs).
 
-Nothing here is a script; `python -c "import utils"` must stay cheap, so heavy
-imports (torch, sklearn) happen inside the functions that need them.
+Nothing here is a script; `python -c "import utils"` must stay cheap (the
+torch-free scripts import it too), so heavy imports (torch, pandas,
+matplotlib) happen inside the functions that need them.
 """
+import argparse
+import hashlib
 import json
 import os
 import random
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from records import LEADS
+from records import LEADS, parse_leads
 
 # --------------------------------------------------------------------------
 # Classes, leads, label mapping: the one place they are defined.
@@ -84,9 +88,6 @@ def leads_arg(text):
     aliases (MLII, D1, avr: records.parse_leads, the one lead vocabulary)
     become the standard names, comma-separated. A bad name is an argparse
     error naming the valid ones, so every script says it the same way."""
-    import argparse
-
-    from records import parse_leads  # records imports utils: import here, not above
     if text.strip().lower() == 'all':
         return 'all'
     try:
@@ -97,7 +98,6 @@ def leads_arg(text):
 
 def leads_tag(leads):
     """Lead list -> the short tag used in run names ('all', 'I', 'I-aVR')."""
-    from records import parse_leads
     leads = parse_leads(leads)
     return 'all' if leads == LEADS else '-'.join(leads)
 
@@ -151,6 +151,14 @@ def run_dirs(name, root='.'):
             'shap': root / 'shap' / name}
 
 
+def add_root_arg(parser):
+    """--root, the folder of every run's outputs, as every script that reads
+    or writes a run declares it (add_common_args, export.py, app.py, serve.py)."""
+    parser.add_argument('--root', default='.', metavar='DIR',
+                        help='folder holding models/, results/ and shap/ (default: .)')
+    return parser
+
+
 def add_common_args(parser):
     """Flags shared by main.py, predict.py, shap_values.py and baselines.py."""
     parser.add_argument('--data-dir', default='data/CPSC', metavar='DIR',
@@ -175,7 +183,16 @@ def add_common_args(parser):
     parser.add_argument('--fs', default=None, type=float, metavar='HZ',
                         help='sampling rate of CSV records without a time column '
                              '(default: from the time column)')
-    return parser
+    return add_root_arg(parser)
+
+
+def sha256_file(path, chunk=2 ** 20):
+    """sha256 of a file's bytes, read in chunks (a checkpoint is ~60 MB)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def git_commit():
@@ -319,6 +336,18 @@ def atomic_savez(path, **arrays):
         np.savez_compressed(f, **arrays)
 
 
+def stop_process(proc, wait_s=10):
+    """End a child process (a server a test or the bench started): SIGTERM,
+    then SIGKILL if it is still there after wait_s, so no run leaves one
+    behind."""
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # --------------------------------------------------------------------------
 # Figures: every script writes PNG files, none needs a display.
 
@@ -344,6 +373,15 @@ def save_figure(fig, path, dpi=100, close=True, **savefig):
 
 # --------------------------------------------------------------------------
 # Metrics.
+
+def decide(prob, thresholds):
+    """The decision rule of the whole project: a class is present when its
+    probability is at or above its threshold. prob (classes,) or (n, classes),
+    thresholds (classes,) -> bool array of prob's shape; a NaN score (a
+    window that could not be scored) is never present. predict.py,
+    baselines.py, the metrics, the app and the API all decide through here."""
+    return np.asarray(prob, dtype=np.float64) >= np.asarray(thresholds, dtype=np.float64)
+
 
 def f1_optimal_thresholds(y_true, y_score):
     """Per-class threshold maximising F1, vectorised over all cut points.
@@ -490,7 +528,7 @@ def compute_metrics(y_true, y_score, thresholds, classes=CLASSES,
     y_true = np.asarray(y_true, dtype=bool)
     y_score = np.asarray(y_score, dtype=np.float64)
     n, c = y_true.shape
-    y_pred = y_score >= np.asarray(thresholds)[None, :]
+    y_pred = decide(y_score, thresholds)
     # Weights (b, n): row 0 is the original set, rows 1.. are bootstrap resamples.
     rng = np.random.default_rng(seed)
     w = np.ones((1, n))
@@ -544,3 +582,67 @@ def format_metrics_table(df):
                 cells.append(f'{v:.3f}')
         lines.append(f"| {name} | {' | '.join(cells)} | {int(row['n_pos'])} |")
     return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------
+# thresholds.json: one layout, written by predict.py and baselines.py and read
+# by every model user (runs.py); here so that baselines.py stays torch-free.
+
+THRESHOLDS_FORMAT = 2
+# Files without 'format' (the first layout) said where their thresholds were
+# tuned in a sentence, 'validation fold [4]'; read_thresholds turns it into
+# the fields that write_thresholds writes, so runs trained then keep working.
+FIRST_LAYOUT_TUNED_ON = re.compile(r'validation fold \[?([\d, ]+)\]?')
+
+
+def tuned_on_fields(value):
+    """'tuned_on' of a thresholds.json -> dict(split, folds, metric, model):
+    as written, from the first layout's sentence, {'text': ...} for any other
+    sentence, {} when the file does not say."""
+    if isinstance(value, dict):
+        return dict(value)
+    m = FIRST_LAYOUT_TUNED_ON.fullmatch(str(value or '').strip())
+    if m:
+        return {'split': 'validation', 'folds': [int(f) for f in re.findall(r'\d+', m[1])],
+                'metric': 'F1'}
+    return {'text': str(value)} if value else {}
+
+
+def write_thresholds(path, thresholds, classes, tuned_on, **extra):
+    """thresholds.json, atomically: {'format': 2, 'classes': [...],
+    'thresholds': {class: t}, 'tuned_on': {'split': 'validation', 'folds': [4],
+    'metric': 'F1', 'model': <the run or the classifier>}} and `extra` (run,
+    leads, seed, commit...) beside them."""
+    if len(thresholds) != len(classes):
+        raise ValueError(f'{len(thresholds)} thresholds for {len(classes)} classes')
+    atomic_write_json({**extra, 'format': THRESHOLDS_FORMAT, 'classes': list(classes),
+                             'thresholds': dict(zip(classes, map(float, thresholds))),
+                             'tuned_on': tuned_on_fields(tuned_on)}, path)
+
+
+def read_thresholds(path, classes=None):
+    """A thresholds.json -> (thresholds in `classes` order (default: the
+    file's), tuned_on fields). Reads write_thresholds' layout and the first
+    one: {class: t} or a list in `classes` order, alone or under
+    'thresholds', with 'tuned_on' a sentence. SystemExit names the file."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f'error: cannot read thresholds file {path}: {e}') from e
+    described = isinstance(obj, dict) and 'thresholds' in obj
+    table = obj['thresholds'] if described else obj
+    if classes is None:
+        classes = (obj.get('classes') if described else None) or (
+            list(table) if isinstance(table, dict) else None)
+        if classes is None:
+            raise SystemExit(f'error: {path} lists thresholds without their classes')
+    if isinstance(table, dict):
+        missing = [c for c in classes if c not in table]
+        if missing:
+            raise SystemExit(f'error: {path} has no threshold for {missing}; rerun predict.py')
+        table = [table[c] for c in classes]
+    if len(table) != len(classes):
+        raise SystemExit(f'error: {path} holds {len(table)} thresholds, expected {len(classes)}')
+    tuned_on = tuned_on_fields(obj.get('tuned_on')) if isinstance(obj, dict) else {}
+    return np.asarray(table, dtype=np.float64), tuned_on

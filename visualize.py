@@ -23,7 +23,7 @@ file written.
   2.5-5 s, ...). Each lead's segment is drawn about its median so a wandering
   baseline does not push it into the next row; the signal is not filtered.
 
-Records are read with records.py. Those that hold or can derive the 12
+Records are read with records.read_record. Those that hold or can derive the 12
 standard leads (lead aliases such as D1 or AVR; an 8-lead export gets III,
 aVR, aVL, aVF from I and II) are resampled to 500 Hz, standard lead order.
 Others (e.g. MIT-BIH, 2 leads at 360 Hz) are drawn as they are, in the 12x1
@@ -37,13 +37,26 @@ reason' on stderr and is skipped; --strict stops there instead. PNGs are
 written atomically, so an interrupted run leaves no half-written image.
 """
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from records import FS, LEADS, RecordError, find_records, read_beats
+from records import (
+    FS,
+    LEADS,
+    Reading,
+    RecordError,
+    find_records,
+    length_at_fs,
+    obtainable,
+    prepare,
+    read_beats,
+    read_record,
+    record_base,
+)
 from utils import CLASS_NAMES, SNOMED_TO_CLASS, dx_to_classes, save_figure
 
 LAYOUTS = ['12x1', '6x2', 'clinical']
@@ -119,14 +132,12 @@ def get_args_parser():
 # Input.
 
 def load_record(path, seconds=None, lead_map=None):
-    """-> dict(name, base, signal (n, nleads) float mV, fs (of signal),
-    fs_orig, leads, age, sex, dx), read by records.py. Records that hold or
+    """-> records.Reading: signal (n, nleads) float mV at fs, its leads, and
+    the record (name, age, sex, dx, the recorded rate). Records that hold or
     can derive the 12 standard leads (an 8-lead export: III, aVR, aVL, aVF
     from I and II) come at 500 Hz in records.LEADS order; others as they are
     (their own rate and lead names). `seconds` limits how much is read.
     Raises BadRecord."""
-    from records import RecordError, length_at_fs, obtainable, prepare, read_record, record_base
-
     base = record_base(path)
     try:
         rec = read_record(path, lead_map=lead_map)
@@ -141,18 +152,17 @@ def load_record(path, seconds=None, lead_map=None):
             signal, leads, fs = rec.read(0, n).astype(np.float32), rec.sig_names, rec.fs
     except RecordError as e:
         raise BadRecord(base.name, e.reason) from None
-    return {'name': rec.name, 'base': base, 'signal': signal, 'fs': float(fs),
-            'fs_orig': rec.fs, 'leads': list(leads), 'age': rec.age, 'sex': rec.sex,
-            'dx': [str(c) for c in rec.dx]}
+    return Reading(record=rec, name=rec.name, signal=signal, leads=list(leads), fs=float(fs))
 
 
 def beat_times(rec, seconds=None):
-    """records.read_beats for a record of load_record, in seconds -> (times,
+    """records.read_beats for a Reading of load_record, in seconds -> (times,
     symbols), or None without an .atr (or an ISHNE Holter's .ann); BadRecord
     when it is unreadable."""
-    stop = int(seconds * rec['fs_orig']) + 1 if seconds is not None else None
+    fs = rec.record.fs
+    stop = int(seconds * fs) + 1 if seconds is not None else None
     try:
-        beats = read_beats(rec['base'], stop, fs=rec['fs_orig'])
+        beats = read_beats(record_base(rec.record.path), stop, fs=fs)
     except RecordError as e:
         raise BadRecord(e.record, e.reason) from None
     return None if beats is None else (beats.samples / beats.fs, beats.symbols)
@@ -173,25 +183,26 @@ def diagnosis_text(dx):
 
 
 def title_text(rec):
-    """'A0001 | 74 y | Male | right bundle branch block'."""
-    age = rec['age']
+    """'A0001 | 74 y | Male | right bundle branch block' of a Reading."""
+    age = rec.record.age
     try:
         age = f'{float(age):.0f} y' if np.isfinite(float(age)) and float(age) >= 0 else 'age ?'
     except (TypeError, ValueError):
         age = 'age ?'
-    sex = rec['sex'] if str(rec['sex']).lower() in ('male', 'female') else 'sex ?'
-    return f"{rec['name']} | {age} | {sex} | {diagnosis_text(rec['dx'])}"
+    sex = rec.record.sex if str(rec.record.sex).lower() in ('male', 'female') else 'sex ?'
+    return f'{rec.name} | {age} | {sex} | {diagnosis_text(rec.record.dx)}'
 
 
 def _rate_text(rec):
-    if rec['fs'] == rec['fs_orig']:
-        return f"{rec['fs']:g} Hz"
-    return f"{rec['fs']:g} Hz (recorded at {rec['fs_orig']:g} Hz)"
+    if rec.fs == rec.record.fs:
+        return f'{rec.fs:g} Hz'
+    return f'{rec.fs:g} Hz (recorded at {rec.record.fs:g} Hz)'
 
 
 def _beat_file(rec):
     """The annotation file the beats came from: NAME.atr, or an ISHNE Holter's .ann."""
-    return rec['name'] + ('.ann' if str(rec['base']).lower().endswith('.ecg') else '.atr')
+    return rec.name + ('.ann' if str(record_base(rec.record.path)).lower().endswith('.ecg')
+                       else '.atr')
 
 
 def _beats_text(beats, atr_name):
@@ -282,7 +293,7 @@ def _box_grid(ax, xlim, ylim, x_step, y_step, color, lw):
 def _strip_figure(rec, grid, beats=None, layout='12x1'):
     """12x1 and 6x2: `grid` is a list of columns, each a list of lead names."""
     from matplotlib.ticker import MaxNLocator, MultipleLocator
-    signal, fs = rec['signal'], rec['fs']
+    signal, fs = rec.signal, rec.fs
     n = len(signal)
     seconds = n / fs
     nrows, ncols = max(len(col) for col in grid), len(grid)
@@ -304,7 +315,7 @@ def _strip_figure(rec, grid, beats=None, layout='12x1'):
             if r >= len(column):
                 ax.set_visible(False)
                 continue
-            i = rec['leads'].index(column[r])
+            i = rec.leads.index(column[r])
             ax.plot(t, signal[:, i], color=TRACE_COLOR, lw=0.6, zorder=3)
             ylim = (centres[i] - half, centres[i] + half)
             ax.set_ylim(*ylim)
@@ -332,8 +343,8 @@ def _strip_figure(rec, grid, beats=None, layout='12x1'):
 
 
 def plot_12x1(rec, beats=None):
-    """All leads stacked, the whole of rec['signal']."""
-    return _strip_figure(rec, [rec['leads']], beats, '12x1')
+    """All leads stacked, the whole of rec.signal."""
+    return _strip_figure(rec, [rec.leads], beats, '12x1')
 
 
 def plot_6x2(rec, beats=None):
@@ -343,9 +354,9 @@ def plot_6x2(rec, beats=None):
 
 
 def _require_12_leads(rec, layout):
-    if rec['leads'] != LEADS:
-        raise BadRecord(rec['name'], f'{layout} layout skipped: {len(rec["leads"])}-lead '
-                                     f'record ({",".join(rec["leads"])}) lacks the 12 '
+    if rec.leads != LEADS:
+        raise BadRecord(rec.name, f'{layout} layout skipped: {len(rec.leads)}-lead '
+                                  f'record ({",".join(rec.leads)}) lacks the 12 '
                                      'standard leads; drawn in 12x1 only')
 
 
@@ -396,9 +407,9 @@ def plot_clinical(rec, beats=None, title=None, subtitle=None, footnote=None):
     ax.add_patch(_paper_background(g))
     _paper_grid(ax, g['xlim'], g['ylim'])
 
-    signal, fs = rec['signal'], rec['fs']
+    signal, fs = rec.signal, rec.fs
     n = min(len(signal), round(CLINICAL_SECONDS * fs))
-    lead_index = {name: i for i, name in enumerate(rec['leads'])}
+    lead_index = {name: i for i, name in enumerate(rec.leads)}
     text_kw = {'fontsize': 9, 'fontweight': 'bold', 'ha': 'left', 'va': 'bottom', 'zorder': 5}
     rows = CLINICAL_ROWS + [[RHYTHM_LEAD]]
     for r, row in enumerate(rows):
@@ -487,23 +498,23 @@ def main(argv=None):
             if args.annotations:
                 beats = beat_times(rec, read_seconds)
                 if beats is None and not warned_atr:
-                    print(f"warning: {rec['name']}: no {rec['name']}.atr beat annotations; "
+                    print(f'warning: {rec.name}: no {rec.name}.atr beat annotations; '
                           'drawing without them (said once)', file=sys.stderr)
                     warned_atr = True
         except BadRecord as e:
             bad(str(e))
             continue
-        stem = rec['name']
+        stem = rec.name
         if stem in used_names:  # same name in another folder: keep both
-            stem = f"{Path(rec['base']).parent.name}-{stem}"
+            stem = f'{record_base(rec.record.path).parent.name}-{stem}'
         used_names.add(stem)
         for layout in layouts:
             strip = rec
             if layout != 'clinical' and args.seconds is not None:
-                strip = dict(rec, signal=rec['signal'][:round(args.seconds * rec['fs'])])
-            if layout != '12x1' and rec['leads'] != LEADS:
-                print(f"note: {rec['name']}: {layout} skipped: {len(rec['leads'])}-lead "
-                      f"record ({','.join(rec['leads'])}); it needs the 12 standard leads",
+                strip = dataclasses.replace(rec, signal=rec.signal[:round(args.seconds * rec.fs)])
+            if layout != '12x1' and rec.leads != LEADS:
+                print(f'note: {rec.name}: {layout} skipped: {len(rec.leads)}-lead '
+                      f"record ({','.join(rec.leads)}); it needs the 12 standard leads",
                       file=sys.stderr)
                 continue
             try:

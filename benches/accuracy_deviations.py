@@ -55,12 +55,13 @@ def _baseline_rows(data_dir):
         return {'test_auc': float(m['auc']), 'test_f1': float(m['f1'])}
 
     every = np.ones(len(cols), dtype=bool)
-    return {'LR, standardised (ours)': score('LR', lambda: baselines.build_model('LR', 42), every),
+    return {'LR, standardised (ours)': score(
+                'LR', lambda: baselines.build_baseline('LR', 42), every),
             'LR, raw features (study)': score('LR', _lr_plain, every),
             'LGB, with rhythm features (ours)': score(
-                'LGB', lambda: baselines.build_model('LGB', 42), every),
+                'LGB', lambda: baselines.build_baseline('LGB', 42), every),
             'LGB, lead features only (study)': score(
-                'LGB', lambda: baselines.build_model('LGB', 42), lead_cols)}
+                'LGB', lambda: baselines.build_baseline('LGB', 42), lead_cols)}
 
 
 def run(args):

@@ -12,16 +12,17 @@ import measure
 import synthetic
 from benches.common import SHARED
 from records import LEADS, RecordError, read_record
+from records.measurements import MEASUREMENTS
 
-_MEAS_KEYS = ('pr_ms', 'qrs_ms', 'qt_ms')
 _MEAS_IEC = {'pr_ms': (10, 10), 'qrs_ms': (10, 10), 'qt_ms': (25, 30)}   # |mean|, SD (ms)
+_MEAS_KEYS = tuple(_MEAS_IEC)   # the intervals IEC 60601-2-25 sets tolerances for
 
 
 def _meas_neurokit(sig, fs, leads, method):
     """neurokit2's delineation of lead II (ecg_clean, ecg_peaks, then
     ecg_delineate(method)), median over beats -> {pr_ms, qrs_ms, qt_ms}
     (None where the method gives no such wave boundary). Raises nothing."""
-    import neurokit2 as nk
+    import neurokit2 as nk  # optional (requirements-bench.txt): run() checks for it
     out = dict.fromkeys(_MEAS_KEYS)
     if 'II' not in leads:
         return out
@@ -106,7 +107,7 @@ def _meas_cart_files(root):
             rec = read_record(p)
         except (RecordError, ValueError, OSError):
             continue
-        if getattr(rec, 'device_measurements', {}):
+        if rec.device_measurements:
             out.append((p.name, rec))
     return out
 
@@ -148,7 +149,7 @@ def run(args):
         print(f'no file under {root} carries the cart\'s measurements '
               '(needs ../shared/data and the formats readers: rec.device_measurements)')
         return out
-    keys = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'p_axis', 'qrs_axis', 't_axis']
+    keys = [m.key for m in MEASUREMENTS if m.ours and m.cart]   # ours and the cart's alike
     print('against the cart (ours - cart; dwt = neurokit2 DWT on lead II - cart):')
     pairs = {k: [] for k in keys} | {f'dwt_{k}': [] for k in _MEAS_KEYS}
     for name, rec in files:

@@ -7,6 +7,7 @@ so a section never fails on (or pays for) a module it does not use.
 import contextlib
 import io
 import os
+import runpy
 import subprocess
 import sys
 import time
@@ -66,6 +67,18 @@ def run_measured(argv, threads=1):
     return seconds, kb / 1024, out.stdout
 
 
+def run_script(name, argv):
+    """Run a script of the repository in this process as `python NAME ARGV`
+    runs it (runpy, sys.argv set): the bench uses the scripts as a user
+    does, and imports no script as a library. A failure is its SystemExit."""
+    saved = sys.argv
+    sys.argv = [str(ROOT / name), *map(str, argv)]
+    try:
+        runpy.run_path(str(ROOT / name), run_name='__main__')
+    finally:
+        sys.argv = saved
+
+
 def md_row(*cells):
     """One row of a Markdown table."""
     return '| ' + ' | '.join(str(c) for c in cells) + ' |'
@@ -88,10 +101,10 @@ def synthetic_cache(data, n, workers, *preprocess_args):
 
 def random_checkpoint(root, arch, window):
     """A seeded random model (the costs timed do not depend on the weights)
-    saved as a run under root, loaded as predict.py loads one -> (path, info)."""
+    saved as a run under root, loaded as every script loads one -> (path, runs.Run)."""
     import torch
 
-    import predict
+    import runs
     import utils
     from records import LEADS
     from resnet import build_model
@@ -99,4 +112,4 @@ def random_checkpoint(root, arch, window):
     path = Path(root) / 'models' / 'BENCH-all-s42-f10' / 'best.pt'
     utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
                              'leads': list(LEADS), 'window': window}, path)
-    return path, predict.load_model(path, root)
+    return path, runs.load_run(path, root)

@@ -8,19 +8,16 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import torch
 
-import main as train
-import predict
 import preprocess
+import runs
 import synthetic
 import utils
-from benches.common import md_head, md_row
-from resnet import load_checkpoint
+from benches.common import md_head, md_row, run_script
 
 _SMALL = {}  # filled by the first small_runs() of the process, then read
 
@@ -53,19 +50,18 @@ def small_runs(args):
     for mode, extra in modes.items():
         root = Path(tmp) / mode
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            train.main([*common, '--root', str(root), *extra])
-            predict.main(['--data-dir', str(data), '--root', str(root), '--device', 'cpu',
-                          '--precision', 'fp32', '--n-boot', '0'])
+            run_script('main.py', [*common, '--root', root, *extra])
+            run_script('predict.py', ['--data-dir', data, '--root', root, '--device', 'cpu',
+                                      '--precision', 'fp32', '--n-boot', '0'])
         run = next((root / 'models').iterdir()).name
         log = [json.loads(line) for line in
                (root / 'models' / run / 'log.jsonl').read_text().splitlines()]
         best = max(log, key=lambda r: (np.nan_to_num(r['val_f1'], nan=-1), -r['epoch']))
         test = pd.read_csv(root / 'results' / run / 'metrics.csv', index_col=0).loc['macro']
-        model, ckpt = load_checkpoint(root / 'models' / run / 'best.pt', leads='all')
-        ns = SimpleNamespace(data_dir=data, batch_size=32, workers=0)
+        trained = runs.load_run(root / 'models' / run / 'best.pt', root, leads='all')
         with torch.inference_mode():
-            _, vy, vs = predict.score_folds(model, ckpt, ns, val_f, torch.device('cpu'), 'fp32')
-            _, ty, ts = predict.score_folds(model, ckpt, ns, test_f, torch.device('cpu'), 'fp32')
+            _, vy, vs = runs.score_folds(trained, data, val_f, torch.device('cpu'), 'fp32')
+            _, ty, ts = runs.score_folds(trained, data, test_f, torch.device('cpu'), 'fp32')
         _SMALL[mode] = {'samples_per_s': max(r['samples_per_s'] for r in log),
                         'val_auc': best['val_auc'], 'val_f1': best['val_f1'],
                         'test_auc': float(test['auc']), 'test_f1': float(test['f1']),

@@ -50,10 +50,10 @@ def _app_model_and_upload(arch, window):
 def _app_explanations(info, rec, window, t_fwd, nsamples, quick):
     """Explanations of 1, 2 and 3 classes (shap.GradientExplainer beside for
     1 and 2) and the once-per-model costs -> dict."""
-    wrapper = shap_values.explained_model(info['model'], info['thresholds'],
+    wrapper = shap_values.explained_model(info.model, info.thresholds,
                                           torch.device('cpu'), 'fp32')
     bg, _ = shap_values.background(info)
-    x = torch.from_numpy(rec['x'])[None]
+    x = torch.from_numpy(rec.x)[None]
     t_bg = timeit(lambda: shap_values.background(info), 1)
     out = {}
     with torch.no_grad():
@@ -80,7 +80,7 @@ def run(args):
     """app.py: upload to diagnosis and explanation, ResNet-34 x 12 x 15,000.
 
     Upload to diagnosis = what the app does when files arrive: stage the
-    uploaded bytes, pair and read them (records.py), prepare, one forward
+    uploaded bytes, pair and read them (records/), prepare, one forward
     pass, the decision table (warm: after one call, as in the running app,
     whose imports and model load happen once per process). The printout and
     the QRS measurements are drawn after the diagnosis is on the page and
@@ -95,19 +95,19 @@ def run(args):
     info, files, which = _app_model_and_upload(arch, window)
 
     def diagnose():
-        records, _ = uploads.load_uploads(files, info['leads'], window)
-        prob = clinic.score(info, [records[0]['x']])[0]
-        clinic.decision_table(prob, info['thresholds'], info['classes'], 'en')
+        records, _ = uploads.load_uploads(files, info.leads, window)
+        prob = clinic.score(info, [records[0].x])[0]
+        clinic.decision_table(prob, info.thresholds, info.classes, 'en')
         return records[0], prob
 
     t0 = time.perf_counter()
     rec, prob = diagnose()
     t_cold = time.perf_counter() - t0
     t_diag = timeit(diagnose, 3)
-    t_read = timeit(lambda: uploads.load_uploads(files, info['leads'], window), 3)
+    t_read = timeit(lambda: uploads.load_uploads(files, info.leads, window), 3)
     t_print = timeit(lambda: clinic.png(clinic.printout_figure(rec, 'x')), 2)
-    t_meas = timeit(lambda: clinic.measure(rec['signal']), 2)
-    t_fwd = timeit(lambda: clinic.score(info, [rec['x']]), 3)
+    t_meas = timeit(lambda: clinic.record_measurements(rec.signal), 2)
+    t_fwd = timeit(lambda: clinic.score(info, [rec.x]), 3)
     out = {'arch': arch, 'window': window, 'threads': torch.get_num_threads(),
            'record': which, 'diagnosis_s': round(t_diag, 3),
            'diagnosis_cold_s': round(t_cold, 2), 'read_s': round(t_read, 3),

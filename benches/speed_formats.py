@@ -104,7 +104,7 @@ def _format_row(fmt, path, readers, repeat):
 
 def run(args):
     """Read time per 10-s 12-lead file of each hospital format: records.read_record
-    (formats.py, content sniffing included) against the library's plain call
+    (records/formats/, content sniffing included) against the library's plain call
     (pydicom, sierraecg, pyedflib, pandas; ecgdatakit for every format where it
     is importable, e.g. PYTHONPATH=/tmp/ecgdk), and their agreement: the
     largest |ours - theirs| in uV over the samples both return. Reads

@@ -23,7 +23,7 @@ def run(args):
             for k in range(y.shape[1]):
                 if 0 < y[i, k].sum() < n:
                     roc_auc_score(y[i, k], score[i, k])
-                pred = score[i, k] >= thresholds[k]
+                pred = utils.decide(score[i, k], thresholds[k])
                 for fn in (precision_score, recall_score, f1_score):
                     fn(y[i, k], pred, zero_division=0)
     t_naive = timeit(lambda: naive(n_naive), 1) * n_boot / n_naive

@@ -11,11 +11,11 @@ import wfdb
 from scipy.signal import resample_poly
 
 import records
-from records import read as reading
-from records.wfdb import _wfdb_read
 import synthetic
 from benches.common import run_measured, timeit
 from records import LEADS
+from records import read as reading
+from records.wfdb import _wfdb_read
 from resnet import build_model
 from utils import CLASSES
 
@@ -123,7 +123,7 @@ def _records_readers(tmp, half):
 
 
 def run(args):
-    """records.py on a 24-h, 12-lead, 1 kHz Holter (format 16, 2 GB): peak
+    """records/ on a 24-h, 12-lead, 1 kHz Holter (format 16, 2 GB): peak
     resident memory and time of preprocess.py and predict.py --records
     (targets: <= 1 GB, a few seconds), against reading it whole and resampling
     (measured on 30 min, scaled by 48); and the hand-written readers (memory-
@@ -140,7 +140,8 @@ def run(args):
               f"{out['predict_s']:.1f} s, {out['predict_rss_mib']:.0f} MiB (on a 10-s record: "
               f"{out['predict_10s_record_s']:.1f} s, {out['predict_10s_record_rss_mib']:.0f} "
               f'MiB: the difference is what the length costs); reading it whole and '
-              f'resampling, as before: ~{whole_s:.0f} s, ~{whole_mb / 1024:.1f} GiB (30 min '
+              f'resampling (the straightforward way): ~{whole_s:.0f} s, '
+              f'~{whole_mb / 1024:.1f} GiB (30 min '
               f'measured, x{hours / 0.5:g})')
         out.update(whole_read_s=whole_s, whole_read_rss_mib=whole_mb)
         err = _records_tail_error(half)

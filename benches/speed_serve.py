@@ -19,6 +19,7 @@ import torch
 import export
 import serve
 import synthetic
+import utils
 from benches.common import ROOT, SHARED, random_checkpoint
 from records import WINDOW, uploads
 from resnet import probabilities
@@ -45,10 +46,10 @@ def _serve_in_process(info, score, recs, count, seconds, meas=False):
     import psutil
 
     def one(files):
-        r, _ = uploads.load_uploads(files, info['leads'], info['window'])
+        r, _ = uploads.load_uploads(files, info.leads, info.window)
         if meas:
             serve.measurements(r[0])
-        return score(r[0]['x'][None])
+        return score(r[0].x[None])
     outs = [one(f) for f in recs[:2]]  # warm-up
     me = psutil.Process()
     cpu0, t0, k = sum(me.cpu_times()[:2]), time.perf_counter(), 0
@@ -141,11 +142,7 @@ def _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s):
         wall = time.perf_counter() - t0
         rss1, cpu1 = _serve_rss(ps), _serve_cpu(ps)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        utils.stop_process(proc, 20)
     ms = np.array(lat) * 1000
     pct = {f'p{q}_ms': float(np.percentile(ms, q)) if len(ms) else float('nan')
            for q in (50, 95, 99)}
@@ -180,8 +177,8 @@ def run(args):
         recs, which = _serve_records(tmp)
         model_path, info = random_checkpoint(tmp, arch, window)
         export.export(model_path, tmp, quantize=None if args.quick else 'int8', calibration=8,
-                      info=info)
-        scorers = {'torch': lambda x: probabilities(info['model'], x)}
+                      run=info)
+        scorers = {'torch': lambda x: probabilities(info.model, x)}
         for b, p in (('onnx', 'fp32'), ('onnx-int8', 'int8'))[:len(backends) - 1]:
             sess = export.session(export.onnx_path(model_path, p))
             scorers[b] = lambda x, sess=sess: export.onnx_probabilities(sess, x)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-import main as train
+import engine
 import utils
 from benches.common import synthetic_cache, timeit
 from benches.study_dataset import StudyDataset
@@ -63,8 +63,8 @@ def _train_steps(data, arch, window, batch, rounds, n_batches, precision):
                                 batch_size=batch, collate_fn=collate)}
         for name, loader in loaders.items():
             use_fast_dropout(model, name != 'stock')
-            rate = train.train_one_epoch(model, loader, criterion, opt, device, precision,
-                                         1, show_progress=False)['samples_per_s']
+            rate = engine.train_one_epoch(model, loader, criterion, opt, device, precision,
+                                          1, show_progress=False)['samples_per_s']
             best[name] = max(best[name], rate) if r else 0.0
         use_fast_dropout(model, False)
         rate = batch / _study_step(model, opt, DataLoader(Subset(study_ds, idx),

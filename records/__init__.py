@@ -13,12 +13,15 @@ read_record(path) -> Record, or RecordError. `path` is NAME.hea, NAME.mat,
 NAME.dat or the bare NAME of a WFDB record (any signal format wfdb reads;
 MATLAB v4 .mat as in the PhysioNet/CinC 2020/2021 challenges; any sampling
 rate), or an original CPSC2018 .mat (struct ECG, no .hea beside it), or a
-file of a hospital format, recognised by content and read by formats.py
-(DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG, SCP-ECG, ISHNE, EDF,
+file of a hospital format, recognised by content and read by
+records.formats (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG, SCP-ECG, ISHNE, EDF,
 CSV; read_record(path, lead_map='ECG=II', fs=250) names generic channels and
 gives a CSV's rate). Only the header is parsed; samples are read when asked
-for, so a 24-hour Holter costs nothing to open. A Record has
+for, so a 24-hour Holter costs nothing to open. A Record (records/record.py
+declares every field; each reader builds it in one call) has
     name, path, fs (Hz, float), sig_len (samples at fs), duration (s)
+    format      'wfdb', 'cpsc2018' (the original .mat), or the hospital
+                format's key ('dicom', 'muse', 'edf', ...)
     sig_names   the channel names as written in the file ('MLII', 'avr', 'D1')
     leads       the standard name of each channel (records.LEADS spelling, by
                 alias and case: MLII/ML2 -> II, D1..D3/DI..DIII -> I..III,
@@ -26,14 +29,19 @@ for, so a 24-hour Holter costs nothing to open. A Record has
     units       per channel as written ('mV', 'uV', ...); values come in mV
     age (float, NaN if unknown), sex ('Male'/'Female'/'Unknown'),
     dx (list of SNOMED-CT codes, [] without a '# Dx:' comment; has_dx says
-    which), comments (header comment lines), files (header and signal files)
+    which), comments (header comment lines), files (header and signal files),
+    fmts (the WFDB format of each channel)
     device_measurements, device_statements   the cart's own reading where a
-                file carries one (formats.py; {} and [] otherwise)
+                file carries one (records.formats; {} and [] otherwise)
     ignored     channels a reader dropped (ignored_channels(record) adds
                 those that name no lead)
+    gains, baselines, limit   the ADC where the file gives it (None otherwise)
+    median, full_disclosure   kept apart from the rhythm where a file has them
     signal      (sig_len, nchannels) float64 mV, NaN where a sample is missing;
                 reads the whole record (use read(start, stop) for a part)
     read(start, stop) -> the samples [start, stop) of every channel, as signal
+    clip_limits() -> the ADC's limits in mV (None without gains and limit)
+    close()     lets the record's files go (header fields stay)
 
 prepare(record, leads, window=15000, end=None) -> Prepared(x, real, quality):
     x        float32 (len(leads), window) mV at 500 Hz: the `window` samples
@@ -47,6 +55,13 @@ prepare(record, leads, window=15000, end=None) -> Prepared(x, real, quality):
 Only the part needed is read: the window plus a margin for the resampling
 filter (resample_poly by the exact rational ratio), so the result is the same
 as resampling the whole record and cutting, to float precision.
+
+Reading: a record as the app, the API and visualize.py pass it around: record
+(the Record), name, signal (n, len(leads)) mV at fs (what is drawn and
+measured), leads, source (the file as uploaded), x / real / quality (the
+model input, None where no model reads it), length and offset (where the
+model's window lies in signal), id (x's hash) and seconds. records.uploads
+builds them from uploaded files (read_prepared, load_uploads).
 
 RecordError (str() is 'NAME: reason') for every bad case: no such file,
 missing signal file, truncated or corrupt file, zero length, a requested lead
@@ -97,6 +112,7 @@ from records.prepare import (
     WINDOW,
     Prepared,
     Quality,
+    Reading,
     check_quality,
     length_at_fs,
     prepare,
@@ -115,6 +131,6 @@ __all__ = [
     'apply_lead_map', 'canonical_lead', 'ignored_channels', 'missing_leads', 'obtainable',
     'parse_lead_map', 'parse_leads', 'recorded_leads', 'mat_check', 'FS', 'WINDOW', 'Prepared',
     'Quality', 'check_quality', 'length_at_fs', 'prepare', 'quantise', 'resample_ratio',
-    'resampled_length', 'to_mV', 'read_record', 'UNITS_TO_MV', 'Record', 'contained',
+    'resampled_length', 'to_mV', 'Reading', 'read_record', 'UNITS_TO_MV', 'Record', 'contained',
     'header_path', 'read_header',
 ]

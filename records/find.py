@@ -5,7 +5,7 @@ from pathlib import Path
 
 from records.formats.csv import csv_column
 
-# Extensions of the hospital formats formats.py reads (the content decides;
+# Extensions of the hospital formats records.formats reads (the content decides;
 # these pick files out of a folder). WFDB's .hea/.mat/.dat are read here.
 FORMAT_SUFFIXES = ('.dcm', '.dicom', '.xml', '.scp', '.ecg', '.edf', '.bdf', '.csv')
 
@@ -16,7 +16,7 @@ FORMAT_SUFFIXES = ('.dcm', '.dicom', '.xml', '.scp', '.ecg', '.edf', '.bdf', '.c
 # The files that are (part of) a record; a WFDB record is one record however
 # many of its files a pattern names.
 WFDB_SUFFIXES = {'.hea', '.mat', '.dat'}
-# WFDB's files and the hospital formats' (formats.py, recognised by content).
+# WFDB's files and the hospital formats' (records.formats, recognised by content).
 RECORD_SUFFIXES = WFDB_SUFFIXES | set(FORMAT_SUFFIXES)
 # A record's signal files beside its header: found through the header.
 _SIGNAL_ONLY = {'.dat'}

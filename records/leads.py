@@ -104,4 +104,4 @@ def ignored_channels(record):
     """Channels that give the model nothing: those naming no lead, and those a
     reader dropped (other rates, pressure) -> list of names as written."""
     return [n for n, lead in zip(record.sig_names, record.leads) if lead is None] + \
-        list(getattr(record, 'ignored', []))
+        list(record.ignored)

@@ -1,5 +1,6 @@
 """MATLAB files checked before scipy reads them."""
 import os
+import zlib
 
 import numpy as np
 
@@ -58,7 +59,6 @@ class _MatBytes:
     compressed element, never more than 1 MB held at a time."""
 
     def __init__(self, f, size, name, inflate=False):
-        import zlib
         self.f, self.left, self.name, self.pos = f, size, name, 0
         self.z = zlib.decompressobj() if inflate else None
 
@@ -68,7 +68,6 @@ class _MatBytes:
         return data
 
     def _inflate(self, n):
-        import zlib
         out, got = [], 0
         while got < n and not self.z.eof:
             data = self.z.unconsumed_tail or self._raw(2 ** 16)

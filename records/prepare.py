@@ -1,5 +1,9 @@
-"""From a record to model input: rates, the window, quality flags."""
+"""From a record to model input: rates, the window, quality flags, and the
+Reading that carries a record, its model input and its display together."""
+import hashlib
+from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -7,6 +11,7 @@ import numpy as np
 from records.errors import RecordError
 from records.leads import LIMB, missing_leads, parse_leads
 from records.limits import READ_MAX_VALUES
+from records.record import Record
 
 # LVH: ~5 mV), while a record in µV read as mV gives hundreds.
 FS = 500          # every record is resampled to this rate (CPSC2018's own)
@@ -70,6 +75,42 @@ class Prepared(NamedTuple):
     x: np.ndarray
     real: np.ndarray
     quality: Quality
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class Reading:
+    """A record read for people and for the model: the one shape the app,
+    the API (serve.py) and visualize.py pass around (uploads.read_prepared
+    and visualize.load_record build it)."""
+    record: Record          # as read: header fields, the cart's reading, samples on
+                            # demand while its files exist (Record.close lets them go)
+    name: str               # the name shown, and given to downloads
+    signal: np.ndarray      # (n, len(leads)) mV at fs: what is drawn and measured
+    leads: list             # signal's columns: standard leads, or the channel names of
+                            # a record drawn as it is (visualize.py)
+    fs: float = FS          # signal's rate (FS; a record drawn as it is keeps its own)
+    source: str = ''        # the file as the user named it (uploads)
+    # The model's input, as prepare() gives it (None where no model reads it).
+    x: np.ndarray = None    # (model leads, window) float32
+    real: np.ndarray = None
+    quality: Quality = None
+    length: int = 0         # samples of the window that are the record's (the rest: padding)
+    offset: int = 0         # where in `signal` the window's record samples start
+
+    def __repr__(self):
+        return (f'Reading({self.name!r}, {len(self.signal)} samples at {self.fs:g} Hz, '
+                f'leads {self.leads})')
+
+    @cached_property
+    def id(self):
+        """The model input's content hash: the app caches scores, measurements
+        and explanations under it."""
+        return hashlib.sha256(self.x.tobytes()).hexdigest()[:16]
+
+    @property
+    def seconds(self):
+        """The whole record's length in seconds, at 500 Hz."""
+        return length_at_fs(self.record) / FS
 
 
 def _plan(record, leads):
@@ -152,6 +193,8 @@ def prepare(record, leads, window=WINDOW, end=None):
         raw[:w0] = np.where(np.isfinite(raw[:w0]), raw[:w0], inside[:1])
         raw[w1:] = np.where(np.isfinite(raw[w1:]), raw[w1:], inside[-1:])
     if (up, down) != (1, 1):
+        # here, not on top: scipy.signal takes 0.8 s to import, and a record
+        # at 500 Hz never needs it
         from scipy.signal import resample_poly
         raw = resample_poly(raw, up, down, axis=0)
     raw = raw[start - offset:end - offset]  # the window at 500 Hz, per channel read

@@ -1,8 +1,6 @@
 """read_record: any file or WFDB record -> Record."""
 from pathlib import Path
 
-import numpy as np
-
 from records import formats
 from records.errors import RecordError
 from records.leads import apply_lead_map
@@ -21,7 +19,7 @@ def _no_lead_error(rec):
 def read_record(path, allow_outside=False, lead_map=None, fs=None):
     """NAME(.hea/.mat/.dat) of a WFDB record, a CPSC2018 .mat, or a file of a
     hospital format (DICOM, GE MUSE/CardioSoft XML, Philips XML, HL7 aECG,
-    SCP-ECG, ISHNE, EDF, CSV: formats.py, recognised by content) -> Record.
+    SCP-ECG, ISHNE, EDF, CSV: records.formats, recognised by content) -> Record.
     lead_map: 'ECG=II,...' names generic channels; fs: a CSV's rate without
     a time column. Raises RecordError (see the module docstring), and only RecordError:
     whatever a damaged or hostile file makes a reader raise becomes one, and
@@ -52,13 +50,11 @@ def _read_record(path, allow_outside, lead_map=None, fs=None):
         return _read_cpsc_struct(path)
     hdr = read_header(hea, allow_outside)
     reader, limit = _signal_reader(hdr)
-    rec = Record(hdr['name'], hea, hdr['fs'], hdr['sig_len'], hdr['sig_names'], hdr['units'],
-                 reader, limit, age=hdr['age'], sex=hdr['sex'], dx=hdr['dx'],
-                 comments=hdr['comments'],
+    rec = Record(name=hdr['name'], path=hea, fs=hdr['fs'], sig_len=hdr['sig_len'],
+                 sig_names=hdr['sig_names'], units=hdr['units'], reader=reader, format='wfdb',
+                 age=hdr['age'], sex=hdr['sex'], dx=hdr['dx'], comments=hdr['comments'],
                  files=[hea] + [hea.parent / f for f in dict.fromkeys(hdr['files'])],
-                 fmts=hdr['fmts'])
-    rec._gains = np.asarray(hdr['gains'], dtype=np.float64)
-    rec._baselines = np.asarray(hdr['baselines'], dtype=np.float64)
+                 fmts=hdr['fmts'], gains=hdr['gains'], baselines=hdr['baselines'], limit=limit)
     apply_lead_map(rec, lead_map)
     if not any(rec.leads):
         raise _no_lead_error(rec)

@@ -2,12 +2,14 @@
 the API. Files come in as (browser name, bytes); they are written under
 sanitised names into a temporary folder, paired into records (a WFDB header
 with the signal files it names, a CPSC2018 .mat on its own), read through
-records.py as every script reads them, and the folder is removed as soon as
-the records are read (they are kept in memory only).
+records.read_record as every script reads them, and the folder is removed as
+soon as the records are read (they are kept in memory only, each a
+records.Reading: the Record, its model input and its display).
 
     from records import uploads
-    records, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
-                                             leads, window)
+    readings, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
+                                              leads, window)
+    readings[0].x, readings[0].signal, readings[0].record.device_measurements
     with tempfile.TemporaryDirectory() as tmp:
         paths, problems = uploads.stage(files, tmp)   # record paths inside tmp
 
@@ -18,10 +20,10 @@ streamed to disk 1 MB at a time and counted as they come (a zip's declared
 sizes are not trusted), each bad member (encrypted, unknown compression, a
 name that is not the UTF-8 it claims, ../ or absolute, CRC) one problem
 line, and case twins (x.HEA / x.hea) both refused. Records are read with
-records.py's containment rule: every file a header names lies in the staging
-folder. Files may be bytes or binary files (an UploadedFile: not copied).
+records.read_record's containment rule: every file a header names lies in
+the staging folder. Files may be bytes or binary files (an UploadedFile: not
+copied).
 """
-import hashlib
 import io
 import re
 import struct
@@ -35,7 +37,7 @@ from records import formats
 from records.errors import RecordError
 from records.find import csv_names_a_lead
 from records.leads import LEADS, missing_leads
-from records.prepare import FS, length_at_fs, prepare
+from records.prepare import FS, Reading, length_at_fs, prepare
 from records.read import read_record
 
 # One uploaded or unpacked file, and everything one request stages (zips
@@ -50,7 +52,7 @@ UNSAFE = re.compile(r'[^A-Za-z0-9._+-]')
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
-def safe_name(name):
+def safe_filename(name):
     """A browser's file name -> a plain file name, or None. Folders ('../',
     'C:\\'), and characters outside [A-Za-z0-9._+-] are dropped, so nothing
     from the browser chooses where a file is written."""
@@ -79,7 +81,7 @@ class _Staging:
 
     def claim(self, name, declared=0):
         """-> the safe name to write `name` under, or None (a problem line)."""
-        safe = safe_name(name)
+        safe = safe_filename(name)
         if safe is None:
             return self.refuse(name, 'not a usable file name')
         if safe in self.staged:
@@ -319,7 +321,7 @@ def pair_records(folder, staged):
             continue
         if low.endswith('.mat'):
             records.append(folder / safe)
-        elif _hospital_format(folder / safe):  # DICOM, XML, SCP, ... (formats.py, by content)
+        elif _hospital_format(folder / safe):  # DICOM, XML, SCP, ... (records.formats, by content)
             records.append(folder / safe)
         elif not low.endswith(('.atr', '.json', '.txt', '.csv', '.ann')):  # annotations, notes
             problems.append((original, 'no .hea header in the upload names this file; '
@@ -328,7 +330,7 @@ def pair_records(folder, staged):
 
 
 def _hospital_format(path):
-    """True for a file formats.py reads, whatever its extension says."""
+    """True for a file records.formats reads, whatever its extension says."""
     try:
         fmt = formats.sniff(path)
     except OSError:
@@ -343,12 +345,14 @@ def _hospital_format(path):
 DISPLAY_MIN = 10 * FS
 
 
-def read_prepared(path, leads, window, lead_map=None):
-    """The ONE place the app reads a record: records.read_record and
+def read_prepared(path, leads, window, lead_map=None, source=None):
+    """The ONE place the app and the API read a record: records.read_record and
     records.prepare, as every script (any rate, lead order, lead-name case or
-    alias; limb leads derived) -> dict(rec (records.Record), x (len(leads),
-    window) float32 model input, quality, display (n, k) mV at 500 Hz of the
-    standard leads the record gives, display_leads, length, offset)."""
+    alias; limb leads derived) -> Reading: x the (len(leads), window) model
+    input, signal the display ((n, k) mV at 500 Hz of the standard leads the
+    record gives: the model's window, at least 10 s), source the file as the
+    user named it (`source`, else the file's name)."""
+    path = Path(path)
     rec = read_record(path, lead_map=lead_map)
     prep = prepare(rec, leads, window)
     total = length_at_fs(rec)
@@ -356,47 +360,37 @@ def read_prepared(path, leads, window, lead_map=None):
     n = min(total, max(window, DISPLAY_MIN))
     display = prepare(rec, shown, n).x.T
     length = min(total, window)
-    return {'rec': rec, 'x': np.ascontiguousarray(prep.x), 'quality': str(prep.quality),
-            'display': np.ascontiguousarray(display), 'display_leads': shown,
-            'length': length, 'offset': n - length, 'total': total}
-
-
-def _record(r, name, source):
-    rec = r['rec']
-    return {'name': name, 'signal': r['display'], 'leads': r['display_leads'],
-            'fs': float(rec.fs), 'age': rec.age, 'sex': rec.sex or 'Unknown',
-            'dx': [str(c) for c in rec.dx], 'x': r['x'], 'quality': r['quality'],
-            'length': r['length'], 'offset': r['offset'], 'seconds': r['total'] / FS,
-            'source': source, 'id': hashlib.sha256(r['x'].tobytes()).hexdigest()[:16],
-            # the cart's own reading (formats.py): shown beside ours, never as ours
-            'device_measurements': dict(rec.device_measurements),
-            'device_statements': list(rec.device_statements)}
+    if rec.name != path.stem:  # the file name is an identifier (formats.common.record_name)
+        source = rec.name + path.suffix
+    return Reading(record=rec, name=safe_filename(rec.name or path.stem),
+                   source=source or path.name, signal=np.ascontiguousarray(display),
+                   leads=shown, fs=FS, x=np.ascontiguousarray(prep.x), real=prep.real,
+                   quality=prep.quality, length=length, offset=n - length)
 
 
 def read_records(paths, leads, window, staged=None, lead_map=None):
-    """Record paths -> (records, problems); a bad record is one problem line."""
+    """Record paths -> (Readings, problems); a bad record is one problem line.
+    Each Reading's record reads its samples from `paths` until closed."""
     out, problems = [], []
     for path in paths:
         label = (staged or {}).get(Path(path).name, Path(path).name)
         try:
-            r = read_prepared(path, leads, window, lead_map)
+            out.append(read_prepared(path, leads, window, lead_map, label))
         except RecordError as e:
             problems.append((label, e.reason))
-            continue
         except Exception as e:  # noqa: BLE001 (a damaged file must not stop the batch)
             problems.append((label, f'unreadable ({type(e).__name__}: {e})'))
-            continue
-        if r['rec'].name != Path(path).stem:  # the file name is an identifier (formats.py)
-            label = r['rec'].name + Path(path).suffix
-        out.append(_record(r, safe_name(r['rec'].name or Path(path).stem), label))
     return out, problems
 
 
 def load_uploads(files, leads, window, lead_map=None):
-    """[(browser name, bytes)] -> (records, problems [(file, reason)]). The files
-    live in a temporary folder only while they are read."""
+    """[(browser name, bytes)] -> (Readings, problems [(file, reason)]). The
+    files live in a temporary folder only while they are read: the Readings'
+    records hold their header fields, not their samples."""
     with tempfile.TemporaryDirectory(prefix='ecg-upload-') as tmp:
         staged, problems = stage_files(files, tmp)
         paths, more = pair_records(tmp, staged)
         records, bad = read_records(paths, leads, window, staged, lead_map)
+        for r in records:  # the folder goes now: the Records let go of its files first
+            r.record.close()
     return records, problems + more + bad

@@ -383,7 +383,7 @@ def _scipy_mat_reader(hdr, path):
     """Any other .mat scipy reads (v5 from savemat, ...): the variable `val`
     or the file's only array, read whole once (such files are small; the
     layout and size are checked before scipy reads it, see mat_check)."""
-    import scipy.io
+    import scipy.io  # here, not on top: 0.17 s to import, for rare layouts only
     name, cache = hdr['name'], {}
 
     def read(start, stop):
@@ -411,7 +411,7 @@ def _wfdb_read(hdr, start, stop):
     the rows [start, stop) only (it seeks; it does not read the whole file).
     wfdb reads the skew's extra rows too: a skew beyond the read ceiling is
     refused rather than padded."""
-    import wfdb
+    import wfdb  # here, not on top: 0.2 s to import, for the formats not read by hand
     # a header without a length is read whole (wfdb reads a part only given one)
     n = hdr['sig_len'] if hdr.get('inferred') else stop - start
     rows = (n + max(hdr['skews'])) * sum(hdr['spf'])
@@ -438,7 +438,7 @@ def _wfdb_read(hdr, start, stop):
 def _read_cpsc_struct(path):
     """The original CPSC2018 download: A0001.mat with struct ECG(sex, age, data
     12 x N mV at 500 Hz), leads in the standard order."""
-    import scipy.io
+    import scipy.io  # here, not on top: 0.17 s to import, for this layout only
     name = path.stem
     mat_check(path, name)
     try:
@@ -460,7 +460,7 @@ def _read_cpsc_struct(path):
     age = _parse_age(str(age)) if np.size(age) == 1 else float('nan')
     sex = getattr(ecg, 'sex', '')
     signal = data.T
-    return Record(name, path, FS, len(signal), LEADS, ['mV'] * 12,
-                  lambda a, b: signal[a:b], age=age,
-                  sex=_parse_sex(sex if isinstance(sex, str) else ''), dx=None,
-                  files=[path], fmts=['mat'])
+    return Record(name=name, path=path, fs=FS, sig_len=len(signal), sig_names=LEADS,
+                  units=['mV'] * 12, reader=lambda a, b: signal[a:b], format='cpsc2018',
+                  age=age, sex=_parse_sex(sex if isinstance(sex, str) else ''), files=[path],
+                  fmts=['mat'])

@@ -1,7 +1,17 @@
-"""Shared pytest fixtures: paths of the real records in ../shared/data."""
+"""Shared pytest fixtures: the real records of ../shared/data, the app on a
+tiny random model, and the two trained SHAP test models (each trained once
+per session).
+
+Builders that tests call with arguments live beside this file: helpers.py
+(records, caches, checkpoints), web_helpers.py (uploads, the API server, the
+browser) and shap_helpers.py (the SHAP test models). The fixtures import the
+app, the web layer and the SHAP models inside their bodies, so a run of one
+test file loads only what it uses.
+"""
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,47 +27,65 @@ def shared_data():
     return SHARED
 
 
-def one_epoch_model(base, leads):
-    """A 1-epoch resnet18 (window 256) on the tiny database of test_main,
-    trained under `base` on `leads` ('all', 'II') -> its best.pt. Tests that
-    need a trained model of some lead set to read records with share it."""
-    import torch
-    from test_main import FAST, make_tiny_cache
+# --------------------------------------------------------------------------
+# The app.
 
-    import main as main_py
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        data = make_tiny_cache(Path(base) / 'TINY')
-        main_py.main(['--data-dir', str(data), '--epochs', '1', '--leads', leads,
-                      '--root', str(base), *FAST])
-    finally:
-        torch.set_num_threads(threads)
-    return Path(base) / 'models' / f'TINY-{leads}-s42-f10' / 'best.pt'
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    """models/TINY.../best.pt (random ResNet-18, 2-s window) and its thresholds:
+    each class's threshold is the model's score on a reference record (REF,
+    web_helpers.record_files), so that classes scoring higher there are
+    'present'."""
+    from helpers import tiny_checkpoint
+    from web_helpers import RUN, WINDOW, record_files
 
-
-def tiny_checkpoint(root, run, window):
-    """models/<run>/best.pt under root: a random ResNet-18 (seed 0) with a
-    main.py checkpoint's fields -> (model, path). For tests of the serving
-    side (the app, the API), which need a model, not a trained one."""
-    import torch
-
-    import records
+    import runs
     import utils
-    from resnet import build_model
-    torch.manual_seed(0)
-    model = build_model('resnet18', 12).eval()
-    ckpt = {'model': model.state_dict(), 'leads': list(records.LEADS), 'classes': utils.CLASSES,
-            'arch': 'resnet18', 'window': window, 'epoch': 2, 'best_epoch': 1,
-            'folds': {'train': [1, 2], 'val': [3], 'test': [7]},
-            'args': {'data_dir': 'data/TINY', 'seed': 42, 'window': window}}
-    path = Path(root) / 'models' / run / 'best.pt'
-    utils.atomic_torch_save(ckpt, path)
-    return model, path
+    from records import uploads
+    from web import clinic
+    root = tmp_path_factory.mktemp('approot')
+    _, path = tiny_checkpoint(root, RUN, WINDOW)
+    run = runs.load_run(path, root)
+    recs, _ = uploads.load_uploads(list(record_files('REF').values()), run.leads, WINDOW)
+    prob = clinic.score(run, [recs[0].x])[0]
+    # Half the classes present on REF: thresholds just below / above its scores.
+    order = np.argsort(-prob)
+    th = prob.astype(float).copy()
+    th[order[:4]] -= 1e-4
+    th[order[4:]] += 1e-4
+    utils.atomic_write_json({'thresholds': dict(zip(utils.CLASSES, th.tolist())),
+                             'tuned_on': 'validation fold [3]'},
+                            root / 'results' / RUN / 'thresholds.json')
+    return root
 
 
-def predict_records(model, *records, extra=()):
-    """predict.py --records on CPU in fp32 -> its exit code."""
-    import predict
-    return predict.main(['--model-path', str(model), '--device', 'cpu', '--precision', 'fp32',
-                         '--records', *map(str, records), *extra])
+@pytest.fixture
+def at(tiny_root, monkeypatch):
+    """app.py on tiny_root's model under streamlit's AppTest, after its first run."""
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setattr(sys, 'argv', ['app.py', '--root', str(tiny_root)])
+    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+# --------------------------------------------------------------------------
+# The SHAP test models: minutes of training each, so one per session. Tests
+# read them and must not change their weights.
+
+@pytest.fixture(scope='session')
+def four_class_model():
+    """shap_helpers' model of single-label SNR, PVC, LBBB and RBBB records
+    (test_shap.py) -> (model, epochs trained)."""
+    from shap_helpers import train_four_class_model
+    return train_four_class_model()
+
+
+@pytest.fixture(scope='session')
+def crossed_pr_model():
+    """shap_helpers' model of SNR, LBBB, PVC and STD records crossed with a
+    long PR (IAVB), at half noise (test_shap_population.py) -> (model, epochs
+    trained)."""
+    from shap_helpers import train_crossed_pr_model
+    return train_crossed_pr_model()

@@ -1,9 +1,10 @@
-"""app.py (Streamlit AppTest) and clinic.py: uploads good and bad, examples,
+"""app.py (Streamlit AppTest) and web/clinic.py: uploads good and bad, examples,
 languages, thresholds, the results table, explanation and report.
 
-A tiny untrained ResNet-18 on 2-s windows is written in a fixture, with
-thresholds that make some classes present: the tests check the app's logic,
-not the model's accuracy. streamlit 1.67's AppTest sets a file_uploader
+A tiny untrained ResNet-18 on 2-s windows is written in the fixture
+tiny_root (conftest.py), with thresholds that make some classes present: the
+tests check the app's logic, not the model's accuracy. streamlit 1.67's
+AppTest sets a file_uploader
 (`at.file_uploader[0].set_value([(name, bytes, mime), ...])`), so uploads
 go through the page itself; the browser test (test_app_browser.py) uploads
 through a real browser.
@@ -17,68 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_checkpoint
+from web_helpers import RUN, WINDOW, errors, record_files, upload
 
-import predict
+import runs
 import shap_values
 import synthetic
 import utils
-from records import LEADS, uploads
+from records import LEADS, RecordError, uploads
 from utils import CLASSES
 from web import app_text, clinic
 
 ROOT = Path(__file__).resolve().parents[1]
-WINDOW = 1000
-RUN = 'TINY-all-s42-f7'
 TIMEOUT = 120
-
-
-def record_files(name, cls='RBBB', seconds=6.0, seed=5):
-    """A synthetic record as upload tuples {suffix: (name, bytes)}."""
-    import tempfile
-    rec = synthetic.make_record(seed, CLASSES.index(cls), duration=seconds, classes=[cls])
-    with tempfile.TemporaryDirectory() as tmp:
-        synthetic.write_record(rec, tmp, name)
-        return {s: (f'{name}.{s}', (Path(tmp) / f'{name}.{s}').read_bytes())
-                for s in ('hea', 'mat')}
-
-
-@pytest.fixture(scope='module')
-def tiny_root(tmp_path_factory):
-    """models/TINY.../best.pt (random ResNet-18, 2-s window) and its thresholds:
-    each class's threshold is the model's score on a reference record, so that
-    classes scoring higher there are 'present'."""
-    root = tmp_path_factory.mktemp('approot')
-    _, path = tiny_checkpoint(root, RUN, WINDOW)
-    info = predict.load_model(path, root)
-    recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
-    prob = clinic.score(info, [recs[0]['x']])[0]
-    # Half the classes present on REF: thresholds just below / above its scores.
-    order = np.argsort(-prob)
-    th = prob.astype(float).copy()
-    th[order[:4]] -= 1e-4
-    th[order[4:]] += 1e-4
-    utils.atomic_write_json({'thresholds': dict(zip(CLASSES, th.tolist())),
-                             'tuned_on': 'validation fold [3]'},
-                            root / 'results' / RUN / 'thresholds.json')
-    return root
-
-
-@pytest.fixture
-def at(tiny_root, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-    monkeypatch.setattr(sys, 'argv', ['app.py', '--root', str(tiny_root)])
-    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=TIMEOUT)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def upload(app, files):
-    app.file_uploader[0].set_value([(n, b, 'application/octet-stream') for n, b in files])
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def frame(app, column):
@@ -87,10 +38,6 @@ def frame(app, column):
         if column in d.value.columns:
             return d.value
     raise AssertionError(f'no table with a column {column!r}')
-
-
-def errors(app):
-    return [e.value for e in app.error]
 
 
 # --------------------------------------------------------------------------
@@ -117,14 +64,14 @@ def test_every_key_the_code_uses_exists():
 
 
 # --------------------------------------------------------------------------
-# Upload handling (clinic.py).
+# Upload handling (records.uploads).
 
 @pytest.mark.parametrize('name,want', [
     ('A0001.hea', 'A0001.hea'), ('../../etc/passwd', 'passwd'),
     ('..\\..\\x.mat', 'x.mat'), ('.hidden.hea', 'hidden.hea'), ('a b;$(rm).dat', 'a_b___rm_.dat'),
     ('..', None), ('', None), ('dir/', None)])
-def test_safe_name(name, want):
-    assert uploads.safe_name(name) == want
+def test_uploaded_names_are_sanitised_to_a_safe_basename(name, want):
+    assert uploads.safe_filename(name) == want
 
 
 def test_pairing_follows_the_header_not_the_basename(tiny_root):
@@ -135,7 +82,7 @@ def test_pairing_follows_the_header_not_the_basename(tiny_root):
     records, problems = uploads.load_uploads([('X.hea', hea.encode()), files['mat']],
                                             list(LEADS), WINDOW)
     assert problems == []
-    assert [r['name'] for r in records] == ['X']
+    assert [r.name for r in records] == ['X']
 
 
 def test_zip_members_are_flattened_and_sanitised(tmp_path):
@@ -148,7 +95,7 @@ def test_zip_members_are_flattened_and_sanitised(tmp_path):
         zf.writestr('../../evil/Z2.hea', b'junk')  # a ../ member: one line, nothing written
     records, problems = uploads.load_uploads([('batch.zip', buf.getvalue())],
                                             list(LEADS), WINDOW)
-    assert [r['name'] for r in records] == ['Z1']
+    assert [r.name for r in records] == ['Z1']
     assert problems == [('batch.zip/../../evil/Z2.hea',
                          'an absolute or ../ path inside the zip; refused')]
     staged, _ = uploads.stage_files([('batch.zip', buf.getvalue())], tmp_path)
@@ -168,6 +115,22 @@ def test_upload_folder_is_removed(monkeypatch):
     records, _ = uploads.load_uploads(list(record_files('R1').values()), list(LEADS),
                                      WINDOW)
     assert records and made and not any(p.exists() for p in made)
+
+
+def test_an_uploaded_reading_keeps_its_record_but_not_its_files():
+    """load_uploads -> one records.Reading a record: the model input, the
+    display and the Record (header fields, the cart's reading) in one, the
+    Record closed with its folder (no memory map of a deleted file stays)."""
+    readings, problems = uploads.load_uploads(list(record_files('R2').values()), list(LEADS),
+                                              WINDOW)
+    assert problems == [] and len(readings) == 1
+    r = readings[0]
+    assert (r.name, r.source, r.record.name, r.record.format) == ('R2', 'R2.hea', 'R2', 'wfdb')
+    assert r.x.shape == (12, WINDOW) and r.quality.ok and r.leads == list(LEADS)
+    assert r.signal.shape == (len(r.signal), 12) and r.offset + r.length == len(r.signal)
+    assert r.record.fs == 500 and r.seconds == 6.0 and len(r.id) == 16
+    with pytest.raises(RecordError, match='closed'):
+        r.record.read(0, 10)
 
 
 # --------------------------------------------------------------------------
@@ -204,22 +167,25 @@ def test_good_upload_is_diagnosed_with_the_run_thresholds(at, tiny_root):
                                              ('fr', 'le pli de validation 4', 'les 12'),
                                              ('ar', 'طيّة التحقق 4', 'الاثنا عشر كلها')])
 def test_model_card_is_worded_in_the_chosen_language(lang, fold, leads):
-    """predict.py's 'validation fold [4]' and the run tag 'all' are not left
-    in English on a French or Arabic page; other texts pass through."""
+    """Where the thresholds were tuned (thresholds.json's fields) and the run
+    tag 'all' are not left in English on a French or Arabic page; a text the
+    file gave passes through."""
     card = {'database': 'SYNTH', 'leads': list(LEADS), 'arch': 'resnet18', 'epoch': 6,
             'best_epoch': 6, 'window': 5000, 'test_fold': [7], 'macro': None,
-            'thresholds': {'kind': 'tuned', 'where': 'validation fold [4]', 'path': 'p.json'}}
+            'thresholds': {'kind': 'tuned', 'path': 'p.json',
+                           'tuned_on': {'split': 'validation', 'folds': [4], 'metric': 'F1'}}}
     lines = dict(clinic.card_lines(card, lang))
     assert fold in lines[app_text.t(lang, 'card_thresholds')]
     if lang != 'en':
         assert 'fold' not in lines[app_text.t(lang, 'card_thresholds')]
     assert lines[app_text.t(lang, 'card_leads')] == leads
-    card.update(leads=['I', 'aVR'], thresholds={'kind': 'tuned', 'where': 'folds 1-3',
-                                                'path': 'p.json'})
+    card.update(leads=['I', 'aVR'], thresholds={'kind': 'tuned', 'path': 'p.json',
+                                                'tuned_on': {'text': 'folds 1-3'}})
     lines = dict(clinic.card_lines(card, lang))
     assert lines[app_text.t(lang, 'card_leads')] == 'I-aVR'
     assert 'folds 1-3' in lines[app_text.t(lang, 'card_thresholds')]
-    assert clinic.threshold_origin('validation fold [4, 5]', 'en') == 'validation fold 4, 5'
+    assert clinic.threshold_origin({'split': 'validation', 'folds': [4, 5]},
+                                   'en') == 'validation fold 4, 5'
     assert lines[app_text.t(lang, 'card_test')] == '7'
     assert clinic.folds_text([1, 2]) == '1, 2' and clinic.folds_text(None) == '?'
 
@@ -311,7 +277,7 @@ def test_language_switch_and_rtl(at):
     assert not any('direction: rtl' in m.value for m in at.markdown)
 
 
-def test_explain_on_request(at):
+def test_explanation_runs_only_when_asked_with_the_chosen_samples(at):
     upload(at, record_files('REF').values())
     assert not at.success
     at.sidebar.select_slider(key='nsamples').set_value(8).run()
@@ -328,8 +294,8 @@ def test_bare_state_dict_loads_with_thresholds_half(tmp_path, monkeypatch):
     from resnet import build_model
     torch.manual_seed(1)
     torch.save(build_model('resnet18', 12).state_dict(), tmp_path / 'study.pt')
-    info = predict.load_model(tmp_path / 'study.pt', tmp_path)
-    assert info['bare'] and np.all(info['thresholds'] == 0.5)
+    info = runs.load_run(tmp_path / 'study.pt', tmp_path)
+    assert info.bare and np.all(info.thresholds == 0.5)
     monkeypatch.setattr(sys, 'argv', ['app.py', '--model-path', str(tmp_path / 'study.pt')])
     app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=TIMEOUT).run()
     assert not app.exception
@@ -337,14 +303,14 @@ def test_bare_state_dict_loads_with_thresholds_half(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------
-# Explanation and report (clinic.py).
+# Explanation and report (web/clinic.py).
 
 def test_batched_expected_gradients_equal_shap(tiny_root):
     """One forward per batch for all classes gives shap.GradientExplainer's values."""
     import shap
 
-    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
-    wrapper = shap_values.explained_model(info['model'], info['thresholds'],
+    info = runs.load_run(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    wrapper = shap_values.explained_model(info.model, info.thresholds,
                                           torch.device('cpu'), 'fp32')
     gen = torch.Generator().manual_seed(0)
     bg = 0.2 * torch.randn(5, 12, WINDOW, generator=gen)
@@ -361,42 +327,42 @@ def test_batched_expected_gradients_equal_shap(tiny_root):
 
 
 def test_explanation_adds_up_and_highlights_inside_the_record(tiny_root):
-    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    info = runs.load_run(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
     rec = uploads.load_uploads(list(record_files('REF', seconds=1.5).values()),
-                              info['leads'], WINDOW)[0][0]
+                              info.leads, WINDOW)[0][0]
     ex = shap_values.explain(info, rec, nsamples=64, root=tiny_root)
     assert ex['background']['kind'] == 'flat'  # data/TINY is not there
     assert len(ex['classes']) == 4
     # expected gradients from one baseline = integrated gradients: sum -> f(x) - f(0)
     assert np.median(ex['rel_error']) < 0.15, ex['rel_error']
-    mask = clinic.record_mask(rec, ex['values'][0], info['leads'])
-    assert mask.shape == (12, len(rec['signal'])) and mask.any()
+    mask = clinic.record_mask(rec, ex['values'][0], info.leads)
+    assert mask.shape == (12, len(rec.signal)) and mask.any()
 
 
 def test_report_is_one_pdf_page_with_the_record_name(tiny_root):
-    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
-    rec = clinic.example_record('AF', info['leads'], WINDOW)
-    prob = clinic.score(info, [rec['x']])[0]
-    meas = clinic.measure(rec['signal'])
+    info = runs.load_run(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    rec = clinic.example_record('AF', info.leads, WINDOW)
+    prob = clinic.score(info, [rec.x])[0]
+    meas = clinic.record_measurements(rec.signal)
     assert meas and 60 < meas['hr_bpm'] < 200
-    th, classes = info['thresholds'], info['classes']
+    th, classes = info.thresholds, info.classes
     fig = clinic.printout_figure(rec, clinic.title(rec, prob, th, classes, 'ar'))
     for lang in ('en', 'ar'):
-        pdf = clinic.report_pdf(rec, prob, th, classes, meas, info['card'], lang,
+        pdf = clinic.report_pdf(rec, prob, th, classes, meas, info.card, lang,
                                 clinic.png(fig, dpi=60))
         assert pdf.startswith(b'%PDF-') and b'example-AF' in pdf
         assert pdf.count(b'/Type /Page\n') + pdf.count(b'/Type /Page ') <= 1 or \
             pdf.count(b'/Type /Page') == 2  # /Pages + one /Page
 
 
-def test_scores_downloads(tiny_root):
-    info = predict.load_model(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
-    recs, _ = uploads.load_uploads(list(record_files('REF').values()), info['leads'], WINDOW)
-    probs = clinic.score(info, [r['x'] for r in recs])
-    df = clinic.scores_frame(recs, probs, info['thresholds'], info['classes'])
+def test_scores_download_as_a_table_and_as_json_with_the_diagnoses(tiny_root):
+    info = runs.load_run(tiny_root / 'models' / RUN / 'best.pt', tiny_root)
+    recs, _ = uploads.load_uploads(list(record_files('REF').values()), info.leads, WINDOW)
+    probs = clinic.score(info, [r.x for r in recs])
+    df = clinic.scores_frame(recs, probs, info.thresholds, info.classes)
     assert list(df['record']) == ['REF'] and df['diagnoses'][0].count(';') == 3
-    obj = json.loads(clinic.scores_json(recs, probs, info['thresholds'], info['classes'],
-                                        info['card']))
+    obj = json.loads(clinic.scores_json(recs, probs, info.thresholds, info.classes,
+                                        info.card))
     assert len(obj['records'][0]['diagnoses']) == 4
 
 
@@ -415,8 +381,8 @@ def test_any_lead_order_and_name_case_reads_the_same(tmp_path):
              if p.stem in ('SHUF', 'ORIG') and p.suffix in ('.hea', '.dat', '.mat')]
     records, problems = uploads.load_uploads(files, list(LEADS), WINDOW)
     assert problems == []
-    by = {r['name']: r for r in records}
-    np.testing.assert_array_equal(by['SHUF']['x'], by['ORIG']['x'])
+    by = {r.name: r for r in records}
+    np.testing.assert_array_equal(by['SHUF'].x, by['ORIG'].x)
 
 
 def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_path):
@@ -434,11 +400,11 @@ def test_two_lead_record_is_diagnosed_by_a_matching_model_without_printout(tmp_p
     path = tmp_path / 'models' / 'X-II-s42-f7' / 'best.pt'
     utils.atomic_torch_save({'model': build_model('resnet18', 1).state_dict(), 'leads': ['II'],
                              'arch': 'resnet18', 'window': WINDOW}, path)
-    info = predict.load_model(path, tmp_path)
+    info = runs.load_run(path, tmp_path)
     files = [(p.name, p.read_bytes()) for p in tmp_path.glob('TWO.*')]
-    records, problems = uploads.load_uploads(files, info['leads'], WINDOW)
-    assert problems == [] and records[0]['leads'] == ['II', 'V5']
-    assert clinic.score(info, [records[0]['x']]).shape == (1, 9)
+    records, problems = uploads.load_uploads(files, info.leads, WINDOW)
+    assert problems == [] and records[0].leads == ['II', 'V5']
+    assert clinic.score(info, [records[0].x]).shape == (1, 9)
     assert clinic.printout_figure(records[0], 'x') is None
     # the 12-lead model cannot read it, and says which leads are lacking
     _, problems = uploads.load_uploads(files, list(LEADS), WINDOW)

@@ -7,14 +7,13 @@ Uploads ../shared/data/cpsc2018_wfdb/A0001 (a synthetic record without
 and checks the layout's computed direction is rtl, downloads the PDF report,
 checks no request left localhost, and saves screenshots (into
 $ECG_APP_SCREENSHOTS when set, else the test's tmp folder). The model is a
-tiny random one made in a fixture, or the models/ of $ECG_APP_ROOT.
+tiny random one (the fixture tiny_root, conftest.py), or the models/ of
+$ECG_APP_ROOT.
 
 Skips when Chromium or Playwright is missing, unless ECG_REQUIRE_BROWSER=1
 (.ci/run sets it), which turns the skip into a failure.
 """
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,37 +22,16 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_app import WINDOW, record_files, tiny_root  # noqa: F401 (fixture)
+from web_helpers import CHROMIUM, FLAGS, free_port, need_browser, record_files
+
+import utils
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get('ECG_CHROMIUM', '/usr/bin/chromium')
-FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
 WAIT_MS = 90_000
 
 
-def need_browser():
-    why = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        why = 'playwright is not installed (pip install -r requirements-dev.txt)'
-    if why is None and not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        why = f'no Chromium at {CHROMIUM} (apt-get install chromium)'
-    if why:
-        if os.environ.get('ECG_REQUIRE_BROWSER') == '1':
-            pytest.fail(f'ECG_REQUIRE_BROWSER=1 but {why}')
-        pytest.skip(why)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(tiny_root):  # noqa: F811 (pytest fixture injection)
+def server(tiny_root):
     need_browser()
     root = Path(os.environ.get('ECG_APP_ROOT') or tiny_root)  # e.g. a demo run, for the README
     port = free_port()
@@ -78,11 +56,7 @@ def server(tiny_root):  # noqa: F811 (pytest fixture injection)
             pytest.fail(f'streamlit exited: {(tiny_root / f"streamlit-{port}.log").read_text()}')
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        utils.stop_process(proc, 10)
         log.close()
 
 

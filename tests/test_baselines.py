@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import write_cache
+from helpers import write_cache
 
 import baselines
+import synthetic
 import utils
 from utils import CLASSES
 
@@ -18,7 +19,6 @@ from utils import CLASSES
 def synth_dir(tmp_path_factory):
     """120 synthetic 10-s records in a cache laid out as preprocess.py's,
     folds 1..10 in turn; STE is erased so one class has no positives."""
-    synthetic = pytest.importorskip('synthetic')
     root = tmp_path_factory.mktemp('SYN')
     recs = [synthetic.make_record(3, i, duration=10) for i in range(120)]
     labels = np.array([[int(c in r['classes']) for c in CLASSES] for r in recs])

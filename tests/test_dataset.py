@@ -1,13 +1,17 @@
 """dataset.py: reading records, the cache-backed ECGDataset (padding, leads,
 augmentation reproducible across DataLoader workers), length-aware batching."""
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import wfdb
-from test_preprocess import make_signal, write_record
+from helpers import make_signal, write_record
 from torch.utils.data import DataLoader
 
 import preprocess
@@ -64,7 +68,7 @@ def test_items_are_padded_tails_in_mV(db):
     assert ds.labels.shape == (20, 9) and ds.labels.dtype == np.float32
 
 
-def test_folds_and_leads(db):
+def test_dataset_holds_its_folds_records_and_picks_leads_by_name(db):
     labels = load_labels(db)
     test = split_data(42)[2]
     ds = ECGDataset(db, test)
@@ -243,7 +247,7 @@ def test_record_error_names_record_and_reason(shared_data, tmp_path):
         read_record(tmp_path / 'NOPE')
 
 
-def test_reference_csv_of_db(db):
+def test_reference_csv_gives_every_record_its_length_and_rate(db):
     ref = pd.read_csv(db / 'reference.csv')
     assert ref['signal_len'].tolist() == LENGTHS
     assert (ref['sample_rate'] == 500).all()
@@ -252,12 +256,11 @@ def test_reference_csv_of_db(db):
 def test_the_torch_free_side_imports_no_torch():
     """folds, baselines, expert_features and records read labels.csv and the
     cache through records.cache, so importing them never loads torch."""
-    import subprocess
-    import sys
-    from pathlib import Path
-    code = ('import sys, folds, baselines, expert_features, records, records.cache, '
-            'records.uploads, records.formats; '
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dataset')))")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], check=True)
+    root = Path(__file__).resolve().parents[1]
+    modules = ['folds', 'baselines', 'expert_features', 'records', 'records.cache',
+               'records.uploads', 'records.formats']
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name('child_loaded_modules.py')),
+                          *modules, '--watch', 'torch', 'dataset'],
+                         capture_output=True, text=True, cwd=root, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
     assert out.stdout.strip() == '[]', out.stdout

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import torch
-from test_main import FAST, make_tiny_cache
+from helpers import FAST, make_tiny_cache
 
 import main as main_py
+import runs
 import shap_values
 import utils
 
@@ -35,7 +36,7 @@ def test_shap_gradients_default_to_fp32_on_gpu(monkeypatch):
         utils.select_precision(torch.device('cpu'), 'auto')
 
 
-def test_deterministic_switch():
+def test_deterministic_switch_sets_torch_cudnn_and_cublas():
     before = torch.are_deterministic_algorithms_enabled()
     try:
         utils.set_deterministic(True)
@@ -61,8 +62,8 @@ def test_deterministic_resume_is_exact(tmp_path):
         main_py.main([*flags, '--epochs', '1', '--root', str(tmp_path / 'b')])
         main_py.main([*flags, '--epochs', '2', '--root', str(tmp_path / 'b'), '--resume'])
         run = 'TINY-all-s42-f10'
-        a = torch.load(tmp_path / 'a' / 'models' / run / 'last.pt', weights_only=True)['model']
-        b = torch.load(tmp_path / 'b' / 'models' / run / 'last.pt', weights_only=True)['model']
+        a = runs.read_checkpoint(tmp_path / 'a' / 'models' / run / 'last.pt')['model']
+        b = runs.read_checkpoint(tmp_path / 'b' / 'models' / run / 'last.pt')['model']
         for k in a:
             assert torch.equal(a[k], b[k]), k
     finally:
@@ -76,21 +77,11 @@ def test_seed_everything_leaves_pythonhashseed_alone(monkeypatch):
     assert 'PYTHONHASHSEED' not in os.environ
 
 
-PROBE = """
-import numpy as np, pandas as pd, folds, utils
-y = (np.random.default_rng(0).random((300, 9)) < 0.2).astype(int)
-groups = [f'g{i // 3}' for i in range(300)]
-f = folds.assign_group_folds(y, groups, seed=42)
-labels = pd.DataFrame({'patient_id': [f'R{i}' for i in range(300)], 'fold': f})
-codes = [['426783006', '59118001', '164889003', '17338001'][::k or 1] for k in range(-2, 3)]
-print(folds.fold_manifest(labels)['hash'], [utils.dx_to_classes(c) for c in codes])
-"""
-
-
 def test_results_do_not_depend_on_the_hash_seed():
+    child = Path(__file__).with_name('child_hash_seed.py')
     outs = set()
     for seed in ('1', '2'):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
-        outs.add(subprocess.run([sys.executable, '-c', PROBE], cwd=ROOT, env=env, check=True,
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT))
+        outs.add(subprocess.run([sys.executable, str(child)], cwd=ROOT, env=env, check=True,
                                 capture_output=True, text=True).stdout)
     assert len(outs) == 1

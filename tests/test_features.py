@@ -5,48 +5,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import pywt
+from helpers import beat_train, regular_beats, write_cache
+from scipy.stats import entropy
 
 import expert_features as ef
+import synthetic
 from records import FS, LEADS
 from utils import CLASSES
 
 RHYTHM_NAN = [k for k in ef.RHYTHM if k != 'n_beats']
-
-
-def beat_train(beats, n, fs=FS, qrs_sd=0.010, rng=None):
-    """(n, 12) mV: a P-QRS-T complex (Gaussian waves) at each beat, per-lead
-    gains including negative ones (like aVR), and a little noise."""
-    t = np.arange(n) / fs
-    x = np.zeros(n)
-    for b in np.asarray(beats) / fs:
-        x += 0.15 * np.exp(-0.5 * ((t - b + 0.16) / 0.02) ** 2)     # P
-        x += 1.0 * np.exp(-0.5 * ((t - b) / qrs_sd) ** 2)           # QRS
-        x += 0.3 * np.exp(-0.5 * ((t - b - 0.28) / 0.05) ** 2)      # T
-    gains = np.array([0.8, 1.0, 0.4, -0.9, 0.3, 0.7, -0.6, 0.5, 0.9, 1.2, 1.1, 0.9])
-    rng = rng or np.random.default_rng(0)
-    return x[:, None] * gains[None, :] + 0.01 * rng.standard_normal((n, 12))
-
-
-def regular_beats(hr, duration, fs=FS, start=0.3):
-    return np.arange(start, duration - 0.3, 60.0 / hr) * fs
-
-
-def write_cache(root, signals_mV, labels, folds):
-    """A cache exactly as the contract of preprocess.py describes it."""
-    (root / 'cache').mkdir(parents=True, exist_ok=True)
-    ids = [f'A{i + 1:04d}' for i in range(len(signals_mV))]
-    q = [np.clip(np.rint(s * 1000), -32768, 32767).astype(np.int16)[-15000:]
-         for s in signals_mV]
-    lengths = [len(s) for s in q]
-    np.save(root / 'cache' / 'signals.npy', np.concatenate(q))
-    pd.DataFrame({'patient_id': ids, 'offset': np.r_[0, np.cumsum(lengths)[:-1]],
-                  'length': lengths}).to_csv(root / 'cache' / 'index.csv', index=False)
-    (root / 'cache' / 'meta.json').write_text(json.dumps({'fs': FS, 'leads': LEADS}))
-    df = pd.DataFrame(np.asarray(labels, dtype=int), columns=CLASSES)
-    df.insert(0, 'patient_id', ids)
-    df['fold'] = folds
-    df.to_csv(root / 'labels.csv', index=False)
-    return ids
 
 
 @pytest.fixture
@@ -92,8 +60,6 @@ def test_record_shape_and_percentiles_of_a_sine():
 
 
 def test_wavelet_features_match_pywt_per_lead():
-    import pywt
-    from scipy.stats import entropy
     rng = np.random.default_rng(3)
     x = beat_train(regular_beats(72, 10), 10 * FS, rng=rng)
     f = dict(zip(ef.feature_names(), ef.record_features(x), strict=True))
@@ -192,7 +158,6 @@ def test_dataset_cache_reuse_and_invalidation(small_cache, capsys):
 
 
 def test_heart_rate_of_synthetic_sinus_records_matches_truth():
-    synthetic = pytest.importorskip('synthetic')
     for i in range(6):
         rec = synthetic.make_record(5, i, duration=15, classes=['SNR'])
         f = dict(zip(ef.feature_names(), ef.record_features(rec['signal'], rec['fs']),

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_main import FAST, make_tiny_cache
-from test_preprocess import make_signal, random_labels, write_record
+from helpers import FAST, make_signal, make_tiny_cache, random_labels, write_record
 
 import baselines
 import folds
 import main as main_py
 import predict
 import preprocess
+import runs
 import shap_values
 from dataset import load_labels
 from utils import CLASSES
@@ -193,7 +193,7 @@ def moved_folds(data, tmp_path):
 
 def test_checkpoint_and_results_carry_the_manifest(trained):
     data, root = trained
-    ckpt = torch.load(root / 'models' / 'TINY-all-s42-f10' / 'best.pt', weights_only=True)
+    ckpt = runs.read_checkpoint(root / 'models' / 'TINY-all-s42-f10' / 'best.pt')
     now = folds.fold_manifest(load_labels(data))
     assert ckpt['fold_manifest']['hash'] == now['hash']
     assert ckpt['fold_manifest']['assignment'] == now['assignment']
@@ -225,7 +225,7 @@ def test_predict_refuses_a_test_fold_of_other_folds(trained, tmp_path):
 
 def test_checkpoint_without_manifest_scores_records_only(trained, tmp_path, shared_data):
     data, root = trained
-    ckpt = torch.load(root / 'models' / 'TINY-all-s42-f10' / 'best.pt', weights_only=True)
+    ckpt = runs.read_checkpoint(root / 'models' / 'TINY-all-s42-f10' / 'best.pt')
     bare = tmp_path / 'study.pt'
     torch.save(ckpt['model'], bare)  # the study's kind of file: weights only
     argv = ['--data-dir', str(data), '--model-path', str(bare), '--leads', 'all',

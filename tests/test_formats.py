@@ -1,9 +1,10 @@
-"""formats.py through records.read_record: files the tests write (DICOM with
+"""records.formats through records.read_record: files the tests write (DICOM with
 pydicom, EDF with pyedflib, CSV, MUSE/aECG/Philips XML, a WFDB header without
 a length) read back to the samples written; patient identifiers never reach
 predict.py's output; unsafe and broken files get one line; the real exports
 in ../shared/data/formats are scored or named with their reason."""
 import base64
+import dataclasses
 import hashlib
 import struct
 
@@ -11,11 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import wfdb
-from conftest import one_epoch_model
-from conftest import predict_records as run
-from test_records import ecg_like
+from helpers import ecg_like, one_epoch_model
+from helpers import predict_records as run
 
-from records import LEADS, RecordError, formats, ignored_channels, prepare, read_record
+from records import LEADS, Record, RecordError, formats, ignored_channels, prepare, read_record
 from utils import CLASSES
 
 # Made-up identifiers: each must never appear in any output.
@@ -334,6 +334,22 @@ def test_every_real_export_is_scored_or_named(all_leads_model, shared_data, tmp_
     assert df['fs'].min() == 500 and set(df['duration_s'].round()) >= {10.0}
 
 
+def test_every_reader_builds_its_record_with_declared_fields_only(shared_data):
+    """Each reader builds its Record in one call: nothing outside the fields
+    records.Record declares is set on it, and `format` names the reader."""
+    declared = {f.name for f in dataclasses.fields(Record)} | {'_scale', '_signal'}
+    formats_seen = set()
+    for path in real_files(shared_data) + [shared_data / 'cpsc2018_wfdb' / 'A0001.hea']:
+        try:
+            rec = read_record(path)
+        except RecordError:
+            continue  # healforce_62, refused with its reason (the test above)
+        assert set(vars(rec)) == declared, path
+        formats_seen.add(rec.format)
+    assert formats_seen == {'wfdb', 'dicom', 'muse', 'cardiosoft', 'philips', 'aecg', 'scp',
+                            'ishne', 'edf'}
+
+
 def test_same_recording_in_three_formats(all_leads_model, shared_data, tmp_path):
     root = shared_data / 'formats'
     files = [root / 'hl7_aecg' / 'mortara_eli250_example_aecg.xml',
@@ -359,7 +375,7 @@ def test_philips_agrees_with_sierraecg_and_drops_calibration(shared_data):
         assert (lib[5000:] == 200).any()  # the pulse sierraecg keeps
 
 
-def test_ishne_beats(shared_data):
+def test_ishne_holter_reads_with_its_beat_labels(shared_data):
     path = shared_data / 'formats' / 'ishne_holter' / 'ECG_P28.01.ecg'
     rec = read_record(path)
     assert rec.fs == 1000 and rec.sig_len == 95573 and rec.leads == list(LEADS)
@@ -389,8 +405,8 @@ def test_find_records_and_uploads_take_the_formats(tmp_path):
         z.write(tmp_path / 'a.dcm', 'exports/a.dcm')
         z.writestr('exports/cart.bin', muse_xml(d[:, :8]))  # the content decides
     recs, problems = uploads.load_uploads([('exports.zip', buf.getvalue())], ['I', 'II'], 256)
-    assert problems == [] and sorted(r['name'] for r in recs) == ['a', 'cart']
-    assert {r['device_measurements'].get('qrs_ms') for r in recs} == {96.0, 88.0}
+    assert problems == [] and sorted(r.name for r in recs) == ['a', 'cart']
+    assert {r.record.device_measurements.get('qrs_ms') for r in recs} == {96.0, 88.0}
 
 
 def test_preprocess_a_folder_of_exports_with_labels(tmp_path, capsys):

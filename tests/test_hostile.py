@@ -1,7 +1,10 @@
-"""Hostile records and uploads (issue 23): one test per defect, each named
-after it, on files written here. Peak memory and time of the hostile files
-are measured in a child process (fork of a runner that has numpy, scipy and
-wfdb imported, so each figure is the file's own cost on top of that base):
+"""Hostile records and uploads: one test per defect, each named after it, on
+files written here; the sections are numbered as the defects in
+docs/hostile.md, whose table names each defect's tests. Peak memory and time
+of the hostile files are measured in a child process
+(tests/child_hostile_files.py: a fork per file of a runner that has numpy,
+scipy and wfdb imported, so each figure is the file's own cost on top of
+that base):
 
     OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q tests/test_hostile.py -s -k memory
 
@@ -21,8 +24,8 @@ import pandas as pd
 import pytest
 import scipy.io
 import wfdb
-from test_app import errors, record_files, tiny_root, upload  # noqa: F401 (fixture)
-from test_preprocess import make_signal, write_record
+from helpers import make_signal, write_record
+from web_helpers import errors, record_files, upload
 
 import predict
 import preprocess
@@ -161,54 +164,21 @@ def member(name, data, flags=0, method=0, crc=None):
 # --------------------------------------------------------------------------
 # Memory and time in a child process.
 
-RUNNER = r'''
-import json, os, resource, sys, time
-sys.path.insert(0, sys.argv[1])
-import numpy, scipy.io, scipy.signal, wfdb, records
-from records import uploads  # the base every figure includes
-cases, out = json.loads(sys.argv[2]), {}
-for name, code in cases.items():
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        t = time.perf_counter()
-        try:
-            exec(code, {'records': records, 'uploads': uploads})
-            result = 'ok'
-        except records.RecordError as e:
-            result = 'RecordError: ' + str(e)
-        except BaseException as e:
-            result = type(e).__name__ + ': ' + str(e)
-        seconds = time.perf_counter() - t
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        os.write(w, json.dumps({'result': result[:400], 'seconds': seconds,
-                                'rss_mb': rss}).encode())
-        os._exit(0)
-    os.close(w)
-    data = b''
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    out[name] = dict(json.loads(data) if data else {'result': 'died'}, status=status)
-print(json.dumps(out))
-'''
-
-
 def in_children(cases):
-    """{name: python code} -> {name: {result, seconds, rss_mb, status}}, each
-    case run in its own forked child (a crash there is status != 0)."""
-    done = subprocess.run([sys.executable, '-c', RUNNER, str(ROOT), json.dumps(cases)],
+    """{name: [kind, *arguments]} -> {name: {result, seconds, rss_mb, status}},
+    each case run in its own forked child of tests/child_hostile_files.py (a
+    crash there is status != 0)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name('child_hostile_files.py')),
+                           json.dumps(cases)],
                           capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+                          env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope='module')
 def hostile(tmp_path_factory):
-    """The hostile files of the issue, written once."""
+    """The hostile files of docs/hostile.md that need the memory test, written once."""
     d = tmp_path_factory.mktemp('hostile')
     files = {'nested_mat': nested_cells_mat(d / 'NEST.mat'),
              'int8_struct_mat': big_int8_struct_mat(d / 'BIG8.mat')}
@@ -238,28 +208,18 @@ def test_memory_and_time_of_each_hostile_file(hostile, tmp_path):
     """Each hostile file is refused with a RecordError (or an upload's problem
     lines) in its own child: no crash, under 1 GB, the nested .mat < 1 s."""
     f = {k: str(v) for k, v in hostile.items()}
-    stage = ('import pathlib, tempfile\n'
-             f'files = [(p.name, p.read_bytes()) for p in sorted(pathlib.Path({f["four_zips"]!r})'
-             '.glob("*.zip"))]\n'
-             'with tempfile.TemporaryDirectory(dir=' + repr(str(tmp_path)) + ') as tmp:\n'
-             '    staged, problems = uploads.stage_files(files, tmp)\n'
-             '    size = sum(p.stat().st_size for p in pathlib.Path(tmp).iterdir())\n'
-             'raise records.RecordError("upload", f"{len(staged)} staged, {size} bytes, "'
-             'f"{len(problems)} problems")')
-    cases = {'base (imports only)': 'pass'}
-    for key in ('nested_mat', 'nested_mat_with_header', 'int8_struct_mat', 'skew_600M',
-                'length_1e12', 'header_10MB_line'):
-        cases[key] = (f'r = records.read_record({f[key]!r})\n'
-                      'records.prepare(r, [l for l in r.leads if l][:1])')
-    cases['four_zips'] = stage
+    read = ('nested_mat', 'nested_mat_with_header', 'int8_struct_mat', 'skew_600M',
+            'length_1e12', 'header_10MB_line')
+    cases = {'base (imports only)': ['imports'], **{key: ['read', f[key]] for key in read},
+             'four_zips': ['stage', f['four_zips'], str(tmp_path)]}
     got = in_children(cases)
     for name, r in got.items():
         print(f"{name:24s} peak {r['rss_mb']:6.0f} MB  {r['seconds']:.3f} s  {r['result'][:90]}")
     for name, r in got.items():
         assert r['status'] == 0, (name, r)
         assert r['rss_mb'] < GB, (name, r)
-        if name != 'base (imports only)':
-            assert r['result'].startswith('RecordError'), (name, r)
+    for name in read:
+        assert got[name]['result'].startswith('RecordError'), (name, got[name])
     assert 'nested more than 2 deep' in got['nested_mat']['result']
     assert 'nested more than 2 deep' in got['nested_mat_with_header']['result']
     assert got['nested_mat']['seconds'] < 1 and got['nested_mat_with_header']['seconds'] < 1
@@ -267,7 +227,7 @@ def test_memory_and_time_of_each_hostile_file(hostile, tmp_path):
     assert 'beyond the record' in got['skew_600M']['result']
     assert 'truncated' in got['length_1e12']['result']
     # one budget for the request: 4 of the 8 members of 50 MB (200 MB), not 400 MB
-    assert f'4 staged, {200 * 2 ** 20} bytes, 4 problems' in got['four_zips']['result']
+    assert got['four_zips']['result'] == f'ok: 4 staged, {200 * 2 ** 20} bytes, 4 problems'
 
 
 # --------------------------------------------------------------------------
@@ -301,16 +261,6 @@ def test_case_twin_upload_is_refused_in_the_app(at):
     assert not any(h.value.startswith('x') for h in at.header)  # no record x: nothing read
 
 
-@pytest.fixture
-def at(tiny_root, monkeypatch):  # noqa: F811 (the app on test_app's tiny model)
-    from streamlit.testing.v1 import AppTest
-    monkeypatch.setattr(sys, 'argv', ['app.py', '--root', str(tiny_root)])
-    app = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=120)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
 @pytest.mark.parametrize('where', ['absolute', 'dotdot', 'symlink'])
 def test_signal_file_outside_the_folder_is_refused(tmp_path, where):
     outside = tmp_path / 'secret'
@@ -330,7 +280,7 @@ def test_signal_file_outside_the_folder_is_refused(tmp_path, where):
     assert read_record(hea, allow_outside=True).sig_len == 2000  # the user's own choice
 
 
-def test_predict_and_preprocess_skip_outside_files_unless_allowed(tiny_root, tmp_path,  # noqa: F811
+def test_predict_and_preprocess_skip_outside_files_unless_allowed(tiny_root, tmp_path,
                                                                   capsys):
     data = tmp_path / 'DB'
     good_record(data, 'A1')
@@ -440,7 +390,7 @@ def test_bad_zip_members_are_one_line_each_and_the_rest_goes_on():
                    member('../up.hea', b'x'), member('/abs.hea', b'x')])
     records, problems = uploads.load_uploads([('batch.zip', z), *other.values()],
                                              list(LEADS), 1000)
-    assert sorted(r['name'] for r in records) == ['GOOD', 'OTHER']
+    assert sorted(r.name for r in records) == ['GOOD', 'OTHER']
     reasons = dict(problems)
     assert len(problems) == 6, problems
     assert reasons['batch.zip/enc.hea'] == 'encrypted; upload it unencrypted'
@@ -504,7 +454,7 @@ def test_overflowing_offset_and_negative_length_are_record_errors(tmp_path, line
         read_record(hea)
 
 
-def test_predict_keeps_the_good_records_of_a_run(tiny_root, tmp_path, capsys):  # noqa: F811
+def test_predict_keeps_the_good_records_of_a_run(tiny_root, tmp_path, capsys):
     good_record(tmp_path, 'OK1')
     (tmp_path / 'B.dat').write_bytes(bytes(8000))
     header(tmp_path, 'BAD1', ['B.dat 16+-4 1000/mV 16 0 0 0 0 II'])

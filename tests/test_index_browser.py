@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_app_browser import CHROMIUM, FLAGS, need_browser
-from test_serve import RUN, make_root, record_files, start
+from web_helpers import CHROMIUM, FLAGS, RUN, make_root, need_browser, record_upload, start
+
+from web.app_text import TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 60_000
@@ -41,7 +42,7 @@ def record_paths(tmp_path):
     if (shared / 'A0001.hea').is_file():
         return [shared / 'A0001.hea', shared / 'A0001.mat']
     out = []
-    for name, data in record_files('A0001', 'RBBB', seconds=12):
+    for name, data in record_upload('A0001', 'RBBB', seconds=12):
         (tmp_path / name).write_bytes(data)
         out.append(tmp_path / name)
     return out
@@ -67,6 +68,11 @@ def test_page_upload_diagnose_shade_arabic(page_server, tmp_path):
         diagnosis = page.locator('#diagnoses').inner_text()
         assert diagnosis.strip()
         expect(page.locator('#measurements dd').first).to_be_visible()
+        # the interval rows come from the server's one measurement table, in its order
+        labels = page.locator('#measurements dt').all_inner_texts()
+        wanted = [TEXT[k]['en'] for k in ('meas_pr', 'meas_qrs', 'meas_qt', 'meas_qtc_bazett',
+                                          'meas_qtc_fridericia', 'meas_axes')]
+        assert [x for x in labels if x in wanted] == wanted, labels
         page.locator('#explain').click()
         expect(page.locator('#highlight-row')).to_be_visible()
         shaded = page.locator('#highlight').input_value()

@@ -6,10 +6,11 @@ still load strictly and its pooling is unchanged."""
 import numpy as np
 import pytest
 import torch
-from test_main import FAST, make_tiny_cache
+from helpers import FAST, make_tiny_cache
 
 import main as main_py
-from resnet import build_model, load_checkpoint
+from resnet import build_model
+from runs import load_checkpoint
 
 
 def perturbed(mask_padding, arch='resnet18', seed=0):
@@ -83,7 +84,7 @@ def test_length_aware_run_scores_the_same_trimmed_or_full(tmp_path):
 
 
 @pytest.mark.parametrize('arch', ['resnet18'])
-def test_masked_gradients_flow(arch):
+def test_gradients_flow_through_the_mask_and_skip_the_padding_in_eval(arch):
     m = perturbed(True, arch).train()
     x = padded(torch.randn(2, 12, 700), 1024).requires_grad_(True)
     m(x).sum().backward()

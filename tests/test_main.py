@@ -6,57 +6,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from helpers import FAST, make_tiny_cache
 
 import main as main_py
+import runs
 import utils
-from records import FS, LEADS, WINDOW
+from records import LEADS
 from utils import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
-# Classes given to the tiny records, with the frequency (Hz) of the sine that
-# marks them, so a model can learn something in one epoch.
-TINY_CLASSES = {'SNR': 8.0, 'AF': 20.0, 'RBBB': 45.0}
-
-
-def make_tiny_cache(data_dir, n=41, seed=0, fs=FS):
-    """A preprocessed database in preprocess.py's format, written directly:
-    n records of 0.24-0.8 s, record i in fold i % 10 + 1 (fold 1 gets the odd
-    one), labelled one of TINY_CLASSES in turn and carrying its sine."""
-    rng = np.random.default_rng(seed)
-    data_dir = Path(data_dir)
-    (data_dir / 'cache').mkdir(parents=True, exist_ok=True)
-    signals, index, labels, ref = [], [], [], []
-    offset = 0
-    names = list(TINY_CLASSES)
-    for i in range(n):
-        pid = f'T{i:04d}'
-        cls = names[(i // 10) % len(names)]
-        length = int(rng.integers(120, 400))
-        t = np.arange(length) / fs
-        x = rng.normal(0, 0.1, (length, len(LEADS)))
-        x += np.sin(2 * np.pi * TINY_CLASSES[cls] * t)[:, None] * rng.uniform(0.5, 1.0, 12)
-        signals.append(np.rint(x * 1000).astype(np.int16))
-        index.append({'patient_id': pid, 'offset': offset, 'length': length})
-        offset += length
-        row = {'patient_id': pid, **{c: int(c == cls) for c in CLASSES}, 'fold': i % 10 + 1}
-        labels.append(row)
-        ref.append({'patient_id': pid, 'sample_rate': fs, 'signal_len': length, 'age': 50,
-                    'sex': 'Male', 'dx': utils.CLASS_TO_SNOMED[cls]})
-    np.save(data_dir / 'cache' / 'signals.npy', np.concatenate(signals))
-    pd.DataFrame(index).to_csv(data_dir / 'cache' / 'index.csv', index=False)
-    pd.DataFrame(labels).to_csv(data_dir / 'labels.csv', index=False)
-    pd.DataFrame(ref).to_csv(data_dir / 'reference.csv', index=False)
-    (data_dir / 'cache' / 'meta.json').write_text(json.dumps(
-        {'fs': fs, 'window': WINDOW, 'leads': LEADS, 'records': n, 'units': 'uV'}))
-    return data_dir
-
-
-# Tiny but real: resnet18, 256-sample windows, fp32, no worker processes.
-FAST = ['--arch', 'resnet18', '--window', '256', '--batch-size', '8', '--workers', '0',
-        '--precision', 'fp32', '--device', 'cpu', '--test-fold', '10']
 
 
 @pytest.fixture(autouse=True)
@@ -94,8 +54,8 @@ def test_training_writes_self_describing_checkpoints(tiny, tmp_path, capsys):
     assert printed == log
     args = json.loads((out / 'args.json').read_text())
     assert args['epochs'] == 2 and args['run'] == run
-    last = torch.load(out / 'last.pt', weights_only=True)
-    best = torch.load(out / 'best.pt', weights_only=True)
+    last = runs.read_checkpoint(out / 'last.pt')
+    best = runs.read_checkpoint(out / 'best.pt')
     assert last['epoch'] == 2 and last['arch'] == 'resnet18' and last['window'] == 256
     assert last['leads'] == LEADS and last['classes'] == CLASSES
     assert last['folds'] == {'train': [2, 3, 4, 5, 6, 7, 8, 9], 'val': [1], 'test': [10]}
@@ -137,8 +97,8 @@ def test_resume_reproduces_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
     finally:
         torch.use_deterministic_algorithms(False)
     run = 'TINY-all-s42-f10'
-    a = torch.load(tmp_path / 'a' / 'models' / run / 'last.pt', weights_only=True)
-    b = torch.load(tmp_path / 'b' / 'models' / run / 'last.pt', weights_only=True)
+    a = runs.read_checkpoint(tmp_path / 'a' / 'models' / run / 'last.pt')
+    b = runs.read_checkpoint(tmp_path / 'b' / 'models' / run / 'last.pt')
     assert a['epoch'] == b['epoch'] == 4
     for k, v in a['model'].items():
         assert torch.equal(v, b['model'][k]), k

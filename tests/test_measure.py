@@ -8,12 +8,19 @@ The truth is the generator's (synthetic.make_record's `truth`, also written
 to truth.csv): PR is P onset to QRS onset, QRS onset to offset, QT QRS onset
 to the T end 2.6 sigma after the T peak, median over the conducted beats.
 """
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+import expert_features as ef
 import measure
+import predict
 import synthetic
-from records import LEADS
+from records import LEADS, read_record
+from records.measurements import DEVICE_KEYS, MEASUREMENTS
+from web import clinic
+from web.app_text import LANGUAGES, TEXT
 
 CLASSES = [['SNR'], ['IAVB'], ['LBBB'], ['RBBB'], ['AF'], ['PVC']]
 NOISE = [0.0, 0.5, 1.0, 2.0]
@@ -50,7 +57,7 @@ def test_iec_tolerances_against_the_synthetic_truth(measured, key, mean_tol, sd_
         f'{key}: {d.mean():+.1f} +/- {d.std():.1f} ms on {len(d)} records'
 
 
-def test_heart_rate_and_axes(measured):
+def test_heart_rate_and_qrs_t_p_axes_match_the_generator(measured):
     hr = diffs(measured, 'hr', 'hr_bpm')
     assert np.median(np.abs(hr)) < 1 and np.mean(np.abs(hr) < 3) > 0.95
     for key, tkey, tol in [('qrs_axis', 'axis_deg', 5), ('t_axis', 't_axis_deg', 12),
@@ -86,7 +93,6 @@ def test_too_few_beats_gives_empty_with_reason():
 def test_a_record_at_250_hz_and_a_records_record(tmp_path):
     """Other sampling rates are resampled; a records.Record is read as is;
     QTc after Bazett and Fridericia follow from QT and the mean RR."""
-    from records import read_record
     rec = synthetic.make_record(4, 0, duration=10, classes=['SNR'], noise_scale=0.5)
     synthetic.write_record(rec, tmp_path, 'A0001')
     m = measure.measure(read_record(tmp_path / 'A0001'))
@@ -101,8 +107,6 @@ def test_a_record_at_250_hz_and_a_records_record(tmp_path):
 def test_predict_measurement_columns_with_the_carts_beside(tmp_path):
     """predict.py --records' measurement columns; device_* only when the file
     carries the cart's values (records.Record.device_measurements)."""
-    import predict
-    from records import read_record
     rec = synthetic.make_record(6, 0, duration=12, classes=['IAVB'], noise_scale=0.5)
     synthetic.write_record(rec, tmp_path, 'A0001')
     r = read_record(tmp_path / 'A0001')
@@ -116,7 +120,6 @@ def test_predict_measurement_columns_with_the_carts_beside(tmp_path):
 
 
 def test_expert_features_carry_the_measurements():
-    import expert_features as ef
     for cl, has_pr in ((['IAVB'], True), (['AF'], False)):
         rec = synthetic.make_record(8, 0, duration=10, classes=cl, noise_scale=0.5)
         x = np.vstack([np.zeros((5000, 12)), rec['signal']])   # the cache's front padding
@@ -143,21 +146,52 @@ def test_paced_rhythm_gives_no_intervals():
 
 
 def test_the_heart_rate_and_the_measurements_share_their_beats():
-    """clinic.measure (the app's and the API's heart rate) takes measure.py's
-    beats, one detector run a record: the same rate as measure.py's, peaks on
-    the synthetic truth's R peaks, at 250 Hz in the signal's own samples; no
-    rate under 2 s (nor from the detector alone, as before)."""
-    from web import clinic
+    """clinic.record_measurements (the app's and the API's heart rate) takes
+    measure.py's beats, one detector run a record: the same rate as
+    measure.py's, peaks on the synthetic truth's R peaks, at 250 Hz in the
+    signal's own samples; no rate under 2 s (nor from the detector alone)."""
     rec = synthetic.make_record(5, 0, duration=10, classes=['AF'], noise_scale=0.5)
-    m = clinic.measure(rec['signal'])
+    m = clinic.record_measurements(rec['signal'])
     assert m['hr_bpm'] == pytest.approx(m['global']['hr']) and 'peaks' not in m['global']
     truth = rec['beats']
     assert len(m['peaks']) >= len(truth)
     inner = truth[(truth > 50) & (truth < len(rec['signal']) - 50)]   # a cut beat's peak moves
     assert np.abs(inner[:, None] - m['peaks'][None, :]).min(1).max() <= 5   # 10 ms
-    half = clinic.measure(rec['signal'][::2], fs=250)
+    half = clinic.record_measurements(rec['signal'][::2], fs=250)
     assert len(half['peaks']) == len(m['peaks'])
     assert np.abs(half['peaks'] * 2 - m['peaks'])[:-1].max() <= 4   # the last beat is cut
     assert half['hr_bpm'] == pytest.approx(m['hr_bpm'], rel=0.01)
-    assert clinic.measure(rec['signal'][:950]) is None   # 1.9 s: no beat found, no rate
-    assert clinic.measure(rec['signal'][:1200])['beats'] == 3
+    assert clinic.record_measurements(rec['signal'][:950]) is None   # 1.9 s: no beat found, no rate
+    assert clinic.record_measurements(rec['signal'][:1200])['beats'] == 3
+
+
+def test_one_table_names_every_output():
+    """The measurement table (records/measurements.py) is the one list: the
+    keys measure() returns, predict.py's CSV columns, the cart's device_*
+    columns, expert_features' columns and the app's rows all follow it, in
+    these names and this order."""
+    ours = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_bazett_ms', 'qtc_fridericia_ms',
+            'p_axis', 'qrs_axis', 't_axis']
+    cart = ['hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms', 'p_axis', 'qrs_axis', 't_axis']
+    assert list(measure.KEYS) == ours and list(DEVICE_KEYS) == cart
+    assert {m.key for m in MEASUREMENTS} == set(ours) | set(cart)
+    rec = synthetic.make_record(3, 0, duration=5, classes=['SNR'], noise_scale=0)
+    assert set(ours) <= set(measure.measure(rec['signal'].T, 500, LEADS))
+    assert predict.MEASURE_COLUMNS == ours
+    assert predict.DEVICE_COLUMNS == [f'device_{k}' for k in cart] + ['device_statements']
+    assert ef.MEASURES == ours[1:]   # the rate is a rhythm feature
+    assert clinic.GLOBAL_ROWS == [
+        ('pr_ms', 'meas_pr', 'pr_ms'), ('qrs_ms', 'meas_qrs', 'qrs_ms'),
+        ('qt_ms', 'meas_qt', 'qt_ms'), ('qtc_bazett_ms', 'meas_qtc_bazett', 'qtc_ms'),
+        ('qtc_fridericia_ms', 'meas_qtc_fridericia', None)]
+    assert list(clinic.DEVICE_TEXT) == cart
+    labels = [label for _, label, _ in clinic.GLOBAL_ROWS] + list(clinic.DEVICE_TEXT.values())
+    assert all(set(TEXT[label]) == set(LANGUAGES) for label in labels)   # every row translated
+    dev = dict(zip(cart, [41, 151, 135, 476, 393, 66, -21, 59]))
+    reading = SimpleNamespace(record=SimpleNamespace(device_measurements=dev,
+                                                     device_statements=[]))
+    assert clinic.device_rows(reading, 'en')[1][1] == \
+        'HR 41 · PR 151 · QRS 135 · QT 476 · QTc 393 · P/QRS/T 66/-21/59°'
+    m = dict.fromkeys(ours, 100.0) | {'leads_used': LEADS}
+    assert measure.line('A0001', m) == ('A0001  HR 100  PR 100  QRS 100  QT 100  QTcB 100  '
+                                        'QTcF 100  axes P 100 QRS 100 T 100  (12 leads)')

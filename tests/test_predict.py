@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_main import FAST, make_tiny_cache
+from helpers import FAST, make_tiny_cache
 
 import main as main_py
 import predict
@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
 def val_scores(model_path, data_dir, folds):
     """Scores of a checkpoint on some folds, computed here without predict.py."""
     from dataset import ECGDataset
-    from resnet import load_checkpoint
+    from runs import load_checkpoint
     model, ckpt = load_checkpoint(model_path, leads='all')
     ds = ECGDataset(data_dir, folds, window=ckpt['window'])
     x = torch.stack([ds[i][0] for i in range(len(ds))])

@@ -3,9 +3,8 @@ MIT-BIH 100), missing leads in one line, quality flags, --segments."""
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import one_epoch_model
-from conftest import predict_records as run
-from test_records import ecg_like, wrsamp
+from helpers import ecg_like, one_epoch_model, wrsamp
+from helpers import predict_records as run
 
 from utils import CLASSES
 

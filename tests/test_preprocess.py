@@ -8,45 +8,13 @@ import pandas as pd
 import pytest
 import scipy.io
 import wfdb
+from helpers import make_signal, random_labels, write_record
 from scipy.signal import resample_poly
 
 import preprocess
 from dataset import load_cache, load_labels
 from records import LEADS, read_record
 from utils import CLASS_TO_SNOMED, CLASSES, dx_to_classes
-
-
-def make_signal(n, fs=500, nleads=12, seed=0):
-    """A few slow sines plus noise, ~1 mV, different per lead."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / fs
-    freqs = rng.uniform(0.5, 8, (1, nleads))
-    return 0.8 * np.sin(2 * np.pi * freqs * t[:, None]) + 0.05 * rng.standard_normal((n, nleads))
-
-
-def write_record(folder, name, signal_mV, fs=500, leads=LEADS, dx='426783006', age='60',
-                 sex='Male', gain=1000, units='mV', fmt='mat'):
-    """A WFDB record as the PhysioNet/CinC challenges ship it (fmt='mat':
-    MATLAB v4 `val`, header written by hand) or as wfdb.wrsamp writes it
-    (fmt='dat'). dx=None leaves out the Dx comment."""
-    folder.mkdir(parents=True, exist_ok=True)
-    comments = [f'Age: {age}', f'Sex: {sex}'] + ([] if dx is None else [f'Dx: {dx}'])
-    n = len(signal_mV)
-    if fmt == 'dat':
-        wfdb.wrsamp(name, fs=fs, units=[units] * len(leads), sig_name=list(leads),
-                    p_signal=np.asarray(signal_mV, dtype=np.float64), fmt=['16'] * len(leads),
-                    adc_gain=[float(gain)] * len(leads), baseline=[0] * len(leads),
-                    comments=comments, write_dir=str(folder))
-        return folder / f'{name}.hea'
-    val = np.rint(np.asarray(signal_mV) * gain).astype(np.int16).T  # (nleads, n)
-    scipy.io.savemat(folder / f'{name}.mat', {'val': val}, format='4')
-    lines = [f'{name} {len(leads)} {fs} {n}']
-    for i, lead in enumerate(leads):
-        first = int(val[i, 0]) if n else 0
-        lines.append(f'{name}.mat 16x1+24 {gain}/{units} 16 0 {first} 0 0 {lead}')
-    lines += [f'# {c}' for c in comments]
-    (folder / f'{name}.hea').write_text('\n'.join(lines) + '\n')
-    return folder / f'{name}.hea'
 
 
 def run(data_dir, *extra, capsys=None):
@@ -63,7 +31,8 @@ def cached(data_dir):
 # --------------------------------------------------------------------------
 # Real records.
 
-def test_physionet2021_records(shared_data, tmp_path, capsys):
+def test_physionet2021_records_are_labelled_and_cached_as_wfdb_reads_them(shared_data, tmp_path,
+                                                                          capsys):
     src = shared_data / 'physionet2021'
     data = tmp_path / 'PN'
     shutil.copytree(src, data)  # preprocess writes beside the records
@@ -105,7 +74,7 @@ def test_physionet2021_records(shared_data, tmp_path, capsys):
         np.testing.assert_allclose(sig / 1000.0, ref[-15000:, order], atol=0.0005 + 1e-9)
 
 
-def test_cpsc2018_wfdb_record(shared_data, tmp_path, capsys):
+def test_cpsc2018_record_is_cached_whole_with_its_label_and_metadata(shared_data, tmp_path, capsys):
     data = tmp_path / 'CPSC'
     shutil.copytree(shared_data / 'cpsc2018_wfdb', data)
     run(data, capsys=capsys)
@@ -274,7 +243,7 @@ def test_interrupted_build_leaves_nothing_half_written(tmp_path, capsys, monkeyp
                                   np.rint(make_signal(2500, seed=5) * 1000).astype(np.int16))
 
 
-def test_header_variants(tmp_path, capsys):
+def test_header_spelling_variants_give_the_same_metadata_and_labels(tmp_path, capsys):
     sig = make_signal(1000)
     write_record(tmp_path, 'HR1', sig, units='mv', age='NaN', sex='F', dx='59118001,426783006')
     write_record(tmp_path, 'HR2', sig, age='Unknown', sex='Unknown', dx='733534002')
@@ -334,14 +303,6 @@ def test_original_cpsc2018_format(tmp_path, capsys):
 
 # --------------------------------------------------------------------------
 # Folds.
-
-def random_labels(n, seed):
-    rng = np.random.default_rng(seed)
-    p = np.array([0.13, 0.18, 0.1, 0.03, 0.25, 0.09, 0.1, 0.12, 0.03])  # CPSC-like
-    y = (rng.random((n, 9)) < p).astype(int)
-    y[y.sum(1) == 0, 0] = 1
-    return y
-
 
 def test_folds_are_stratified_and_seeded():
     y = random_labels(2000, seed=3)

@@ -5,15 +5,19 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import beat_train, regular_beats
+import wfdb
+from helpers import beat_train, regular_beats
+from scipy.signal import resample_poly
+from wfdb.processing import compare_annotations
 
 import QRSDetectorOffline as qrs
+import synthetic
+from expert_features import rhythm_peaks
 from records import read_beats
 
 
 @pytest.fixture(scope='module')
 def mitdb_100(shared_data):
-    import wfdb
     path = shared_data / 'mitdb' / '100'
     rec = wfdb.rdrecord(str(path))
     return path, rec.p_signal, float(rec.fs), read_beats(path).samples
@@ -29,7 +33,6 @@ def test_mitdb_100_sensitivity_and_predictivity(mitdb_100):
 
 
 def test_matcher_agrees_with_wfdb(mitdb_100):
-    from wfdb.processing import compare_annotations
     _, sig, fs, ref = mitdb_100
     peaks = qrs.detect(sig[:, 1], fs)
     rng = np.random.default_rng(0)
@@ -41,8 +44,7 @@ def test_matcher_agrees_with_wfdb(mitdb_100):
 
 
 @pytest.mark.parametrize('fs_new', [250, 500, 1000])
-def test_any_sampling_rate(mitdb_100, fs_new):
-    from scipy.signal import resample_poly
+def test_detector_keeps_its_accuracy_at_250_500_and_1000_hz(mitdb_100, fs_new):
     _, sig, fs, ref = mitdb_100
     n = int(300 * fs)  # the first 5 minutes
     x = resample_poly(sig[:n, 0], int(fs_new), int(fs))
@@ -64,10 +66,8 @@ def test_synthetic_records_against_truth():
     """40 synthetic records at each of three noise levels (x1, x2, x4),
     scored against their annotations with the beats the rhythm features use
     (the 12 leads fused, expert_features.rhythm_peaks). Beats within 100 ms
-    of the record's ends, whose QRS is cut, are not scored. Target (issue
-    13): Se and +P >= 99.5 % at every noise level."""
-    synthetic = pytest.importorskip('synthetic')
-    from expert_features import rhythm_peaks
+    of the record's ends, whose QRS is cut, are not scored. The bar: Se and
+    +P >= 99.5 % at every noise level."""
     for noise in (1.0, 2.0, 4.0):
         tp = fn = fp = 0
         for i in range(40):
@@ -103,7 +103,8 @@ def test_bad_input_raises_a_clear_error(sig, fs, message):
         qrs.detect(sig, fs)
 
 
-def test_cli_eval_plot_out(mitdb_100, tmp_path, monkeypatch, capsys):
+def test_command_line_evaluates_plots_and_writes_the_peaks_of_a_record(mitdb_100, tmp_path,
+                                                                        monkeypatch, capsys):
     path = mitdb_100[0]
     monkeypatch.setattr(sys, 'argv', [
         'QRSDetectorOffline.py', '--record', str(path), '--lead', 'mlii', '--eval',

@@ -9,9 +9,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from test_features import beat_train, regular_beats
+from helpers import beat_train, regular_beats
 
 import QRSDetectorOffline as qrs
+import synthetic
 
 
 @pytest.fixture(scope='module')
@@ -28,7 +29,7 @@ def _lead(k):
     return lambda x, fs: qrs.detect(x[:, k], fs)
 
 
-def test_cpsc2019_shared_half(cpsc2019):
+def test_cpsc2019_shared_half_scores_above_the_floors(cpsc2019):
     assert len(cpsc2019) == 25
     m = qrs.score_set(cpsc2019, _lead(0))
     assert m['beats'] == 389
@@ -48,7 +49,8 @@ def test_cpsc2021_shared_half_single_leads_and_fused(cpsc2021):
     assert fused['f1'] >= 0.99 and fused['f1'] > lead0['f1'], (fused, lead0)
 
 
-def test_cli_dataset(shared_data, monkeypatch, capsys):
+def test_command_line_scores_a_dataset_and_refuses_bad_leads_and_folders(shared_data, monkeypatch,
+                                                                          capsys):
     monkeypatch.setattr(sys, 'argv', ['QRSDetectorOffline.py', '--dataset',
                                       str(shared_data / 'cpsc2021'), '--lead', 'II'])
     qrs.main()
@@ -65,7 +67,6 @@ def test_cli_dataset(shared_data, monkeypatch, capsys):
 
 
 def _synthetic(noise, n=40):
-    synthetic = pytest.importorskip('synthetic')
     recs = [synthetic.make_record(7, i, duration=10, noise_scale=noise) for i in range(n)]
     return [(r['signal'].astype(np.float64), float(r['fs']), np.asarray(r['beats']))
             for r in recs]

@@ -1,4 +1,4 @@
-"""records.py: any lead set (aliases, limb-lead derivation), any rate, only the
+"""records: any lead set (aliases, limb-lead derivation), any rate, only the
 tail read, the fast readers against wfdb, quality flags and RecordError, on
 records written in fixtures with wfdb.wrsamp and on the real records."""
 import tracemalloc
@@ -6,8 +6,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import wfdb
+from helpers import ecg_like, write_record, wrsamp
 from scipy.signal import resample_poly
-from test_preprocess import write_record
 
 from records import (
     LEADS,
@@ -22,25 +22,6 @@ from records import (
     recorded_leads,
     to_mV,
 )
-
-
-def ecg_like(n, fs, nleads, seed=0):
-    """Spiky beats at ~70 bpm plus slow waves and noise, ~1 mV, per lead."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / fs
-    beats = np.exp(-((t % (60 / 70) - 0.3) / 0.012) ** 2)
-    amp = rng.uniform(0.5, 1.5, nleads) * rng.choice([-1, 1], nleads)
-    slow = 0.15 * np.sin(2 * np.pi * rng.uniform(0.2, 1, nleads) * t[:, None])
-    return beats[:, None] * amp + slow + 0.01 * rng.standard_normal((n, nleads))
-
-
-def wrsamp(folder, name, signal, fs, leads, units='mV', fmt='16', gain=1000.0):
-    folder.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(name, fs=fs, units=[units] * len(leads), sig_name=list(leads),
-                p_signal=np.asarray(signal, dtype=np.float64), fmt=[fmt] * len(leads),
-                adc_gain=[gain] * len(leads), baseline=[0] * len(leads),
-                comments=['Age: 50', 'Sex: F', 'Dx: 426783006'], write_dir=str(folder))
-    return folder / name
 
 
 def reference(record, leads, window=15000):
@@ -226,7 +207,7 @@ def test_bad_files_fail_with_the_record_and_reason(tmp_path):
         read_record(tmp_path / 'RESP')
 
 
-def test_real_records_pass(shared_data):
+def test_every_real_record_reads_and_only_dead_leads_are_flagged(shared_data):
     """Every real record reads and prepares; the only flags are true ones:
     three leads of two Chapman-Shaoxing records that are exactly zero."""
     paths = sorted(shared_data.glob('*/*.hea'))

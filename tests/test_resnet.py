@@ -4,7 +4,8 @@ from collections import Counter
 import pytest
 import torch
 
-from resnet import build_model, load_checkpoint, resnet18, resnet34
+from resnet import build_model, resnet18, resnet34
+from runs import load_checkpoint
 
 
 def study_manifest(layers, leads=12, classes=9):
@@ -85,13 +86,14 @@ def test_bare_state_dict_loads_strict_with_leads(tmp_path):
     x = torch.randn(3, 2, 700)
     with torch.no_grad():
         assert torch.equal(model(x), src(x))
-    with pytest.raises(SystemExit, match='bare state_dict'):
+    # without leads, bare weights are read as the study's 12 leads: refused here
+    with pytest.raises(SystemExit, match='expects 2 input leads.*pass --leads'):
         load_checkpoint(tmp_path / 'w.pth')
     with pytest.raises(SystemExit, match='expects 2 input leads'):
         load_checkpoint(tmp_path / 'w.pth', leads='all')
 
 
-def test_checkpoint_errors(tmp_path):
+def test_checkpoint_errors_name_the_missing_file_the_leads_and_the_architecture(tmp_path):
     with pytest.raises(SystemExit, match=r'no checkpoint .*main\.py'):
         load_checkpoint(tmp_path / 'missing.pt', leads='all')
     model = resnet18(input_channels=1)

@@ -1,137 +1,33 @@
 """shap_values.py: explanations that mean something, on synthetic ECGs whose truth is known.
 
-A small ResNet-18 is trained in the fixture on 4-s synthetic records of four
-classes (SNR, PVC, LBBB, RBBB). shap_values.py then explains unseen records
+A small ResNet-18 is trained on 4-s synthetic records of four classes (SNR,
+PVC, LBBB, RBBB): the session fixture four_class_model, trained to a
+criterion (shap_helpers.py says why, and how to run the checks over training
+seeds with ECG_TEST_SEED). shap_values.py then explains unseen records
 written to disk (WFDB + .atr beat annotations), and the tests check the values
 against the annotations: the PVC class's positive SHAP mass sits on the
 ectopic beats, the bundle-branch blocks' on the QRS complexes rather than the
 T waves, and the values add up to f(x) - E[f(background)]. Then the
 script's contracts: bad input, the cache, the figures.
-
-The tiny model trains to a criterion, not for a fixed number of epochs: the
-same seed trains different weights on CPUs whose oneDNN takes other code
-paths (AMX, AVX-512, AVX2) or with another thread count, so a fixed epoch
-count learned PVC on one machine and not on the next. train_tiny_model stops
-once every trained class passes the bars on held-out records (AUC_BAR,
-HIT_BAR) and fails, naming the class, after MAX_EPOCHS. ECG_TEST_SEED
-(default 0) sets the training seed (initial weights, dropout, batch order),
-so the checks can be run over seeds, as a new CPU would:
-
-    ECG_TEST_SEED=3 python -m pytest -q tests/test_shap.py tests/test_shap_population.py
-    ECG_TEST_SEED=3 OMP_NUM_THREADS=1 python -m pytest -q tests/test_shap.py
 """
-import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from shap_helpers import TRAIN_CLASSES, WINDOW, run_shap, save_checkpoint
 
-import folds
 import records
+import runs
 import shap_values
 import synthetic
 import utils
 from utils import CLASSES
 
-WINDOW = 2000            # 4 s: a few beats, cheap to train and explain
-TRAIN_CLASSES = ['SNR', 'PVC', 'LBBB', 'RBBB']
-N_TRAIN, MAX_EPOCHS = 128, 12
 N_DISK = 40              # records written to disk: 4 per fold after stratification
 DISK_SEED = 2
 NSAMPLES = shap_values.get_args_parser().get_default('nsamples')
 BACKGROUND = 20
-SEED = int(os.environ.get('ECG_TEST_SEED', '0'))   # training seed; see the docstring
-# The stopping criterion, on N_CHECK records of a generator seed that neither
-# the training batch (1) nor the records on disk use: every trained class
-# ranks its records above the others (AUC) and scores most of them >= 0.5,
-# because the tests explain records the model predicts (explained()).
-CHECK_SEED, N_CHECK = 7, 64
-AUC_BAR, HIT_BAR = 0.97, 0.8
-
-
-def synthetic_batch(seed, n, classes=TRAIN_CLASSES, **record_kw):
-    """n records -> (x, y) tensors: single-label, cycling over `classes`, or
-    classes(i) -> the label set of record i; record_kw go to make_record
-    (noise_scale, borderline)."""
-    label_set = classes if callable(classes) else (lambda i: [classes[i % len(classes)]])
-    recs = [synthetic.make_record(seed, i, duration=WINDOW / records.FS, classes=label_set(i),
-                                  **record_kw)
-            for i in range(n)]
-    x = np.stack([r['signal'][-WINDOW:].T for r in recs]).astype(np.float32)
-    y = np.zeros((n, len(CLASSES)), np.float32)
-    for k, r in enumerate(recs):
-        y[k, [CLASSES.index(c) for c in r['classes']]] = 1
-    return torch.from_numpy(x), torch.from_numpy(y)
-
-
-def criterion(model, x, y, checked=None):
-    """{class: (AUC, share of its records scored >= 0.5)} for the `checked`
-    classes, by default every class that has records in y."""
-    from sklearn.metrics import roc_auc_score
-    with torch.no_grad():
-        p = torch.sigmoid(model.eval()(x)).numpy()
-    y = y.numpy()
-    return {CLASSES[c]: (float(roc_auc_score(y[:, c], p[:, c])),
-                         float((p[y[:, c] == 1, c] >= 0.5).mean()))
-            for c in np.flatnonzero(y.any(0)) if checked is None or CLASSES[c] in checked}
-
-
-def train_tiny_model(classes=TRAIN_CLASSES, n=N_TRAIN, max_epochs=MAX_EPOCHS, min_epochs=1,
-                     auc_bar=AUC_BAR, checked=None, **record_kw):
-    """Train until every `checked` class (default: all trained) passes auc_bar
-    and HIT_BAR on held-out records, after at least min_epochs -> (model in
-    eval mode, epochs trained). Fails naming the classes below the bars
-    after max_epochs."""
-    from resnet import build_model
-    torch.manual_seed(SEED)
-    x, y = synthetic_batch(seed=1, n=n, classes=classes, **record_kw)
-    x_check, y_check = synthetic_batch(seed=CHECK_SEED, n=N_CHECK, classes=classes, **record_kw)
-    model = build_model('resnet18', len(records.LEADS))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    history = []
-    for epoch in range(1, max_epochs + 1):
-        model.train()
-        for idx in torch.randperm(n).split(16):
-            opt.zero_grad()
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
-        if epoch < min_epochs:
-            continue   # the check (64 forward passes) costs about a sixth of an epoch
-        scores = criterion(model, x_check, y_check, checked)
-        history.append(scores)
-        below = {c: s for c, s in scores.items() if s[0] < auc_bar or s[1] < HIT_BAR}
-        if not below:
-            print(f'train_tiny_model: seed {SEED}, {epoch} epochs, held-out (AUC, hit) '
-                  + ', '.join(f'{c} {a:.3f}/{h:.2f}' for c, (a, h) in scores.items()))
-            return model.eval(), epoch
-    raise AssertionError(
-        f'the tiny model did not learn {", ".join(below)} in {max_epochs} epochs '
-        f'(ECG_TEST_SEED={SEED}): held-out (AUC, share >= 0.5) '
-        + ', '.join(f'{c} {a:.3f}/{h:.2f}' for c, (a, h) in below.items())
-        + f', bars {auc_bar}/{HIT_BAR}; per epoch from {min_epochs}: {history}')
-
-
-def run_shap(root, name, args):
-    """shap_values.main(args) run from root -> (shap/<name>, its npz cache as a dict)."""
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    try:
-        shap_values.main(args)
-    finally:
-        mp.undo()
-    shap_dir = root / 'shap' / name
-    with np.load(shap_dir / shap_values.CACHE_NAME, allow_pickle=False) as z:
-        return shap_dir, {k: z[k] for k in z.files}
-
-
-def save_checkpoint(model, path, data_dir=None, epochs=1):
-    # the fold manifest main.py stores, so shap_values.py accepts the test fold
-    manifest = None if data_dir is None else folds.current_manifest(data_dir)
-    utils.atomic_torch_save({'model': model.state_dict(), 'leads': list(records.LEADS),
-                             'classes': list(CLASSES), 'arch': 'resnet18', 'window': WINDOW,
-                             'epoch': epochs - 1, 'fold_manifest': manifest}, path)
 
 
 def run(args, root, monkeypatch, capsys):
@@ -142,9 +38,9 @@ def run(args, root, monkeypatch, capsys):
 
 
 @pytest.fixture(scope='module')
-def world(tmp_path_factory):
+def world(tmp_path_factory, four_class_model):
     """root/data/SYN (records on disk + preprocess), root/models/<run>/best.pt
-    (trained here), and one explanation run over chosen records."""
+    (four_class_model), and one explanation run over chosen records."""
     import preprocess
     root = tmp_path_factory.mktemp('shap')
     data = root / 'data' / 'SYN'
@@ -154,7 +50,7 @@ def world(tmp_path_factory):
         synthetic.write_record(rec, data, synthetic.record_name(i))
     preprocess.main(['--data-dir', str(data), '--workers', '1'])
     name = utils.run_name(data, 'all', 42)
-    model, epochs = train_tiny_model()
+    model, epochs = four_class_model
     save_checkpoint(model, root / 'models' / name / 'best.pt', data, epochs)
 
     # 5 PVC, 2 LBBB, 2 RBBB, 1 SNR record (record i has class i % 4): five
@@ -229,7 +125,7 @@ def test_pvc_mass_sits_on_the_ectopic_beats(world):
     ectopic beat held 0.61-0.89 of the mass (2.2-9.8x random windows) in
     every record, and its beats 6-30x a normal beat's (seeds 0 and 1)."""
     found = explained(world, 'PVC')
-    assert len(found) >= 2, 'the tiny model did not learn PVC; see train_tiny_model'
+    assert len(found) >= 2, 'the tiny model did not learn PVC; see shap_helpers.train_tiny_model'
     for pid, values in found:
         r, sym = beats(world['data'], pid)
         v = r[sym == 'V']
@@ -268,8 +164,8 @@ def test_bundle_branch_block_mass_on_qrs_not_t(world, cls):
     """A bundle-branch block's positive SHAP mass prefers its QRS to its T
     wave, by 1.25x. Measured over the ten records of each class on disk and
     five models (ECG_TEST_SEED 0-4, as for PVC): QRS/T 1.5-11.9 for LBBB,
-    1.4-12.4 for RBBB; the former bar of 2x failed LBBB's A0007 (1.9x) with
-    seed 2 on one thread."""
+    1.4-12.4 for RBBB; a bar of 2x would fail LBBB's A0007 (1.9x) with seed
+    2 on one thread."""
     found = explained(world, cls)
     assert found, f'the tiny model did not learn {cls}'
     for pid, values in found:
@@ -311,7 +207,7 @@ def test_explains_exactly_the_predicted_classes(world):
 
 
 @pytest.mark.slow
-def test_outputs_written(world):
+def test_figures_lead_importance_and_ranking_are_written(world):
     d = world['shap_dir']
     figs = sorted(p.name for p in (d / 'records').glob('*.png')
                   if not p.name.endswith('_waterfall.png'))  # test_shap_population.py
@@ -350,7 +246,7 @@ def test_cache_reused_then_recomputed_after_model_change(world, tmp_path, monkey
     assert 'redrawing 1 records' in out and cache.stat().st_mtime_ns == stamp
 
     ckpt_path = root / 'models' / world['name'] / 'best.pt'
-    ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt = runs.read_checkpoint(ckpt_path)
     ckpt['model']['fc.bias'] += 0.01
     torch.save(ckpt, ckpt_path)
     _, out = run(args, root, monkeypatch, capsys)
@@ -456,7 +352,7 @@ def test_highlight_marks_the_high_segment():
     assert mask[1, 512:528].all() and not mask[0].any()
 
 
-def test_fingerprint_pieces():
+def test_weights_hash_and_record_seed_tell_models_and_records_apart():
     from resnet import build_model
     torch.manual_seed(0)
     a = build_model('resnet18', 2).state_dict()

@@ -40,7 +40,7 @@ def sd(xs):
     return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
-def test_table_values(tmp_path):
+def test_table_counts_ages_sexes_and_lengths_per_class_and_overall(tmp_path):
     write_tables(tmp_path)
     out = tmp_path / 'res' / 'stats.csv'
     md = tmp_path / 'res' / 'stats.md'
@@ -91,7 +91,7 @@ def test_table_values(tmp_path):
     assert '| LBBB | 0 (0.00) | 0 (n/a) | n/a (n/a) | n/a (n/a) |' in text
 
 
-def test_prints_markdown(tmp_path, capsys):
+def test_prints_the_markdown_table_and_writes_the_csv_atomically(tmp_path, capsys):
     write_tables(tmp_path)
     statistic.main(['--data-dir', str(tmp_path), '--out', str(tmp_path / 's.csv')])
     printed = capsys.readouterr().out

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import wfdb
 
 import synthetic
 from records import LEADS
 from utils import CLASS_TO_SNOMED, CLASSES
 
-wfdb = pytest.importorskip('wfdb')
 FS = 500
 LI = {name: k for k, name in enumerate(LEADS)}
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def test_checksum_convention_matches_real_record(shared_data):
         assert int(f[6]) == synthetic.checksum(val[k])
 
 
-def test_mat_v4_layout(written):
+def test_mat_files_are_matlab_v4_int16_microvolts(written):
     import scipy.io
     out, recs = written
     for name, rec in recs.items():
@@ -237,7 +237,7 @@ def test_snr_sinus_rhythm_normal_intervals():
             assert 110 <= pr <= 210
 
 
-def test_iavb_long_pr():
+def test_iavb_pr_measured_on_the_signal_is_over_200_ms_as_in_the_truth():
     for i in range(4):
         rec = clean(['IAVB'], i)
         tr = rec['truth']
@@ -306,7 +306,7 @@ def wide_qrs(cls, i):
     return sig, on, off, sig[on:off]
 
 
-def test_lbbb_morphology():
+def test_lbbb_has_qs_in_v1_broad_notched_r_in_v6_and_discordant_t():
     for i in range(4):
         sig, on, off, q = wide_qrs('LBBB', i)
         v1, v6, i1 = q[:, LI['V1']], q[:, LI['V6']], q[:, LI['I']]
@@ -323,7 +323,7 @@ def test_lbbb_morphology():
         assert np.sign(t[:, LI['V6']].mean()) == -1 and t[:, LI['V1']].mean() > 0
 
 
-def test_rbbb_morphology():
+def test_rbbb_has_rsr_prime_in_v1_and_a_broad_terminal_s_in_i_and_v6():
     for i in range(4):
         sig, on, off, q = wide_qrs('RBBB', i)
         v1 = q[:, LI['V1']]
@@ -533,7 +533,7 @@ def test_cpsc_like_distributions():
     assert ((hr >= 58) & (hr <= 102)).all()
 
 
-def test_noise_scale_and_snr():
+def test_noise_scale_lowers_the_snr_and_keeps_the_beats_and_lead_identities():
     quiet = synthetic.make_record(1, 4, duration=8, classes=['SNR'], noise_scale=0.3)
     loud = synthetic.make_record(1, 4, duration=8, classes=['SNR'], noise_scale=3)
     assert loud['truth']['snr_db'] < quiet['truth']['snr_db'] - 15
@@ -561,7 +561,7 @@ def test_forced_classes_are_checked():
         assert synthetic.check_classes(list(good)) == [c for c in CLASSES if c in good]
 
 
-def test_cli(tmp_path):
+def test_command_line_writes_the_records_with_their_annotations(tmp_path):
     out = tmp_path / 'S'
     res = subprocess.run([sys.executable, str(ROOT / 'synthetic.py'), '--out', str(out),
                           '--n', '2', '--seed', '1', '--duration', '6', '--workers', '1'],

@@ -2,6 +2,7 @@
 right size, are not blank, the clinical printout is at 25 mm/s and 10 mm/mV,
 titles name the diagnoses, bad input is reported and skipped, and MIT-BIH
 beat annotations are drawn."""
+import dataclasses
 import shutil
 
 import matplotlib.image as mpimg
@@ -31,7 +32,7 @@ def a0001(shared_data):
 
 
 def test_clinical_a0001_scale_grid_title(a0001, tmp_path):
-    assert a0001['signal'].shape == (7500, 12) and a0001['fs'] == 500
+    assert a0001.signal.shape == (7500, 12) and a0001.fs == 500
     fig = visualize.plot_clinical(a0001)
     title = ' '.join(t.get_text() for t in fig.texts)
     assert 'A0001' in title and 'right bundle branch block' in title
@@ -69,7 +70,7 @@ def test_clinical_a0001_scale_grid_title(a0001, tmp_path):
     assert dark_fraction(img) > 0.01   # and so are the traces
 
 
-def test_layouts_physionet_records(shared_data, tmp_path, capsys):
+def test_physionet_records_are_drawn_in_the_12x1_and_6x2_layouts(shared_data, tmp_path, capsys):
     ptbxl = shared_data / 'physionet2021' / 'HR06000.hea'    # PTB-XL, 500 Hz
     georgia = shared_data / 'physionet2021' / 'E07500.mat'   # Georgia
     written = visualize.main(['--record-paths', str(ptbxl), str(georgia),
@@ -100,17 +101,17 @@ def test_every_lead_has_a_trace(a0001):
     assert [ax.get_ylabel().split('\n')[0] for ax in axes] == visualize.LEADS
     for ax, lead in zip(axes, range(12)):
         y = ax.lines[0].get_ydata()
-        np.testing.assert_array_equal(y, a0001['signal'][:, lead])
+        np.testing.assert_array_equal(y, a0001.signal[:, lead])
         lo, hi = ax.get_ylim()
         assert lo <= y.min() and y.max() <= hi     # nothing clipped
         assert ax.get_xlim() == (0, 15.0)
     assert 'right bundle branch block' in fig.get_suptitle()
     # Time runs at a fixed mm/s: the 15 s record is drawn wider than 10 s of it.
-    first_10s = visualize.plot_12x1(dict(a0001, signal=a0001['signal'][:5000]))
+    first_10s = visualize.plot_12x1(dataclasses.replace(a0001, signal=a0001.signal[:5000]))
     assert fig.get_size_inches()[0] > first_10s.get_size_inches()[0]
 
 
-def test_diagnosis_text():
+def test_diagnosis_text_names_each_class_once_and_lists_unknown_codes():
     assert visualize.diagnosis_text(['59118001']) == 'right bundle branch block'
     # Two codes of one class name it once; unknown codes are listed as codes.
     assert visualize.diagnosis_text(['713427006', '59118001', '164934002']) == \
@@ -143,7 +144,7 @@ def test_bad_inputs_are_named_and_skipped(shared_data, tmp_path, capsys):
         visualize.main(args + ['--strict'])
 
 
-def test_mitdb_annotations(shared_data, tmp_path, capsys):
+def test_mitdb_100_is_drawn_with_its_beat_annotations(shared_data, tmp_path, capsys):
     base = shared_data / 'mitdb' / '100'
     written = visualize.main(['--record-paths', str(base), '--annotations', '--seconds', '10',
                               '--out', str(tmp_path), '--dpi', str(DPI)])
@@ -156,8 +157,8 @@ def test_mitdb_annotations(shared_data, tmp_path, capsys):
     assert len(expected) == 13  # 12 normal beats and one APC in the first 10 s
 
     rec = visualize.load_record(base, seconds=10)
-    assert rec['leads'] == ['MLII', 'V5'] and rec['fs'] == 360 and len(rec['signal']) == 3600
-    assert rec['age'] == 69 and rec['sex'] == 'Male'
+    assert rec.leads == ['MLII', 'V5'] and rec.fs == 360 and len(rec.signal) == 3600
+    assert rec.record.age == 69 and rec.record.sex == 'Male'
     beats = visualize.beat_times(rec, seconds=10)
     assert beats[1] == [sym for _, sym in expected]
     fig = visualize.plot_12x1(rec, beats)
@@ -168,7 +169,7 @@ def test_mitdb_annotations(shared_data, tmp_path, capsys):
         samples = [s for s, e in expected if e == sym]
         assert [round(float(x) * 360) for x in line.get_xdata()] == samples
         # Markers sit on the trace.
-        np.testing.assert_allclose(line.get_ydata(), rec['signal'][samples, 0])
+        np.testing.assert_allclose(line.get_ydata(), rec.signal[samples, 0])
     # An APC is coloured unlike a normal beat.
     assert marks['A'].get_markeredgecolor() != marks['N'].get_markeredgecolor()
     assert sorted(t.get_text() for t in top.texts) == sorted(sym for _, sym in expected)
@@ -204,7 +205,7 @@ def test_clinical_annotations_resampled(shared_data, tmp_path, capsys):
     assert err.count('warning:') == 1 and '.atr' in err
 
     rec = visualize.load_record(tmp_path / 'R250.hea')
-    assert rec['fs'] == 500 and rec['fs_orig'] == 250 and len(rec['signal']) == 7500  # 15 s
+    assert rec.fs == 500 and rec.record.fs == 250 and len(rec.signal) == 7500  # 15 s
     fig = visualize.plot_clinical(rec, visualize.beat_times(rec))
     text = ' '.join(t.get_text() for t in fig.texts)
     assert 'atrial fibrillation; premature atrial contraction' in text

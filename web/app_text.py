@@ -96,7 +96,7 @@ TEXT = {
     'bad_file': {'en': '{file}: {kind} ({reason})', 'fr': '{file} : {kind} ({reason})',
                  'ar': '{file}: {kind} ({reason})'},
     # The kind of an upload problem, in words; the technical reason (from
-    # records.py or clinic.py, in English) follows it in brackets.
+    # records/ or web/clinic.py, in English) follows it in brackets.
     'problem_missing': {'en': 'a signal file is missing', 'fr': 'un fichier de signal manque',
                         'ar': 'ملف الإشارة مفقود'},
     'problem_truncated': {'en': 'the file is truncated', 'fr': 'le fichier est tronqué',
@@ -458,7 +458,7 @@ PROBLEM_KINDS = (('too_large', 'size limit'), ('nan', 'nan/missing'), ('missing'
 
 def problem_text(lang, file, reason):
     """One line for a bad upload: the file, the kind of problem in `lang`, and
-    the technical reason (English, as records.py words it) in brackets."""
+    the technical reason (English, as records/ words it) in brackets."""
     low = str(reason).lower()
     kind = next((k for k, pattern in PROBLEM_KINDS if pattern in low), 'other')
     return t(lang, 'bad_file', file=file, kind=t(lang, f'problem_{kind}'), reason=reason)

@@ -3,27 +3,36 @@ uploads, diagnosis, measurements, explanation, figures and the PDF report.
 app.py only draws the page; tests and bench.py call these functions directly.
 
     from web import clinic
-    info = predict.load_model('models/SYNTH-all-s42-f7/best.pt')
+    run = runs.load_run('models/SYNTH-all-s42-f7/best.pt')
     records, problems = uploads.load_uploads([('A0001.hea', b'...'), ('A0001.mat', b'...')],
-                                             info['leads'], info['window'])
-    scores = clinic.score(info, [r['x'] for r in records])
-    table = clinic.decision_table(scores[0], info['thresholds'], info['classes'], 'en')
-    ex = shap_values.explain(info, records[0], nsamples=16)   # SHAP of the predicted classes
+                                             run.leads, run.window)   # records.Reading
+    scores = clinic.score(run, [r.x for r in records])
+    table = clinic.decision_table(scores[0], run.thresholds, run.classes, 'en')
+    ex = shap_values.explain(run, records[0], nsamples=16)   # SHAP of the predicted classes
 
 Uploads are written, under sanitised names, into a temporary folder that is
 removed as soon as the records are read (they are kept in memory only).
 """
 import io
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
 
+import matplotlib.image as mpimg
 import numpy as np
+import pandas as pd
+from matplotlib.collections import PatchCollection
+from matplotlib.patches import Rectangle
 
+import measure
+import shap_values
+import synthetic
 import utils
+import visualize
 from records import FS, LEADS, uploads
+from records.measurements import AXES, BY_KEY, CART_BESIDE, DEVICE_KEYS, device_column
+from resnet import probabilities
 from web.app_text import RTL, t
 
 HIGHLIGHT_PERCENTILE = 95.0
@@ -34,11 +43,14 @@ HIGHLIGHT_COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c5
 # --------------------------------------------------------------------------
 # Models.
 
-def threshold_origin(where, lang):
-    """thresholds.json's 'tuned_on' ('validation fold [4]', as predict.py and
-    baselines.py write it) in a language; any other text as it is."""
-    m = re.fullmatch(r'validation fold \[?([\d, ]+)\]?', where.strip())
-    return t(lang, 'val_fold', folds=folds_text(re.findall(r'\d+', m[1]))) if m else where
+def threshold_origin(tuned_on, lang):
+    """Where thresholds were tuned (utils.read_thresholds' fields: split, folds,
+    or a text the file gave) in a language: 'validation fold 4'."""
+    if tuned_on.get('split') == 'validation':
+        return t(lang, 'val_fold', folds=folds_text(tuned_on.get('folds')))
+    if tuned_on.get('split'):
+        return f"{tuned_on['split']} {folds_text(tuned_on.get('folds'))}"
+    return tuned_on.get('text') or '?'
 
 
 def folds_text(folds):
@@ -56,7 +68,7 @@ def card_lines(card, lang):
         v, lo, hi = card['macro'][k]
         return f'{v:.3f} ({lo:.3f}–{hi:.3f})'
     th = card['thresholds']
-    thr = t(lang, 'thr_tuned', where=threshold_origin(th['where'], lang), path=th['path']) \
+    thr = t(lang, 'thr_tuned', where=threshold_origin(th['tuned_on'], lang), path=th['path']) \
         if th['kind'] == 'tuned' else t(lang, 'thr_default')
     leads = utils.leads_tag(card['leads'])
     epochs = '?' if card['epoch'] is None else f"{card['epoch']} ({card['best_epoch']})"
@@ -70,16 +82,14 @@ def card_lines(card, lang):
             (t(lang, 'card_thresholds'), thr)]
 
 
-def example_classes(info):
+def example_classes(run):
     """The model's classes that synthetic.py can draw an example of."""
-    import synthetic
-    return [c for c in info['classes'] if c in synthetic.CPSC_COUNTS]
+    return [c for c in run.classes if c in synthetic.CPSC_COUNTS]
 
 
 def example_record(cls, leads, window, seed=2024):
     """A synthetic record of one class (synthetic.py), written and read back as
     an upload would be, so examples take the same path as real records."""
-    import synthetic
     i = list(synthetic.CPSC_COUNTS).index(cls)  # the record number: one per class
     rec = synthetic.make_record(seed, i, duration=max(10.0, min(window / FS, 30.0)),
                                 classes=[cls])
@@ -87,6 +97,8 @@ def example_record(cls, leads, window, seed=2024):
     with tempfile.TemporaryDirectory(prefix='ecg-example-') as tmp:
         synthetic.write_record(rec, tmp, name)
         records, problems = uploads.read_records([Path(tmp) / f'{name}.hea'], leads, window)
+        for r in records:  # the folder goes now: the Records let go of its files first
+            r.record.close()
     if problems:
         raise RuntimeError(f'synthetic example {cls} did not read back: {problems}')
     return records[0]
@@ -95,26 +107,23 @@ def example_record(cls, leads, window, seed=2024):
 # --------------------------------------------------------------------------
 # Diagnosis and measurements.
 
-def score(info, xs):
+def score(run, xs):
     """Records (list of (leads, window)) -> probabilities (n, classes), one batch."""
-    from resnet import probabilities
-    return probabilities(info['model'], np.stack(xs), batch_size=len(xs))
+    return probabilities(run.model, np.stack(xs), batch_size=len(xs))
 
 
 def predicted(prob, thresholds, classes):
-    """The classes (the checkpoint's, predict.load_model's info['classes'])
-    at or above their thresholds."""
-    return [c for c, p, th in zip(classes, prob, thresholds) if p >= th]
+    """The classes (a runs.Run's) present by utils.decide."""
+    return [c for c, p in zip(classes, utils.decide(prob, thresholds)) if p]
 
 
 def decision_table(prob, thresholds, classes, lang):
     """One row per class, sorted by probability: name in words, probability,
     threshold, decision."""
-    import pandas as pd
     rows = [{t(lang, 'col_class'): t(lang, f'class_{c}'), 'code': c,
              t(lang, 'col_probability'): float(p), t(lang, 'col_threshold'): float(th),
-             t(lang, 'col_decision'): t(lang, 'present' if p >= th else 'absent')}
-            for c, p, th in zip(classes, prob, thresholds)]
+             t(lang, 'col_decision'): t(lang, 'present' if d else 'absent')}
+            for c, p, th, d in zip(classes, prob, thresholds, utils.decide(prob, thresholds))]
     return pd.DataFrame(rows).sort_values(t(lang, 'col_probability'), ascending=False,
                                           kind='stable').reset_index(drop=True)
 
@@ -124,7 +133,7 @@ def diagnoses_text(prob, thresholds, classes, lang):
     return ('، ' if lang == 'ar' else ', ').join(names) or t(lang, 'none_above')
 
 
-def measure(signal, fs=FS, leads=None, device=None):
+def record_measurements(signal, fs=FS, leads=None, device=None):
     """Heart rate and RR statistics from the project's multi-lead QRS detector
     -> dict, or None with fewer than 2 beats. 'global' holds measure.py's
     figures (PR, QRS, QT, QTc, axes; signal (n, leads) with names `leads`,
@@ -133,14 +142,13 @@ def measure(signal, fs=FS, leads=None, device=None):
     are measure.py's (one detector run a record: two were half the time of
     an API request's measurements); it finds none where it stops before its
     detector (no usable lead, under 2 s: the detector needs 2 s too)."""
-    import measure as global_measure
     signal = np.asarray(signal, dtype=np.float64)
     leads = list(leads) if leads is not None else LEADS[:np.shape(signal)[1]]
-    glob = global_measure.measure(signal.T, fs, leads)
+    glob = measure.measure(signal.T, fs, leads)
     peaks = np.asarray(glob.pop('peaks', []), dtype=np.float64)   # at measure.FS
     if len(peaks) < 2:
         return None
-    peaks = np.rint(peaks * (fs / global_measure.FS)).astype(np.int64)   # `signal`'s samples
+    peaks = np.rint(peaks * (fs / measure.FS)).astype(np.int64)   # `signal`'s samples
     rr = np.diff(peaks) / fs * 1000.0
     return {'beats': int(len(peaks)), 'hr_bpm': float(60000.0 / rr.mean()),
             'rr_mean_ms': float(rr.mean()), 'rr_sd_ms': float(rr.std(ddof=1)) if len(rr) > 1
@@ -148,10 +156,10 @@ def measure(signal, fs=FS, leads=None, device=None):
             'peaks': peaks, 'global': glob, 'device': dict(device or {})}
 
 
-# measure.py key, app_text key, the cart's key (records.Record.device_measurements)
-GLOBAL_ROWS = [('pr_ms', 'meas_pr', 'pr_ms'), ('qrs_ms', 'meas_qrs', 'qrs_ms'),
-               ('qt_ms', 'meas_qt', 'qt_ms'), ('qtc_bazett_ms', 'meas_qtc_bazett', 'qtc_ms'),
-               ('qtc_fridericia_ms', 'meas_qtc_fridericia', None)]
+# (measure.py key, app_text label, the cart's key or None) of every interval
+# and QTc we measure, beside the cart's figure for it (Record.device_measurements).
+GLOBAL_ROWS = [(k, 'meas_' + k.removesuffix('_ms'), CART_BESIDE.get(k))
+               for k in measure.KEYS if BY_KEY[k].unit == 'ms']
 
 
 def global_rows(meas, lang):
@@ -163,10 +171,8 @@ def global_rows(meas, lang):
         return t(lang, 'meas_empty') if v is None else f'{v:.0f}'
     rows = [(t(lang, label), fmt(g.get(key)), '' if ck not in dev else f'{dev[ck]:.0f}')
             for key, label, ck in GLOBAL_ROWS]
-    axes = ' / '.join('—' if g.get(k) is None else f'{g[k]:.0f}'
-                      for k in ('p_axis', 'qrs_axis', 't_axis'))
-    cart = ' / '.join('—' if k not in dev else f'{dev[k]:.0f}'
-                      for k in ('p_axis', 'qrs_axis', 't_axis'))
+    axes = ' / '.join('—' if g.get(k) is None else f'{g[k]:.0f}' for k in AXES)
+    cart = ' / '.join('—' if k not in dev else f'{dev[k]:.0f}' for k in AXES)
     rows.append((t(lang, 'meas_axes'), axes, cart if cart != '— / — / —' else ''))
     return rows
 
@@ -185,17 +191,16 @@ def criteria_lines(meas, lang):
 
 def scores_frame(records, probs, thresholds, classes):
     """Per record: name, source file, score_<class>, pred_<class>, diagnoses."""
-    import pandas as pd
     rows = []
     for r, p in zip(records, probs):
-        row = {'record': r['name'], 'file': r['source'], 'fs': r['fs'],
-               'seconds': round(r['seconds'], 3)}
+        row = {'record': r.name, 'file': r.source, 'fs': r.record.fs,
+               'seconds': round(r.seconds, 3)}
         row.update({f'score_{c}': float(v) for c, v in zip(classes, p)})
         row.update({f'threshold_{c}': float(v) for c, v in zip(classes, thresholds)})
         row['diagnoses'] = ';'.join(predicted(p, thresholds, classes))
-        meas = r.get('device_measurements') or {}  # the cart's, as predict.py writes them
-        row.update({f'device_{k}': meas.get(k) for k in DEVICE_TEXT})
-        row['device_statements'] = ' | '.join(r.get('device_statements') or [])
+        meas = r.record.device_measurements  # the cart's, as predict.py writes them
+        row.update({device_column(k): meas.get(k) for k in DEVICE_KEYS})
+        row['device_statements'] = ' | '.join(r.record.device_statements)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -204,31 +209,29 @@ def scores_json(records, probs, thresholds, classes, card):
     out = {'model': {k: card[k] for k in ('run', 'database', 'arch', 'leads')},
            'thresholds': dict(zip(classes, map(float, thresholds))), 'records': []}
     for r, p in zip(records, probs):
-        out['records'].append({'record': r['name'], 'file': r['source'],
+        out['records'].append({'record': r.name, 'file': r.source,
                                'scores': dict(zip(classes, map(float, p))),
                                'diagnoses': predicted(p, thresholds, classes),
                                # the cart's own reading, apart from ours
-                               'device': {'measurements': r.get('device_measurements') or {},
-                                          'statements': r.get('device_statements') or []}})
+                               'device': {'measurements': r.record.device_measurements,
+                                          'statements': r.record.device_statements}})
     return json.dumps(out, indent=1)
 
 
 def lead_shares(values, length):
     """(leads, window) -> share of the positive SHAP mass per lead (sums to 1)."""
-    import shap_values
     mass = shap_values.positive_mass(values, length)
     return mass / mass.sum() if mass.sum() > 0 else mass
 
 
-def record_mask(record, values, leads):
+def record_mask(reading, values, leads):
     """Highlight mask in the displayed signal's time: (display leads, n) bool,
     the model's leads filled from shap_values.highlight_mask, others False."""
-    import shap_values
-    out = np.zeros((len(record['leads']), len(record['signal'])), dtype=bool)
-    m = shap_values.highlight_mask(values, record['length'], HIGHLIGHT_PERCENTILE)
+    out = np.zeros((len(reading.leads), len(reading.signal)), dtype=bool)
+    m = shap_values.highlight_mask(values, reading.length, HIGHLIGHT_PERCENTILE)
     for k, lead in enumerate(leads):
-        if lead in record['leads']:
-            out[record['leads'].index(lead), record['offset']:record['offset'] + m.shape[1]] = m[k]
+        if lead in reading.leads:
+            out[reading.leads.index(lead), reading.offset:reading.offset + m.shape[1]] = m[k]
     return out
 
 
@@ -241,50 +244,42 @@ def runs(mask):
 # --------------------------------------------------------------------------
 # Figures.
 
-def title(record, prob, thresholds, classes, lang):
-    age = record['age']
+def title(reading, prob, thresholds, classes, lang):
+    age, sex = reading.record.age, reading.record.sex
     age = f'{float(age):.0f}' if age is not None and np.isfinite(float(age)) else \
         t(lang, 'age_unknown')
-    sex = t(lang, f"sex_{record['sex']}") if record['sex'] in ('Male', 'Female') else \
-        t(lang, 'sex_Unknown')
-    return f"{record['name']} | {age} | {sex} | {diagnoses_text(prob, thresholds, classes, lang)}"
+    sex = t(lang, f'sex_{sex}') if sex in ('Male', 'Female') else t(lang, 'sex_Unknown')
+    return f'{reading.name} | {age} | {sex} | {diagnoses_text(prob, thresholds, classes, lang)}'
 
 
-def printout_figure(record, heading, mask=None, color=HIGHLIGHT_COLORS[0], lang='en'):
+def printout_figure(reading, heading, mask=None, color=HIGHLIGHT_COLORS[0], lang='en'):
     """visualize.plot_clinical of the record, titled `heading`, with the True
     runs of `mask` (12, n) shaded in each lead's row; None when the record does
     not give the 12 standard leads."""
-    import visualize
-    if record['leads'] != LEADS:
+    if reading.leads != LEADS:
         return None
-    rec = {'name': record['name'], 'signal': record['signal'], 'fs': FS,
-           'fs_orig': record['fs'], 'leads': list(LEADS), 'age': record['age'],
-           'sex': record['sex'], 'dx': record['dx']}
-    shown = min(len(record['signal']) / FS, visualize.CLINICAL_SECONDS)
+    shown = min(len(reading.signal) / FS, visualize.CLINICAL_SECONDS)
     fig = visualize.plot_clinical(
-        rec, title=heading, footnote=t(lang, 'grid_note'),
-        subtitle=t(lang, 'printout_settings', fs=record['fs'], shown=shown,
-                   total=len(record['signal']) / FS, lead=visualize.RHYTHM_LEAD))
+        reading, title=heading, footnote=t(lang, 'grid_note'),
+        subtitle=t(lang, 'printout_settings', fs=reading.record.fs, shown=shown,
+                   total=len(reading.signal) / FS, lead=visualize.RHYTHM_LEAD))
     if mask is not None:
         _shade_printout(fig.axes[0], mask, color)
     return fig
 
 
 def _shade_printout(ax, mask, color):
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Rectangle
 
-    import visualize as v
-    top = (len(v.CLINICAL_ROWS) + 1) * v.ROW_MV
-    n = min(mask.shape[1], round(v.CLINICAL_SECONDS * FS))
+    top = (len(visualize.CLINICAL_ROWS) + 1) * visualize.ROW_MV
+    n = min(mask.shape[1], round(visualize.CLINICAL_SECONDS * FS))
     boxes = []
-    for r, row in enumerate(v.CLINICAL_ROWS + [[v.RHYTHM_LEAD]]):
-        y0 = top - (r + 1) * v.ROW_MV
-        span = v.CLINICAL_SECONDS / len(row)
+    for r, row in enumerate(visualize.CLINICAL_ROWS + [[visualize.RHYTHM_LEAD]]):
+        y0 = top - (r + 1) * visualize.ROW_MV
+        span = visualize.CLINICAL_SECONDS / len(row)
         for c, lead in enumerate(row):
             a, b = round(c * span * FS), min(round((c + 1) * span * FS), n)
             for s, e in runs(mask[LEADS.index(lead), a:b]):
-                boxes.append(Rectangle(((a + s) / FS, y0), (e - s) / FS, v.ROW_MV))
+                boxes.append(Rectangle(((a + s) / FS, y0), (e - s) / FS, visualize.ROW_MV))
     ax.add_collection(PatchCollection(boxes, facecolor=color, alpha=0.28, lw=0, zorder=2))
 
 
@@ -310,18 +305,16 @@ def _columns(fig, x, y, rows, widths, rtl, size=7.5, step=0.0165, bold_first=Fal
     return y
 
 
-def report_pdf(record, prob, thresholds, classes, meas, card, lang, printout_png, fmt='pdf'):
+def report_pdf(reading, prob, thresholds, classes, meas, card, lang, printout_png, fmt='pdf'):
     """The one-page A4 report (landscape) -> PDF bytes: the printout, diagnoses
     with probabilities and thresholds, measurements, model card, disclaimer
     (fmt='png' for a preview)."""
-    import matplotlib.image as mpimg
 
-    import visualize
     rtl = lang in RTL
     side = (lambda x: 1 - x) if rtl else (lambda x: x)
     ha = 'right' if rtl else 'left'
     fig = visualize.new_figure(11.69, 8.27)
-    fig.text(side(0.03), 0.975, t(lang, 'report_title', name=record['name']), fontsize=14,
+    fig.text(side(0.03), 0.975, t(lang, 'report_title', name=reading.name), fontsize=14,
              fontweight='bold', ha=ha, va='top')
     fig.text(side(0.97), 0.975, t(lang, 'report_generated', when=time.strftime('%Y-%m-%d %H:%M'),
                                   commit=utils.git_commit()),
@@ -334,16 +327,17 @@ def report_pdf(record, prob, thresholds, classes, meas, card, lang, printout_png
              ha=ha, va='top')
     rows = [(t(lang, 'col_class'), t(lang, 'col_probability'), t(lang, 'col_threshold'),
              t(lang, 'col_decision'))]
-    for c, p, th in sorted(zip(classes, prob, thresholds), key=lambda z: -z[1]):
+    decided = zip(classes, prob, thresholds, utils.decide(prob, thresholds))
+    for c, p, th, d in sorted(decided, key=lambda z: -z[1]):
         rows.append((t(lang, f'class_{c}'), f'{p:.3f}', f'{th:.3f}',
-                     t(lang, 'present' if p >= th else 'absent')))
+                     t(lang, 'present' if d else 'absent')))
     _columns(fig, side(0.03), 0.298, rows, (0.2, 0.07, 0.06), rtl, bold_first=True)
     right = [(t(lang, 'measurements'), '')]
     right += [tuple(line.split(': ', 1)) if ': ' in line else (line, '')
               for line in measurement_lines(meas, lang)] \
         if meas is not None else [(t(lang, 'not_measurable'), '')]
     y = _columns(fig, side(0.46), 0.325, right, (0.21,), rtl, bold_first=True)
-    cart = device_rows(record, lang)
+    cart = device_rows(reading, lang)
     if cart:  # the cart's reading: a block of its own under the table, labelled the device's
         _columns(fig, side(0.03), 0.125, cart, (0.1,), rtl, bold_first=True)
     _columns(fig, side(0.46), y - 0.008, [(t(lang, 'model_card'), '')] + card_lines(card, lang),
@@ -352,40 +346,38 @@ def report_pdf(record, prob, thresholds, classes, meas, card, lang, printout_png
              if card['database'].upper().startswith('SYNTH') else ''),
              fontsize=8, ha='center', va='bottom', color='#a00000')
     buf = io.BytesIO()
-    meta = {'Title': f"ECG report {record['name']}", 'Subject': record['name'],
+    meta = {'Title': f'ECG report {reading.name}', 'Subject': reading.name,
             'Creator': 'ecg-diagnosis app.py'} if fmt == 'pdf' else None
     fig.savefig(buf, format=fmt, metadata=meta, dpi=110)
     return buf.getvalue()
 
 
-# The cart's measurement keys (formats.DEVICE_KEYS) -> their app_text label.
-DEVICE_TEXT = {k: f'dev_{k}' for k in ('hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms', 'p_axis',
-                                      'qrs_axis', 't_axis')}
+# The cart's measurement keys (records.measurements.DEVICE_KEYS) -> their app_text label.
+DEVICE_TEXT = {k: f'dev_{k}' for k in DEVICE_KEYS}
 
 
-def device_lines(record, lang):
-    """'label: value' lines of the cart's own reading (formats.py), then its
-    statements; [] when the file carries none. The device's, never ours."""
-    meas = record.get('device_measurements') or {}
+def device_lines(reading, lang):
+    """'label: value' lines of the cart's own reading (records.formats), then
+    its statements; [] when the file carries none. The device's, never ours."""
+    meas = reading.record.device_measurements
     lines = [f"{t(lang, text)}: {ltr(f'{meas[k]:g}', lang)}" for k, text in DEVICE_TEXT.items()
              if k in meas]
     return lines + [f"{t(lang, 'cart_statements')}: {s}"
-                    for s in record.get('device_statements') or []]
+                    for s in reading.record.device_statements]
 
 
-def device_rows(record, lang, statements=2, width=70):
+def device_rows(reading, lang, statements=2, width=70):
     """The cart's reading for the PDF, compact: a title row, one row of its
     measurements ('HR 41 · PR 151 · ...'), its first statements (cut to
     `width` characters); [] when the file carries none."""
-    meas = record.get('device_measurements') or {}
-    short = [('hr', 'HR', ''), ('pr_ms', 'PR', ''), ('qrs_ms', 'QRS', ''), ('qt_ms', 'QT', ''),
-             ('qtc_ms', 'QTc', ' ms')]
-    parts = [f'{name} {meas[k]:g}' for k, name, _ in short if k in meas]
-    axes = [meas.get(k) for k in ('p_axis', 'qrs_axis', 't_axis')]
+    meas = reading.record.device_measurements
+    parts = [f'{BY_KEY[k].abbrev} {meas[k]:g}' for k in DEVICE_KEYS
+             if k not in AXES and k in meas]
+    axes = [meas.get(k) for k in DEVICE_KEYS if k in AXES]
     if any(a is not None for a in axes):
         parts.append('P/QRS/T ' + '/'.join('?' if a is None else f'{a:g}' for a in axes) + '°')
     said = [s if len(s) <= width else s[:width - 1] + '…'
-            for s in (record.get('device_statements') or [])[:statements]]
+            for s in reading.record.device_statements[:statements]]
     if not parts and not said:
         return []
     rows = [(t(lang, 'cart_reading'), '')]

@@ -46,7 +46,7 @@ from pathlib import Path
 from records.errors import RecordError
 from records.formats.aecg import read_aecg
 from records.formats.cardiosoft import read_cardiosoft
-from records.formats.common import DEVICE_KEYS, SCP_LEADS, lead_name, safe_name
+from records.formats.common import DEVICE_KEYS, SCP_LEADS, lead_name, record_name
 from records.formats.csv import read_csv
 from records.formats.dicom import read_dicom
 from records.formats.edf import read_edf
@@ -55,7 +55,7 @@ from records.formats.muse import read_muse
 from records.formats.philips import read_philips, xli_decode
 from records.formats.scp import read_scp
 
-__all__ = ['DEVICE_KEYS', 'SCP_LEADS', 'lead_name', 'safe_name', 'read', 'sniff', 'read_aecg',
+__all__ = ['DEVICE_KEYS', 'SCP_LEADS', 'lead_name', 'record_name', 'read', 'sniff', 'read_aecg',
            'read_cardiosoft', 'read_csv', 'read_dicom', 'read_edf', 'read_ishne',
            'read_ishne_beats', 'read_muse', 'read_philips', 'read_scp', 'xli_decode']
 

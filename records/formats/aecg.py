@@ -5,17 +5,8 @@ import numpy as np
 
 from records.errors import RecordError
 from records.formats.cardiosoft import _numbers
-from records.formats.common import (
-    _age_between,
-    _date,
-    _num,
-    _parse_xml,
-    _record,
-    _sex,
-    _strip_ns,
-    _text,
-    safe_name,
-)
+from records.formats.common import _age_between, _date, _num, _parse_xml, _record
+from records.formats.common import _sex, _strip_ns, _text, record_name
 from records.formats.muse import _pad
 
 # --------------------------------------------------------------------------
@@ -100,6 +91,6 @@ def read_aecg(path):
         i = ts.find('id')
         if i is not None:
             ids.append(i.get('extension'))
-    return _record(path, safe_name(path, 'aecg', ids), fs, np.column_stack(_pad(cols)), names,
+    return _record(path, record_name(path, 'aecg', ids), fs, np.column_stack(_pad(cols)), names,
                    units, 'aecg', age, sex, measurements=meas,
                    statements=list(dict.fromkeys(statements)))

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import _age, _num, _parse_xml, _record, _sex, _text, safe_name
+from records.formats.common import _age, _num, _parse_xml, _record, _sex, _text, record_name
 from records.formats.muse import _ge_measurements, _pad
 
 # --------------------------------------------------------------------------
@@ -50,13 +50,12 @@ def read_cardiosoft(path):
     statements = [(t.text or '').strip() for t in root.findall('Interpretation/Diagnosis/'
                                                                  'DiagnosisText')]
     statements = [s for s in statements if s and set(s) != {'-'}]
-    rname = safe_name(path, 'cardiosoft', ids)
-    rec = _record(path, rname, fs, np.column_stack(_pad(cols)), names, ['uV'] * len(names),
-                  'cardiosoft', age, sex, measurements=meas, statements=statements)
+    rname = record_name(path, 'cardiosoft', ids)
     fd = root.find('FullDisclosure')
-    if fd is not None:
-        rec.full_disclosure = _cardiosoft_full(fd, path, rname, name, age, sex)
-    return rec
+    full = _cardiosoft_full(fd, path, rname, name, age, sex) if fd is not None else None
+    return _record(path, rname, fs, np.column_stack(_pad(cols)), names, ['uV'] * len(names),
+                   'cardiosoft', age, sex, measurements=meas, statements=statements,
+                   full_disclosure=full)
 
 
 def _cardiosoft_full(fd, path, rname, name, age, sex):

@@ -4,16 +4,17 @@ import hashlib
 import re
 from datetime import date
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 
 import numpy as np
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import parse as defused_parse
 
 from records.errors import RecordError
 from records.leads import canonical_lead
 from records.limits import MAX_XML_BYTES
+from records.measurements import DEVICE_KEYS  # the cart's figures a reader keeps
 from records.record import Record
-
-# The cart's global measurements, in ms, beats/min and degrees (PLAN.md contract).
-DEVICE_KEYS = ('hr', 'pr_ms', 'qrs_ms', 'qt_ms', 'qtc_ms', 'p_axis', 'qrs_axis', 't_axis')
 
 # SCP-ECG / DICOM / MDC lead codes (SCP-ECG table 6, shared by MDC's
 # MDC_ECG_LEAD_* numbering and DICOM's SCPECG 5.6.3-9-N and MDC 2:N codes).
@@ -49,10 +50,11 @@ def _hash_name(path, fmt):
     return f'{fmt}-{h.hexdigest()[:12]}'
 
 
-def safe_name(path, fmt, identifiers=()):
-    """The file's stem, unless the stem is an identifier: a DICOM-style UID
-    (digits and dots), or it contains one of the file's own identifiers
-    (patient ID, name, SOP Instance UID) -> '<fmt>-<sha256 of the content>'."""
+def record_name(path, fmt, identifiers=()):
+    """A record's name that identifies no patient: the file's stem, unless
+    the stem is an identifier (a DICOM-style UID of digits and dots, or it
+    contains one of the file's own identifiers: patient ID, name, SOP
+    Instance UID) -> '<fmt>-<sha256 of the content>'."""
     stem = Path(path).stem
     low = stem.lower()
     ids = [str(i).strip().lower() for i in identifiers if i and len(str(i).strip()) >= 3
@@ -65,20 +67,20 @@ def safe_name(path, fmt, identifiers=()):
 
 
 def _record(path, name, fs, signal, names, units, fmt, age=float('nan'), sex='Unknown',
-            leads=None, measurements=None, statements=None, ignored=()):
+            leads=None, measurements=None, statements=None, ignored=(), median=None,
+            full_disclosure=None):
     """A Record over an in-memory signal (n, channels) in `units`."""
     signal = np.asarray(signal, dtype=np.float64)
     if signal.ndim != 2 or signal.shape[0] == 0 or signal.shape[1] == 0:
         raise RecordError(name, f'{Path(path).name}: no samples in the file ({fmt})')
-    rec = Record(name, path, fs, len(signal), names, units, lambda a, b: signal[a:b],
-                 age=age, sex=sex, dx=None, files=[Path(path)], fmts=[fmt] * len(names))
-    rec.leads = [lead_name(n) for n in names] if leads is None else list(leads)
-    rec.format = fmt
-    rec.device_measurements = {k: float(v) for k, v in (measurements or {}).items()
-                               if k in DEVICE_KEYS and v is not None and np.isfinite(v)}
-    rec.device_statements = [s for s in (statements or []) if s]
-    rec.ignored = list(ignored)
-    return rec
+    return Record(
+        name=name, path=path, fs=fs, sig_len=len(signal), sig_names=names, units=units,
+        reader=lambda a, b: signal[a:b], format=fmt, age=age, sex=sex, files=[Path(path)],
+        fmts=[fmt] * len(names), leads=[lead_name(n) for n in names] if leads is None else leads,
+        device_measurements={k: float(v) for k, v in (measurements or {}).items()
+                             if k in DEVICE_KEYS and v is not None and np.isfinite(v)},
+        device_statements=[s for s in (statements or []) if s], ignored=ignored,
+        median=median, full_disclosure=full_disclosure)
 
 
 def _num(text):
@@ -136,18 +138,14 @@ def _date(text):
 def _parse_xml(path):
     """defusedxml's ElementTree of an untrusted file: entities, external
     entities and DTD tricks raise instead of expanding."""
-    from xml.etree.ElementTree import ParseError
-
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import parse
     name = Path(path).stem
     size = Path(path).stat().st_size
     if size > MAX_XML_BYTES:
         raise RecordError(name, f'{Path(path).name} is {size >> 20} MB, over the '
                                 f'{MAX_XML_BYTES >> 20} MB an ECG XML can be')
     try:
-        return parse(str(path), forbid_dtd=False, forbid_entities=True,
-                     forbid_external=True).getroot()
+        return defused_parse(str(path), forbid_dtd=False, forbid_entities=True,
+                             forbid_external=True).getroot()
     except DefusedXmlException as e:
         raise RecordError(name, f'{Path(path).name}: unsafe XML refused ({type(e).__name__}: '
                                 f'entity declarations or external references)') from None

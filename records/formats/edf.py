@@ -3,9 +3,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pyedflib
 
 from records.errors import RecordError
-from records.formats.common import _sex, lead_name, safe_name
+from records.formats.common import _sex, lead_name, record_name
 from records.record import Record
 
 # --------------------------------------------------------------------------
@@ -17,7 +18,6 @@ def read_edf(path):
     rate stays as a channel without a lead (a generic 'ECG': --lead-map names
     it); channels at other rates (EEG, SpO2, ...) are ignored and named in
     rec.ignored. Samples are read on demand, physical units."""
-    import pyedflib
     name = Path(path).stem
     try:
         f = pyedflib.EdfReader(str(path))
@@ -49,10 +49,7 @@ def read_edf(path):
     def read(a, b):
         with pyedflib.EdfReader(str(path)) as g:
             return np.column_stack([g.readSignal(i, a, b - a) for i in chans])
-    rec = Record(safe_name(path, 'edf', ids), path, fs, n, [labels[i] for i in chans],
-                 [units[i] for i in chans], read, sex=sex, dx=None, files=[Path(path)],
-                 fmts=['edf'] * len(chans))
-    rec.leads = [lead_name(labels[i]) for i in chans]
-    rec.format, rec.ignored = 'edf', ignored
-    rec.device_measurements, rec.device_statements = {}, []
-    return rec
+    return Record(name=record_name(path, 'edf', ids), path=path, fs=fs, sig_len=n,
+                  sig_names=[labels[i] for i in chans], units=[units[i] for i in chans],
+                  reader=read, format='edf', leads=[lead_name(labels[i]) for i in chans],
+                  sex=sex, files=[Path(path)], fmts=['edf'] * len(chans), ignored=ignored)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import _age_between, safe_name
+from records.formats.common import _age_between, record_name
 from records.record import Record
 
 # ISHNE 1.0 lead specification codes.
@@ -52,19 +52,14 @@ def read_ishne(path):
         age = float('nan')
     ids = [h[18:58].split(b'\x00')[0].decode('latin-1'), h[58:98].split(b'\x00')[0].decode(
         'latin-1'), h[98:118].split(b'\x00')[0].decode('latin-1')]
-    rec = Record(safe_name(path, 'ishne', [i for i in ids if i.lower() != 'none']), path, fs,
-                 n, names, ['mV'] * nleads, lambda a, b: mm[a:b].astype(np.float64) * scale,
-                 age=age, sex=sex, dx=None, files=[Path(path)], fmts=['ishne'] * nleads)
-    rec.leads = [ISHNE_LEADS.get(c) for c in spec[:nleads]]
-    rec.format, rec.ignored = 'ishne', []
-    rec.device_measurements, rec.device_statements = {}, []
-    rec._gains = np.full(nleads, 1.0) / scale
-    rec._baselines = np.zeros(nleads)
-    rec._limit = 32767
     ann = Path(path).with_suffix('.ann')
-    if ann.is_file():
-        rec.files.append(ann)
-    return rec
+    return Record(name=record_name(path, 'ishne', [i for i in ids if i.lower() != 'none']),
+                  path=path, fs=fs, sig_len=n, sig_names=names, units=['mV'] * nleads,
+                  reader=lambda a, b: mm[a:b].astype(np.float64) * scale, format='ishne',
+                  leads=[ISHNE_LEADS.get(c) for c in spec[:nleads]], age=age, sex=sex,
+                  files=[Path(path)] + ([ann] if ann.is_file() else []),
+                  fmts=['ishne'] * nleads, gains=np.full(nleads, 1.0) / scale,
+                  baselines=np.zeros(nleads), limit=32767)
 
 
 def read_ishne_beats(path):

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import _age, _b64, _num, _parse_xml, _record, _sex, _text, safe_name
+from records.formats.common import _age, _b64, _num, _parse_xml, _record, _sex, _text, record_name
 
 # --------------------------------------------------------------------------
 # GE MUSE RestingECG.
@@ -45,16 +45,17 @@ def read_muse(path):
     meas = _ge_measurements(root, MUSE_MEASURES)
     ids = [_text(demo, t) for t in ('PatientID', 'PatientLastName', 'PatientFirstName')] \
         if demo is not None else []
-    rec = _record(path, safe_name(path, 'muse', ids), fs, sig, names, units, 'muse', age, sex,
-                  measurements=meas, statements=_muse_statements(root.find('Diagnosis')))
+    median = None
     if 'median' in waves:
         try:
             mfs, mnames, mcols, munits = _muse_leads(waves['median'], name)
-            rec.median = {'fs': mfs, 'leads': mnames, 'units': munits,
-                          'signal': np.column_stack(_pad(mcols))}
+            median = {'fs': mfs, 'leads': mnames, 'units': munits,
+                      'signal': np.column_stack(_pad(mcols))}
         except RecordError:
             pass  # a broken median beat does not spoil the rhythm
-    return rec
+    return _record(path, record_name(path, 'muse', ids), fs, sig, names, units, 'muse', age,
+                   sex, measurements=meas, statements=_muse_statements(root.find('Diagnosis')),
+                   median=median)
 
 
 def _pad(cols):

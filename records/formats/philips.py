@@ -4,19 +4,8 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import (
-    _age,
-    _age_between,
-    _b64,
-    _date,
-    _num,
-    _parse_xml,
-    _record,
-    _sex,
-    _strip_ns,
-    _text,
-    safe_name,
-)
+from records.formats.common import _age, _age_between, _b64, _date, _num, _parse_xml
+from records.formats.common import _record, _sex, _strip_ns, _text, record_name
 
 # --------------------------------------------------------------------------
 # Philips PhilipsECG / SierraECG XML.
@@ -34,7 +23,7 @@ def xli_decode(data, name):
     bytes split in a high and a low half and second-order delta decoding.
     Done here in int64 with cumulative sums, so a value outside int16 (which
     makes sierraecg's element-wise int16 arithmetic raise) is kept."""
-    from sierraecg.lzw import LzwDecoder
+    from sierraecg.lzw import LzwDecoder  # here, not on top: 0.03 s, for XLI only
     leads, offset = [], 0
     while offset + 8 <= len(data):
         size = int.from_bytes(data[offset:offset + 4], 'little', signed=True)
@@ -140,7 +129,7 @@ def read_philips(path):
                                                        else None))
         sex = _sex(_text(gp, 'sex'))
         ids = [_text(gp, p) for p in ('patientid', 'MRN', 'name/lastname', 'name/firstname')]
-    return _record(path, safe_name(path, 'philips', ids), fs, x * res / 1000.0, labels,
+    return _record(path, record_name(path, 'philips', ids), fs, x * res / 1000.0, labels,
                    ['mV'] * len(labels), 'philips', age, sex, measurements=meas,
                    statements=statements)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import SCP_LEADS, _age, _age_between, _record, safe_name
+from records.formats.common import SCP_LEADS, _age, _age_between, _record, record_name
 from records.formats.muse import _pad
 
 # --------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def read_scp(path):
     names = [SCP_LEADS.get(code, f'SCP lead {code}') for _, _, code in leads]
     age, sex = _scp_patient(sec.get(1, b''))
     meas = _scp_measures(sec.get(7, b''))
-    return _record(path, safe_name(path, 'scp', _scp_ids(sec.get(1, b''))), 1e6 / interval,
+    return _record(path, record_name(path, 'scp', _scp_ids(sec.get(1, b''))), 1e6 / interval,
                    np.column_stack(_pad(cols)) * avm / 1e6, names, ['mV'] * nleads, 'scp',
                    age, sex, leads=[SCP_LEADS.get(c) for _, _, c in leads], measurements=meas,
                    statements=_scp_statements(sec))

@@ -1,6 +1,6 @@
 // The page of serve.py (index.html): upload, diagnosis, printout, explanation.
 // Plain JavaScript, no library; it talks only to the server that served it
-// (relative URLs), and takes every word from /app_text.json (app_text.py).
+// (relative URLs), and takes every word from /app_text.json (web/app_text.py).
 'use strict';
 
 const PX_MM = 4;              // 4 px per mm on screen: 100 px a second, 40 px a mV
@@ -215,12 +215,13 @@ function showMeasurements(r) {
   const why = (g.reasons || {});
   const v = (k) => (g[k] === null || g[k] === undefined)
     ? `${t('meas_empty')}${why[k] ? ` (${why[k]})` : ''}` : f(g[k]);
-  const axes = ['p_axis', 'qrs_axis', 't_axis'].map((k) => (g[k] == null ? '–' : f(g[k])));
+  // The rows and their order come from the server's one measurement table.
+  const rows = state.strings.measurements;
+  const axes = rows.axes.map((k) => (g[k] == null ? '–' : f(g[k])));
   defs($('measurements'), [[t('heart_rate'), f(m.hr_bpm)], [t('rr_mean'), f(m.rr_mean_ms)],
     [t('rr_sd'), f(m.rr_sd_ms)], [t('rr_range'), `${f(m.rr_min_ms)}–${f(m.rr_max_ms)}`],
-    [t('beats'), String(m.beats)], [t('meas_pr'), v('pr_ms')], [t('meas_qrs'), v('qrs_ms')],
-    [t('meas_qt'), v('qt_ms')], [t('meas_qtc_bazett'), v('qtc_bazett_ms')],
-    [t('meas_qtc_fridericia'), v('qtc_fridericia_ms')], [t('meas_axes'), axes.join(' / ')],
+    [t('beats'), String(m.beats)], ...rows.intervals.map(([k, label]) => [t(label), v(k)]),
+    [t('meas_axes'), axes.join(' / ')],
     ...((r.measurements.criteria || []).length
       ? [[t('crit_note'), ''], ...r.measurements.criteria.map((c) => [c, ''])] : [])]);
 }

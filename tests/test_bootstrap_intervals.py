@@ -62,5 +62,5 @@ def test_nan_first_epoch_does_not_stall_selection():
             best_f1, best_epoch = f1, epoch
             chosen.append(epoch)
     assert chosen == [1, 2, 3] and best_epoch == 3 and best_f1 == 0.5
-    # resuming a run whose stored best is NaN (older checkpoints) also recovers
+    # resuming a run whose stored best metric is NaN also recovers
     assert main_py.is_improvement(0.1, float('nan'), 1)
