@@ -67,6 +67,9 @@ def cache(name):
 # --------------------------------------------------------------------------
 # Sidebar: language, model, settings.
 
+PROBLEMS_SHOWN = 20  # error boxes; the rest is one line (the count)
+
+
 def sidebar(args):
     lang = st.sidebar.radio('Language / Langue / اللغة', list(LANGUAGES), key='lang',
                             format_func=LANGUAGES.get, horizontal=True)
@@ -412,8 +415,10 @@ def main():
     if run.synthetic:
         st.warning(t(lang, 'demo_banner'))
     records, problems = get_records(lang, run)
-    for name, reason in problems:
+    for name, reason in problems[:PROBLEMS_SHOWN]:
         st.error(problem_text(lang, name, reason))
+    if len(problems) > PROBLEMS_SHOWN:   # a zip of 1000 bad members: not 1000 boxes
+        st.caption(t(lang, 'more_problems', n=len(problems) - PROBLEMS_SHOWN))
     if not records:
         if not problems:
             st.caption(t(lang, 'waiting'))

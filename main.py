@@ -27,7 +27,9 @@ macro F1; the test fold is left for predict.py.
     python main.py --data-dir data/CPSC --evaluate
 
 Writes models/<run>/ (run = utils.run_name, e.g. CPSC-all-s42-f10): best.pt and
-last.pt (self-describing checkpoints, see runs.load_checkpoint), args.json and
+last.pt (self-describing checkpoints, see runs.load_checkpoint; `provenance`
+is the data's, from preprocess.py's folds.json: {"synthetic": true} for
+synthetic.py's records, whatever the folder's name), args.json and
 log.jsonl (one JSON line per epoch: epoch, train_loss, val_loss, val_f1, val_auc,
 lr, seconds, samples_per_s).
 """
@@ -36,6 +38,7 @@ import json
 import math
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,7 +51,8 @@ import records
 import utils
 from dataset import ECGDataset, LengthBucketSampler, collate
 from engine import broadcast_buffers, evaluate, is_dist, train_one_epoch
-from folds import check_manifest, current_manifest, public
+from folds import FOLDS_JSON, check_manifest, current_manifest, public
+from preprocess import data_provenance
 from records import parse_leads
 from resnet import ARCHS, build_model
 from runs import load_checkpoint, read_checkpoint
@@ -318,7 +322,19 @@ def checkpoint(args, model, optimizer, scheduler, epoch, best, val, run):
             'classes': list(CLASSES), 'arch': args.arch, 'window': args.window,
             'mask_padding': bool(args.length_aware),
             'folds': run['folds'], 'fold_manifest': run['manifest'],
-            'commit': utils.git_commit(), 'precision': run['precision'], 'rng': rng_state()}
+            'commit': utils.git_commit(), 'precision': run['precision'], 'rng': rng_state(),
+            'provenance': run['provenance']}
+
+
+def read_provenance(data_dir):
+    """The data's provenance as preprocess.py recorded it in folds.json, or,
+    for a database preprocessed before it did, as the folder shows it now
+    (preprocess.data_provenance: synthetic.py's synthetic.json)."""
+    try:
+        prov = json.loads((Path(data_dir) / FOLDS_JSON).read_text()).get('provenance')
+    except (OSError, ValueError, AttributeError):
+        prov = None
+    return prov if isinstance(prov, dict) and 'synthetic' in prov else data_provenance(data_dir)
 
 
 def save_epoch(out, row, ckpt, improved):
@@ -381,7 +397,8 @@ def train_run(args, rank=0, world=1, local_rank=0):
         model = torch.compile(model)
     if is_main:
         start_log(args, out, name, manifest, start_epoch)
-    run = {'leads': leads, 'folds': folds, 'manifest': manifest, 'precision': precision}
+    run = {'leads': leads, 'folds': folds, 'manifest': manifest, 'precision': precision,
+           'provenance': read_provenance(args.data_dir)}
 
     for epoch in range(start_epoch, args.epochs + 1):
         train_sampler.set_epoch(epoch)

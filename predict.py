@@ -31,9 +31,11 @@ With --records, records are read by the records package (only the window scored 
 read, so a 24-h Holter costs what 30 s cost): the model's leads are taken as
 recorded, or derived from two other limb leads; a record that cannot give
 them gets one line naming the missing leads and is skipped, as does any
-damaged file (the rest of the run goes on). A header that names a signal file
-outside its own folder (an absolute path, ../, a symlink out) is refused
-unless --allow-outside-folder. The CSV has
+damaged file, a record under 2.5 s (records.limits.MIN_SECONDS), or any other
+failure of a per-record step, reading, preparing and measuring alike (the
+rest of the run goes on). A file outside its own folder (a header naming an
+absolute path, ../ or a symlink out; a .xml/.dcm/.csv/... that is a symlink
+out) is refused unless --allow-outside-folder. The CSV has
 record, path, fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or the records package's quality flags, each also one warning line), derived (leads
 computed, not recorded), score_<class>, diagnoses, (without --segments) the
@@ -104,9 +106,10 @@ def get_args_parser():
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unreadable record (default: skip it)')
     parser.add_argument('--allow-outside-folder', action='store_true',
-                        help="with --records: read signal files a header names outside the "
-                             "header's folder (absolute paths, ../, symlinks out); refused by "
-                             'default, as a record from elsewhere could name any file')
+                        help="with --records: read files outside the record's folder "
+                             '(signal files a header names by absolute paths or ../, and '
+                             'symlinks out, of any format); refused by default, as a record '
+                             'from elsewhere could name any file')
     parser.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
                         help='records per forward pass (default: 32)')
     parser.add_argument('-j', '--workers', default=0, type=int, metavar='N',
@@ -312,23 +315,48 @@ def predict_records(args):
 
     for path in paths:
         try:
-            rec = read_record(path, lead_map=args.lead_map, fs=args.fs,
-                              allow_outside=args.allow_outside_folder)
-            if args.segments:
-                prepare(rec, run.leads, run.window)  # the leads are there (else one line)
+            rec, info, prepared = per_record(read_one, args, run, path)
         except RecordError as e:
             failed += skip(args, e)
             continue
-        info = {'record': rec.name, 'path': public_path(rec, path), 'fs': rec.fs,
-                'duration_s': rec.duration}
-        if not args.segments:
-            info.update(measurement_columns(rec))
-        info.update(device_columns(rec))
-        failed += score_windows(args, run, rec, info, scorer, emit)
-        if args.segments:
-            scorer.summary(rec, rows)
+        try:
+            failed += per_record(score_windows, args, run, rec, info, scorer, emit, prepared)
+            if args.segments:
+                scorer.summary(rec, rows)
+        except RecordError as e:
+            failed += skip(args, e)
     emit(scorer.flush())
     return write_predictions(args, rows, run.classes, failed)
+
+
+def per_record(step, args, run, path_or_rec, *rest):
+    """One per-record step; whatever a bad file makes it raise becomes the
+    record's RecordError (one line, the run goes on), never a traceback that
+    ends the run: a reader, measure.py or the resampler alike."""
+    try:
+        return step(args, run, path_or_rec, *rest)
+    except (RecordError, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 (one bad record must not end a run)
+        name = getattr(path_or_rec, 'name', None) if not isinstance(path_or_rec, (str, Path)) \
+            else Path(path_or_rec).stem
+        raise RecordError(name or 'record', f'unusable ({type(e).__name__}: {e})') from None
+
+
+def read_one(args, run, path):
+    """Every step before scoring -> (record, its columns, its prepared window
+    or None with --segments). The window is prepared first, so a record the
+    model cannot read (a lead missing, too short, no signal) is one line
+    before anything else is computed from it."""
+    rec = read_record(path, lead_map=args.lead_map, fs=args.fs,
+                      allow_outside=args.allow_outside_folder)
+    prepared = prepare(rec, run.leads, run.window)  # the leads are there (else one line)
+    info = {'record': rec.name, 'path': public_path(rec, path), 'fs': rec.fs,
+            'duration_s': rec.duration}
+    if not args.segments:
+        info.update(measurement_columns(rec))
+    info.update(device_columns(rec))
+    return rec, info, None if args.segments else prepared
 
 
 def skip(args, e):
@@ -339,17 +367,18 @@ def skip(args, e):
     return 1
 
 
-def score_windows(args, run, rec, info, scorer, emit):
+def score_windows(args, run, rec, info, scorer, emit, prepared=None):
     """Queue a record's window (with --segments: each of its windows, a row
     each) on the scorer; rows go to emit as their batches are scored ->
-    how many windows were skipped."""
+    how many windows were skipped. prepared: the last window, already made."""
     leads, window, failed = run.leads, run.window, 0
     ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
     if args.segments:
         scorer.bar = tqdm(total=len(ends), desc=rec.name, unit='window', leave=False)
     for end in ends:
         try:
-            x, real, quality = prepare(rec, leads, window, end=end)
+            x, real, quality = prepared if prepared is not None and end is None else \
+                prepare(rec, leads, window, end=end)
         except RecordError as e:
             if not args.segments or args.strict:   # --strict: a bad window stops too
                 failed += skip(args, e)

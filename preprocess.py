@@ -23,7 +23,10 @@ REFERENCE.csv). Writes into that folder:
                     group, leads (those it holds less those flagged flat: main.py --leads X
                     trains on the records that hold or can derive X)
     folds.json      the fold manifest (sha256 of the record -> fold pairs, fold seed),
-                    the SNR rule, and the duplicates and patient groups found
+                    the SNR rule, the duplicates and patient groups found, and the
+                    data's provenance ({"synthetic": true} for synthetic.py's records,
+                    known by the synthetic.json it writes: main.py copies it into the
+                    checkpoint, and a model trained on it is served as a demo)
     skipped.csv     patient_id, path, reason (bad records, one line each: unreadable,
                     or no usable signal in the last 30 s)
     cache/signals.npy, cache/index.csv, cache/meta.json
@@ -88,7 +91,7 @@ from records import (
     LEADS,
     WINDOW,
     RecordError,
-    canonical_lead,
+    channel_lead,
     find_records,
     ignored_channels,
     obtainable,
@@ -155,8 +158,9 @@ def get_args_parser():
                         help='stop with an error at the first bad record instead of '
                              'skipping it (default: skip and report)')
     parser.add_argument('--allow-outside-folder', action='store_true',
-                        help="read signal files a header names outside the header's folder "
-                             '(absolute paths, ../, symlinks out); refused by default')
+                        help="read files outside the record's folder (signal files a header "
+                             'names by absolute paths or ../, and symlinks out, of any format); '
+                             'refused by default')
     parser.add_argument('--force', action='store_true',
                         help='rebuild the cache even when its inputs are unchanged')
     return parser
@@ -213,7 +217,7 @@ def scan_wfdb(data_dir, skips, allow_outside=False):
         except RecordError as e:
             skips.add(e.record, hea, e.reason)
             continue
-        others = [n for n in hdr['sig_names'] if canonical_lead(n) is None]
+        others = [n for n in hdr['sig_names'] if channel_lead(n)[0] is None]
         if others:
             extra[hdr['name']] = others
         records.append({
@@ -232,7 +236,7 @@ def scan_wfdb(data_dir, skips, allow_outside=False):
 def header_leads(hdr):
     """The standard leads a header's signals are (by alias and case), in
     records.LEADS order. Raises RecordError when none is an ECG lead."""
-    leads = {canonical_lead(n) for n in hdr['sig_names']} - {None}
+    leads = {channel_lead(n)[0] for n in hdr['sig_names']} - {None}
     if not leads:
         raise RecordError(hdr['name'], 'no ECG lead among the signals '
                                        f"{', '.join(hdr['sig_names'])}")
@@ -321,19 +325,42 @@ def scan_exports(data_dir, labels_csv, skips, lead_map=None, fs=None, allow_outs
             continue
         key = next((k for k in (path.stem, path.name, str(path.relative_to(data_dir)))
                     if k in labels), None)
-        try:
+        try:  # every per-record step inside: one bad file is one line, never a traceback
             rec = read_record(path, allow_outside, lead_map=lead_map, fs=fs)
+            resampled_length(rec.sig_len, rec.fs)  # build_cache sizes the cache by it
+            row = {'patient_id': rec.name, 'path': path, 'sample_rate': rec.fs,
+                   'signal_len': rec.sig_len, 'age': rec.age, 'sex': rec.sex,
+                   'dx': labels.get(key), 'leads': [lead for lead in LEADS if lead in rec.leads],
+                   'ignored': ignored_channels(rec), 'files': [path]}
         except RecordError as e:
             skips.add(e.record, path, e.reason)
+            continue
+        except Exception as e:  # noqa: BLE001 (a bad file must not end a long build)
+            skips.add(path.stem, path, f'unreadable ({type(e).__name__}: {e})')
             continue
         if key is None:
             skips.add(rec.name, path, f'not listed in {Path(labels_csv).name} (no labels)')
             continue
-        records.append({'patient_id': rec.name, 'path': path, 'sample_rate': rec.fs,
-                        'signal_len': rec.sig_len, 'age': rec.age, 'sex': rec.sex,
-                        'dx': labels[key], 'leads': [lead for lead in LEADS if lead in rec.leads],
-                        'ignored': ignored_channels(rec), 'files': [path]})
+        records.append(row)
     return records
+
+
+def data_provenance(data_dir):
+    """Where DATA_DIR's records come from -> {'synthetic': bool, ...}.
+    synthetic.py writes synthetic.json beside its records (its generator and
+    seed); one anywhere under DATA_DIR makes the data synthetic, whatever the
+    folder is called. Any other data is {'synthetic': False}."""
+    for path in sorted(Path(data_dir).rglob('synthetic.json')):
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and (meta.get('provenance') == 'synthetic' or
+                                       str(meta.get('generator', '')).startswith('synthetic.py')):
+            return {'synthetic': True, 'generator': meta.get('generator'),
+                    'seed': meta.get('seed'),
+                    'manifest': str(path.relative_to(data_dir))}
+    return {'synthetic': False}
 
 
 def drop_duplicates(records, skips):
@@ -512,7 +539,7 @@ def live_leads(leads, quality):
     flat = set()
     for flag in quality.split('; '):
         if flag.startswith('flat '):
-            flat |= {canonical_lead(n) for n in flag[5:].split(',')}
+            flat |= {channel_lead(n)[0] for n in flag[5:].split(',')}
     return ','.join(lead for lead in leads if lead not in flat)
 
 
@@ -670,8 +697,11 @@ def main(argv=None):
     atomic_to_csv(labels, data_dir / 'labels.csv', index=False)
     atomic_to_csv(skipped, data_dir / 'skipped.csv', index=False)
     manifest = public(fold_manifest(labels, group_report['fold_seed']))
+    provenance = data_provenance(data_dir)
     atomic_write_json({**manifest, 'snr_rule': args.snr_rule, 'groups_file': args.groups,
-                       **group_report}, data_dir / FOLDS_JSON)
+                       **group_report, 'provenance': provenance}, data_dir / FOLDS_JSON)
+    if provenance['synthetic']:
+        print(f"data: synthetic ({provenance['manifest']}); a model trained on it is a demo")
     print(describe_groups(group_report))
     if len(labels):
         print('records and class counts per fold:')

@@ -160,6 +160,7 @@ class Run:
     card: dict               # what a page says about the model (model_card)
     database: str            # what it was trained on ('?' for bare weights)
     synthetic: bool          # trained on synthetic.py's records: a demo, not a diagnosis
+                             # (the checkpoint's data provenance: is_synthetic)
     commit: str | None       # the code that trained it
     folds: dict              # its train/val/test folds ({} for bare weights)
     bare: bool               # a state dict without description (the study's weights)
@@ -191,10 +192,22 @@ def load_run(path, root='.', leads=None, device='cpu', thresholds=None):
     return Run(model=model, name=path.parent.name, path=path, classes=classes,
                leads=list(ckpt['leads']), window=window_of(ckpt), thresholds=values,
                source=source, card=card, database=card['database'],
-               synthetic=card['database'].upper().startswith('SYNTH'),
+               synthetic=is_synthetic(ckpt, card['database']),
                commit=ckpt.get('commit'), folds=dict(ckpt.get('folds') or {}), bare=bare,
                key=model_key(path),
                ckpt={k: v for k, v in ckpt.items() if k not in TRAINING_STATE})
+
+
+def is_synthetic(ckpt, database):
+    """Was the model trained on synthetic.py's records? The data's provenance
+    decides (main.py writes it into the checkpoint from preprocess.py's
+    folds.json, which knows synthetic.py's synthetic.json), whatever the
+    folder was called; only a checkpoint from before provenance was recorded
+    falls back to the database's name (SYNTH...)."""
+    prov = ckpt.get('provenance')
+    if isinstance(prov, dict) and 'synthetic' in prov:
+        return bool(prov['synthetic'])
+    return str(database).upper().startswith('SYNTH')
 
 
 def model_card(path, ckpt, root='.', bare=False):

@@ -7,7 +7,9 @@
 
 Listens on 127.0.0.1:8000 unless told otherwise; on any other address it
 refuses to start without --token-file (one bearer token a line, >= 16
-characters), and then every /v1 call needs `Authorization: Bearer <token>`.
+characters), and then every /v1 call needs `Authorization: Bearer <token>`
+(--require-token: a token file is needed on localhost too). A foreign Host
+gets 421 (--allowed-hosts), a cross-site POST 403 (--allowed-origins).
 
     GET  /                the page (index.html, static/): drop a record, read it
     POST /v1/predict      files (one record, a .zip of records, several records;
@@ -25,21 +27,25 @@ export.py's model.onnx, --backend onnx), shap_values.explain, clinic's texts
 and measurements, app_text's strings. Each analysis is appended to a SQLite
 audit log (WAL): time, endpoint, client address, status, the record's content
 hash, the model's hash, scores and decisions; never a signal, a file name or
-a patient field. Inference runs in a bounded pool with a bounded queue; a full
-queue gets 503 with Retry-After. Every bad input gets a 4xx with a JSON body
-{error, file, reason}. docs/serving.md has the bench figures and how to run
-replicas behind a load balancer.
+a patient field; refused requests are not logged. A request's whole body is
+received (--body-seconds) and checked before it takes a slot in the bounded
+pool; a full queue gets 503 with Retry-After, a job past --seconds 503 and
+its worker back. Every bad input gets a 4xx with a JSON body
+{error, file, reason}, naming the upload's files, never the server's.
+docs/serving.md has the bench figures and how to run replicas behind a load
+balancer.
 """
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
-import io
 import ipaddress
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -47,7 +53,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,6 +92,8 @@ SECONDS = 30            # per /v1/predict request (the model reads ~0.1 s a reco
 EXPLAIN_SECONDS = 180   # per /v1/explain (ResNet-34: ~10 s a class on 2 cores)
 MAX_SEGMENTS = 480      # windows per segments=true record (4 h of 30-s windows)
 QUEUE = 4               # requests waiting for the pool; more get 503 + Retry-After
+BODY_SECONDS = 60       # to receive a whole body: 64 MB at ~10 Mbit/s; a slow client gets 408
+AUDIT_MAX_ROWS = 1_000_000  # ~200 B a row: ~200 MB of log at most
 SIGNAL_SECONDS = 10     # signal=true returns what a printout shows
 TOKEN_MIN = 16
 
@@ -102,7 +109,24 @@ def get_args_parser():
                              '(default: 127.0.0.1)')
     parser.add_argument('--port', default=8000, type=int, help='(default: 8000)')
     parser.add_argument('--token-file', default=None, metavar='F',
-                        help='bearer tokens, one a line; required off localhost (default: none)')
+                        help='bearer tokens, one a line; required off localhost; given, every '
+                             '/v1 call needs one, on any address (default: none)')
+    parser.add_argument('--require-token', action='store_true',
+                        help='refuse to start without --token-file, even on localhost (e.g. '
+                             'behind a local TLS proxy that other machines reach) '
+                             '(default: off; --token-file implies tokens)')
+    parser.add_argument('--allowed-hosts', default=None, metavar='H,H',
+                        help='Host header values accepted (DNS rebinding: a page of '
+                             'attacker.example resolving to 127.0.0.1 gets 421); * accepts any '
+                             '(default: the --host and localhost, 127.0.0.1, ::1; any on '
+                             '0.0.0.0 or ::, where tokens are required)')
+    parser.add_argument('--allowed-origins', default='', metavar='URL,URL',
+                        help='browser origins besides the server itself that may POST (a '
+                             'cross-site Origin gets 403) (default: none)')
+    parser.add_argument('--trusted-proxy', default=None, metavar='ADDR',
+                        help="the reverse proxy's address: from it (only), the last "
+                             'X-Forwarded-For address is the client in the audit log '
+                             "(default: none: the socket's address)")
     parser.add_argument('--backend', default='onnx', choices=['onnx', 'torch', 'onnx-int8'],
                         help="onnxruntime on export.py's model.onnx (made beside the checkpoint "
                              'at start-up when missing or stale), torch, or the int8 copy '
@@ -117,7 +141,15 @@ def get_args_parser():
     parser.add_argument('--queue', default=QUEUE, type=int, metavar='N',
                         help=f'requests waiting for the pool before 503 (default: {QUEUE})')
     parser.add_argument('--audit-db', default='results/serve/audit.sqlite3', metavar='F',
-                        help='SQLite audit log (default: results/serve/audit.sqlite3)')
+                        help='SQLite audit log of the analyses served (default: '
+                             'results/serve/audit.sqlite3)')
+    parser.add_argument('--audit-max-rows', default=AUDIT_MAX_ROWS, type=int, metavar='N',
+                        help=f'rows kept, the oldest dropped first (default: {AUDIT_MAX_ROWS})')
+    parser.add_argument('--audit-days', default=None, type=float, metavar='D',
+                        help='rows older than D days are dropped (default: kept)')
+    parser.add_argument('--body-seconds', default=BODY_SECONDS, type=float, metavar='S',
+                        help='to receive a whole request body, before any model slot is '
+                             f'taken; slower clients get 408 (default: {BODY_SECONDS})')
     parser.add_argument('--max-body-mb', default=MAX_BODY_MB, type=float, metavar='MB',
                         help=f'request body (default: {MAX_BODY_MB})')
     parser.add_argument('--max-files', default=MAX_FILES, type=int, metavar='N',
@@ -198,9 +230,11 @@ AUDIT_COLUMNS = ('time', 'endpoint', 'client', 'status', 'record_sha256', 'model
 
 class Audit:
     """Append-only SQLite log, WAL (several worker processes append at once).
-    Rows hold hashes, scores and decisions only: no signal, file name or patient field."""
+    Rows hold hashes, scores and decisions only: no signal, file name or patient field.
+    Retention: the newest `max_rows` rows, none older than `days` (pruned as rows come)."""
 
-    def __init__(self, path):
+    def __init__(self, path, max_rows=AUDIT_MAX_ROWS, days=None):
+        self.max_rows, self.days, self.pruned = max(1, int(max_rows)), days, -math.inf
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
@@ -216,6 +250,14 @@ class Audit:
                 f"INSERT INTO analyses ({','.join(AUDIT_COLUMNS)}) VALUES "
                 f"({','.join('?' * len(AUDIT_COLUMNS))})",
                 [tuple(stamp if c == 'time' else r.get(c) for c in AUDIT_COLUMNS) for r in rows])
+            self.db.execute('DELETE FROM analyses WHERE id <= (SELECT MAX(id) FROM analyses) - ?',
+                            (self.max_rows,))
+            # by age: a scan of the table, once a minute at most
+            if self.days is not None and time.monotonic() - self.pruned > 60:
+                self.pruned = time.monotonic()
+                cut = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time()
+                                                                      - self.days * 86400))
+                self.db.execute('DELETE FROM analyses WHERE time < ?', (cut,))
 
     def last(self, n):
         with self.lock:
@@ -239,21 +281,30 @@ class Service:
     """One process's model, pool and audit log. Request work runs in the pool
     (bounded); `busy` counts running + queued requests, up to `capacity`.
     `info` is the loaded runs.Run (None until load() is done), `session` its
-    onnxruntime session (None with --backend torch)."""
+    onnxruntime session (None with --backend torch).
+
+    `gate` lets `pool` jobs run at once. A job past its deadline gives its
+    permit back at once (the next request gets a free worker) and runs on,
+    `overdue`, until its next check-in (each record, each window: late());
+    at most `overdue_limit` such jobs, then 503."""
 
     def __init__(self, cfg):
         self.cfg, self.info, self.session, self.error = cfg, None, None, None
-        self.pool = ThreadPoolExecutor(max_workers=cfg['pool'], thread_name_prefix='infer')
+        self.capacity = cfg['pool'] + cfg['queue']
+        self.overdue, self.overdue_limit = 0, self.capacity + 1
+        self.gate = threading.Semaphore(cfg['pool'])
+        self.pool = ThreadPoolExecutor(max_workers=self.capacity + self.overdue_limit,
+                                       thread_name_prefix='infer')
         # The measurements (one core) run beside the model (every core) of the
         # same or the next request instead of after it, which leaves a core
         # idle (predict_job). Its queue is bounded by the pool's.
         self.measure_pool = ThreadPoolExecutor(max_workers=cfg['pool'],
                                                thread_name_prefix='measure')
-        self.capacity = cfg['pool'] + cfg['queue']
         self.busy, self.lock = 0, threading.Lock()
         self.seconds = [0.1]  # recent service times, for Retry-After
         self.tokens = read_tokens(cfg.get('token_file'))
-        self.audit = Audit(cfg['audit_db'])
+        self.audit = Audit(cfg['audit_db'], cfg.get('audit_max_rows', AUDIT_MAX_ROWS),
+                           cfg.get('audit_days'))
         # main() makes the folder (shared by --workers processes); else our own
         self.own_tmp = not cfg.get('tmp')
         self.tmp = Path(tempfile.mkdtemp(prefix='ecg-serve-') if self.own_tmp else cfg['tmp'])
@@ -275,7 +326,8 @@ class Service:
                 self.session = onnx_session(run, self.cfg)
             self.info = run
         except (SystemExit, Exception) as e:  # noqa: BLE001 (readyz reports it)
-            self.error = str(e)
+            # clients read that it failed; the path and the exception are the log's
+            self.error = "the model could not be loaded; see the server's log"
             print(f'error: cannot load the model: {e}', file=sys.stderr, flush=True)
 
     def score(self, xs):
@@ -287,7 +339,7 @@ class Service:
 
     def acquire(self):
         with self.lock:
-            if self.busy >= self.capacity:
+            if self.busy >= self.capacity or self.overdue >= self.overdue_limit:
                 wait = math.ceil(self.busy / self.cfg['pool'] * float(np.mean(self.seconds)))
                 raise ApiError(503, 'busy', f'{self.busy} requests running or queued; retry '
                                'later', headers={'Retry-After': str(max(1, wait))})
@@ -300,17 +352,53 @@ class Service:
                 self.seconds = (self.seconds + [seconds])[-20:]
 
     async def run(self, fn, limit):
-        """fn(deadline) in the pool; 503 when it runs past `limit` seconds
-        (the job stops at its next record and frees its slot then)."""
+        """fn(deadline) in the pool, once a permit of the gate is free; 503 when
+        it runs past `limit` seconds. Then its slot and permit are free at once
+        and the job, overdue, stops at its next check-in (late())."""
         deadline = time.monotonic() + limit
         t0 = time.perf_counter()
-        fut = self.pool.submit(fn, deadline)
-        fut.add_done_callback(lambda f: self.release(time.perf_counter() - t0))
+        job = {'permit': False, 'late': False}
+
+        def gated():
+            if not self.gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise ApiError(503, 'timeout', 'no worker was free in time')
+            with self.lock:
+                gone = job['permit'] is None   # timed out while waiting for the gate
+                job['permit'] = job['permit'] if gone else True
+            if gone:
+                self.gate.release()
+                raise ApiError(503, 'timeout', 'no worker was free in time')
+            try:
+                return fn(deadline)
+            finally:
+                self._give_back(job)
+
+        def done(_):
+            with self.lock:
+                late = job['late']
+                if late:
+                    self.overdue -= 1
+            if not late:
+                self.release(time.perf_counter() - t0)
+        fut = self.pool.submit(gated)
+        fut.add_done_callback(done)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), limit)
         except asyncio.TimeoutError:
+            with self.lock:
+                if not fut.done():   # else done() has freed or will free the slot
+                    job['late'] = True
+                    self.overdue += 1
+                    self.busy -= 1
+            self._give_back(job)
             raise ApiError(503, 'timeout', f'the request took longer than {limit:g} s; send '
                            'fewer or shorter records', headers={'Retry-After': '5'}) from None
+
+    def _give_back(self, job):
+        with self.lock:
+            held, job['permit'] = job['permit'], None   # None: never taken again
+        if held:
+            self.gate.release()
 
 
 def onnx_session(run, cfg):
@@ -329,6 +417,13 @@ def onnx_session(run, cfg):
     return export.session(path, cfg['threads'])
 
 
+def late(deadline):
+    """A job's check-in, in every loop of an analysis: past its deadline (the
+    client has had its 503), the job stops here and its thread is free."""
+    if time.monotonic() > deadline:
+        raise ApiError(503, 'timeout', 'the request ran out of time')
+
+
 def record_hash(paths):
     h = hashlib.sha256()
     for p in sorted(paths, key=str):
@@ -337,21 +432,25 @@ def record_hash(paths):
 
 
 @contextlib.contextmanager
-def read_upload(svc, files, deadline):
+def read_upload(svc, files, deadline, most=None):
     """Stage the files (uploads.stage) in a fresh folder under the server's
     temp folder and read every record once -> yields ([(records.Reading, the
     sha256 of its record's files)], problems); the folder (which a Reading's
     record reads its samples from, e.g. for segments) is removed when the
-    block ends, once the records have let go of it."""
+    block ends, once the records have let go of it. More than `most` records:
+    400, before any is read."""
     info = svc.info
     out, problems = [], []
     with tempfile.TemporaryDirectory(prefix='req-', dir=svc.tmp) as tmp:
         paths, problems = uploads.stage(files, tmp)
         problems = list(problems)
+        if most is not None and len(paths) > most:
+            names = ', '.join(Path(p).name for p in paths[:5])
+            raise ApiError(400, 'one_record', f'/v1/explain explains one record; this upload '
+                           f'holds {len(paths)} ({names}{", ..." if len(paths) > 5 else ""}): '
+                           'send them one at a time')
         for path in paths:
-            if time.monotonic() > deadline:
-                problems.append((Path(path).name, 'not read: the request ran out of time'))
-                continue
+            late(deadline)
             got, bad = uploads.read_records([path], info.leads, info.window)
             problems += bad
             out += [(r, record_hash(r.record.files or [path])) for r in got]
@@ -380,8 +479,11 @@ def measurements(r, lang='en'):
         return {'heart_rate': None, 'global': None, 'criteria': []}
     hr = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in m.items()
           if k not in ('peaks', 'global', 'device')}
-    return {'heart_rate': hr, 'global': json.loads(json.dumps(m['global'], default=float)),
-            'criteria': clinic.criteria_lines(m, lang)}
+    glob = json.loads(json.dumps(m['global'], default=float))
+    # measure.py words its reasons in English; the page shows them in `lang`
+    glob['reasons'] = {k: app_text.measure_reason(lang, why) if why else why
+                       for k, why in (glob.get('reasons') or {}).items()}
+    return {'heart_rate': hr, 'global': glob, 'criteria': clinic.criteria_lines(m, lang)}
 
 
 def display_signal(r):
@@ -406,8 +508,7 @@ def segment_rows(svc, rec, deadline):
     scorer = SegmentScorer(svc.score, info.classes, info.thresholds, 32)
     rows = []
     for end in ends:
-        if time.monotonic() > deadline:
-            raise ApiError(503, 'timeout', 'segments: the request ran out of time', rec.name)
+        late(deadline)
         try:
             x, _, quality = records.prepare(rec, info.leads, info.window, end=end)
         except records.RecordError as e:
@@ -461,32 +562,39 @@ def predict_job(svc, files, opts, deadline):
         meas = [svc.measure_pool.submit(measurements, r, opts['lang']) if overlap
                 else None for r, _ in got]
         try:
+            late(deadline)
             probs = svc.score([r.x for r, _ in got])
-        except BaseException:   # a failed model call leaves no measurement queued for nothing
+            out = []
+            for (r, digest), p, m in zip(got, probs, meas):
+                late(deadline)
+                out.append(record_result(svc, r, digest, p, m.result() if m else
+                                         measurements(r, opts['lang']), opts, deadline))
+        except BaseException:   # a failed or late job leaves no measurement queued for nothing
             for m in meas:
                 if m is not None:
                     m.cancel()
             raise
-        return [record_result(svc, r, digest, p,
-                              m.result() if m else measurements(r, opts['lang']), opts, deadline)
-                for (r, digest), p, m in zip(got, probs, meas)], problems
+        return out, problems
 
 
 def explain_job(svc, files, opts, deadline):
-    """/v1/explain in the pool: the first record of the upload -> (result, problems)."""
+    """/v1/explain in the pool: the upload's one record -> (result, problems)."""
     info, lang = svc.info, opts['lang']
-    with read_upload(svc, files, deadline) as (got, problems):
+    with read_upload(svc, files, deadline, most=1) as (got, problems):
         if not got:
             return None, problems
         r, digest = got[0]   # in memory: the files can go
     if svc.bg is None:
         svc.bg = shap_values.background(info, svc.cfg['root'])
+    late(deadline)
     prob = svc.score([r.x])[0]
     # A named class is explained whatever its score (a clinician asking why
     # not LBBB); without one, the predicted classes, or the most likely.
     want = None if opts['cls'] is None else [info.classes.index(opts['cls'])]
+    # progress is called after each batch of samples: the check-in that stops
+    # a late explanation there, not after its last batch
     ex = shap_values.explain(info, r, opts['nsamples'], svc.cfg['root'], bg=svc.bg,
-                             classes=want)
+                             classes=want, progress=lambda done, total: late(deadline))
     out = {'record': r.name, 'file': r.source, 'record_sha256': digest,
            'nsamples': ex['nsamples'], 'seconds': round(ex['seconds'], 2),
            'background': {k: v for k, v in ex['background'].items() if k != 'expected'},
@@ -513,21 +621,27 @@ def explain_job(svc, files, opts, deadline):
 
 def check_zips(files, cfg):
     """Zip members counted, expansion total and ratio checked from the
-    central directory, before anything is unpacked (uploads.stage unpacks)."""
+    central directory (uploads.zip_directory: walked with a bound, whatever
+    the end record claims), before anything is unpacked. A zip that cannot
+    be listed is left to uploads.stage: one problem line, as in the app.
+    Runs off the event loop (a directory of 1000 entries is ~1 ms)."""
     total, count = 0, 0
     for name, data in files:
         if not str(name).lower().endswith('.zip'):
             count += 1
             continue
-        try:
-            members = [i for i in zipfile.ZipFile(io.BytesIO(data)).infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, ValueError, OSError) as e:
-            raise ApiError(422, 'bad_zip', f'not a readable .zip ({e})', name) from None
+        members = uploads.zip_directory(data)
+        if isinstance(members, str):   # its one problem line comes from uploads.stage
+            if 'size limit' in members:
+                raise ApiError(413, 'too_many_files', members, name)
+            count += 1
+            continue
+        members = [m for m in members if not m[0].endswith(b'/')]
         count += len(members)
-        for m in members:
-            total += m.file_size
-            ratio = m.file_size / max(m.compress_size, 1)
-            if ratio > cfg['max_zip_ratio'] and m.file_size > 2 ** 20:
+        for _, _, csize, usize in members:
+            total += usize
+            ratio = usize / max(csize, 1)
+            if ratio > cfg['max_zip_ratio'] and usize > 2 ** 20:
                 raise ApiError(413, 'zip_ratio', f'member expands {ratio:.0f}x (limit '
                                f"{cfg['max_zip_ratio']:g}x): a zip bomb?", name)
         if total > cfg['max_zip_mb'] * 2 ** 20:
@@ -569,6 +683,83 @@ class LimitBody:
         return await self.app(scope, limited, send)
 
 
+# Every response: no other site may frame the page, load its script from
+# elsewhere or sniff a JSON answer as HTML. The docs page's one inline script
+# is allowed by its hash (csp()).
+SECURITY_HEADERS = [(b'x-content-type-options', b'nosniff'), (b'x-frame-options', b'DENY'),
+                    (b'referrer-policy', b'no-referrer')]
+CSP = ("default-src 'self'; script-src 'self'{extra}; style-src 'self'; img-src 'self' data: "
+       "blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+LOCAL_NAMES = {'localhost', '127.0.0.1', '::1'}
+
+
+def csp():
+    """The Content-Security-Policy, with the hash of docs.html's inline script."""
+    page = (STATIC / 'docs.html').read_text() if (STATIC / 'docs.html').is_file() else ''
+    hashes = [" 'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+              for m in re.findall(r'<script>(.*?)</script>', page, re.S)]
+    return CSP.format(extra=''.join(hashes)).encode()
+
+
+def allowed_hosts(cfg):
+    """--allowed-hosts as a set of host names (no port), or None for any: by
+    default the bind host and the localhost names; any on 0.0.0.0 / ::,
+    where every call needs a token (a rebinding page has none)."""
+    given = cfg.get('allowed_hosts')
+    if given:
+        names = {h.strip().lower().strip('[]') for h in given.split(',') if h.strip()}
+        return None if '*' in names else names
+    host = str(cfg.get('host') or '127.0.0.1').lower().strip('[]')
+    if host in ('0.0.0.0', '::'):
+        return None
+    return LOCAL_NAMES | {host}
+
+
+def host_name(value):
+    """'example.org:8000' / '[::1]:8000' -> 'example.org' / '::1'."""
+    value = value.strip().lower()
+    if value.startswith('['):
+        return value[1:].split(']', 1)[0]
+    return value.rsplit(':', 1)[0] if value.count(':') == 1 else value
+
+
+class Guard:
+    """ASGI middleware before everything else: a Host the server does not
+    answer to gets 421 (DNS rebinding), a POST from another site's page (its
+    Origin is neither this server nor --allowed-origins) gets 403, and every
+    response carries SECURITY_HEADERS and the CSP."""
+
+    def __init__(self, app, cfg):
+        self.app, self.hosts = app, allowed_hosts(cfg)
+        self.origins = {o.strip().rstrip('/').lower()
+                        for o in (cfg.get('allowed_origins') or '').split(',') if o.strip()}
+        self.headers = SECURITY_HEADERS + [(b'content-security-policy', csp())]
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        head = {k.decode('latin-1').lower(): v.decode('latin-1')
+                for k, v in scope.get('headers') or []}
+        host = head.get('host', '')
+
+        async def secured(msg):
+            if msg['type'] == 'http.response.start':
+                msg = {**msg, 'headers': list(msg.get('headers') or []) + self.headers}
+            await send(msg)
+        if self.hosts is not None and host_name(host) not in self.hosts:
+            return await json_asgi(secured, 421, ApiError(
+                421, 'bad_host', 'this server does not answer to that Host name (start it '
+                'with --allowed-hosts to add one)').body())
+        origin = head.get('origin')
+        if scope['method'] == 'POST' and origin is not None and \
+                origin.rstrip('/').lower() not in self.origins and \
+                origin.lower().split('://', 1)[-1] != host.lower():
+            return await json_asgi(secured, 403, ApiError(
+                403, 'cross_origin', 'a POST from another site is refused (start the server '
+                'with --allowed-origins to allow one)').body())
+        return await self.app(scope, receive, secured)
+
+
 async def json_asgi(send, status, body):
     data = json.dumps(body).encode()
     await send({'type': 'http.response.start', 'status': status,
@@ -585,8 +776,18 @@ def answer(e):
     return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
 
-def client(request):
-    return request.client.host if request.client else None
+def client(request, proxy=None):
+    """The socket's address; from --trusted-proxy only, the last address of
+    X-Forwarded-For (the one that proxy added), when it is an address at all.
+    uvicorn's own proxy_headers is off (UVICORN), so nothing else rewrites it."""
+    peer = request.client.host if request.client else None
+    if proxy and peer == proxy:
+        last = request.headers.get('x-forwarded-for', '').split(',')[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            pass
+    return peer
 
 
 def need_token(svc, request, always=False):
@@ -653,27 +854,37 @@ def options(fields, query, svc):
 
 
 async def analyse(svc, request, endpoint, job, limit):
-    """Auth, readiness and a pool slot before the body is read; then the job
-    in the pool; every outcome is one audit row or more."""
-    row = {'endpoint': endpoint, 'client': client(request), 'backend': svc.cfg['backend']}
+    """Auth and readiness; then the whole body, within --body-seconds and the
+    size limits, and the zips' directories (off the event loop): a slow
+    client costs a connection, never a slot. Then a pool slot and the job.
+    Only analyses that ran are audited: no row for a refused request."""
+    row = {'endpoint': endpoint, 'client': client(request, svc.cfg.get('trusted_proxy')),
+           'backend': svc.cfg['backend']}
     try:
         need_token(svc, request)
         ready(svc)
-        svc.acquire()
-    except ApiError as e:
-        svc.audit.add([row | {'status': e.status, 'error': e.error,
-                              'model_sha256': svc.info.sha256 if svc.info else '?'}])
-        return answer(e)
-    started = False
-    try:
-        files, fields = await files_and_fields(request, svc.cfg)
+        try:
+            files, fields = await asyncio.wait_for(files_and_fields(request, svc.cfg),
+                                                   svc.cfg.get('body_seconds', BODY_SECONDS))
+        except asyncio.TimeoutError:
+            raise ApiError(408, 'slow_body', 'the request body did not arrive within '
+                           f"{svc.cfg.get('body_seconds', BODY_SECONDS):g} s",
+                           headers={'Connection': 'close'}) from None
         opts = options(fields, request.query_params, svc)
-        check_zips(files, svc.cfg)
-        started = True   # from here the pool's callback frees the slot
-        result, problems = await svc.run(lambda d: job(svc, files, opts, d), limit)
+        await asyncio.to_thread(check_zips, files, svc.cfg)
+        svc.acquire()
     except ClientDisconnect:
         return JSONResponse({'error': 'disconnected', 'file': None,
                              'reason': 'the client went away'}, status_code=400)
+    except ApiError as e:
+        return answer(e)
+    except Exception as e:  # noqa: BLE001 (a body or zip no check foresaw: one 400, keep serving)
+        print(f'error: {endpoint}: reading the request: {type(e).__name__}: {e}',
+              file=sys.stderr, flush=True)
+        return answer(ApiError(400, 'bad_request', 'the request could not be read'))
+    # from here the pool's callback (or the timeout) frees the slot
+    try:
+        result, problems = await svc.run(lambda d: job(svc, files, opts, d), limit)
     except ApiError as e:
         svc.audit.add([row | {'status': e.status, 'error': e.error,
                               'model_sha256': svc.info.sha256}])
@@ -682,11 +893,8 @@ async def analyse(svc, request, endpoint, job, limit):
         print(f'error: {endpoint}: {type(e).__name__}: {e}', file=sys.stderr, flush=True)
         svc.audit.add([row | {'status': 500, 'error': 'internal',
                               'model_sha256': svc.info.sha256}])
-        return answer(ApiError(500, 'internal', f'{type(e).__name__} while analysing; the '
-                               'server keeps serving'))
-    finally:
-        if not started:
-            svc.release()
+        return answer(ApiError(500, 'internal', "an internal error while analysing (the "
+                               "server's log has it); the server keeps serving"))
     return respond(svc, row, result, problems)
 
 
@@ -830,7 +1038,7 @@ def create_app(cfg=None):
     async def docs():
         return HTMLResponse((STATIC / 'docs.html').read_text())
 
-    return LimitBody(app, int(cfg['max_body_mb'] * 2 ** 20)), app
+    return Guard(LimitBody(app, int(cfg['max_body_mb'] * 2 ** 20)), cfg), app
 
 
 def config(args):
@@ -847,6 +1055,8 @@ def config(args):
     if not is_loopback(args.host) and not args.token_file:
         raise SystemExit(f'error: --host {args.host} listens beyond this machine; give '
                          '--token-file with bearer tokens (refusing to serve without them)')
+    if args.require_token and not args.token_file:
+        raise SystemExit('error: --require-token needs --token-file with bearer tokens')
     read_tokens(args.token_file)  # fail now, not in a worker
     return {'model_path': str(Path(path).resolve()), 'root': str(Path(args.root).resolve()),
             'backend': args.backend, 'pool': max(1, args.pool), 'queue': max(0, args.queue),
@@ -855,7 +1065,17 @@ def config(args):
             'max_body_mb': args.max_body_mb, 'max_files': args.max_files,
             'max_zip_mb': args.max_zip_mb, 'max_zip_ratio': args.max_zip_ratio,
             'seconds': args.seconds, 'explain_seconds': args.explain_seconds,
-            'threads': args.threads, 'nsamples': args.nsamples}
+            'threads': args.threads, 'nsamples': args.nsamples,
+            'host': args.host, 'allowed_hosts': args.allowed_hosts,
+            'allowed_origins': args.allowed_origins, 'trusted_proxy': args.trusted_proxy,
+            'audit_max_rows': args.audit_max_rows, 'audit_days': args.audit_days,
+            'body_seconds': args.body_seconds}
+
+
+# uvicorn's options for every server: its proxy_headers (on by default)
+# would take X-Forwarded-For from 127.0.0.1 as the client; --trusted-proxy
+# does that, for the one proxy named (client()).
+UVICORN = {'proxy_headers': False, 'server_header': False}
 
 
 def factory():
@@ -887,9 +1107,10 @@ def main(argv=None):
                     raise SystemExit(f'error: {svc.error}')
             os.environ['ECG_SERVE_CONFIG'] = json.dumps(cfg)
             uvicorn.run('serve:factory', factory=True, host=args.host, port=args.port,
-                        workers=args.workers, log_level='info', app_dir=str(ROOT))
+                        workers=args.workers, log_level='info', app_dir=str(ROOT), **UVICORN)
         else:
-            uvicorn.run(create_app(cfg)[0], host=args.host, port=args.port, log_level='info')
+            uvicorn.run(create_app(cfg)[0], host=args.host, port=args.port, log_level='info',
+                        **UVICORN)
     finally:
         shutil.rmtree(cfg['tmp'], ignore_errors=True)
 

@@ -15,7 +15,10 @@ of CPSC2018: 12 leads at 500 Hz, int16 at 1000/mV in a MATLAB v4 `val` matrix,
 `# Age/# Sex/# Dx` header comments with SNOMED-CT codes (utils.CLASS_TO_SNOMED),
 and a WFDB annotation file with every R peak labelled N, A (PAC) or V (PVC).
 `synthetic.json` in --out records the arguments, so that a rerun with the same
-arguments skips finished records. Record i depends only on (seed, i).
+arguments skips finished records, and the data's provenance ("provenance":
+"synthetic"): preprocess.py carries it into folds.json and main.py into the
+checkpoint, so a model trained on these records is served as a demo whatever
+the folder is called (runs.Run.synthetic). Record i depends only on (seed, i).
 
 Model. One cardiac source: a time-varying heart dipole (vectorcardiogram) built
 per beat from Gaussian waves with a direction each -- P (right then left
@@ -1030,6 +1033,11 @@ def _job(job):
     return i, classes, row
 
 
+# What synthetic.json says of the folder's records, read by preprocess.py
+# (data_provenance): they are made up, and a model trained on them is a demo.
+PROVENANCE = {'provenance': 'synthetic'}
+
+
 def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
                   borderline=0.15, progress=True):
     """Write records A0001 .. A{n} into `out`; returns {class: count} of the
@@ -1048,7 +1056,7 @@ def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
         for j in range(n, int(old.get('n', 0))):   # a smaller rerun: drop our extras
             for ext in ('hea', 'mat', 'atr'):
                 (out / f'{record_name(j)}.{ext}').unlink(missing_ok=True)
-    atomic_write_json({**args, 'n': int(n), 'complete': False}, manifest)
+    atomic_write_json({**args, 'n': int(n), 'complete': False, **PROVENANCE}, manifest)
     workers = workers or os.cpu_count() or 1
     # A record is skipped only when truth.csv has its row (datasets written
     # before truth.csv existed get their records rewritten, identically).
@@ -1082,7 +1090,7 @@ def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
             pool.close()
             pool.join()
     _write_truth(out, rows)
-    atomic_write_json({**args, 'n': int(n), 'complete': True}, manifest)
+    atomic_write_json({**args, 'n': int(n), 'complete': True, **PROVENANCE}, manifest)
     counts['skipped'] = skipped
     return counts
 

@@ -2,8 +2,10 @@
 12-lead file of each hospital format against the format's own library (and
 ecgdatakit where it is importable), with their agreement in uV beside it."""
 import importlib.util
+import sys
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,34 @@ def _format_row(fmt, path, readers, repeat):
     return row
 
 
+@contextmanager
+def _budgets_off():
+    """Every reader of records/formats/ without its declared-size checks
+    (common._budget a no-op): what the budgets cost is the read time with
+    them against without, side by side in this run."""
+    mods = [m for name, m in sys.modules.items()
+            if name.startswith('records.formats') and hasattr(m, '_budget')]
+    saved = [m._budget for m in mods]
+    for m in mods:
+        m._budget = lambda *a, **k: None
+    try:
+        yield
+    finally:
+        for m, f in zip(mods, saved):
+            m._budget = f
+
+
+def _budget_cost(path, repeat):
+    """(ms with the budget checks, ms without), best of `repeat` rounds that
+    alternate the two, so a busy machine slows both alike."""
+    on, off = float('inf'), float('inf')
+    for _ in range(repeat):
+        on = min(on, timeit(lambda: read_record(path).signal, 3))
+        with _budgets_off():
+            off = min(off, timeit(lambda: read_record(path).signal, 3))
+    return on * 1e3, off * 1e3
+
+
 def run(args):
     """Read time per 10-s 12-lead file of each hospital format: records.read_record
     (records/formats/, content sniffing included) against the library's plain call
@@ -109,7 +139,8 @@ def run(args):
     is importable, e.g. PYTHONPATH=/tmp/ecgdk), and their agreement: the
     largest |ours - theirs| in uV over the samples both return. Reads
     ../shared/data/formats and pydicom's waveform_ecg.dcm, and a CSV it writes
-    in a temporary folder (removed at the end)."""
+    in a temporary folder (removed at the end). budget_cost: the read time with
+    the declared-size checks of records/limits.py against without them."""
     root = SHARED / 'formats'
     kit = _ecgdatakit_reader()
     out, rows = {}, []
@@ -118,7 +149,10 @@ def run(args):
             if not path.is_file():
                 continue
             row = _format_row(fmt, path, {'lib': lib, 'ecgdatakit': kit}, 1 if args.quick else 5)
+            on, off = _budget_cost(path, 1 if args.quick else 5)
+            row['budget_cost'] = f'x{on / off:.3f}'
             rows.append(row)
             out[f'{fmt}_{path.stem}_ms'] = row['ours_ms']
+            out[f'{fmt}_{path.stem}_budget_cost'] = round(on / off, 4)
     print(pd.DataFrame(rows).astype(object).fillna('-').to_string(index=False))
     return out

@@ -25,7 +25,9 @@ declares every field; each reader builds it in one call) has
     sig_names   the channel names as written in the file ('MLII', 'avr', 'D1')
     leads       the standard name of each channel (records.LEADS spelling, by
                 alias and case: MLII/ML2 -> II, D1..D3/DI..DIII -> I..III,
-                AVR/avr -> aVR, ...), None for a channel that is no ECG lead
+                AVR/avr -> aVR, ...), None for a channel that is no ECG lead;
+                an inverted lead ('-aVR', 'II (inverted)': channel_lead) is
+                its lead, with signs -1: read() gives it the right way up
     units       per channel as written ('mV', 'uV', ...); values come in mV
     age (float, NaN if unknown), sex ('Male'/'Female'/'Unknown'),
     dx (list of SNOMED-CT codes, [] without a '# Dx:' comment; has_dx says
@@ -79,6 +81,9 @@ Quality flags (conservative: every real record in ../shared/data passes):
                     extreme value: saturation
     amplitude L     robust peak-to-peak over MAX_MV: implausible for an ECG
                     in mV (a lead with a unit or gain error)
+    short S s       the record fills only S s of the model's window, under
+                    6 s (CPSC2018's shortest record); under MIN_SECONDS
+                    (2.5 s, records/limits.py) it is refused
 The helpers recorded_leads(record), obtainable(leads) and missing_leads(record,
 leads) tell which leads a record has, can give, and lacks.
 """
@@ -99,6 +104,7 @@ from records.leads import (
     LIMB,
     apply_lead_map,
     canonical_lead,
+    channel_lead,
     ignored_channels,
     missing_leads,
     obtainable,
@@ -128,7 +134,8 @@ from records.wfdb import contained, header_path, read_header
 __all__ = [
     'BEAT_SYMBOLS', 'Beats', 'read_beats', 'RecordError', 'FORMAT_SUFFIXES', 'RECORD_SUFFIXES',
     'WFDB_SUFFIXES', 'csv_names_a_lead', 'find_records', 'record_base', 'LEADS', 'LIMB',
-    'apply_lead_map', 'canonical_lead', 'ignored_channels', 'missing_leads', 'obtainable',
+    'apply_lead_map', 'canonical_lead', 'channel_lead', 'ignored_channels', 'missing_leads',
+    'obtainable',
     'parse_lead_map', 'parse_leads', 'recorded_leads', 'mat_check', 'FS', 'WINDOW', 'Prepared',
     'Quality', 'check_quality', 'length_at_fs', 'prepare', 'quantise', 'resample_ratio',
     'resampled_length', 'to_mV', 'Reading', 'read_record', 'UNITS_TO_MV', 'Record', 'contained',

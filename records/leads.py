@@ -1,4 +1,6 @@
 """The twelve standard leads: names, aliases, limb-lead algebra, lead maps."""
+import re
+
 # Other spellings of the twelve standard leads, lower case. MLII/ML2 is the
 # modified lead II of Holter recordings (MIT-BIH), D1..D3 and DI..DIII the
 # European names of the limb leads; the rest are exports' variants.
@@ -28,6 +30,39 @@ LIMB = {'I': (1.0, 0.0), 'II': (0.0, 1.0), 'III': (-1.0, 1.0),
 def canonical_lead(name):
     """'MLII' -> 'II', 'avr' -> 'aVR', 'D3' -> 'III'; None if no ECG lead."""
     return _CANON.get(' '.join(str(name).strip().lower().split()))
+
+
+# Exports' ways of saying a channel is a lead or a lead turned upside down.
+# An inverted lead ('-aVR' of the Cabrera display, 'MDC_ECG_LEAD_-aVR',
+# 'aVR (neg)', 'II (inverted)', 'inv II') is the lead times -1: it is read
+# as (lead, -1), and Record.read turns it the right way up; never as the lead.
+_PREFIX = re.compile(r'^(?:MDC_ECG_LEAD_|(?:ECG|EKG|Lead)(?:[\s_:]+|-(?=[A-Za-z]))?)', re.I)
+_NEG = r'(?:neg(?:ative|ated)?|inv(?:erted)?)'
+_NEG_BEFORE = re.compile(rf'^(?:[-\u2212\u2013]\s*|{_NEG}[\s_:\-]+)', re.I)
+_NEG_AFTER = re.compile(rf'(?:\s*[(\[]\s*{_NEG}\s*[)\]]|[\s_\-]+{_NEG})$', re.I)
+_REF_AFTER = re.compile(r'[\s_\-]*ref$', re.I)
+
+
+def channel_lead(label):
+    """A channel label as files write it -> (standard lead or None, sign):
+    'MLII', 'Lead I (Einthoven)', 'ECG II', 'EKG V1', 'MDC_ECG_LEAD_AVR',
+    'V5-Ref' -> (lead, 1); '-aVR', '\u2212aVR', 'MDC_ECG_LEAD_-aVR', 'aVR (neg)',
+    'II (inverted)', 'inv II' -> (lead, -1); (None, 1) for no ECG lead."""
+    text = ' '.join(str(label).split())
+    lead = canonical_lead(text)
+    if lead:
+        return lead, 1
+    sign = 1
+    m = _NEG_AFTER.search(text)
+    if m and m.start() > 0:
+        text, sign = text[:m.start()], -1
+    text = _PREFIX.sub('', re.sub(r'\(.*?\)', ' ', text).strip(), count=1).strip()
+    m = _NEG_BEFORE.match(text)
+    if m and sign == 1:
+        text, sign = text[m.end():], -1
+    text = _REF_AFTER.sub('', text).strip()
+    lead = canonical_lead(text) if text else None
+    return (lead, sign) if lead else (None, 1)
 
 
 def parse_leads(leads):
@@ -91,12 +126,17 @@ def parse_lead_map(text):
 
 
 def apply_lead_map(record, lead_map):
-    """Name a record's channels by a lead map (parse_lead_map's dict or text)."""
+    """Name a record's channels by a lead map (parse_lead_map's dict or text).
+    A channel whose own name says it is the mapped lead inverted ('-aVR=aVR')
+    stays inverted (Record.signs); any other mapped channel is read as it is."""
     mapping = parse_lead_map(lead_map)
     for i, name in enumerate(record.sig_names):
         lead = mapping.get(' '.join(str(name).lower().split()))
         if lead:
             record.leads[i] = lead
+            named, sign = channel_lead(name)
+            if getattr(record, 'signs', None) is not None:
+                record.signs[i] = -1.0 if sign < 0 and named == lead else 1.0
     return record
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from records.errors import RecordError
 from records.leads import LIMB, missing_leads, parse_leads
-from records.limits import READ_MAX_VALUES
+from records.limits import MIN_SECONDS, READ_MAX_VALUES
 from records.record import Record
 
 # LVH: ~5 mV), while a record in µV read as mV gives hundreds.
@@ -24,6 +24,10 @@ MAX_MV = 20.0
 PLATEAU_S = 0.02
 PLATEAU_RUNS = 3
 CLIP_SHARE = 0.001  # report clipping from 0.1% of the window's samples (30 ms of 30 s)
+# A record shorter than the model's window is front-padded with zeros, as the
+# study's were (CPSC2018: 6-60 s in a 30-s window); below its shortest record,
+# 6 s, the model sees more padding than any record it learnt from: flagged.
+SHORT_S = 6.0
 
 
 # --------------------------------------------------------------------------
@@ -176,6 +180,9 @@ def prepare(record, leads, window=WINDOW, end=None):
         raise RecordError(record.name, f'a {window / FS:g}-s window at {record.fs:g} Hz is '
                                        f'{b - a} rows x {len(record.sig_names)} signals, over '
                                        f'the {READ_MAX_VALUES} values read at once')
+    if not record.duration >= MIN_SECONDS:  # NaN too
+        raise RecordError(record.name, f'{record.duration:.3g} s of signal, under the '
+                                       f'{MIN_SECONDS:g} s a diagnosis needs (two beats)')
     raw = record.read(a, b)[:, channels]
     up, down = resample_ratio(record.fs)
     # The rows of the window itself: quality is judged there, not on the margins.
@@ -201,6 +208,8 @@ def prepare(record, leads, window=WINDOW, end=None):
     # Quality of what the model sees (a record at 200 kHz whose signal lies
     # above 250 Hz resamples to ~0: flat), clipping at the ADC's own rate.
     quality = check_quality(record, inside, channels, at_fs=raw)
+    if end - start < min(int(window), SHORT_S * FS):
+        quality = Quality(quality.flags + (f'short {(end - start) / FS:.1f} s',))
     if real.all():  # every lead recorded: pick columns, no arithmetic
         sig = raw[:, mix.argmax(axis=1)]
     else:  # derivation is linear: after resampling is the same as before

@@ -1,9 +1,11 @@
 """read_record: any file or WFDB record -> Record."""
+import math
 from pathlib import Path
 
 from records import formats
 from records.errors import RecordError
 from records.leads import apply_lead_map
+from records.limits import FS_RANGE
 from records.record import Record
 from records.wfdb import _read_cpsc_struct, _signal_reader, contained, header_path, read_header
 
@@ -36,7 +38,14 @@ def read_record(path, allow_outside=False, lead_map=None, fs=None):
 
 def _read_record(path, allow_outside, lead_map=None, fs=None):
     if path.is_file() and path.suffix.lower() not in ('.hea', '.mat', '.dat'):
+        # The one containment rule, as for a WFDB header and a .mat: a
+        # symlinked link.xml in a folder of records may point anywhere.
+        contained(path, path.parent, path.stem, 'file', allow_outside)
         rec = apply_lead_map(formats.read(path, fs=fs), lead_map)
+        if not (math.isfinite(rec.fs) and FS_RANGE[0] <= rec.fs <= FS_RANGE[1]):
+            # whatever a reader let through: every later step divides by it
+            raise RecordError(rec.name, f'sampling rate {rec.fs:g} Hz is outside '
+                                        f'{FS_RANGE[0]:g}-{FS_RANGE[1]:g} Hz')
         if not any(rec.leads):
             raise _no_lead_error(rec)
         return rec

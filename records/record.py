@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 
 from records.errors import RecordError
-from records.leads import canonical_lead
+from records.leads import channel_lead
 
 UNITS_TO_MV = {'mv': 1.0, '': 1.0, 'uv': 1e-3, 'µv': 1e-3, 'μv': 1e-3, 'v': 1e3}
 
@@ -28,7 +28,7 @@ class Record:
     format: str                    # 'wfdb', 'cpsc2018' (the original .mat) or a hospital
                                    # format's key ('dicom', 'muse', ...: records.formats)
     leads: list = None             # the standard lead of each channel (None: no lead);
-                                   # default: sig_names by alias (canonical_lead)
+                                   # default: sig_names by alias (channel_lead)
     age: float = float('nan')
     sex: str = 'Unknown'
     dx: list = None                # SNOMED-CT codes; None: no '# Dx:' comment (has_dx)
@@ -51,12 +51,22 @@ class Record:
     median: dict = None
     full_disclosure: 'Record' = None
     has_dx: bool = field(init=False)
+    # -1 for a channel whose name says it is its lead inverted ('-aVR' of the
+    # Cabrera display, 'MDC_ECG_LEAD_-aVR', 'II (inverted)': channel_lead):
+    # read() gives the lead itself, -1 x the samples as stored; 1 otherwise.
+    signs: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.path, self.fs, self.sig_len = Path(self.path), float(self.fs), int(self.sig_len)
         self.sig_names, self.units = list(self.sig_names), list(self.units)
-        self.leads = [canonical_lead(n) for n in self.sig_names] if self.leads is None \
-            else list(self.leads)
+        named = [channel_lead(n) for n in self.sig_names]
+        # A reader's own leads (from codes, or lead_name: None for an inverted
+        # name) are completed by the names that say 'this lead, inverted'.
+        self.leads = [lead for lead, _ in named] if self.leads is None else \
+            [mine if mine is not None or sign > 0 else lead
+             for (lead, sign), mine in zip(named, self.leads)]
+        self.signs = np.array([-1.0 if sign < 0 and lead == mine else 1.0
+                               for (lead, sign), mine in zip(named, self.leads)])
         self.has_dx = self.dx is not None
         self.dx = list(self.dx or [])
         self.comments, self.files, self.fmts = list(self.comments), list(self.files), \
@@ -91,9 +101,9 @@ class Record:
             raise
         except Exception as e:  # noqa: BLE001 (every failure reaching a script is a RecordError)
             raise RecordError(self.name, f'unreadable signal ({type(e).__name__}: {e})') from None
-        known = np.isfinite(self._scale)
-        if (self._scale[known] != 1).any():
-            x = x * np.where(known, self._scale, 1.0)
+        mult = np.where(np.isfinite(self._scale), self._scale, 1.0) * self.signs
+        if (mult != 1).any():  # mV, and an inverted lead turned the right way up
+            x = x * mult
         return x
 
     def close(self):
@@ -116,7 +126,7 @@ class Record:
         """Physical (mV) value of each channel's ADC limits, or None."""
         if self.limit is None or self.gains is None:
             return None
-        scale = np.where(np.isfinite(self._scale), self._scale, 1.0)
+        scale = np.where(np.isfinite(self._scale), self._scale, 1.0) * self.signs
         a = (self.limit - self.baselines) / self.gains * scale
         b = (-self.limit - self.baselines) / self.gains * scale
         # A negative gain (an inverted lead, legal in WFDB) swaps the limits.

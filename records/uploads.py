@@ -147,8 +147,8 @@ def _stream_size(f):
 
 
 def _eocd(f):
-    """The zip's end-of-central-directory record -> (entries, cd size, its
-    position), or None (zip64, or none found: zipfile reports those)."""
+    """The zip's end-of-central-directory record -> (entries it claims, cd
+    size, its position), or None (none found: zipfile reports that)."""
     size = _stream_size(f)
     f.seek(max(0, size - 65557))
     tail = f.read()
@@ -157,9 +157,50 @@ def _eocd(f):
     if at < 0 or len(tail) - at < 22:
         return None
     _, _, _, _, entries, cd_size, _, _ = struct.unpack('<4s4H2LH', tail[at:at + 22])
-    if entries == 0xFFFF or cd_size == 0xFFFFFFFF:
-        return None
     return entries, cd_size, max(0, size - 65557) + at
+
+
+def zip_directory(data, most=None):
+    """A zip's central directory, walked by us and bounded, before zipfile
+    reads it (zipfile lists every entry the directory holds, whatever the
+    end record claims: a 1-MB directory of 20,000 entries that claims 1).
+    -> ([(name bytes, flags, compressed size, size)], at most most + 1 of
+    them), or a reason (str) the zip is refused: no end record, a zip64
+    end record (an ECG upload is far below 4 GB and 65,535 files), a
+    directory larger than the file, more than `most` entries."""
+    most = MAX_MEMBERS if most is None else most
+    f = _binary(data)
+    eocd = _eocd(f)
+    if eocd is None:
+        return 'not a readable .zip (no end of central directory)'
+    claimed, cd_size, end = eocd
+    if claimed == 0xFFFF or cd_size == 0xFFFFFFFF or (
+            end >= 20 and _read_at(f, end - 20, 4) == b'PK\x06\x07'):
+        return 'a zip64 archive; zip the records without zip64'
+    if cd_size > end:
+        return 'not a readable .zip (its directory is larger than the file)'
+    cd = _read_at(f, end - cd_size, cd_size)
+    out, pos = [], 0
+    while pos + 46 <= len(cd) and cd[pos:pos + 4] == b'PK\x01\x02':
+        if len(out) > most:
+            break
+        flags, = struct.unpack_from('<H', cd, pos + 8)
+        csize, usize, n, extra, comment = struct.unpack_from('<2L3H', cd, pos + 20)
+        out.append((bytes(cd[pos + 46:pos + 46 + n]), flags, csize, usize))
+        pos += 46 + n + extra + comment
+    if len(out) > most:
+        return f'more members than the size limit of {MAX_MEMBERS} files an upload allows'
+    if len(out) != claimed:
+        return (f'not a readable .zip (its end record claims {claimed} members, its '
+                f'directory holds {len(out)})')
+    return out
+
+
+def _read_at(f, pos, n):
+    f.seek(pos)
+    data = f.read(n)
+    f.seek(0)
+    return data
 
 
 def _clear_bad_utf8_flags(f, eocd):
@@ -185,22 +226,20 @@ def _clear_bad_utf8_flags(f, eocd):
 
 def _open_zip(name, data, staging):
     """-> (ZipFile, indexes of members whose names are not valid UTF-8), or
-    None (one problem line for the zip)."""
+    None (one problem line for the zip). The directory is walked with a
+    bound (zip_directory: MAX_MEMBERS) before zipfile lists it."""
+    listed = zip_directory(data)   # the request's budget is claim()'s, member by member
+    if isinstance(listed, str):
+        return staging.refuse(name, listed)
     f, bad = _binary(data), set()
-    eocd = _eocd(f)
-    if eocd is not None and eocd[0] > MAX_MEMBERS:
-        return staging.refuse(name, f'{eocd[0]} members, over the size limit of {MAX_MEMBERS} '
-                                    'files an upload')
     try:
         try:
             return zipfile.ZipFile(f), bad
         except UnicodeDecodeError:
-            if eocd is None:
-                raise
-            f, bad = _clear_bad_utf8_flags(f, eocd)
+            f, bad = _clear_bad_utf8_flags(f, _eocd(f))
             return zipfile.ZipFile(f), bad
-    except Exception as e:  # noqa: BLE001 (BadZipFile, OSError, struct.error, ...)
-        return staging.refuse(name, f'not a readable .zip ({type(e).__name__}: {e})')
+    except Exception:  # noqa: BLE001 (BadZipFile, OSError, struct.error, ...)
+        return staging.refuse(name, 'not a readable .zip (damaged)')
 
 
 def _member_problem(info, bad_name):
@@ -243,6 +282,7 @@ def _unzip(name, data, staging):
                 with zf.open(info) as src:
                     staging.write(label, safe, src)
             except Exception as e:  # noqa: BLE001 (CRC, zlib, lzma, EOF: this member only)
+                # zipfile's text names the member only, never a folder of ours
                 staging.refuse(label, f'corrupt member ({type(e).__name__}: {_clip(str(e))})')
 
 
@@ -277,7 +317,35 @@ def stage(files, folder):
     staged under safe names and paired into records."""
     staged, problems = stage_files(files, folder)
     paths, more = pair_records(folder, staged)
-    return paths, problems + more
+    return paths, user_problems(problems + more, folder)
+
+
+# A reason is for the person who uploaded: it names the upload's own files
+# and the app's or API's inputs, never the server's folders, a command-line
+# flag or a library's exception text.
+ABSOLUTE = re.compile(r'(?<![\w.:/])(?:[A-Za-z]:)?[/\\](?:[^\s/\\\'"]+[/\\])+(?=[^\s/\\\'"])')
+FOR_UPLOADS = (('give the sampling rate with --fs HZ',
+                'add a time column (seconds, or ms with ms in its name) to the CSV'),
+               ('--fs HZ', 'a time column in the CSV'))
+LEAD_MAP_FLAG = re.compile(r"with --lead-map, e\.g\. --lead-map '([^']*)'")
+
+
+def user_reason(reason, folder=None):
+    """A problem's reason as an uploader may read it: the staging folder and
+    any other absolute path cut to the file's own name, CLI flags replaced
+    by what an upload can give instead."""
+    text = str(reason)
+    for root in {str(folder), str(Path(folder).resolve())} if folder else ():
+        text = text.replace(root + '/', '').replace(root, '')
+    text = ABSOLUTE.sub('', text)
+    for flag, instead in FOR_UPLOADS:
+        text = text.replace(flag, instead)
+    return LEAD_MAP_FLAG.sub(r"in the lead map (the app's field), e.g. \1, or name the "
+                             r'channels in the file', text)
+
+
+def user_problems(problems, folder=None):
+    return [(name, user_reason(why, folder)) for name, why in problems]
 
 
 def header_files(text):
@@ -378,9 +446,11 @@ def read_records(paths, leads, window, staged=None, lead_map=None):
             out.append(read_prepared(path, leads, window, lead_map, label))
         except RecordError as e:
             problems.append((label, e.reason))
-        except Exception as e:  # noqa: BLE001 (a damaged file must not stop the batch)
-            problems.append((label, f'unreadable ({type(e).__name__}: {e})'))
-    return out, problems
+        except Exception:  # noqa: BLE001 (a damaged file must not stop the batch)
+            problems.append((label, 'unreadable (a damaged file, or one the readers '
+                                    'do not know)'))
+    folder = Path(paths[0]).parent if paths else None
+    return out, user_problems(problems, folder)
 
 
 def load_uploads(files, leads, window, lead_map=None):
@@ -393,4 +463,4 @@ def load_uploads(files, leads, window, lead_map=None):
         records, bad = read_records(paths, leads, window, staged, lead_map)
         for r in records:  # the folder goes now: the Records let go of its files first
             r.record.close()
-    return records, problems + more + bad
+    return records, user_problems(problems + more, tmp) + bad

@@ -43,7 +43,16 @@ def stage_zips(folder, tmp_parent):
     return f'{len(staged)} staged, {size} bytes, {len(problems)} problems'
 
 
-CASES = {'imports': lambda: None, 'read': read_one_lead, 'stage': stage_zips}
+def load_all(path):
+    """records.read_record, then every sample of every channel -> how many
+    values (the decoded signal is 8 bytes a value: the memory multiple's
+    denominator)."""
+    r = records.read_record(path)
+    return r.read(0, r.sig_len).size
+
+
+CASES = {'imports': lambda: None, 'read': read_one_lead, 'load': load_all,
+         'stage': stage_zips}
 
 
 def in_child(fn, args):

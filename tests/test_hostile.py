@@ -10,9 +10,12 @@ that base):
 
 prints one line per file: peak RSS (MB) and seconds.
 """
+import base64
+import binascii
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -24,8 +27,8 @@ import pandas as pd
 import pytest
 import scipy.io
 import wfdb
-from helpers import make_signal, write_record
-from web_helpers import errors, record_files, upload
+from helpers import make_signal, tiny_checkpoint, write_record
+from web_helpers import errors, lying_zip, record_files, upload
 
 import predict
 import preprocess
@@ -204,14 +207,24 @@ def hostile(tmp_path_factory):
     return files
 
 
-def test_memory_and_time_of_each_hostile_file(hostile, tmp_path):
+def test_memory_and_time_of_each_hostile_file(hostile, hostile_formats, tmp_path):
     """Each hostile file is refused with a RecordError (or an upload's problem
-    lines) in its own child: no crash, under 1 GB, the nested .mat < 1 s."""
+    lines) in its own child: no crash, under 1 GB, the nested .mat < 1 s; each
+    hospital reader's (section 7) in one line naming the file, within 400 MB
+    of a good record's peak and under 5 s."""
     f = {k: str(v) for k, v in hostile.items()}
     read = ('nested_mat', 'nested_mat_with_header', 'int8_struct_mat', 'skew_600M',
             'length_1e12', 'header_10MB_line')
+    good = tmp_path / 'GOODMUSE.xml'
+    muse_12(good)
+    lying = tmp_path / 'lying'  # a zip directory of 200,000 entries whose end claims 1
+    lying.mkdir()
+    (lying / 'lying.zip').write_bytes(lying_zip(200_000))
     cases = {'base (imports only)': ['imports'], **{key: ['read', f[key]] for key in read},
-             'four_zips': ['stage', f['four_zips'], str(tmp_path)]}
+             'four_zips': ['stage', f['four_zips'], str(tmp_path)],
+             'zip_directory_lying': ['stage', str(lying), str(tmp_path)],
+             'good MUSE record': ['read', str(good)],
+             **{key: ['read', str(path)] for key, path in hostile_formats.items()}}
     got = in_children(cases)
     for name, r in got.items():
         print(f"{name:24s} peak {r['rss_mb']:6.0f} MB  {r['seconds']:.3f} s  {r['result'][:90]}")
@@ -228,6 +241,16 @@ def test_memory_and_time_of_each_hostile_file(hostile, tmp_path):
     assert 'truncated' in got['length_1e12']['result']
     # one budget for the request: 4 of the 8 members of 50 MB (200 MB), not 400 MB
     assert got['four_zips']['result'] == f'ok: 4 staged, {200 * 2 ** 20} bytes, 4 problems'
+    base = got['good MUSE record']
+    assert base['result'] == 'ok', base
+    zipdir = got['zip_directory_lying']
+    assert zipdir['result'] == 'ok: 0 staged, 0 bytes, 1 problems', zipdir
+    assert zipdir['rss_mb'] < base['rss_mb'] + 400 and zipdir['seconds'] < 5, zipdir
+    for name, path in hostile_formats.items():
+        r = got[name]
+        assert r['result'].startswith('RecordError: '), (name, r)
+        assert path.stem in r['result'] and '\n' not in r['result'], (name, r)
+        assert r['rss_mb'] < base['rss_mb'] + 400 and r['seconds'] < 5, (name, r)
 
 
 # --------------------------------------------------------------------------
@@ -560,3 +583,444 @@ def test_signal_above_250_hz_at_200_khz_is_flagged(tmp_path):
     assert str(check_quality(rec, rec.read(0, 100_000))) == 'ok'  # at its own rate
     with pytest.raises(RecordError, match='^H: no usable signal: lead\\(s\\) II flat'):
         prepare(rec, ['II'])
+
+
+# --------------------------------------------------------------------------
+# 7. The hospital readers: one budget (records/limits.py) for every format.
+# Each writer makes the smallest file that shows its defect.
+
+def xml_file(path, text):
+    path.write_text(text)
+    return path
+
+
+def muse_file(path, leads, base='500', exponent=''):
+    """GE MUSE RestingECG XML of int16 leads [(name, array)]."""
+    data = ''.join(f'<LeadData><LeadAmplitudeUnitsPerBit>4.88</LeadAmplitudeUnitsPerBit>'
+                   f'<LeadAmplitudeUnits>MICROVOLTS</LeadAmplitudeUnits><LeadID>{lead}</LeadID>'
+                   f"<WaveFormData>{base64.b64encode(np.asarray(x, '<i2').tobytes()).decode()}"
+                   f'</WaveFormData></LeadData>' for lead, x in leads)
+    exp = f'<SampleExponent>{exponent}</SampleExponent>' if exponent != '' else ''
+    return xml_file(path, f'<?xml version="1.0"?>\n<RestingECG><Waveform><WaveformType>Rhythm'
+                          f'</WaveformType><SampleBase>{base}</SampleBase>{exp}{data}'
+                          f'</Waveform></RestingECG>')
+
+
+def muse_12(path, n=5000, **kw):
+    sig = np.int16(make_signal(n, seed=3) * 200)
+    return muse_file(path, list(zip(LEADS, sig.T)), **kw)
+
+
+def lzw_codes(codes):
+    """10-bit codes, MSB first, as Philips XLI packs them."""
+    bits = np.unpackbits(np.asarray(codes, '>u2').view(np.uint8)).reshape(-1, 16)[:, 6:]
+    return np.packbits(bits.ravel()).tobytes()
+
+
+def xli_bomb(nbytes):
+    """An XLI lead whose LZW codes name ever longer runs of zero bytes (code
+    256 is '00', 257 '000', ... 1022 is 768 zeros), then 1022 over and
+    over: nbytes decode to ~600 x nbytes."""
+    ncodes = nbytes * 8 // 10
+    codes = [0] + list(range(256, 1023)) + [1022] * (ncodes - 768)
+    lzw = lzw_codes(codes)
+    return struct.pack('<ihh', len(lzw), 0, 0) + lzw
+
+
+def philips_file(path, data, method='XLI', duration=None, characteristics=True):
+    dur = f' durationperchannel="{duration}"' if duration else ''
+    sc = ('<dataacquisition><signalcharacteristics><samplingrate>500</samplingrate>'
+          '<resolution>5</resolution><acquisitiontype>STD-12</acquisitiontype>'
+          '<numberchannelsvalid>12</numberchannelsvalid></signalcharacteristics>'
+          '</dataacquisition>') if characteristics else ''
+    return xml_file(path, f'<?xml version="1.0"?>\n<restingecgdata><documentinfo>'
+                          f'<documentversion>1.04</documentversion></documentinfo>{sc}'
+                          f'<waveforms><parsedwaveforms compressmethod="{method}"{dur}>'
+                          f'{base64.b64encode(data).decode()}</parsedwaveforms></waveforms>'
+                          f'</restingecgdata>')
+
+
+def scp_huffman(values):
+    """Values in SCP-ECG's default Huffman table -> bytes (MSB first)."""
+    out = []
+    for v in values:
+        v = int(v)
+        if v == 0:
+            out.append('0')
+        elif abs(v) <= 8:
+            out.append('1' * abs(v) + '0' + ('1' if v < 0 else '0'))
+        elif -128 <= v < 128:
+            out.append('1' * 9 + '0' + f'{v & 0xFF:08b}')
+        else:
+            out.append('1' * 10 + f'{v & 0xFFFF:016b}')
+    bits = ''.join(out)
+    bits += '0' * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, 'big') if bits else b''
+
+
+def scp_file(path, leads, counts=None, interval=2000, huffman=False):
+    """An SCP-ECG record: sections 0, 2 (default Huffman, when huffman), 3
+    (leads) and 6 (rhythm, no differences, AVM 1000 nV); leads: bytes per
+    lead (int16 or Huffman-coded), counts: the samples each declares."""
+    def section(sid, body):
+        return struct.pack('<HHIBB6s', 0, sid, 16 + len(body), 20, 20, b'SCPECG') + body
+    counts = counts or [len(b) // 2 for b in leads]
+    s3 = bytes([len(leads), 0]) + b''.join(struct.pack('<IIB', 1, c, 1 + k % 8)
+                                           for k, c in enumerate(counts))
+    s6 = struct.pack('<HHBB', 1000, interval, 0, 0) + \
+        struct.pack(f'<{len(leads)}H', *[len(b) for b in leads]) + b''.join(leads)
+    bodies = {2: struct.pack('<H', 19999)} if huffman else {}
+    bodies.update({3: s3, 6: s6})
+    ids = [0, 1, 2, 3, 4, 5, 6]
+    s0_len = 16 + 10 * len(ids)
+    offset, pointers, rest = 6 + s0_len, b'', b''
+    for i in ids[1:]:
+        sec = section(i, bodies[i]) if i in bodies else b''
+        pointers += struct.pack('<HII', i, len(sec), offset + 1 if sec else 0)
+        offset += len(sec)
+        rest += sec
+    s0 = section(0, struct.pack('<HII', 0, s0_len, 7) + pointers)
+    body = s0 + rest
+    rec = struct.pack('<I', 6 + len(body)) + body
+    path.write_bytes(struct.pack('<H', binascii.crc_hqx(rec, 0xFFFF)) + rec)
+    return path
+
+
+def ishne_file(path, sig, fs=500, offset=None, var_len=0):
+    """An ISHNE 1.0 Holter file of int16 leads (n, leads) in lead codes 5, 6, ..."""
+    n, nleads = sig.shape
+    h = bytearray(512)
+    struct.pack_into('<iiii', h, 0, var_len, n, 522, 522 + var_len if offset is None
+                     else offset)
+    struct.pack_into('<h', h, 146, nleads)
+    struct.pack_into(f'<{nleads}h', h, 148, *range(5, 5 + nleads))
+    struct.pack_into(f'<{nleads}h', h, 196, *[5000] * nleads)   # 5 uV
+    struct.pack_into('<h', h, 262, fs)
+    path.write_bytes(b'ISHNE1.0' + b'\0\0' + bytes(h) + bytes(var_len) +
+                     np.asarray(sig, '<i2').tobytes())
+    return path
+
+
+def dicom_int8(path, channels, samples, fs=500):
+    """A 12-lead ECG DICOM of int8 samples (zeros): channels x samples bytes."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.9.1.1'
+    meta.MediaStorageSOPInstanceUID = '1.2.3.4'
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID = meta, meta.MediaStorageSOPClassUID, '1.2.3.4'
+    g = Dataset()
+    g.MultiplexGroupLabel, g.SamplingFrequency = 'RHYTHM', fs
+    g.NumberOfWaveformChannels, g.NumberOfWaveformSamples = channels, samples
+    g.WaveformBitsAllocated, g.WaveformSampleInterpretation = 8, 'SB'
+    chans = []
+    for k in range(channels):
+        ch, src = Dataset(), Dataset()
+        src.CodeValue, src.CodingSchemeDesignator = f'5.6.3-9-{1 + k % 8}', 'SCPECG'
+        ch.ChannelSourceSequence, ch.ChannelSensitivity = [src], 1
+        ch.ChannelSensitivityCorrectionFactor, ch.ChannelBaseline = 1, 0
+        ch.WaveformBitsStored = 8
+        chans.append(ch)
+    g.ChannelDefinitionSequence = chans
+    g.WaveformData = bytes(channels * samples)
+    ds.WaveformSequence = [g]
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def csv_file(path, header_line, rows):
+    path.write_bytes(header_line.encode() + b'\n' + rows)
+    return path
+
+
+def csv_rows(times, nleads=1):
+    return ''.join(f'{t:g}' + ',0.1' * nleads + '\n' for t in times).encode()
+
+
+@pytest.fixture(scope='module')
+def hostile_formats(tmp_path_factory):
+    """The hostile file of each hospital reader, as the issue measured them."""
+    d = tmp_path_factory.mktemp('hostile_formats')
+    f = {}
+    f['philips_xli_100kB'] = philips_file(d / 'XLI.xml', xli_bomb(100_000))
+    long, one = np.zeros(1_350_000, np.int16), np.zeros(1, np.int16)
+    f['muse_padded_leads'] = muse_file(d / 'PAD.xml', [('II', long)] + [('I', one)] * 200)
+    f['muse_rate_1e9'] = muse_12(d / 'RATE.xml', base='1000000000')
+    f['csv_0.001_hz'] = csv_file(d / 'SLOW.csv', 'time,II', csv_rows(range(0, 600_000, 1000)))
+    f['csv_30MB'] = csv_file(d / 'BIG.csv', 'I,II', b'0,0\n' * (30 * 2 ** 20 // 4))
+    zeros = bytes(65_535)   # 524,280 zero values each, in the default Huffman table
+    f['scp_255_leads'] = scp_file(d / 'HUFF.scp', [zeros] * 255, counts=[8 * 65_535] * 255,
+                                  huffman=True)
+    f['dicom_int8_48MB'] = dicom_int8(d / 'INT8.dcm', 12, 4_000_000)
+    f['xml_tiny_elements'] = xml_file(d / 'TINY.xml', '<AnnotatedECG>' + '<a/>' *
+                                      (10 * 2 ** 20 // 4) + '</AnnotatedECG>')
+    f['cardiosoft_10MB'] = xml_file(d / 'CS.xml', '<CardiologyXML><StripData><SampleRate>500'
+                                    '</SampleRate><WaveformData lead="I">' + '0,' *
+                                    (5 * 2 ** 20) + '0</WaveformData></StripData>'
+                                    '</CardiologyXML>')
+    f['ishne_negative_offset'] = ishne_file(d / 'NEG.ecg', np.zeros((5000, 12)), offset=-4096)
+    return f
+
+
+def test_predict_scores_a_good_record_past_every_hostile_reader_file(hostile_formats,
+                                                                     tmp_path):
+    """predict.py --records over the hostile file of every hospital reader and
+    one good record: each hostile file is one 'skipped' line naming it, the
+    good record is scored and measured, exit 0, no traceback."""
+    _, model = tiny_checkpoint(tmp_path, 'TINY-all-s42-f7', 5000)
+    good = tmp_path / 'good'
+    good.mkdir()
+    muse_12(good / 'GOOD.xml')
+    folder = next(iter(hostile_formats.values())).parent
+    out = tmp_path / 'p.csv'
+    done = subprocess.run(
+        [sys.executable, 'predict.py', '--model-path', str(model), '--device', 'cpu',
+         '--precision', 'fp32', '--records', str(folder), str(good), '--out', str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and 'Traceback' not in done.stderr, done.stderr[-3000:]
+    df = pd.read_csv(out)
+    assert df['record'].tolist() == ['GOOD'] and np.isfinite(df['hr']).all()
+    skipped = [line for line in done.stderr.splitlines() if line.startswith('skipped ')]
+    for path in hostile_formats.values():
+        assert sum(line.startswith(f'skipped {path.stem}: ') for line in skipped) == 1, \
+            (path.name, skipped)
+
+
+def test_philips_xli_lead_decoding_past_its_budget_is_stopped(tmp_path):
+    """100 kB of LZW decode to ~60 MB a lead: stopped at the declared duration
+    plus a second, or at the budget's share of a lead without one."""
+    with pytest.raises(RecordError, match=r'^D: XLI lead 1 decodes to over 5500 samples'):
+        read_record(philips_file(tmp_path / 'D.xml', xli_bomb(100_000), duration=10_000))
+    with pytest.raises(RecordError, match=r'^N: XLI lead 1 decodes to over 900000 samples'):
+        read_record(philips_file(tmp_path / 'N.xml', xli_bomb(100_000)))
+
+
+def test_bounded_lzw_equals_sierraecgs_decoder():
+    """The LZW loop that replaced sierraecg's byte-a-call decoder gives its
+    bytes on random streams (codes above 1022 end both) and on the bomb's
+    first codes."""
+    from sierraecg.lzw import LzwDecoder
+
+    from records.formats.philips import _lzw
+    rng = np.random.default_rng(0)
+    streams = [lzw_codes(rng.integers(0, 1023 if k % 2 else 1024, 2000)) for k in range(20)]
+    for data in streams + [xli_bomb(3000)[8:]]:
+        dec, want = LzwDecoder(data, bits=10), bytearray()
+        try:
+            while (b := dec.read()) != -1:
+                want.append(b)
+        except IndexError:   # an unknown first code: sierraecg fails, we stop
+            pass
+        assert _lzw(data, 10 ** 7, 'x', 1) == bytes(want)
+
+
+def test_philips_without_its_elements_names_what_is_missing(tmp_path):
+    path = philips_file(tmp_path / 'P.xml', b'\0\0\0', method='Uncompressed',
+                        characteristics=False)
+    with pytest.raises(RecordError, match=r'^P: P.xml: Philips XML 1.04: parsedwaveforms '
+                                          r'holds no samples$'):
+        read_record(path)
+
+
+def test_muse_leads_and_values_are_bounded_before_padding(tmp_path):
+    long, one = np.zeros(60_000, np.int16), np.zeros(1, np.int16)
+    path = muse_file(tmp_path / 'M.xml', [('II', long)] + [('I', one)] * 200)
+    with pytest.raises(RecordError, match=r'^M: M.xml: MUSE waveform holds 12060000 values, '
+                                          r'over the 10800000'):
+        read_record(path)
+    path = muse_file(tmp_path / 'L.xml', [('II', long[:10])] + [('I', one)] * 300)
+    with pytest.raises(RecordError, match=r'^L: L.xml: MUSE waveform holds 301 leads \(1 to '
+                                          r'256 are read\)'):
+        read_record(path)
+
+
+@pytest.mark.parametrize('base, exponent, shown', [('0', '', '0'), ('-500', '', '-500'),
+                                                   ('1000000000', '', '1e+09'),
+                                                   ('500', '400', 'inf'),
+                                                   ('500', '-3', '0.5')])
+def test_muse_sample_base_outside_the_rate_range_is_refused(tmp_path, base, exponent, shown):
+    path = muse_12(tmp_path / 'R.xml', base=base, exponent=exponent)
+    with pytest.raises(RecordError, match=rf'^R: R.xml: sampling rate {re.escape(shown)} Hz is '
+                                          r'outside 1-500000 Hz$'):
+        read_record(path)
+
+
+def test_csv_rate_and_size_are_checked_before_parsing(tmp_path):
+    path = csv_file(tmp_path / 'S.csv', 'time,II', csv_rows(range(0, 20_000, 1000)))
+    with pytest.raises(RecordError, match=r'^S: S.csv: sampling rate 0.001 Hz is outside'):
+        read_record(path)
+    path = csv_file(tmp_path / 'C.csv', 'time,II', csv_rows([2.0] * 20))
+    with pytest.raises(RecordError, match=r"^C: C.csv: time column 'time' does not increase "
+                                          r'\(median step 0 s\)'):
+        read_record(path)
+    path = csv_file(tmp_path / 'F.csv', 'I,II', b'0,0\n' * 20)
+    with pytest.raises(RecordError, match=r'^F: F.csv: sampling rate -500 Hz is outside'):
+        read_record(path, fs=-500)
+    path = csv_file(tmp_path / 'V.csv', 'I,II', b'0,0\n' * 6_000_000)
+    with pytest.raises(RecordError, match=r'^V: V.csv: CSV holds 12000000 values, over the'):
+        read_record(path, fs=500)
+    path = csv_file(tmp_path / 'B.csv', 'I,II', b'0,0\n' * (33 * 2 ** 20 // 4))
+    with pytest.raises(RecordError, match=r'^B: B.csv is 33.0 MB, over the 32 MB a CSV'):
+        read_record(path, fs=500)
+
+
+def test_scp_default_huffman_decoder_matches_its_table_and_is_bounded(tmp_path):
+    """The numpy decoder against values coded by the table (every code
+    length); the real export's CRC and samples are tested in test_formats."""
+    from records.formats.scp import _crc_ccitt, _scp_huffman_default
+    rng = np.random.default_rng(0)
+    values = np.r_[0, 1, -1, 8, -8, 9, -9, 127, -128, 128, -129, 32767, -32768,
+                   rng.integers(-20, 21, 3000), rng.integers(-32768, 32768, 50)]
+    np.testing.assert_array_equal(_scp_huffman_default(scp_huffman(values), len(values)), values)
+    assert len(_scp_huffman_default(scp_huffman(values)[:-40], len(values))) < len(values)
+    sig = np.int16(make_signal(5000, seed=4) * 200)[:, :8]
+    rec = read_record(scp_file(tmp_path / 'H.scp', [scp_huffman(x) for x in sig.T],
+                               counts=[5000] * 8, huffman=True))
+    np.testing.assert_allclose(rec.signal, sig / 1000.0)
+    with pytest.raises(RecordError, match=r'^Z: Z.scp: SCP-ECG holds 133691400 values, over'):
+        read_record(scp_file(tmp_path / 'Z.scp', [bytes(65_535)] * 255,
+                             counts=[8 * 65_535] * 255, huffman=True))
+    with pytest.raises(RecordError, match=r'^I: I.scp: sampling rate 0 Hz is outside'):
+        read_record(scp_file(tmp_path / 'I.scp', [sig[:, 0].tobytes()], interval=0))
+    data = os.urandom(1 << 16)   # binascii's CRC-CCITT = EN 1064's, bit by bit
+
+    def by_bits(data, crc=0xFFFF):
+        for byte in data:
+            crc ^= byte << 8
+            for _ in range(8):
+                crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+        return crc
+    assert _crc_ccitt(data) == by_bits(data)
+
+
+def test_scp_file_over_its_ceiling_is_refused_before_its_crc(tmp_path):
+    from records.limits import MAX_SCP_BYTES
+    path = scp_file(tmp_path / 'W.scp', [bytes(65_534)] * 12)
+    with open(path, 'ab') as f:
+        f.truncate(MAX_SCP_BYTES + 1)
+    with pytest.raises(RecordError, match=r'^W: W.scp is 21.6 MB, over the 21 MB an SCP'):
+        read_record(path)
+
+
+def test_dicom_channels_times_samples_checked_before_the_waveform(tmp_path):
+    path = dicom_int8(tmp_path / 'D.dcm', 12, 1_000_000)
+    with pytest.raises(RecordError, match=r'^D: D.dcm: DICOM waveform 1 holds 12000000 values'):
+        read_record(path)
+    assert read_record(dicom_int8(tmp_path / 'S.dcm', 12, 5000)).sig_len == 5000
+
+
+def test_xml_size_and_element_ceilings(tmp_path):
+    path = xml_file(tmp_path / 'T.xml', '<AnnotatedECG>' + '<a/>' * 200_000 + '</AnnotatedECG>')
+    with pytest.raises(RecordError, match=r'^T: T.xml: XML with 200002 tags, over the 100000'):
+        read_record(path)
+    path = xml_file(tmp_path / 'G.xml', '<RestingECG>' + ' ' * (9 << 20) + '</RestingECG>')
+    with pytest.raises(RecordError, match=r'^G: G.xml is 9.0 MB, over the 8 MB a muse XML'):
+        read_record(path)
+
+
+@pytest.mark.parametrize('offset, why', [(-4096, 'at byte -4096'), (524, 'at byte 524')])
+def test_ishne_ecg_offset_must_follow_the_variable_block(tmp_path, offset, why):
+    sig = np.int16(make_signal(5000, seed=5) * 200)
+    good = read_record(ishne_file(tmp_path / 'GOOD.ecg', sig))
+    np.testing.assert_allclose(good.signal, sig * 0.005)
+    with pytest.raises(RecordError, match=rf'^E: E.ecg: ISHNE header puts the ECG {why}, not '
+                                          r'after its 0-byte variable block \(byte 522\)'):
+        read_record(ishne_file(tmp_path / 'E.ecg', sig, offset=offset))
+
+
+def test_negative_rates_are_refused_as_rates(tmp_path):
+    """A negative rate read as one failed later as 'window ending at sample
+    -5000 is empty'."""
+    aecg = ('<AnnotatedECG><component><series><code code="RHYTHM"/><component><sequenceSet>'
+            '<component><sequence><code code="TIME_ABSOLUTE"/><value><head value="0"/>'
+            '<increment value="-0.002" unit="s"/></value></sequence></component>'
+            '<component><sequence><code code="MDC_ECG_LEAD_II"/><value><origin value="0"/>'
+            '<scale value="5" unit="uV"/><digits>' + ' '.join(['1'] * 5000) + '</digits>'
+            '</value></sequence></component></sequenceSet></component></series></component>'
+            '</AnnotatedECG>')
+    with pytest.raises(RecordError, match=r'^A: A.xml: sampling rate -500 Hz is outside'):
+        read_record(xml_file(tmp_path / 'A.xml', aecg))
+    sig = np.int16(make_signal(5000, seed=5) * 200)
+    ishne_file(tmp_path / 'I.ecg', sig, fs=-500)
+    with pytest.raises(RecordError, match=r'^I: I.ecg: sampling rate -500 Hz is outside'):
+        read_record(tmp_path / 'I.ecg')
+
+
+def good_files(folder, n, seed=0):
+    """One file of each reader holding 12 leads x n samples (int16 values of
+    a few hundred LSB; SCP-ECG: at most 32,000, its lead sizes are uint16)
+    -> {reader: path}."""
+    import pyedflib
+    sig = np.random.default_rng(seed).integers(-400, 400, (n, 12)).astype(np.int16)
+    folder.mkdir(exist_ok=True)
+    text = [','.join(map(str, x)) for x in sig.T]
+    seqs = ''.join(f'<component><sequence><code code="MDC_ECG_LEAD_{lead}"/><value><origin '
+                   f'value="0"/><scale value="5" unit="uV"/><digits>{t.replace(",", " ")}'
+                   f'</digits></value></sequence></component>' for lead, t in zip(LEADS, text))
+    edf = str(folder / 'E.edf')
+    heads = pyedflib.highlevel.make_signal_headers(list(LEADS), sample_frequency=500,
+                                                   physical_min=-500, physical_max=500)
+    pyedflib.highlevel.write_edf(edf, sig.T.astype(np.float64), heads)
+    return {
+        'muse': muse_file(folder / 'M.xml', list(zip(LEADS, sig.T))),
+        'philips': philips_file(folder / 'P.xml', sig.T.tobytes(), method='Uncompressed',
+                                duration=n * 2),
+        'cardiosoft': xml_file(folder / 'C.xml', '<CardiologyXML><StripData><SampleRate>500'
+                               '</SampleRate>' + ''.join(f'<WaveformData lead="{lead}">{t}'
+                                                         f'</WaveformData>' for lead, t in
+                                                         zip(LEADS, text)) +
+                               '</StripData></CardiologyXML>'),
+        'aecg': xml_file(folder / 'A.xml', '<AnnotatedECG><component><series><code code='
+                         '"RHYTHM"/><component><sequenceSet><component><sequence><code code='
+                         '"TIME_ABSOLUTE"/><value><head value="0"/><increment value="0.002" '
+                         f'unit="s"/></value></sequence></component>{seqs}</sequenceSet>'
+                         '</component></series></component></AnnotatedECG>'),
+        'scp': scp_file(folder / 'S.scp', [x[:32_000].tobytes() for x in sig.T]),
+        'dicom': dicom_int8(folder / 'D.dcm', 12, n),
+        'csv': csv_file(folder / 'V.csv', 'time,' + ','.join(LEADS),
+                        '\n'.join(f'{i / 500:g},' + ','.join(map(str, r))
+                                  for i, r in enumerate(sig)).encode() + b'\n'),
+        'ishne': ishne_file(folder / 'I.ecg', sig),
+        'edf': Path(edf),
+    }
+
+
+MEMORY_MULTIPLE = {'muse': 4, 'philips': 4, 'cardiosoft': 4, 'aecg': 4, 'scp': 4, 'dicom': 4,
+                   'csv': 4, 'ishne': 3, 'edf': 3}
+
+
+def test_memory_multiple_of_each_reader(tmp_path):
+    """A file within the budget costs at most MEMORY_MULTIPLE[reader] times
+    its decoded signal (8 bytes a value) on top of a small file of the same
+    reader (the import and fixed costs): the multiples of docs/hostile.md."""
+    n_small, n_big = 5000, 150_000
+    small, big = good_files(tmp_path / 'small', n_small), good_files(tmp_path / 'big', n_big)
+    got = in_children({**{f'{k} small': ['load', str(v)] for k, v in small.items()},
+                       **{f'{k} big': ['load', str(v)] for k, v in big.items()}})
+    multiples = {}
+    for reader in small:
+        s, b = got[f'{reader} small'], got[f'{reader} big']
+        big_n = min(n_big, 32_000) if reader == 'scp' else n_big
+        assert s['result'] == f'ok: {12 * n_small}' and b['result'] == f'ok: {12 * big_n}', \
+            (reader, s, b)
+        signal_mb = 12 * (big_n - n_small) * 8 / 2 ** 20
+        multiple = (b['rss_mb'] - s['rss_mb']) / signal_mb
+        print(f"{reader:10s} {b['rss_mb'] - s['rss_mb']:6.1f} MB for {signal_mb:.1f} MB of "
+              f"signal: x{multiple:.1f}, {b['seconds']:.2f} s")
+        multiples[reader] = multiple
+    assert all(multiples[k] <= MEMORY_MULTIPLE[k] for k in multiples), multiples
+
+
+def test_edf_window_is_held_to_the_read_ceiling(tmp_path, monkeypatch):
+    """EDF is read per window, as WFDB: a window of more than READ_MAX_VALUES
+    values (256 channels at 500 kHz make 128 M in one second) is refused."""
+    import records.formats.edf as edf
+    path = good_files(tmp_path, 1000)['edf']
+    rec = read_record(path)
+    assert rec.read(0, 1000).shape == (1000, 12)
+    monkeypatch.setattr(edf, 'READ_MAX_VALUES', 1000)
+    with pytest.raises(RecordError, match=r'^E: 100 samples of 12 channels need 1200 values, '
+                                          r'over 1000$'):
+        rec.read(0, 100)

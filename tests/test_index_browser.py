@@ -59,6 +59,9 @@ def test_page_upload_diagnose_shade_arabic(page_server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={'width': 1300, 'height': 1000})
         page.on('request', lambda r: hosts.add(urlparse(r.url).hostname or r.url[:5]))
+        blocked = []   # serve.py's Content-Security-Policy must let the page work
+        page.on('console', lambda m: blocked.append(m.text)
+                if 'Content Security Policy' in m.text else None)
         page.set_default_timeout(WAIT_MS)
         page.goto(page_server)
         expect(page.locator('h1')).to_have_text('ECG diagnosis')
@@ -87,6 +90,9 @@ def test_page_upload_diagnose_shade_arabic(page_server, tmp_path):
         page.locator('#highlight').select_option(shaded)
         expect(page.locator('#highlight-note')).not_to_be_empty()
         page.screenshot(path=str(shots / 'serve-ar.png'), full_page=True)
+        page.goto(page_server + '/docs')   # its inline script runs by the CSP's hash
+        expect(page.locator('#paths h3').first).to_be_visible()
         browser.close()
+    assert blocked == [], blocked
     assert hosts <= {'localhost', '127.0.0.1'}, hosts
     assert (shots / 'serve-en.png').stat().st_size > 10_000

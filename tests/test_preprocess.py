@@ -244,7 +244,7 @@ def test_interrupted_build_leaves_nothing_half_written(tmp_path, capsys, monkeyp
 
 
 def test_header_spelling_variants_give_the_same_metadata_and_labels(tmp_path, capsys):
-    sig = make_signal(1000)
+    sig = make_signal(1500)  # 3 s: over records.limits.MIN_SECONDS
     write_record(tmp_path, 'HR1', sig, units='mv', age='NaN', sex='F', dx='59118001,426783006')
     write_record(tmp_path, 'HR2', sig, age='Unknown', sex='Unknown', dx='733534002')
     write_record(tmp_path, 'HR3', sig, age='47', sex='M', dx='17338001', gain=200)

@@ -5,12 +5,15 @@ server in a thread, and the browser the page tests drive.
 The model is a tiny random ResNet-18 on 2-s windows (helpers.tiny_checkpoint):
 these tests check the app and the API, not the model's accuracy.
 """
+import io
 import os
 import shutil
 import socket
+import struct
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -51,6 +54,41 @@ def record_upload(name, cls='RBBB', seconds=4.0, seed=5):
     """The same record as the list [(file name, bytes)] a form posts; 4 s by
     default, since the API tests post many."""
     return list(record_files(name, cls, seconds, seed).values())
+
+
+def zip_of(members):
+    """[(member name, bytes)] -> the bytes of a deflated zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def lying_zip(entries=20_000):
+    """A ~1 MB zip whose central directory holds `entries` entries (one small
+    member's entry, repeated) while its end record claims 1 (issue 28)."""
+    one = zip_of([('x.dat', b'\0' * 16)])
+    end = one.rfind(b'PK\x05\x06')
+    _, _, _, _, _, cd_size, cd_at, _ = struct.unpack('<4s4H2LH', one[end:end + 22])
+    cd = one[cd_at:cd_at + cd_size] * entries
+    tail = struct.pack('<4s4H2LH', b'PK\x05\x06', 0, 0, 1, 1, len(cd), cd_at, 0)
+    return one[:cd_at] + cd + tail
+
+
+def bad_utf8_zip(good):
+    """A zip of the upload tuples `good` plus one member whose name sets the
+    UTF-8 flag without being UTF-8."""
+    data = bytearray(zip_of(list(good) + [('BADNAME.dat', b'\0' * 16)]))
+    for sig, flag_at, name_at in ((b'PK\x03\x04', 6, 30), (b'PK\x01\x02', 8, 46)):
+        pos = data.find(sig + b'', 0)
+        while pos >= 0:
+            if data[pos + name_at:pos + name_at + 7] == b'BADNAME':
+                flags, = struct.unpack_from('<H', data, pos + flag_at)
+                struct.pack_into('<H', data, pos + flag_at, flags | 0x800)
+                data[pos + name_at:pos + name_at + 2] = b'\xff\xfe'
+            pos = data.find(sig, pos + 4)
+    return bytes(data)
 
 
 # --------------------------------------------------------------------------
@@ -102,7 +140,7 @@ def start(root, extra=(), token=True):
     wrapped, app = serve.create_app(cfg)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(wrapped, host='127.0.0.1', port=port,
-                                           log_level='warning'))
+                                           log_level='warning', **serve.UVICORN))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f'http://127.0.0.1:{port}'

@@ -9,6 +9,7 @@ Class names and the two texts per class (a brief one for the public, the
 criterion a cardiologist reads the tracing for) are keys too:
 'class_<C>', 'public_<C>', 'clinical_<C>' for C in utils.CLASSES.
 """
+import re
 import string
 
 LANGUAGES = {'en': 'English', 'fr': 'Français', 'ar': 'العربية'}
@@ -123,6 +124,9 @@ TEXT = {
     'n_read': {'en': '{ok} record(s) read, {bad} problem(s)',
                'fr': '{ok} enregistrement(s) lu(s), {bad} problème(s)',
                'ar': 'قُرئ {ok} تسجيل، {bad} مشكلة'},
+    'more_problems': {'en': '... and {n} more problem(s) in this upload',
+                      'fr': '... et {n} autre(s) problème(s) dans ce dépôt',
+                      'ar': '... و{n} مشكلة أخرى في هذا التحميل'},
     'results_table': {'en': 'Results', 'fr': 'Résultats', 'ar': 'النتائج'},
     'col_record': {'en': 'record', 'fr': 'enregistrement', 'ar': 'التسجيل'},
     'col_diagnoses': {'en': 'diagnoses', 'fr': 'diagnostics', 'ar': 'التشخيصات'},
@@ -215,6 +219,45 @@ TEXT = {
     'meas_axes': {'en': 'Axes P / QRS / T (°)', 'fr': 'Axes P / QRS / T (°)',
                   'ar': 'المحاور P / QRS / T (°)'},
     'meas_empty': {'en': 'not measured', 'fr': 'non mesuré', 'ar': 'غير مُقاس'},
+    # measure.py's reasons for an empty figure (measure_reason maps them here)
+    'why_no_lead': {'en': 'no usable lead (flat or missing samples)',
+                    'fr': 'aucune dérivation utilisable (plate ou échantillons manquants)',
+                    'ar': 'لا يوجد اتجاه صالح للاستخدام (مسطّح أو عينات ناقصة)'},
+    'why_short': {'en': 'record under 2 s', 'fr': 'enregistrement de moins de 2 s',
+                  'ar': 'تسجيل أقصر من 2 ث'},
+    'why_detector': {'en': 'the QRS detector failed', 'fr': 'le détecteur de QRS a échoué',
+                     'ar': 'فشل كاشف QRS'},
+    'why_few_beats': {'en': 'too few beats ({n} found, {need} needed)',
+                      'fr': 'trop peu de battements ({n} trouvés, {need} nécessaires)',
+                      'ar': 'عدد النبضات قليل جدًا ({n} وُجدت، {need} مطلوبة)'},
+    'why_few_shape': {'en': 'too few beats of one shape ({n}, {need} needed)',
+                      'fr': 'trop peu de battements de même forme ({n}, {need} nécessaires)',
+                      'ar': 'عدد النبضات ذات الشكل الواحد قليل جدًا ({n}، {need} مطلوبة)'},
+    'why_paced': {'en': 'paced rhythm (pacing spikes before the QRS)',
+                  'fr': 'rythme électro-entraîné (spicules de stimulation avant le QRS)',
+                  'ar': 'نظم مُنظَّم بجهاز (نبضات التنظيم قبل QRS)'},
+    'why_qrs_edges': {'en': 'QRS onset/offset not found (noise as steep as the QRS)',
+                      'fr': 'début/fin du QRS introuvables (bruit aussi raide que le QRS)',
+                      'ar': 'لم تُحدَّد بداية/نهاية QRS (ضجيج بحدة QRS)'},
+    'why_qt_leads': {'en': 'QT needs two or more leads',
+                     'fr': 'le QT demande au moins deux dérivations',
+                     'ar': 'يحتاج QT إلى اتجاهين أو أكثر'},
+    'why_t_end': {'en': 'no T wave end found', 'fr': 'fin de l’onde T introuvable',
+                  'ar': 'لم تُحدَّد نهاية الموجة T'},
+    'why_p_in_t': {'en': 'the P wave runs into the previous T wave',
+                   'fr': 'l’onde P se confond avec l’onde T précédente',
+                   'ar': 'الموجة P تتداخل مع الموجة T السابقة'},
+    'why_no_p': {'en': 'no P wave that repeats from beat to beat (atrial fibrillation or '
+                       'flutter, or noise)',
+                 'fr': 'pas d’onde P qui se répète d’un battement à l’autre (fibrillation ou '
+                       'flutter atrial, ou bruit)',
+                 'ar': 'لا توجد موجة P تتكرر من نبضة لأخرى (رجفان أو رفرفة أذينية، أو ضجيج)'},
+    'why_axis_leads': {'en': 'an axis needs two limb leads',
+                       'fr': 'un axe demande deux dérivations des membres',
+                       'ar': 'يحتاج المحور إلى اتجاهين طرفيين'},
+    'why_axis_independent': {'en': 'an axis needs two independent limb leads',
+                             'fr': 'un axe demande deux dérivations des membres indépendantes',
+                             'ar': 'يحتاج المحور إلى اتجاهين طرفيين مستقلين'},
     'crit_iavb': {
         'en': 'PR {pr} ms > 200 ms: first-degree AV block criterion',
         'fr': 'PR {pr} ms > 200 ms : critère de bloc auriculo-ventriculaire du premier degré',
@@ -454,6 +497,31 @@ PROBLEM_KINDS = (('too_large', 'size limit'), ('nan', 'nan/missing'), ('missing'
                  ('unusable', 'usable signal'), ('unusable', 'flat'),
                  ('corrupt', 'corrupt'), ('corrupt', 'unreadable'), ('corrupt', 'malformed'),
                  ('corrupt', 'cannot read'), ('corrupt', 'not a readable'))
+
+
+# measure.py's reasons (English, as measure.py words them) -> a text key; the
+# numbers in brackets are kept. A reason not listed is shown as it is (the
+# test makes sure each reason measure.py writes is listed).
+MEASURE_REASONS = (
+    (r'no usable lead', 'why_no_lead'), (r'record under 2 s', 'why_short'),
+    (r'QRS detector', 'why_detector'),
+    (r'too few beats of one shape \((?P<n>\d+), (?P<need>\d+) needed\)', 'why_few_shape'),
+    (r'too few beats \((?P<n>\d+) found, (?P<need>\d+) needed\)', 'why_few_beats'),
+    (r'paced rhythm', 'why_paced'), (r'QRS onset/offset not found', 'why_qrs_edges'),
+    (r'QT needs two or more leads', 'why_qt_leads'), (r'no T wave end found', 'why_t_end'),
+    (r'the P wave runs into the previous T wave', 'why_p_in_t'),
+    (r'no P wave that repeats', 'why_no_p'),
+    (r'an axis needs two independent limb leads', 'why_axis_independent'),
+    (r'an axis needs two limb leads', 'why_axis_leads'))
+
+
+def measure_reason(lang, reason):
+    """measure.py's reason for an empty figure, in `lang`."""
+    for pattern, key in MEASURE_REASONS:
+        m = re.match(pattern, str(reason))
+        if m:
+            return t(lang, key, **m.groupdict())
+    return reason
 
 
 def problem_text(lang, file, reason):

@@ -13,8 +13,8 @@ layout, a CSV header), not by its extension, and calls the one reader here:
                                   Hemodynamic Waveform Storage)
     muse        read_muse         defusedxml (GE MUSE RestingECG XML)
     cardiosoft  read_cardiosoft   defusedxml (GE CardioSoft CardiologyXML)
-    philips     read_philips      defusedxml + sierraecg's LZW (PhilipsECG /
-                                  SierraECG XML 1.03-1.04.02, XLI)
+    philips     read_philips      defusedxml + a bounded LZW as sierraecg's
+                                  (PhilipsECG / SierraECG XML 1.03-1.04.02, XLI)
     aecg        read_aecg         defusedxml (HL7 aECG, FDA)
     scp         read_scp          by hand (SCP-ECG, EN 1064): no maintained
                                   Python library reads it (see docs/formats.md)
@@ -38,6 +38,10 @@ is itself an identifier (a DICOM SOP Instance UID, the patient's ID or name).
 Untrusted XML is parsed by defusedxml: a DTD's entities or an external
 entity refuse the file (billion laughs, XXE) instead of being expanded.
 Every bad file raises records.RecordError naming the file and the reason.
+Each reader checks what a file declares (rate, leads, values, file and XML
+sizes) against the one budget of records/limits.py before decoding, and its
+decoders (base64, LZW, Huffman) check their output as they go
+(docs/hostile.md, "The hospital readers").
 """
 import re
 import struct

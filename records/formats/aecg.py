@@ -1,13 +1,12 @@
 """HL7 annotated ECG (aECG, the FDA's format)."""
 from pathlib import Path
 
-import numpy as np
 
 from records.errors import RecordError
 from records.formats.cardiosoft import _numbers
 from records.formats.common import _age_between, _date, _num, _parse_xml, _record
 from records.formats.common import _sex, _strip_ns, _text, record_name
-from records.formats.muse import _pad
+from records.formats.muse import _stack
 
 # --------------------------------------------------------------------------
 # HL7 aECG.
@@ -24,7 +23,7 @@ def read_aecg(path):
     sequence's SLIST_PQ gives origin + scale x digits in their unit. The
     first global annotations give the cart's measurements; MDC_ECG_RHY and
     interpretation statements' display names give its statements."""
-    root = _strip_ns(_parse_xml(path))
+    root = _strip_ns(_parse_xml(path, 'aecg'))
     name = Path(path).stem
     series = [s for s in root.iter('series')]
     rhythm = [s for s in series if (s.find('code') is not None and
@@ -91,6 +90,7 @@ def read_aecg(path):
         i = ts.find('id')
         if i is not None:
             ids.append(i.get('extension'))
-    return _record(path, record_name(path, 'aecg', ids), fs, np.column_stack(_pad(cols)), names,
-                   units, 'aecg', age, sex, measurements=meas,
+    return _record(path, record_name(path, 'aecg', ids), fs,
+                   _stack(cols, name, path), names, units, 'aecg', age, sex,
+                   measurements=meas,
                    statements=list(dict.fromkeys(statements)))

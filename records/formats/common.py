@@ -8,11 +8,12 @@ from xml.etree.ElementTree import ParseError
 
 import numpy as np
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import parse as defused_parse
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from records.errors import RecordError
-from records.leads import canonical_lead
-from records.limits import MAX_XML_BYTES
+from records.leads import channel_lead
+from records.limits import FORMAT_MAX_VALUES, FS_RANGE, MAX_SIGNALS, MAX_XML_BYTES
+from records.limits import MAX_XML_ELEMENTS
 from records.measurements import DEVICE_KEYS  # the cart's figures a reader keeps
 from records.record import Record
 
@@ -31,15 +32,13 @@ PLACEHOLDERS = {'anonymous', 'anon', 'unknown', 'none', 'patient', 'xxxxxx', 'te
 
 def lead_name(label):
     """A channel label as exports write it -> standard lead or None:
-    'Lead I (Einthoven)', 'ECG II', 'EKG V1', 'MDC_ECG_LEAD_AVR', 'V5-Ref'."""
-    text = str(label).strip()
-    lead = canonical_lead(text)
-    if lead:
-        return lead
-    text = re.sub(r'\(.*?\)', ' ', text)
-    text = re.sub(r'^(MDC_ECG_LEAD_|ECG|EKG|Lead)[\s_:\-]*', '', text.strip(), flags=re.I)
-    text = re.sub(r'[\s_\-]*(ref|-ref)$', '', text.strip(), flags=re.I)
-    return canonical_lead(text.strip()) if text.strip() else None
+    'Lead I (Einthoven)', 'ECG II', 'EKG V1', 'MDC_ECG_LEAD_AVR', 'V5-Ref'.
+    An inverted lead ('MDC_ECG_LEAD_-aVR', 'aVR (neg)') is None here, never
+    the lead: the Record built over a channel so named reads it as the lead
+    negated (records.leads.channel_lead), and a reader that keeps another
+    name for it leaves the channel unused rather than upside down."""
+    lead, sign = channel_lead(label)
+    return lead if sign > 0 else None
 
 
 def _hash_name(path, fmt):
@@ -66,10 +65,28 @@ def record_name(path, fmt, identifiers=()):
     return stem
 
 
+def _budget(name, path, fs=None, leads=None, values=None, what='the file'):
+    """Refuse what a file declares beyond the ceilings of records/limits.py,
+    before it is decoded: the rate outside FS_RANGE, more than MAX_SIGNALS
+    leads, more than FORMAT_MAX_VALUES values (leads x the longest lead)."""
+    file = Path(path).name
+    if fs is not None and not (np.isfinite(fs) and FS_RANGE[0] <= fs <= FS_RANGE[1]):
+        raise RecordError(name, f'{file}: sampling rate {fs:g} Hz is outside '
+                                f'{FS_RANGE[0]:g}-{FS_RANGE[1]:g} Hz')
+    if leads is not None and not 0 < leads <= MAX_SIGNALS:
+        raise RecordError(name, f'{file}: {what} holds {leads} leads (1 to {MAX_SIGNALS} '
+                                f'are read)')
+    if values is not None and values > FORMAT_MAX_VALUES:
+        raise RecordError(name, f'{file}: {what} holds {values} values, over the '
+                                f'{FORMAT_MAX_VALUES} read from one file (12 leads x 30 min '
+                                f'at 500 Hz)')
+
+
 def _record(path, name, fs, signal, names, units, fmt, age=float('nan'), sex='Unknown',
             leads=None, measurements=None, statements=None, ignored=(), median=None,
             full_disclosure=None):
     """A Record over an in-memory signal (n, channels) in `units`."""
+    _budget(name, path, fs=fs)
     signal = np.asarray(signal, dtype=np.float64)
     if signal.ndim != 2 or signal.shape[0] == 0 or signal.shape[1] == 0:
         raise RecordError(name, f'{Path(path).name}: no samples in the file ({fmt})')
@@ -135,17 +152,23 @@ def _date(text):
 # --------------------------------------------------------------------------
 # XML (defusedxml).
 
-def _parse_xml(path):
+def _parse_xml(path, fmt):
     """defusedxml's ElementTree of an untrusted file: entities, external
-    entities and DTD tricks raise instead of expanding."""
+    entities and DTD tricks raise instead of expanding. Its size and element
+    count are checked first (records/limits.py: MAX_XML_BYTES[fmt],
+    MAX_XML_ELEMENTS)."""
     name = Path(path).stem
-    size = Path(path).stat().st_size
-    if size > MAX_XML_BYTES:
-        raise RecordError(name, f'{Path(path).name} is {size >> 20} MB, over the '
-                                f'{MAX_XML_BYTES >> 20} MB an ECG XML can be')
+    size, most = Path(path).stat().st_size, MAX_XML_BYTES[fmt]
+    if size > most:
+        raise RecordError(name, f'{Path(path).name} is {size / 2 ** 20:.1f} MB, over the '
+                                f'{most >> 20} MB a {fmt} XML can be')
+    data = Path(path).read_bytes()
+    if data.count(b'<') > MAX_XML_ELEMENTS:
+        raise RecordError(name, f"{Path(path).name}: XML with {data.count(b'<')} tags, over "
+                                f'the {MAX_XML_ELEMENTS} an ECG XML can hold')
     try:
-        return defused_parse(str(path), forbid_dtd=False, forbid_entities=True,
-                             forbid_external=True).getroot()
+        return defused_fromstring(data, forbid_dtd=False, forbid_entities=True,
+                                  forbid_external=True)
     except DefusedXmlException as e:
         raise RecordError(name, f'{Path(path).name}: unsafe XML refused ({type(e).__name__}: '
                                 f'entity declarations or external references)') from None
@@ -162,12 +185,18 @@ def _strip_ns(root):
 
 
 def _text(el, path, default=None):
-    found = el.find(path)
+    found = el.find(path) if el is not None else None
     return found.text.strip() if found is not None and found.text else default
 
 
-def _b64(text, name, what):
+def _b64(text, name, what, limit=None):
+    """Base64 text -> bytes; with `limit`, text decoding to more bytes than
+    that is refused from its length, before it is decoded."""
+    text = ''.join((text or '').split())
+    if limit is not None and len(text) // 4 * 3 > limit:
+        raise RecordError(name, f'{what} holds {len(text) // 4 * 3} bytes of base64, over '
+                                f'the {limit} read from one file')
     try:
-        return base64.b64decode(''.join((text or '').split()), validate=True)
+        return base64.b64decode(text, validate=True)
     except ValueError:
         raise RecordError(name, f'bad base64 in {what}') from None

@@ -3,7 +3,9 @@ import re
 from pathlib import Path
 
 from records.errors import RecordError
-from records.formats.common import SCP_LEADS, _age, _num, _record, _sex, lead_name, record_name
+from records.formats.common import SCP_LEADS, _age, _budget, _num, _record, _sex, lead_name
+from records.formats.common import record_name
+from records.limits import MAX_DICOM_BYTES
 
 # --------------------------------------------------------------------------
 # DICOM waveforms (pydicom).
@@ -43,6 +45,10 @@ def read_dicom(path):
     import pydicom
     from pydicom.errors import InvalidDicomError
     name = Path(path).stem
+    size = Path(path).stat().st_size
+    if size > MAX_DICOM_BYTES:
+        raise RecordError(name, f'{Path(path).name} is {size / 2 ** 20:.1f} MB, over the '
+                                f'{MAX_DICOM_BYTES >> 20} MB a DICOM ECG can be')
     # pydicom's validation warnings quote the offending value (a UID, a name):
     # identifiers must not reach a log, so values are not validated here.
     mode = pydicom.config.settings.reading_validation_mode
@@ -84,8 +90,15 @@ def _read_dicom(ds, path):
     meas, statements = _dicom_annotations(ds)
     beat = None
     if median:
-        mfs, mnames, _, munits, msig, _ = _dicom_group(ds, median[0], rname)
-        beat = {'fs': mfs, 'leads': mnames, 'units': munits, 'signal': msig}
+        # The median beat is the cart's summary, not what the model reads: a
+        # broken one is dropped with one line (rec.ignored), as MUSE does,
+        # and the rhythm is read.
+        try:
+            mfs, mnames, _, munits, msig, _ = _dicom_group(ds, median[0], rname)
+            beat = {'fs': mfs, 'leads': mnames, 'units': munits, 'signal': msig}
+        except Exception as e:  # noqa: BLE001 (pydicom raises many types for damaged data)
+            why = e.reason if isinstance(e, RecordError) else f'{type(e).__name__}: {e}'
+            ignored = ignored + [f'median beat (unreadable, dropped: {why})']
     return _record(path, rname, fs, sig[:, keep], [names[j] for j in keep],
                    [units[j] for j in keep], 'dicom', _age(*_dicom_age(ds.get('PatientAge'))),
                    _sex(ds.get('PatientSex')), leads=[leads[j] for j in keep],
@@ -100,6 +113,15 @@ def _dicom_age(text):
 
 def _dicom_group(ds, idx, rname):
     g = ds.WaveformSequence[idx]
+    try:
+        nch = int(g.get('NumberOfWaveformChannels', 0))
+        n = int(g.get('NumberOfWaveformSamples', 0))
+    except (TypeError, ValueError):
+        raise RecordError(rname, f'DICOM waveform {idx + 1}: unreadable channel or sample '
+                                 f'count') from None
+    # the file's name only where it is the record's (a UID-named file is hashed)
+    shown = ds.filename if ds.filename and Path(ds.filename).stem == rname else rname
+    _budget(rname, shown, leads=nch, values=nch * n, what=f'DICOM waveform {idx + 1}')
     try:
         sig = ds.waveform_array(idx)
     except Exception as e:  # noqa: BLE001 (pydicom raises many types for damaged data)

@@ -6,7 +6,8 @@ import numpy as np
 import pyedflib
 
 from records.errors import RecordError
-from records.formats.common import _sex, lead_name, record_name
+from records.formats.common import _budget, _sex, lead_name, record_name
+from records.limits import READ_MAX_VALUES
 from records.record import Record
 
 # --------------------------------------------------------------------------
@@ -43,10 +44,16 @@ def read_edf(path):
     chans = [i for i in range(len(labels)) if rates[i] == fs and
              not re.search(r'(?i)annotation', labels[i])]
     ignored = [labels[i] for i in range(len(labels)) if i not in chans]
-    n = min(nsamp[i] for i in chans)
     f.close()
+    if not chans:
+        raise RecordError(name, f'{Path(path).name}: EDF without a signal channel')
+    _budget(name, path, fs=fs, leads=len(chans), what='EDF')  # read per window: no value cap
+    n = min(nsamp[i] for i in chans)
 
     def read(a, b):
+        if (b - a) * len(chans) > READ_MAX_VALUES:  # as a WFDB window: 256 x 500 kHz
+            raise RecordError(name, f'{b - a} samples of {len(chans)} channels need '
+                                    f'{(b - a) * len(chans)} values, over {READ_MAX_VALUES}')
         with pyedflib.EdfReader(str(path)) as g:
             return np.column_stack([g.readSignal(i, a, b - a) for i in chans])
     return Record(name=record_name(path, 'edf', ids), path=path, fs=fs, sig_len=n,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import _age_between, record_name
+from records.formats.common import _age_between, _budget, record_name
 from records.record import Record
 
 # ISHNE 1.0 lead specification codes.
@@ -34,8 +34,16 @@ def read_ishne(path):
     fs = struct.unpack('<h', h[262:264])[0]
     sex = {1: 'Male', 2: 'Female'}.get(struct.unpack('<h', h[118:120])[0], 'Unknown')
     born, rec_date = struct.unpack('<3h', h[122:128]), struct.unpack('<3h', h[128:134])
-    if not 0 < nleads <= 12 or fs <= 0:
-        raise RecordError(name, f'ISHNE header gives {nleads} leads at {fs} Hz')
+    if not 0 < nleads <= 12:
+        raise RecordError(name, f'{Path(path).name}: ISHNE header gives {nleads} leads '
+                                f'(1 to 12)')
+    _budget(name, path, fs=fs)
+    # The ECG block follows the 522-byte header and the variable-length block:
+    # an offset elsewhere (+2 bytes rotates every lead) is a damaged file.
+    if var_len < 0 or ecg_off != 522 + var_len:
+        raise RecordError(name, f'{Path(path).name}: ISHNE header puts the ECG at byte '
+                                f'{ecg_off}, not after its {var_len}-byte variable block '
+                                f'(byte {522 + var_len}): a damaged header')
     size = Path(path).stat().st_size
     n = (size - ecg_off) // (2 * nleads)
     if n_per_lead > 0:

@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import _age, _age_between, _b64, _date, _num, _parse_xml
+from records.formats.common import _age, _age_between, _b64, _budget, _date, _num, _parse_xml
 from records.formats.common import _record, _sex, _strip_ns, _text, record_name
+from records.limits import FORMAT_MAX_VALUES
 
 # --------------------------------------------------------------------------
 # Philips PhilipsECG / SierraECG XML.
@@ -17,14 +18,45 @@ PHILIPS_MEASURES = {'heartrate': 'hr', 'meanventrate': 'hr', 'print': 'pr_ms',
 PHILIPS_LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
 
 
-def xli_decode(data, name):
+def _lzw(data, limit, name, lead, bits=10):
+    """The LZW stream of one XLI lead -> bytes, as sierraecg's LzwDecoder
+    decodes it (MSB-first codes of `bits` bits, no reset, a code above
+    2^bits - 2 ends the stream), a string per code rather than a byte per
+    call, and refused once the output passes `limit` bytes: a 100-kB
+    stream can ask for gigabytes (each code may stand for ~1000 bytes)."""
+    ncodes = len(data) * 8 // bits
+    b = np.unpackbits(np.frombuffer(data, np.uint8))[:ncodes * bits].reshape(ncodes, bits)
+    codes = (b.astype(np.int64) @ (1 << np.arange(bits - 1, -1, -1))).tolist()
+    top = (1 << bits) - 2
+    strings = {c: bytes([c]) for c in range(256)}
+    nxt, prev, out = 256, b'', bytearray()
+    for code in codes:
+        if code > top:
+            break
+        cur = strings.get(code)
+        if cur is None:
+            cur = strings[code] = prev + prev[:1]
+        if not cur:  # an unknown first code: sierraecg's stream ends there
+            break
+        if prev and nxt <= top:
+            strings[nxt] = prev + cur[:1]
+            nxt += 1
+        prev = cur
+        out += cur
+        if len(out) > limit:
+            raise RecordError(name, f'XLI lead {lead} decodes to over {limit // 2} samples '
+                                    f'(its header or the budget allows no more)')
+    return bytes(out)
+
+
+def xli_decode(data, name, limit=FORMAT_MAX_VALUES):
     """Philips XLI: per lead an 8-byte header (int32 size, int16 code,
-    int16 first), an LZW stream (10-bit codes; sierraecg's decoder), then the
-    bytes split in a high and a low half and second-order delta decoding.
-    Done here in int64 with cumulative sums, so a value outside int16 (which
-    makes sierraecg's element-wise int16 arithmetic raise) is kept."""
-    from sierraecg.lzw import LzwDecoder  # here, not on top: 0.03 s, for XLI only
-    leads, offset = [], 0
+    int16 first), an LZW stream (10-bit codes, _lzw), then the bytes split
+    in a high and a low half and second-order delta decoding. Done here in
+    int64 with cumulative sums, so a value outside int16 (which makes
+    sierraecg's element-wise int16 arithmetic raise) is kept. At most
+    `limit` samples a lead and FORMAT_MAX_VALUES in all are decoded."""
+    leads, offset, total = [], 0, 0
     while offset + 8 <= len(data):
         size = int.from_bytes(data[offset:offset + 4], 'little', signed=True)
         first = int.from_bytes(data[offset + 6:offset + 8], 'little', signed=True)
@@ -32,13 +64,12 @@ def xli_decode(data, name):
         if size <= 0 or offset + size > len(data):
             raise RecordError(name, f'XLI stream ends early (lead {len(leads) + 1} declares '
                                     f'{size} bytes, {len(data) - offset} left)')
-        dec = LzwDecoder(data[offset:offset + size], bits=10)
+        buf = bytearray(_lzw(data[offset:offset + size],
+                             2 * min(limit, FORMAT_MAX_VALUES - total), name, len(leads) + 1))
         offset += size
-        buf = bytearray()
-        while (b := dec.read()) != -1:
-            buf.append(b & 0xFF)
         if len(buf) % 2:
             buf.append(0)
+        total += len(buf) // 2
         half = len(buf) // 2
         if half < 2:
             raise RecordError(name, f'XLI lead {len(leads) + 1} decodes to {half} samples')
@@ -65,7 +96,7 @@ def read_philips(path):
     file are stored as residues and rebuilt from I and II (as sierraecg
     does, in int64). The 1-s calibration pulse after the rhythm of an 11-s
     export is dropped. Global measurements and interpretation statements."""
-    root = _strip_ns(_parse_xml(path))
+    root = _strip_ns(_parse_xml(path, 'philips'))
     name = Path(path).stem
     version = _text(root, 'documentinfo/documentversion') or '?'
     pw = root.find('.//parsedwaveforms')
@@ -77,16 +108,24 @@ def read_philips(path):
     res = _num(pw.get('resolution')) or _num(_text(sc, 'resolution')) or \
         _num(_text(sc, 'signalresolution')) or 5.0
     labels = (pw.get('leadlabels') or '').split()
-    nleads = int(_num(pw.get('numberofleads')) or _num(_text(sc, 'numberchannelsvalid')) or 12)
+    nleads = _num(pw.get('numberofleads')) or _num(_text(sc, 'numberchannelsvalid')) or 12
+    _budget(name, path, leads=nleads, what=f'Philips XML {version}')
+    nleads = int(nleads)
     kind = (_text(sc, 'acquisitiontype') or 'STD-12').upper() if sc is not None else 'STD-12'
     # without labels the channel order is the standard one only for 12-lead acquisitions
     labels = labels[:nleads] if labels else PHILIPS_LEADS[:nleads] \
         if kind in ('STD-12', '10-WIRE') else [f'channel {i + 1}' for i in range(nleads)]
-    data = _b64(pw.text, name, 'parsedwaveforms')
-    method = pw.get('compressmethod') or pw.get('compression') or 'Uncompressed'
     duration_ms = _num(pw.get('durationperchannel')) or 0
+    # the declared size, checked before the base64 and the LZW are decoded;
+    # a lead may decode to its declared length plus a second (as real files do)
+    declared = int(duration_ms * fs / 1000) if 0 < duration_ms < 1e12 else 0
+    _budget(name, path, fs=fs, leads=len(labels), values=len(labels) * declared,
+            what=f'Philips XML {version}')
+    data = _b64(pw.text, name, 'parsedwaveforms', 2 * FORMAT_MAX_VALUES)
+    method = pw.get('compressmethod') or pw.get('compression') or 'Uncompressed'
     if method.upper() == 'XLI':
-        cols = xli_decode(data, name)[:len(labels)]
+        cols = xli_decode(data, name, declared + int(fs) if declared else
+                          FORMAT_MAX_VALUES // len(labels))[:len(labels)]
         if len(cols) < len(labels):
             raise RecordError(name, f'XLI stream holds {len(cols)} leads, header says '
                                     f'{len(labels)}')
@@ -100,6 +139,9 @@ def read_philips(path):
             x[:, 5] = (ii + x[:, 2]) // 2 - x[:, 5]
     elif method.lower() in ('uncompressed', 'none', ''):
         n = int(round(duration_ms * fs / 1000)) or len(data) // (2 * len(labels))
+        if n == 0:
+            raise RecordError(name, f'{Path(path).name}: Philips XML {version}: '
+                                    f'parsedwaveforms holds no samples')
         raw = np.frombuffer(data[:len(data) // 2 * 2], '<i2')
         if len(raw) < n * len(labels):
             raise RecordError(name, f'parsedwaveforms holds {len(raw)} samples, expected '

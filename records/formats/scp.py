@@ -1,4 +1,5 @@
 """SCP-ECG (EN 1064 / ISO 11073-91064)."""
+import binascii
 import struct
 from datetime import date
 from pathlib import Path
@@ -6,61 +7,55 @@ from pathlib import Path
 import numpy as np
 
 from records.errors import RecordError
-from records.formats.common import SCP_LEADS, _age, _age_between, _record, record_name
-from records.formats.muse import _pad
+from records.formats.common import SCP_LEADS, _age, _age_between, _budget, _record, record_name
+from records.limits import MAX_SCP_BYTES
+from records.formats.muse import _stack
 
 # --------------------------------------------------------------------------
 # SCP-ECG (EN 1064), written by hand: no maintained Python library reads it.
 
-# The default Huffman table (EN 1064 annex): 0 -> '0', +/-k -> k+1 ones'
-# prefix... as (prefix length, value) with '1'*n + '0'/'1' sign for 1..8,
-# then '1111111110' + 8-bit and '1111111111' + 16-bit original values.
+# The default Huffman table (EN 1064 annex): 0 -> '0'; +-k (k = 1..8) -> k
+# ones, a '0', a sign bit (1 = negative); '111111111' + '0' + an 8-bit and
+# '1111111111' + a 16-bit two's-complement original value.
 
 def _scp_huffman_default(data, count):
-    """Decode `count` values of the default Huffman table from bytes (MSB first)."""
-    bits = np.unpackbits(np.frombuffer(data, np.uint8))
+    """Decode up to `count` values of the default Huffman table from bytes
+    (MSB first); fewer where the data ends. numpy finds each bit position's
+    code length and value at once; only the walk from code to code is a
+    Python loop, over a list of ints (no per-bit work in Python)."""
+    bits = np.unpackbits(np.frombuffer(data, np.uint8)).astype(np.int64)
     n = len(bits)
-    # run lengths of ones from each position: the prefix is up to 10 ones
-    out = np.empty(count, np.int64)
-    pos = 0
-    b = bits.tolist()
-    for k in range(count):
-        ones = 0
-        while ones < 10 and pos < n and b[pos] == 1:
-            ones += 1
-            pos += 1
-        if pos >= n and ones < 10:
-            return out[:k]
-        if ones == 0:
-            out[k] = 0
-            pos += 1
-        elif ones < 9:  # '1'*ones + '0' + sign: value ones
-            if pos + 1 >= n:
-                return out[:k]
-            sign = b[pos + 1]
-            out[k] = -ones if sign else ones
-            pos += 2
-        elif ones == 9:  # '111111111' + '0' -> 8-bit; the 10th bit is 0
-            pos += 1
-            v = int(''.join(map(str, b[pos:pos + 8])), 2)
-            out[k] = v - 256 if v >= 128 else v
-            pos += 8
-        else:  # ten ones: 16-bit value
-            v = int(''.join(map(str, b[pos:pos + 16])), 2)
-            out[k] = v - 65536 if v >= 32768 else v
-            pos += 16
+    b = np.r_[bits, np.zeros(26, np.int64)]
+    ones = np.zeros(n, np.int64)   # leading ones from each position, at most 10
+    run = np.ones(n, bool)
+    for j in range(10):
+        run &= b[j:j + n] == 1
+        ones += run
+    length = np.where(ones == 0, 1, np.where(ones < 9, ones + 2, np.where(ones == 9, 18, 26)))
+    nxt = np.arange(n) + length
+    nxt[nxt > n] = -1              # a code that runs past the data ends it
+    nxt, pos, p = nxt.tolist(), [], 0
+    for _ in range(count):
+        if not 0 <= p < n or nxt[p] < 0:
+            break
+        pos.append(p)
+        p = nxt[p]
+    pos = np.array(pos, np.int64)
+    k = ones[pos]
+    sign = b[np.minimum(pos + k + 1, n + 25)]
+    out = np.where(sign == 1, -k, k)
+    for width, mark in ((8, 9), (16, 10)):
+        at = pos[k == mark]
+        if len(at):
+            v = b[at[:, None] + 10 + np.arange(width)] @ (1 << np.arange(width - 1, -1, -1))
+            out[k == mark] = v - (v >= 1 << (width - 1)) * (1 << width)
     return out
 
 
 def _crc_ccitt(data):
-    """CRC-CCITT (0x1021, initial 0xFFFF) as SCP-ECG uses for records and sections."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+    """CRC-CCITT (0x1021, initial 0xFFFF) as SCP-ECG uses for records and
+    sections: binascii's, in C (the same polynomial, not reflected)."""
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 def _scp_sections(buf, name):
@@ -93,6 +88,10 @@ def read_scp(path):
     measurements, section 8/11 the statements. Reference-beat subtraction
     and bimodal compression are refused with a line (not written yet)."""
     name = Path(path).stem
+    size = Path(path).stat().st_size
+    if size > MAX_SCP_BYTES:
+        raise RecordError(name, f'{Path(path).name} is {size / 2 ** 20:.1f} MB, over the '
+                                f'{MAX_SCP_BYTES >> 20} MB an SCP-ECG record can be')
     buf = Path(path).read_bytes()
     if len(buf) < 32:
         raise RecordError(name, f'truncated SCP-ECG file ({len(buf)} bytes)')
@@ -113,6 +112,9 @@ def read_scp(path):
     huffman = struct.unpack('<H', sec[2][:2])[0] if 2 in sec and len(sec[2]) >= 2 else None
     if huffman not in (None, 19999):
         raise RecordError(name, 'SCP-ECG with custom Huffman tables is not read yet')
+    # the declared sizes, before any lead is decoded (leads are padded to the longest)
+    _budget(name, path, fs=1e6 / interval if interval else 0.0, leads=nleads,
+            values=nleads * max((e - s + 1 for s, e, _ in leads), default=0), what='SCP-ECG')
     sizes = struct.unpack(f'<{nleads}H', s6[6:6 + 2 * nleads])
     offset, cols = 6 + 2 * nleads, []
     for (start, end, _), size in zip(leads, sizes):
@@ -134,7 +136,8 @@ def read_scp(path):
     age, sex = _scp_patient(sec.get(1, b''))
     meas = _scp_measures(sec.get(7, b''))
     return _record(path, record_name(path, 'scp', _scp_ids(sec.get(1, b''))), 1e6 / interval,
-                   np.column_stack(_pad(cols)) * avm / 1e6, names, ['mV'] * nleads, 'scp',
+                   _stack(cols, name, path) * avm / 1e6, names,
+                   ['mV'] * nleads, 'scp',
                    age, sex, leads=[SCP_LEADS.get(c) for _, _, c in leads], measurements=meas,
                    statements=_scp_statements(sec))
 
