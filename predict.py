@@ -18,6 +18,9 @@ applied unchanged to the test fold; the test fold never tunes anything.
     # a Holter: every 30-s window of it, one row each with its start time
     python predict.py --model-path models/CPSC-II-s42-f10/best.pt \\
         --records ../shared/data/mitdb/100 --segments --out holter.csv
+    # results back in HL7 FHIR R4: one Bundle a record, one a line (docs/fhir.md)
+    python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
+        --records 'exports/*' --fhir results.ndjson [--fhir-subject Patient/123]
 
 Writes results/<run>/: metrics.csv (9 classes + macro, 95% bootstrap CIs),
 thresholds.json, folds.json (the fold manifest the model was trained and
@@ -36,7 +39,8 @@ failure of a per-record step, reading, preparing and measuring alike (the
 rest of the run goes on). A file outside its own folder (a header naming an
 absolute path, ../ or a symlink out; a .xml/.dcm/.csv/... that is a symlink
 out) is refused unless --allow-outside-folder. The CSV has
-record, path, fs, duration_s, [start_s, end_s with --segments], quality
+record, path (empty where the file's name is an identifier and the record is
+named by a pseudonym, docs/formats.md), fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or the records package's quality flags, each also one warning line), derived (leads
 computed, not recorded), score_<class>, diagnoses, (without --segments) the
 global measurements of the last 30 s (measure.py: hr, pr_ms, qrs_ms, qt_ms,
@@ -56,6 +60,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+import fhir_bundle
 import measure
 import runs
 import utils
@@ -118,6 +123,12 @@ def get_args_parser():
                         help='autocast precision, as in main.py (default: auto)')
     parser.add_argument('--n-boot', default=1000, type=int, metavar='N',
                         help='bootstrap resamples for the 95%% CIs (default: 1000)')
+    parser.add_argument('--fhir', default=None, metavar='NDJSON',
+                        help='with --records: also write one HL7 FHIR R4 Bundle a scored '
+                             'record, one a line (docs/fhir.md; default: none)')
+    parser.add_argument('--fhir-subject', default=None, metavar='REF',
+                        help="with --fhir: the Bundles' subject, a reference such as "
+                             'Patient/123 (default: none: no patient in the output)')
     add_trust_folds_arg(parser)
     return parser
 
@@ -273,10 +284,13 @@ def device_columns(rec):
 
 def public_path(rec, path):
     """The path to show: the file's, unless its stem is an identifier (the
-    reader then named the record by a content hash): that name in its folder."""
+    reader then named the record '<format>-<content hash>',
+    records.formats.common.record_name): then none (''). No file has the
+    pseudonym's name, and the real one must not be printed; the record
+    column holds the pseudonym."""
     path = Path(path)
     if path.is_file() and rec.name != path.stem:
-        return str(path.parent / (rec.name + path.suffix))
+        return ''
     return str(path)
 
 
@@ -286,6 +300,14 @@ def predict_records(args):
     usable signal, gets one line and is skipped (--strict stops there)."""
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
+    if args.fhir and args.segments:
+        raise SystemExit('error: --fhir reports a record, not its windows; drop --segments')
+    if args.fhir_subject and not args.fhir:
+        raise SystemExit('error: --fhir-subject needs --fhir OUT.ndjson')
+    try:
+        fhir_bundle.check_subject(args.fhir_subject)
+    except ValueError as e:
+        raise SystemExit(f'error: --fhir-subject: {e}') from None
     try:
         parse_lead_map(args.lead_map)
     except ValueError as e:
@@ -307,25 +329,32 @@ def predict_records(args):
     for line in problems:
         failed += skip(args, RecordError(line.split(': ')[0], line.split(': ', 1)[1]))
     scorer = SegmentScorer(score, run.classes, run.thresholds, args.batch_size)
+    model = fhir_bundle.model_info(run) if args.fhir else None
 
-    def emit(done):
-        rows.extend(done)
-        for row in done if not args.segments else []:
-            print_record(row, run.classes, run.thresholds)
+    with fhir_bundle.ndjson_writer(args.fhir) as write_bundle:
+        def emit(done):
+            rows.extend(done)
+            for row in done if not args.segments else []:
+                print_record(row, run.classes, run.thresholds)
+                if model:   # streamed as scored: one line a record
+                    write_bundle(fhir_bundle.row_bundle(row, model, args.fhir_subject))
 
-    for path in paths:
-        try:
-            rec, info, prepared = per_record(read_one, args, run, path)
-        except RecordError as e:
-            failed += skip(args, e)
-            continue
-        try:
-            failed += per_record(score_windows, args, run, rec, info, scorer, emit, prepared)
-            if args.segments:
-                scorer.summary(rec, rows)
-        except RecordError as e:
-            failed += skip(args, e)
-    emit(scorer.flush())
+        for path in paths:
+            try:
+                rec, info, prepared = per_record(read_one, args, run, path)
+            except RecordError as e:
+                failed += skip(args, e)
+                continue
+            try:
+                failed += per_record(score_windows, args, run, rec, info, scorer, emit,
+                                     prepared)
+                if args.segments:
+                    scorer.summary(rec, rows)
+            except RecordError as e:
+                failed += skip(args, e)
+        emit(scorer.flush())
+    if args.fhir:
+        print(f'wrote {len(rows)} FHIR Bundles to {args.fhir}')
     return write_predictions(args, rows, run.classes, failed)
 
 

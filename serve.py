@@ -14,7 +14,9 @@ gets 421 (--allowed-hosts), a cross-site POST 403 (--allowed-origins).
     GET  /                the page (index.html, static/): drop a record, read it
     POST /v1/predict      files (one record, a .zip of records, several records;
                           any format the records package reads) [lang=en|fr|ar]
-                          [segments=true] [signal=true] -> JSON per record
+                          [segments=true] [signal=true] -> JSON per record;
+                          Accept: application/fhir+json [fhir_subject=Patient/123]
+                          -> a FHIR R4 Bundle of one Bundle a record (fhir_bundle.py)
     POST /v1/explain      the same files and [class=CODE] [nsamples=16] -> SHAP
                           per-lead shares, highlighted segments, additivity
     GET  /v1/model        the model card, thresholds, limits
@@ -67,6 +69,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.requests import ClientDisconnect
 
 import export
+import fhir_bundle
 import records
 import runs
 import shap_values
@@ -848,9 +851,13 @@ def options(fields, query, svc):
         raise ApiError(400, 'bad_class', f"class {cls!r}: use one of "
                        f"{', '.join(svc.info.classes)}")
     yes = {'1', 'true', 'yes', 'on'}
+    try:   # Accept: application/fhir+json only: the Bundles' subject (default none)
+        subject = fhir_bundle.check_subject(get('fhir_subject') or None)
+    except ValueError as e:
+        raise ApiError(400, 'bad_subject', f'fhir_subject: {e}') from None
     return {'lang': lang, 'segments': str(get('segments', '')).lower() in yes,
             'signal': str(get('signal', '')).lower() in yes, 'cls': cls,
-            'nsamples': max(1, min(nsamples, 64))}
+            'nsamples': max(1, min(nsamples, 64)), 'fhir_subject': subject}
 
 
 async def analyse(svc, request, endpoint, job, limit):
@@ -895,11 +902,22 @@ async def analyse(svc, request, endpoint, job, limit):
                               'model_sha256': svc.info.sha256}])
         return answer(ApiError(500, 'internal', "an internal error while analysing (the "
                                "server's log has it); the server keeps serving"))
-    return respond(svc, row, result, problems)
+    fhir = {'subject': opts['fhir_subject']} if endpoint == 'predict' and wants_fhir(request) \
+        else None
+    return respond(svc, row, result, problems, fhir)
 
 
-def respond(svc, row, result, problems):
-    """The job's result -> JSON (200, or 422 when no record was usable) and its audit rows."""
+def wants_fhir(request):
+    """Accept lists application/fhir+json (anywhere, whatever its q) -> FHIR R4."""
+    accept = request.headers.get('accept', '')
+    return any(part.split(';')[0].strip().lower() == fhir_bundle.MEDIA_TYPE
+               for part in accept.split(','))
+
+
+def respond(svc, row, result, problems, fhir=None):
+    """The job's result -> JSON (200, or 422 when no record was usable) and its audit rows;
+    fhir ({'subject': ...}): a FHIR R4 collection Bundle of the records' Bundles instead
+    (docs/fhir.md; errors keep the JSON shape above)."""
     info = svc.info
     row = row | {'model_sha256': info.sha256}
     probs = [{'file': f, 'reason': str(why)[:500]} for f, why in problems]
@@ -923,6 +941,13 @@ def respond(svc, row, result, problems):
     model = {'run': info.name, 'sha256': info.sha256, 'backend': svc.cfg['backend'],
              'synthetic': info.synthetic}
     key = 'records' if isinstance(result, list) else 'explanation'
+    if fhir is not None and key == 'records':
+        desc = fhir_bundle.model_info(info)
+        issued = fhir_bundle.now()
+        bundle = fhir_bundle.collection(
+            [fhir_bundle.result_bundle(res, desc, fhir['subject'], issued) for res in result],
+            [(p['file'], p['reason']) for p in probs], issued)
+        return JSONResponse(bundle, media_type=fhir_bundle.MEDIA_TYPE)
     return JSONResponse({'model': model, key: result, 'problems': probs})
 
 
@@ -987,7 +1012,9 @@ def create_app(cfg=None):
 
     @app.post('/v1/predict', summary='Diagnose records',
               description='multipart files (a record, a .zip, several records); form or query '
-                          'fields lang=en|fr|ar, segments=true, signal=true')
+                          'fields lang=en|fr|ar, segments=true, signal=true. With '
+                          '`Accept: application/fhir+json`: a FHIR R4 collection Bundle of one '
+                          'Bundle a record (field fhir_subject=Patient/123 adds that subject)')
     async def predict_endpoint(request: Request):
         return await analyse(svc, request, 'predict', predict_job, cfg['seconds'])
 

@@ -7,7 +7,7 @@ from records.formats.csv import csv_column
 
 # Extensions of the hospital formats records.formats reads (the content decides;
 # these pick files out of a folder). WFDB's .hea/.mat/.dat are read here.
-FORMAT_SUFFIXES = ('.dcm', '.dicom', '.xml', '.scp', '.ecg', '.edf', '.bdf', '.csv')
+FORMAT_SUFFIXES = ('.dcm', '.dicom', '.xml', '.scp', '.ecg', '.edf', '.bdf', '.csv', '.mwf')
 
 
 # --------------------------------------------------------------------------

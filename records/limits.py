@@ -38,6 +38,15 @@ MAX_SCP_BYTES = 2 * FORMAT_MAX_VALUES + (1 << 20)
 # deferred reading or not); the budget as 32-bit samples plus 8 MB of other
 # elements. The channels x samples the header declares are checked after.
 MAX_DICOM_BYTES = 4 * FORMAT_MAX_VALUES + (8 << 20)
+# MFER (.mwf): the file is read whole; the budget as 32-bit samples (MFER's
+# widest common type) plus 1 MB of definitions and a monitor's non-ECG
+# channels at lower rates. Real files hold a few hundred definitions (events
+# of a Holter a few thousand): a walk over more is a damaged or hostile file.
+MAX_MFER_BYTES = 4 * FORMAT_MAX_VALUES + (1 << 20)
+MFER_MAX_DEFINITIONS = 100_000
+# Distinct frame layouts kept (a copy of up to 256 channels' definitions
+# each): a cart writes one or two (rhythm, median beat).
+MFER_MAX_LAYOUTS = 16
 # The shortest record diagnosed: two whole RR intervals (three beats) at 72/min,
 # and at least two beats at any rate from 48/min, what a rhythm needs (AF is
 # irregular RR, a PAC or PVC is a beat early against the one before). Below

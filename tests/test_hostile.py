@@ -28,6 +28,7 @@ import pytest
 import scipy.io
 import wfdb
 from helpers import make_signal, tiny_checkpoint, write_record
+from mfer_writer import hostile_mfer, mfer_file
 from web_helpers import errors, lying_zip, record_files, upload
 
 import predict
@@ -658,14 +659,15 @@ def scp_huffman(values):
     return int(bits, 2).to_bytes(len(bits) // 8, 'big') if bits else b''
 
 
-def scp_file(path, leads, counts=None, interval=2000, huffman=False):
+def scp_file(path, leads, counts=None, interval=2000, huffman=False, first=1):
     """An SCP-ECG record: sections 0, 2 (default Huffman, when huffman), 3
     (leads) and 6 (rhythm, no differences, AVM 1000 nV); leads: bytes per
-    lead (int16 or Huffman-coded), counts: the samples each declares."""
+    lead (int16 or Huffman-coded), counts: the samples each declares, as the
+    range first..count (the standard's first is 1; some writers' 0)."""
     def section(sid, body):
         return struct.pack('<HHIBB6s', 0, sid, 16 + len(body), 20, 20, b'SCPECG') + body
     counts = counts or [len(b) // 2 for b in leads]
-    s3 = bytes([len(leads), 0]) + b''.join(struct.pack('<IIB', 1, c, 1 + k % 8)
+    s3 = bytes([len(leads), 0]) + b''.join(struct.pack('<IIB', first, c, 1 + k % 8)
                                            for k, c in enumerate(counts))
     s6 = struct.pack('<HHBB', 1000, interval, 0, 0) + \
         struct.pack(f'<{len(leads)}H', *[len(b) for b in leads]) + b''.join(leads)
@@ -761,6 +763,7 @@ def hostile_formats(tmp_path_factory):
                                     (5 * 2 ** 20) + '0</WaveformData></StripData>'
                                     '</CardiologyXML>')
     f['ishne_negative_offset'] = ishne_file(d / 'NEG.ecg', np.zeros((5000, 12)), offset=-4096)
+    f['mfer_10^9_sequences'] = hostile_mfer(d / 'HUGE.mwf')   # 12 x 500 x 10^9 declared
     return f
 
 
@@ -895,6 +898,21 @@ def test_scp_default_huffman_decoder_matches_its_table_and_is_bounded(tmp_path):
     assert _crc_ccitt(data) == by_bits(data)
 
 
+@pytest.mark.parametrize('huffman', [False, True], ids=['uncompressed', 'huffman'])
+def test_scp_lead_ranges_starting_at_0_are_read(tmp_path, huffman):
+    """Section 3 ranges 0..10000 for 10,000 samples (a writer numbering from
+    0 with the standard's end) read as the standard's 1..10000, not refused
+    as 'ends early (10000 of 10001 samples)'; the standard's 1..10000 reads
+    the same."""
+    sig = np.int16(make_signal(10_000, seed=5) * 200)[:, :8]
+    data = [scp_huffman(x) if huffman else x.tobytes() for x in sig.T]
+    for first in (0, 1):
+        rec = read_record(scp_file(tmp_path / f'F{first}.scp', data, counts=[10_000] * 8,
+                                   huffman=huffman, first=first))
+        assert rec.sig_len == 10_000
+        np.testing.assert_array_equal(rec.signal, sig / 1000.0)
+
+
 def test_scp_file_over_its_ceiling_is_refused_before_its_crc(tmp_path):
     from records.limits import MAX_SCP_BYTES
     path = scp_file(tmp_path / 'W.scp', [bytes(65_534)] * 12)
@@ -984,11 +1002,13 @@ def good_files(folder, n, seed=0):
                                   for i, r in enumerate(sig)).encode() + b'\n'),
         'ishne': ishne_file(folder / 'I.ecg', sig),
         'edf': Path(edf),
+        'mfer': mfer_file(folder / 'F.mwf', [(code, x, {}) for code, x in
+                                             zip([1, 2, 61, 62, 63, 64, 3, 4, 5, 6, 7, 8], sig.T)]),
     }
 
 
 MEMORY_MULTIPLE = {'muse': 4, 'philips': 4, 'cardiosoft': 4, 'aecg': 4, 'scp': 4, 'dicom': 4,
-                   'csv': 4, 'ishne': 3, 'edf': 3}
+                   'csv': 4, 'ishne': 3, 'edf': 3, 'mfer': 4}
 
 
 def test_memory_multiple_of_each_reader(tmp_path):

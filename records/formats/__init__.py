@@ -6,7 +6,8 @@
 
 records.read_record() recognises each format by its content (magic bytes,
 XML root element, DICOM preamble, EDF header, ISHNE magic, SCP section
-layout, a CSV header), not by its extension, and calls the one reader here:
+layout, MFER definitions, a CSV header), not by its extension, and calls the
+one reader here:
 
     format      reader            library
     dicom       read_dicom        pydicom (12-lead, General ECG, Ambulatory,
@@ -21,6 +22,8 @@ layout, a CSV header), not by its extension, and calls the one reader here:
     ishne       read_ishne        by hand (ISHNE 1.0 Holter, a fixed header
                                   and interleaved int16; memory-mapped)
     edf         read_edf          pyedflib (EDF, EDF+, BDF)
+    mfer        read_mfer         by hand (MFER, ISO 22077-1: Nihon Kohden and
+                                  Fukuda Denshi carts, monitors, Holters)
     csv         read_csv          numpy (one column per lead, --fs or a time column)
 
 Every reader returns a Record with the rate, the channel names as written
@@ -55,18 +58,21 @@ from records.formats.csv import read_csv
 from records.formats.dicom import read_dicom
 from records.formats.edf import read_edf
 from records.formats.ishne import read_ishne, read_ishne_beats
+from records.formats.mfer import (ATT, BLE, BLK, CHN, DTP, IVL, KNOWN_TAGS, PNT, SEN, SEQ,
+                                  VER, WAV, WFM, read_mfer)
 from records.formats.muse import read_muse
 from records.formats.philips import read_philips, xli_decode
 from records.formats.scp import read_scp
 
 __all__ = ['DEVICE_KEYS', 'SCP_LEADS', 'lead_name', 'record_name', 'read', 'sniff', 'read_aecg',
            'read_cardiosoft', 'read_csv', 'read_dicom', 'read_edf', 'read_ishne',
-           'read_ishne_beats', 'read_muse', 'read_philips', 'read_scp', 'xli_decode']
+           'read_ishne_beats', 'read_mfer', 'read_muse', 'read_philips', 'read_scp',
+           'xli_decode']
 
 # Extensions of the formats here (lower case); the content decides, these only
 # let a record finder pick the files out of a folder.
 SUFFIXES = {'.dcm': 'dicom', '.dicom': 'dicom', '.xml': 'xml', '.scp': 'scp', '.ecg': 'ishne',
-            '.edf': 'edf', '.bdf': 'edf', '.csv': 'csv'}
+            '.edf': 'edf', '.bdf': 'edf', '.csv': 'csv', '.mwf': 'mfer'}
 XML_ROOTS = {'RestingECG': 'muse', 'CardiologyXML': 'cardiosoft', 'restingecgdata': 'philips',
              'AnnotatedECG': 'aecg'}
 HEAD = 4096
@@ -109,6 +115,54 @@ def _looks_scp(head):
     return first[0] == 0 and struct.unpack('<H', head[32:34])[0] == 1
 
 
+def _looks_mfer(head):
+    """MFER: the file opens with a chain of MFER definitions (tag, length,
+    value), each of a known tag and, for the fixed-size ones, a plausible
+    size and value (byte order 0/1, a 3-byte version, a data type 0-9, 1-4
+    byte counts, unit + exponent + mantissa), among them one that only a
+    waveform file holds (byte order, block, channels, sequences, type,
+    interval, resolution, a channel's attributes, the data), and at least
+    three of them or the waveform data."""
+    pos, count, core = 0, 0, False
+    while pos < len(head) and count < 64:
+        tag = head[pos]
+        if tag == 0:
+            pos += 1
+            continue
+        if tag not in KNOWN_TAGS or tag == 0x80:
+            break
+        pos += 1
+        if tag == ATT:   # the channel number, 7 bits a byte
+            while pos < len(head) and head[pos] & 0x80:
+                pos += 1
+            pos += 1
+        if pos >= len(head):
+            break
+        n = head[pos]
+        pos += 1
+        if n == 0x80 and tag == ATT:
+            return core or count >= 2
+        if n > 0x80:
+            k = n & 0x7F
+            if k > 4:
+                return False
+            n, pos = int.from_bytes(head[pos:pos + k], 'big'), pos + k
+        elif n == 0x80:
+            return False
+        value = head[pos:pos + n]
+        if (tag == BLE and (n != 1 or value[:1] not in (b'\x00', b'\x01'))) or \
+                (tag == VER and n != 3) or (tag == DTP and (n > 1 or value[:1] > b'\x09')) or \
+                (tag in (BLK, CHN, SEQ, PNT) and n > 4) or \
+                (tag in (IVL, SEN) and n and not 3 <= n <= 6):
+            return False
+        count += 1
+        core = core or tag in (BLE, BLK, CHN, SEQ, DTP, IVL, SEN, ATT, WAV, WFM)
+        if tag == WAV:
+            return core and count >= 2
+        pos += n
+    return core and count >= 3
+
+
 def sniff(path):
     """The format of a file by its content -> a key of the reader table
     ('dicom', 'muse', ...), 'xml:ROOT' for other XML, 'ishne-ann' for an
@@ -128,6 +182,8 @@ def sniff(path):
         return XML_ROOTS.get(root, 'xml:' + root)
     if _looks_scp(head):
         return 'scp'
+    if _looks_mfer(head):
+        return 'mfer'
     try:
         first = head.decode('utf-8-sig').splitlines()[0] if head else ''
     except UnicodeDecodeError:
@@ -147,7 +203,7 @@ def read(path, fmt=None, fs=None):
     fmt = fmt or sniff(path)
     readers = {'dicom': read_dicom, 'muse': read_muse, 'cardiosoft': read_cardiosoft,
                'philips': read_philips, 'aecg': read_aecg, 'scp': read_scp,
-               'ishne': read_ishne, 'edf': read_edf}
+               'ishne': read_ishne, 'edf': read_edf, 'mfer': read_mfer}
     if fmt == 'csv':
         return read_csv(path, fs=fs)
     if fmt in readers:

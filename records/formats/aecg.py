@@ -7,14 +7,10 @@ from records.formats.cardiosoft import _numbers
 from records.formats.common import _age_between, _date, _num, _parse_xml, _record
 from records.formats.common import _sex, _strip_ns, _text, record_name
 from records.formats.muse import _stack
+from records.measurements import VENDOR_CODES
 
 # --------------------------------------------------------------------------
 # HL7 aECG.
-
-AECG_MEASURES = {'MDC_ECG_HEART_RATE': 'hr', 'MDC_ECG_TIME_PD_PR': 'pr_ms',
-                 'MDC_ECG_TIME_PD_QRS': 'qrs_ms', 'MDC_ECG_TIME_PD_QT': 'qt_ms',
-                 'MDC_ECG_TIME_PD_QTc': 'qtc_ms', 'MDC_ECG_ANGLE_P_FRONT': 'p_axis',
-                 'MDC_ECG_ANGLE_QRS_FRONT': 'qrs_axis', 'MDC_ECG_ANGLE_T_FRONT': 't_axis'}
 
 
 def read_aecg(path):
@@ -66,7 +62,7 @@ def read_aecg(path):
     for ann in root.iter('annotation'):
         code_el, val = ann.find('code'), ann.find('value')
         code = code_el.get('code', '') if code_el is not None else ''
-        key = AECG_MEASURES.get(code) or AECG_MEASURES.get(code.upper())
+        key = VENDOR_CODES['aecg'].get(code.upper())  # MDC_ECG_TIME_PD_QTc or _QTC
         if key and val is not None and key not in meas and _num(val.get('value')) is not None:
             meas[key] = _num(val.get('value'))
         elif val is not None and (code.startswith('MDC_ECG_RHY') or 'INTERPRETATION' in code

@@ -12,10 +12,6 @@ from records.formats.muse import _ge_measurements, _stack
 # --------------------------------------------------------------------------
 # GE CardioSoft CardiologyXML (UK Biobank).
 
-CS_MEASURES = {'VentricularRate': 'hr', 'PQInterval': 'pr_ms', 'QRSDuration': 'qrs_ms',
-               'QTInterval': 'qt_ms', 'QTCInterval': 'qtc_ms', 'PAxis': 'p_axis',
-               'RAxis': 'qrs_axis', 'TAxis': 't_axis'}
-
 
 def _numbers(text, name, what):
     """Comma- or space-separated numbers -> float64 array, parsed by numpy in
@@ -57,10 +53,8 @@ def read_cardiosoft(path):
     sex = _sex(_text(info, 'Gender')) if info is not None else 'Unknown'
     ids = [_text(info, p) for p in ('PID', 'Name/FamilyName', 'Name/GivenName')] \
         if info is not None else []
-    meas = _ge_measurements(root, CS_MEASURES)
-    statements = [(t.text or '').strip() for t in root.findall('Interpretation/Diagnosis/'
-                                                                 'DiagnosisText')]
-    statements = [s for s in statements if s and set(s) != {'-'}]
+    meas = _ge_measurements(root, 'cardiosoft')
+    statements = _cardiosoft_statements(root)
     rname = record_name(path, 'cardiosoft', ids)
     fd = root.find('FullDisclosure')
     full = _cardiosoft_full(fd, path, rname, name, age, sex) if fd is not None else None
@@ -68,6 +62,21 @@ def read_cardiosoft(path):
                    ['uV'] * len(names),
                    'cardiosoft', age, sex, measurements=meas, statements=statements,
                    full_disclosure=full)
+
+
+def _cardiosoft_statements(root):
+    """The 12SL statements of Interpretation/Diagnosis: the lines before a
+    line of dashes ('---'). What follows it is the full-disclosure arrhythmia
+    summary ('Arrhythmia results of the full-disclosure ECG', 'QRS
+    Complexes: 4'), counts over the whole recording, not statements."""
+    out = []
+    for t in root.findall('Interpretation/Diagnosis/DiagnosisText'):
+        s = (t.text or '').strip()
+        if s and set(s) == {'-'}:
+            break
+        if s:
+            out.append(s)
+    return out
 
 
 def _cardiosoft_full(fd, path, rname, name, age, sex):

@@ -15,6 +15,7 @@ from records.leads import channel_lead
 from records.limits import FORMAT_MAX_VALUES, FS_RANGE, MAX_SIGNALS, MAX_XML_BYTES
 from records.limits import MAX_XML_ELEMENTS
 from records.measurements import DEVICE_KEYS  # the cart's figures a reader keeps
+from records.measurements import ZERO_IS_ABSENT
 from records.record import Record
 
 # SCP-ECG / DICOM / MDC lead codes (SCP-ECG table 6, shared by MDC's
@@ -94,10 +95,46 @@ def _record(path, name, fs, signal, names, units, fmt, age=float('nan'), sex='Un
         name=name, path=path, fs=fs, sig_len=len(signal), sig_names=names, units=units,
         reader=lambda a, b: signal[a:b], format=fmt, age=age, sex=sex, files=[Path(path)],
         fmts=[fmt] * len(names), leads=[lead_name(n) for n in names] if leads is None else leads,
-        device_measurements={k: float(v) for k, v in (measurements or {}).items()
-                             if k in DEVICE_KEYS and v is not None and np.isfinite(v)},
-        device_statements=[s for s in (statements or []) if s], ignored=ignored,
+        device_measurements=_measured(measurements),
+        device_statements=[without_staff_names(s) for s in (statements or []) if s],
+        ignored=ignored,
         median=median, full_disclosure=full_disclosure)
+
+
+def _measured(measurements):
+    """The cart's figures a Record keeps: its keys (DEVICE_KEYS), finite,
+    and an interval or a rate of 0 (or less) dropped: carts write 0 for "not
+    measured" (ZERO_IS_ABSENT); an axis of 0 degrees is kept."""
+    out = {}
+    for k, v in (measurements or {}).items():
+        if k in DEVICE_KEYS and v is not None and np.isfinite(v) and \
+                not (k in ZERO_IS_ABSENT and v <= 0):
+            out[k] = float(v)
+    return out
+
+
+# A statement that names who confirmed, read or recorded the ECG ("Confirmed
+# by SMITH, JOHN (12) on 3/4/2015", "Technician: JD"): the name, and what
+# follows it, is dropped; the statement stays ("Confirmed by [name removed]").
+_STAFF_BY = re.compile(
+    r'\b((?:confirmed|reviewed|edited|over-?read|interpreted|read|approved|signed|verified|'
+    r'validated|acquired|referred|requested|ordered|reported|recorded|performed|tested)\s+by)'
+    r'\b\s*:?\s*\S.*$', re.IGNORECASE | re.DOTALL)
+_STAFF_FIELD = re.compile(
+    r'\b((?:referring |ordering |attending |reading )?(?:technician|tech|operator|physician|'
+    r'cardiologist|doctor|nurse|md|reviewer|editor|confirmer))\s*:\s*\S.*$',
+    re.IGNORECASE | re.DOTALL)
+NAME_REMOVED = '[name removed]'
+
+
+def without_staff_names(text):
+    """A cart's statement without the name of the physician or technician
+    it names: 'Confirmed by Smith, John M.D.' -> 'Confirmed by [name
+    removed]', 'Technician: JD' -> 'Technician: [name removed]'. A name is
+    personal data, and statements reach predict.py's CSV, logs and pages;
+    every reader's statements pass here (_record)."""
+    text = _STAFF_BY.sub(lambda m: f'{m.group(1)} {NAME_REMOVED}', str(text))
+    return _STAFF_FIELD.sub(lambda m: f'{m.group(1)}: {NAME_REMOVED}', text)
 
 
 def _num(text):

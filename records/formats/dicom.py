@@ -6,6 +6,7 @@ from records.errors import RecordError
 from records.formats.common import SCP_LEADS, _age, _budget, _num, _record, _sex, lead_name
 from records.formats.common import record_name
 from records.limits import MAX_DICOM_BYTES
+from records.measurements import RR_CODES, VENDOR_CODES
 
 # --------------------------------------------------------------------------
 # DICOM waveforms (pydicom).
@@ -14,9 +15,6 @@ DICOM_ECG = {'1.2.840.10008.5.1.4.1.1.9.1.1': '12-lead ECG',
              '1.2.840.10008.5.1.4.1.1.9.1.2': 'General ECG',
              '1.2.840.10008.5.1.4.1.1.9.1.3': 'Ambulatory ECG',
              '1.2.840.10008.5.1.4.1.1.9.2.1': 'Hemodynamic'}
-DICOM_MEASURES = {'5.10.2.5-1': 'hr', '8867-4': 'hr', '5.13.5-7': 'pr_ms', '5.13.5-9': 'qrs_ms',
-                  '5.13.5-11': 'qt_ms', '5.10.2.5-5': 'qtc_ms', '5.10.3-11': 'p_axis',
-                  '5.10.3-13': 'qrs_axis', '5.10.3-15': 't_axis'}
 
 
 def _dicom_lead(ch):
@@ -153,12 +151,13 @@ def _dicom_annotations(ds):
         meaning = str(cn[0].get('CodeMeaning', '')).lower()
         value = _num(a.NumericValue if not isinstance(a.NumericValue, (list, tuple))
                      else a.NumericValue[0])
-        key = DICOM_MEASURES.get(code)
+        # SCPECG, LOINC or MDC ('2:15872') codes: records/measurements.py's VENDOR_CODES
+        key = VENDOR_CODES['dicom'].get(code)
         if key is None and ('heart rate' in meaning or 'ventricular rate' in meaning):
             key = 'hr'
         if key and value is not None and key not in meas:
             meas[key] = value
-        elif code == '5.10.2.1-3' and value and 'hr' not in meas:  # RR interval, ms
+        elif code in RR_CODES['dicom'] and value and 'hr' not in meas:  # RR interval, ms
             meas.setdefault('_rr', value)
     rr = meas.pop('_rr', None)
     if 'hr' not in meas and rr:

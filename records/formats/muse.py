@@ -7,23 +7,19 @@ from records.errors import RecordError
 from records.formats.common import _age, _b64, _budget, _num, _parse_xml, _record, _sex, _text
 from records.formats.common import record_name
 from records.limits import FORMAT_MAX_VALUES
+from records.measurements import vendor_values
 
 # --------------------------------------------------------------------------
 # GE MUSE RestingECG.
 
-MUSE_MEASURES = {'VentricularRate': 'hr', 'PRInterval': 'pr_ms', 'QRSDuration': 'qrs_ms',
-                 'QTInterval': 'qt_ms', 'QTCorrected': 'qtc_ms', 'PAxis': 'p_axis',
-                 'RAxis': 'qrs_axis', 'TAxis': 't_axis'}
-
-
-def _ge_measurements(root, table):
+def _ge_measurements(root, vendor):
     """GE 12SL's RestingECGMeasurements (MUSE and CardioSoft name the same
-    block alike) -> {device key: number} for the tags in `table` present."""
+    block alike) -> {device key: number}, by `vendor`'s codes in
+    records/measurements.py's VENDOR_CODES."""
     m = root.find('RestingECGMeasurements')
     if m is None:
         return {}
-    values = {key: _num(_text(m, tag)) for tag, key in table.items()}
-    return {k: v for k, v in values.items() if v is not None}
+    return vendor_values(vendor, lambda tag: _num(_text(m, tag)))
 
 
 def read_muse(path):
@@ -44,7 +40,7 @@ def read_muse(path):
     age = _age(_text(demo, 'PatientAge'), _text(demo, 'AgeUnits')) if demo is not None \
         else float('nan')
     sex = _sex(_text(demo, 'Gender')) if demo is not None else 'Unknown'
-    meas = _ge_measurements(root, MUSE_MEASURES)
+    meas = _ge_measurements(root, 'muse')
     ids = [_text(demo, t) for t in ('PatientID', 'PatientLastName', 'PatientFirstName')] \
         if demo is not None else []
     median = None

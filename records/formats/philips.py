@@ -7,14 +7,11 @@ from records.errors import RecordError
 from records.formats.common import _age, _age_between, _b64, _budget, _date, _num, _parse_xml
 from records.formats.common import _record, _sex, _strip_ns, _text, record_name
 from records.limits import FORMAT_MAX_VALUES
+from records.measurements import vendor_values
 
 # --------------------------------------------------------------------------
 # Philips PhilipsECG / SierraECG XML.
 
-PHILIPS_MEASURES = {'heartrate': 'hr', 'meanventrate': 'hr', 'print': 'pr_ms',
-                    'meanprint': 'pr_ms', 'qrsdur': 'qrs_ms', 'meanqrsdur': 'qrs_ms',
-                    'qtint': 'qt_ms', 'meanqtint': 'qt_ms', 'qtcb': 'qtc_ms', 'meanqtc': 'qtc_ms',
-                    'pfrontaxis': 'p_axis', 'qrsfrontaxis': 'qrs_axis', 'tfrontaxis': 't_axis'}
 PHILIPS_LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
 
 
@@ -152,16 +149,7 @@ def read_philips(path):
     if not np.any(x):
         raise RecordError(name, f'{Path(path).name}: every lead is missing (all samples zero)')
     x = _drop_calibration(x, fs)
-    meas = {}
-    for el in root.iter():
-        key = PHILIPS_MEASURES.get(el.tag if isinstance(el.tag, str) else '')
-        if key and key not in meas and _num(el.text) is not None:
-            meas[key] = _num(el.text)
-    statements = []
-    for st in root.iter('statement'):
-        left, right = _text(st, 'leftstatement'), _text(st, 'rightstatement')
-        if left or right:
-            statements.append(', '.join(s for s in (left, right) if s))
+    meas, statements = _philips_reading(root)
     gp = root.find('.//generalpatientdata')
     age, sex, ids = float('nan'), 'Unknown', []
     if gp is not None:
@@ -174,6 +162,51 @@ def read_philips(path):
     return _record(path, record_name(path, 'philips', ids), fs, x * res / 1000.0, labels,
                    ['mV'] * len(labels), 'philips', age, sex, measurements=meas,
                    statements=statements)
+
+
+# The cart's global figures, in the order they are trusted: the printed
+# interpretation's (1.04: globalmeasurements, 1.03: interpretationmeasurements),
+# then the analysis' cross-lead block (1.04: internalmeasurements/
+# crossleadmeasurements, 1.03: measurements/globalmeasurements). The same tags
+# in groupmeasurements and leadmeasurements are one beat group's or one lead's
+# (a PageWriter's lead I QRS of 86 ms where the cart prints 98): never read.
+PHILIPS_GLOBAL = ('globalmeasurements', 'interpretationmeasurements')
+PHILIPS_CROSSLEAD = ('internalmeasurements/crossleadmeasurements',
+                     'measurements/globalmeasurements')
+
+
+def _philips_reading(root):
+    """The cart's reading -> ({device key: number}, statements). Each key
+    from the first global block that holds it (PHILIPS_GLOBAL of the first
+    interpretation, then PHILIPS_CROSSLEAD); the statements (left, right)
+    of that interpretation. An analysis that failed (the first block's
+    rate and intervals all 0; its axes of -1 were never measured either)
+    gives no figures and one statement, 'the cart did not measure: <its
+    statements ("All 12 leads are missing"), or its QA message>'."""
+    interps = root.findall('interpretations/interpretation')
+    interp = next((i for i in interps if any(i.find(t) is not None for t in PHILIPS_GLOBAL)),
+                  interps[0] if interps else None)
+    blocks = [b for b in ([interp.find(t) for t in PHILIPS_GLOBAL] if interp is not None
+                          else []) + [root.find(t) for t in PHILIPS_CROSSLEAD] if b is not None]
+    values = [vendor_values('philips', lambda tag, b=b: _num(_text(b, tag))) for b in blocks]
+    meas = {}
+    for v in values:
+        meas = {**v, **meas}
+    statements = []
+    for st in interp.findall('statement') if interp is not None else []:
+        left, right = _text(st, 'leftstatement'), _text(st, 'rightstatement')
+        if left or right:
+            statements.append(', '.join(s for s in (left, right) if s))
+    first = next((v for v in values if v), {})
+    timed = [first[k] for k in ('hr', 'pr_ms', 'qrs_ms', 'qt_ms') if k in first]
+    if timed and not any(v > 0 for v in timed):
+        qa = [(_text(root, f'{t}/qaactioncode') or '') for t in PHILIPS_CROSSLEAD] + \
+            [(q.text or '').strip() for t in PHILIPS_CROSSLEAD
+             for q in root.findall(f'{t}/qamessagecodes/qamessagecode')]
+        qa = [q for q in qa if q and q.lower() not in ('none', 'ecg ok', 'acceptable trace')]
+        reason = '; '.join(statements or qa) or 'no reason given'
+        return {}, [f'the cart did not measure: {reason}']
+    return meas, statements
 
 
 def _drop_calibration(x, fs):

@@ -112,13 +112,18 @@ def read_scp(path):
     huffman = struct.unpack('<H', sec[2][:2])[0] if 2 in sec and len(sec[2]) >= 2 else None
     if huffman not in (None, 19999):
         raise RecordError(name, 'SCP-ECG with custom Huffman tables is not read yet')
+    # EN 1064 numbers samples from 1 (a 10-s lead at 500 Hz is 1..5000). Some
+    # writers start the ranges at 0 and keep the standard's end (0..5000 for
+    # 5000 samples): in a file where a lead starts at 0, every start is read
+    # as one more, so each lead holds end - start samples.
+    zero = any(s == 0 for s, _, _ in leads)
+    counts = [e - s + (not zero) for s, e, _ in leads]
     # the declared sizes, before any lead is decoded (leads are padded to the longest)
     _budget(name, path, fs=1e6 / interval if interval else 0.0, leads=nleads,
-            values=nleads * max((e - s + 1 for s, e, _ in leads), default=0), what='SCP-ECG')
+            values=nleads * max(counts, default=0), what='SCP-ECG')
     sizes = struct.unpack(f'<{nleads}H', s6[6:6 + 2 * nleads])
     offset, cols = 6 + 2 * nleads, []
-    for (start, end, _), size in zip(leads, sizes):
-        count = end - start + 1
+    for count, size in zip(counts, sizes):
         chunk = s6[offset:offset + size]
         if not 0 < count <= 8 * len(chunk) + 2:  # every value takes a bit at least
             raise RecordError(name, f'SCP-ECG lead declares {count} samples in {len(chunk)} '
