@@ -59,6 +59,16 @@ def tiny_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='module')
+def api_root(tmp_path_factory):
+    """The API tests' models/ and results/ (web_helpers.make_root): a random
+    ResNet-18 whose thresholds make some classes present on the test records."""
+    from web_helpers import make_root
+    root = tmp_path_factory.mktemp('apiroot')
+    make_root(root)
+    return root
+
+
 @pytest.fixture
 def at(tiny_root, monkeypatch):
     """app.py on tiny_root's model under streamlit's AppTest, after its first run."""

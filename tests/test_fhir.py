@@ -16,7 +16,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from helpers import predict_records
 from format_writers import DOCTOR, SECRETS, digital_12, muse_xml, write_dicom
-from web_helpers import RUN, TOKEN, make_root, start
+from web_helpers import RUN, TOKEN, start
 
 import fhir_bundle
 import utils
@@ -27,10 +27,8 @@ STAFF = f'Confirmed by {DOCTOR}, Zed M.D. (12) on 3/4/2015'
 
 
 @pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('fhirroot')
-    make_root(root)
-    return root
+def root(api_root):
+    return api_root
 
 
 @pytest.fixture(scope='module')

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from web_helpers import RUN, TOKEN, WINDOW, make_root, record_upload, start
+from web_helpers import RUN, TOKEN, WINDOW, record_upload, start
 
 import records
 import serve
@@ -39,10 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('serveroot')
-    make_root(root)
-    return root
+def root(api_root):
+    return api_root
 
 
 @pytest.fixture(scope='module')
