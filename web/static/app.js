@@ -198,8 +198,11 @@ function showResult() {
 function defs(dl, pairs) {
   dl.replaceChildren(...pairs.flatMap(([k, v]) => {
     const dt = document.createElement('dt');
-    const dd = document.createElement('dd');
     dt.textContent = k;
+    // a line without a value (a note, a criterion) spans the row: in the label
+    // column its length would push the values out of the page
+    if (v === '') { dt.className = 'line'; return [dt]; }
+    const dd = document.createElement('dd');
     dd.textContent = v;
     return [dt, dd];
   }));
