@@ -34,6 +34,15 @@ MAX_CSV_BYTES = 32 << 20
 # SCP-ECG: the record is read whole and its CRC computed over it; the budget
 # stored as uncompressed int16 plus 1 MB of other sections.
 MAX_SCP_BYTES = 2 * FORMAT_MAX_VALUES + (1 << 20)
+# Section 2 may hold up to 65,535 Huffman tables; carts write one to a few, of
+# a few dozen codes. Each table a lead enters costs a pass over the lead's bits
+# (its codes at every bit position, found a block of bits at a time).
+SCP_MAX_TABLES = 16
+SCP_MAX_CODES = 1024
+SCP_BLOCK_BITS = 1 << 13
+SCP_TABLE_PASSES = 3             # table blocks one lead may need, in passes over its bits
+# Bimodal compression: carts decimate 500 Hz to 125 Hz (4); above 8 is corrupt.
+SCP_MAX_DECIMATION = 8
 # DICOM: pydicom reads a waveform sequence whole (~2x the file in memory,
 # deferred reading or not); the budget as 32-bit samples plus 8 MB of other
 # elements. The channels x samples the header declares are checked after.
