@@ -21,6 +21,13 @@ applied unchanged to the test fold; the test fold never tunes anything.
     # results back in HL7 FHIR R4: one Bundle a record, one a line (docs/fhir.md)
     python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
         --records 'exports/*' --fhir results.ndjson [--fhir-subject Patient/123]
+    # an archive (docs/scale.md): 2 reader processes while the model scores,
+    # Parquet out, a list of paths; after a kill, the same command with --resume
+    python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
+        --records-from archive.txt --workers 2 --out scores.parquet [--resume]
+    # the same on a Ray cluster (one model per actor; `ray start` on each node)
+    python predict.py --model-path models/CPSC-all-s42-f10/best.pt \\
+        --records /shared/archive --engine ray --address auto --workers 8 --out scores.parquet
 
 Writes results/<run>/: metrics.csv (9 classes + macro, 95% bootstrap CIs),
 thresholds.json, folds.json (the fold manifest the model was trained and
@@ -30,7 +37,10 @@ pred_<class>), confusion.png (normalised 2x2 matrix per class), roc.png; with
 --cv also results/<database>-<leads>-s<seed>-cv/summary.csv. Prints the
 paper's per-class table.
 
-With --records, records are read by the records package (only the window scored is
+With --records, rows are appended to OUT.partial as they are scored and OUT
+(CSV, or Parquet for a .parquet name) appears whole at the end: a kill loses
+at most the batch being scored, and --resume goes on from there (archive.py).
+Records are read by the records package (only the window scored is
 read, so a 24-h Holter costs what 30 s cost): the model's leads are taken as
 recorded, or derived from two other limb leads; a record that cannot give
 them gets one line naming the missing leads and is skipped, as does any
@@ -40,7 +50,8 @@ rest of the run goes on). A file outside its own folder (a header naming an
 absolute path, ../ or a symlink out; a .xml/.dcm/.csv/... that is a symlink
 out) is refused unless --allow-outside-folder. The CSV has
 record, path (empty where the file's name is an identifier and the record is
-named by a pseudonym, docs/formats.md), fs, duration_s, [start_s, end_s with --segments], quality
+named by a pseudonym, docs/formats.md), sha256 (of the record's files: what
+--resume knows a record by), fs, duration_s, [start_s, end_s with --segments], quality
 ('ok' or the records package's quality flags, each also one warning line), derived (leads
 computed, not recorded), score_<class>, diagnoses, (without --segments) the
 global measurements of the last 30 s (measure.py: hr, pr_ms, qrs_ms, qt_ms,
@@ -53,31 +64,26 @@ as ours).
 """
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+import torch
 
+import archive
 import fhir_bundle
-import measure
 import runs
 import utils
 from folds import add_trust_folds_arg, check_manifest, write_results_manifest
 from records import (
-    FS,
-    RecordError,
-    find_records,
-    length_at_fs,
     parse_lead_map,
     parse_leads,
-    prepare,
-    read_record,
 )
 from records.measurements import DEVICE_KEYS, device_column
 from resnet import probabilities
-from runs import SegmentScorer, segment_ends
+from runs import SegmentScorer
 from utils import CLASSES
 
 METRICS = ['precision', 'recall', 'f1', 'auc', 'accuracy']
@@ -97,9 +103,24 @@ def get_args_parser():
                         help='diagnose these records (paths, globs or folders of any format '
                              'the records package reads: WFDB, .mat, DICOM, XML, SCP, ISHNE, EDF, '
                              'CSV) instead of evaluating a fold')
+    parser.add_argument('--records-from', default=None, metavar='LIST',
+                        help="also score the records a text file names, one path, glob or "
+                             "folder a line ('-': standard input), read as the run goes")
     parser.add_argument('--out', default=None, metavar='CSV',
-                        help='with --records: CSV of scores and diagnoses '
+                        help='with --records: scores and diagnoses, CSV, or Parquet when '
+                             'the name ends in .parquet; rows are appended to OUT.partial as '
+                             'they are scored and OUT appears at the end '
                              '(default: predictions_<run>.csv)')
+    parser.add_argument('--resume', action='store_true',
+                        help="with --records: go on with an interrupted run's OUT.partial "
+                             '(or add new records to a finished CSV): records it holds, by '
+                             'name and content hash, are not scored again')
+    parser.add_argument('--engine', default='local', choices=['local', 'ray'],
+                        help='with --records: read and score here (--workers processes read '
+                             'while the model scores), or on Ray Data (docs/scale.md)')
+    parser.add_argument('--address', default=None, metavar='ADDR',
+                        help="with --engine ray: the cluster's address ('auto' on a node of "
+                             'one; default: a local Ray instance on this machine)')
     parser.add_argument('--thresholds', default=None, metavar='JSON',
                         help="with --records: per-class thresholds (default: the "
                              "checkpoint run's results/<run>/thresholds.json, else 0.5)")
@@ -118,7 +139,9 @@ def get_args_parser():
     parser.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
                         help='records per forward pass (default: 32)')
     parser.add_argument('-j', '--workers', default=0, type=int, metavar='N',
-                        help='data loader processes (default: 0)')
+                        help='processes that read records (a fold: the data loader; '
+                             '--records: read, prepare and measure while the model scores; '
+                             'with --engine ray: the scoring actors) (default: 0, none)')
     parser.add_argument('--precision', default='auto', choices=['auto', 'bf16', 'fp32'],
                         help='autocast precision, as in main.py (default: auto)')
     parser.add_argument('--n-boot', default=1000, type=int, metavar='N',
@@ -268,42 +291,19 @@ def summarise_cv(args):
 
 
 # --------------------------------------------------------------------------
-# New records.
+# New records: the per-record work is archive.py's, the same on every engine.
 
-DEVICE_COLUMNS = [device_column(k) for k in DEVICE_KEYS] + [device_column('statements')]
-
-
-def device_columns(rec):
-    """The cart's own measurements and statements (records.formats), as
-    columns; empty where the file carries none. They are the device's, not ours."""
-    meas = getattr(rec, 'device_measurements', {}) or {}
-    row = {device_column(k): meas.get(k, np.nan) for k in DEVICE_KEYS}
-    row[device_column('statements')] = ' | '.join(getattr(rec, 'device_statements', []) or [])
-    return row
-
-
-def public_path(rec, path):
-    """The path to show: the file's, unless its stem is an identifier (the
-    reader then named the record '<format>-<content hash>',
-    records.formats.common.record_name): then none (''). No file has the
-    pseudonym's name, and the real one must not be printed; the record
-    column holds the pseudonym."""
-    path = Path(path)
-    if path.is_file() and rec.name != path.stem:
-        return ''
-    return str(path)
-
-
-def predict_records(args):
-    """Score new records (or, with --segments, every 30-s window of them);
-    write the CSV. A record that cannot give the model's leads, or has no
-    usable signal, gets one line and is skipped (--strict stops there)."""
+def check_record_args(args):
     if not args.model_path:
         raise SystemExit('error: --records needs --model-path (a best.pt of main.py)')
     if args.fhir and args.segments:
         raise SystemExit('error: --fhir reports a record, not its windows; drop --segments')
     if args.fhir_subject and not args.fhir:
         raise SystemExit('error: --fhir-subject needs --fhir OUT.ndjson')
+    if args.engine == 'ray' and args.segments:
+        raise SystemExit('error: --engine ray scores records; --segments runs with --workers')
+    if args.address and args.engine != 'ray':
+        raise SystemExit('error: --address names a Ray cluster: add --engine ray')
     try:
         fhir_bundle.check_subject(args.fhir_subject)
     except ValueError as e:
@@ -312,171 +312,218 @@ def predict_records(args):
         parse_lead_map(args.lead_map)
     except ValueError as e:
         raise SystemExit(f'error: --lead-map: {e}') from None
+
+
+def output_path(args):
+    stem = Path(args.model_path).parent.name or 'model'
+    return Path(args.out) if args.out else Path(f'predictions_{stem}.csv')
+
+
+def output_columns(args, classes):
+    first = ['record', 'path', 'sha256', 'fs', 'duration_s'] + (
+        ['start_s', 'end_s'] if args.segments else [])
+    measured = [] if args.segments else archive.MEASURE_COLUMNS
+    return (first + ['quality', 'derived'] + [f'score_{c}' for c in classes] + ['diagnoses']
+            + measured + archive.DEVICE_COLUMNS)
+
+
+def first_path(args, skip):
+    """The walk, its problems reported; an error when it finds no record at all."""
+    found = archive.walk(args.records or (), args.records_from)
+    problems = []
+    for path, problem in found:
+        if path is not None:
+            return path, found
+        problems.append(problem)
+        skip(problem)
+    what = ' '.join(args.records or ()) or f'--records-from {args.records_from}'
+    raise SystemExit(f'error: no records match {what}: ' + '; '.join(problems))
+
+
+def only_paths(first, found, skip):
+    yield first
+    for path, problem in found:
+        if path is None:
+            skip(problem)
+        else:
+            yield path
+
+
+class Tally:
+    """What a run did: rows written, records scored, skipped, resumed."""
+
+    def __init__(self):
+        self.rows = self.scored = self.failed = self.resumed = 0
+
+
+def predict_records(args):
+    """Score new records (or, with --segments, every 30-s window of them),
+    streaming the rows to --out as they are scored. A record that cannot
+    give the model's leads, or has no usable signal, gets one line and is
+    skipped (--strict stops there). -> the output's path."""
+    check_record_args(args)
     device = utils.select_device(args.device, args.use_gpu)
     precision = utils.select_precision(device, args.precision)
+    if args.workers > 0 and args.engine == 'local' and 'OMP_NUM_THREADS' not in os.environ:
+        # the readers and the model share the cores: each its own
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
     run = runs.load_run(args.model_path, args.root, leads=args.leads, device=device,
                         thresholds=args.thresholds)
     print(f'model {args.model_path} (leads {",".join(run.leads)}); '
           f'thresholds: {runs.thresholds_text(run.source)}')
-    paths, problems = find_records(args.records)
-    if not paths:
-        raise SystemExit(f'error: no records match {args.records}: ' + '; '.join(problems))
+    tally = Tally()
 
-    def score(xs):
-        return probabilities(run.model, np.stack(xs), device, precision, batch_size=len(xs))
+    def skip_line(line):
+        tally.failed += skip(args, line)
 
-    rows, failed = [], 0
-    for line in problems:
-        failed += skip(args, RecordError(line.split(': ')[0], line.split(': ', 1)[1]))
-    scorer = SegmentScorer(score, run.classes, run.thresholds, args.batch_size)
-    model = fhir_bundle.model_info(run) if args.fhir else None
-
-    with fhir_bundle.ndjson_writer(args.fhir) as write_bundle:
-        def emit(done):
-            rows.extend(done)
-            for row in done if not args.segments else []:
-                print_record(row, run.classes, run.thresholds)
-                if model:   # streamed as scored: one line a record
-                    write_bundle(fhir_bundle.row_bundle(row, model, args.fhir_subject))
-
-        for path in paths:
-            try:
-                rec, info, prepared = per_record(read_one, args, run, path)
-            except RecordError as e:
-                failed += skip(args, e)
-                continue
-            try:
-                failed += per_record(score_windows, args, run, rec, info, scorer, emit,
-                                     prepared)
-                if args.segments:
-                    scorer.summary(rec, rows)
-            except RecordError as e:
-                failed += skip(args, e)
-        emit(scorer.flush())
-    if args.fhir:
-        print(f'wrote {len(rows)} FHIR Bundles to {args.fhir}')
-    return write_predictions(args, rows, run.classes, failed)
-
-
-def per_record(step, args, run, path_or_rec, *rest):
-    """One per-record step; whatever a bad file makes it raise becomes the
-    record's RecordError (one line, the run goes on), never a traceback that
-    ends the run: a reader, measure.py or the resampler alike."""
+    first, found = first_path(args, skip_line)
+    settings = archive.Settings(tuple(run.leads), run.window, args.segments, args.lead_map,
+                                args.fs, args.allow_outside_folder)
+    out = output_path(args)
+    journal = archive.Journal(out, output_columns(args, run.classes), args.resume)
+    fhir = archive.Lines(args.fhir, journal.rows if args.resume else None) if args.fhir else None
+    if journal.rows:
+        print(f'resuming {out}: {journal.rows} rows of an earlier run kept')
+    paths = only_paths(first, found, skip_line)
+    clock, progress = archive.Clock(args.engine == 'ray'), archive.Progress(
+        args.records or (), args.records_from, sys.stderr.isatty())
     try:
-        return step(args, run, path_or_rec, *rest)
-    except (RecordError, SystemExit):
+        if args.engine == 'ray':
+            results = archive.ray_results(paths, settings, journal.done, run_spec(args),
+                                          args.batch_size, args.workers, args.address)
+        else:
+            results = archive.ordered(archive.run_task, archive.tasks(
+                paths, settings, journal.done, skip_line, lambda: setattr(
+                    tally, 'resumed', tally.resumed + 1)), args.workers, journal.done)
+        consume(results, args, run, Output(journal, fhir, run, args), tally, clock,
+                progress, device, precision)
+    except BaseException:
+        progress.close()
+        journal.abandon()
+        if fhir:
+            fhir.abandon()
         raise
-    except Exception as e:  # noqa: BLE001 (one bad record must not end a run)
-        name = getattr(path_or_rec, 'name', None) if not isinstance(path_or_rec, (str, Path)) \
-            else Path(path_or_rec).stem
-        raise RecordError(name or 'record', f'unusable ({type(e).__name__}: {e})') from None
+    progress.close()
+    return finish(args, out, journal, fhir, tally, clock)
 
 
-def read_one(args, run, path):
-    """Every step before scoring -> (record, its columns, its prepared window
-    or None with --segments). The window is prepared first, so a record the
-    model cannot read (a lead missing, too short, no signal) is one line
-    before anything else is computed from it."""
-    rec = read_record(path, lead_map=args.lead_map, fs=args.fs,
-                      allow_outside=args.allow_outside_folder)
-    prepared = prepare(rec, run.leads, run.window)  # the leads are there (else one line)
-    info = {'record': rec.name, 'path': public_path(rec, path), 'fs': rec.fs,
-            'duration_s': rec.duration}
-    if not args.segments:
-        info.update(measurement_columns(rec))
-    info.update(device_columns(rec))
-    return rec, info, None if args.segments else prepared
+def run_spec(args):
+    """What a Ray actor needs to load this run's model itself."""
+    return {'model_path': str(args.model_path), 'root': str(args.root), 'leads': args.leads,
+            'thresholds': args.thresholds, 'device': args.device, 'use_gpu': args.use_gpu,
+            'precision': args.precision}
 
 
-def skip(args, e):
-    """One line for what cannot be scored (--strict: stop there) -> 1."""
-    if args.strict:
-        raise SystemExit(f'error: {e}') from e
-    print(f'skipped {e}', file=sys.stderr)
-    return 1
-
-
-def score_windows(args, run, rec, info, scorer, emit, prepared=None):
-    """Queue a record's window (with --segments: each of its windows, a row
-    each) on the scorer; rows go to emit as their batches are scored ->
-    how many windows were skipped. prepared: the last window, already made."""
-    leads, window, failed = run.leads, run.window, 0
-    ends = segment_ends(length_at_fs(rec), window) if args.segments else [None]
-    if args.segments:
-        scorer.bar = tqdm(total=len(ends), desc=rec.name, unit='window', leave=False)
-    for end in ends:
-        try:
-            x, real, quality = prepared if prepared is not None and end is None else \
-                prepare(rec, leads, window, end=end)
-        except RecordError as e:
-            if not args.segments or args.strict:   # --strict: a bad window stops too
-                failed += skip(args, e)
-                continue
-            x, real, quality = None, None, e.reason  # an unusable window: a row, no scores
-        row = dict(info, quality=str(quality), derived='' if real is None else
-                   ','.join(lead for lead, r in zip(leads, real) if not r))
-        if args.segments:
-            stop = (length_at_fs(rec) if end is None else end) / FS
-            row.update(start_s=max(0.0, stop - window / FS), end_s=stop)
-        elif str(quality) != 'ok':
-            print(f'warning: {rec.name}: quality {quality}', file=sys.stderr)
-        emit(scorer.add(row, x))
-    if args.segments:
-        emit(scorer.flush())
-        scorer.bar.close()
-        scorer.bar = None
-    return failed
-
-
-MEASURE_COLUMNS = list(measure.KEYS)
-
-
-def measurement_columns(rec, seconds=30.0):
-    """measure.py's figures for the last `seconds` of a record (what the
-    model scores; a Holter is not measured whole), rounded, NaN when the
-    record cannot support them. The cart's own are device_columns'."""
-    stop = rec.sig_len
-    start = max(0, stop - int(round(seconds * rec.fs)))
-    keep = [k for k, lead in enumerate(rec.leads) if lead is not None]
-    out = dict.fromkeys(MEASURE_COLUMNS, np.nan)
-    if keep:
-        m = measure.measure(rec.read(start, stop)[:, keep].T, rec.fs,
-                            [rec.leads[k] for k in keep])
-        out.update({k: round(m[k], 1) for k in MEASURE_COLUMNS if m[k] is not None})
+def finish(args, out, journal, fhir, tally, clock):
+    if fhir:
+        fhir.close()
+        print(f'wrote {fhir.count} FHIR Bundles to {args.fhir}')
+    journal.close()
+    windows = f' ({tally.rows} windows)' if args.segments else ''
+    resumed = f', {tally.resumed} already in {out}' if tally.resumed else ''
+    print(f'{tally.scored} records scored{windows}, {tally.failed} skipped{resumed}; '
+          f'wrote {out}')
+    print(clock.line(tally.scored), file=sys.stderr)
     return out
 
 
-def print_record(row, classes, thresholds):
+class Output:
+    """Scored rows -> the journal, the FHIR Bundles and the terminal."""
+
+    def __init__(self, journal, fhir, run, args):
+        self.journal, self.fhir, self.run, self.args = journal, fhir, run, args
+        self.model = fhir_bundle.model_info(run) if fhir else None
+
+    def __call__(self, rows, progress):
+        if self.fhir:   # first: a kill between the two leaves no row without its Bundle
+            for row in rows:
+                self.fhir.write(fhir_bundle.ndjson_line(
+                    fhir_bundle.row_bundle(row, self.model, self.args.fhir_subject)))
+            self.fhir.flush()
+        self.journal.write(rows)
+        for row in rows if not self.args.segments else []:
+            progress.write(record_line(row, self.run.classes, self.run.thresholds))
+
+
+def consume(results, args, run, output, tally, clock, progress, device, precision):
+    """Results in order -> batches for the model -> rows written as they are scored."""
+    def score(xs):
+        with clock.scoring():
+            return probabilities(run.model, np.stack(xs), device, precision,
+                                 batch_size=len(xs))
+
+    scorer = SegmentScorer(score, run.classes, run.thresholds, args.batch_size)
+    record = []   # --segments: the current record's rows, written when it is complete
+
+    def emit(rows):
+        if args.segments:
+            record.extend(rows)
+        else:
+            tally.rows += len(rows)
+            output(rows, progress)
+
+    def end_record():
+        emit(scorer.flush())
+        if record:
+            progress.write(scorer.summary(record))
+            tally.rows += len(record)
+            output(list(record), progress)
+            record.clear()
+
+    for res in results:
+        if res['kind'] != 'rows':
+            tally.failed += skip(args, res['line']) if res['kind'] == 'skip' else 0
+            tally.resumed += res['kind'] == 'done'
+            progress.update()
+            continue
+        if args.segments and res['first']:
+            end_record()
+        if res['first']:
+            tally.scored += 1
+            progress.update()
+        clock.add(res['seconds'])
+        add_items(res, args, run, scorer, emit)
+    end_record()
+
+
+def add_items(res, args, run, scorer, emit):
+    if res.get('warn'):
+        print(f"warning: {res['warn']}", file=sys.stderr)
+    for row, x in res['items']:
+        if x is None and args.strict:   # --strict: a bad window stops too
+            raise SystemExit(f"error: {row['record']}: {row['quality']}")
+        if 'scores' in res:   # scored already (Ray's actors)
+            emit([runs.scored_row(row, res['scores'], run.classes, run.thresholds)])
+        else:
+            emit(scorer.add(row, x))
+
+
+def skip(args, line):
+    """One line for what cannot be scored (--strict: stop there) -> 1."""
+    if args.strict:
+        raise SystemExit(f'error: {line}')
+    print(f'skipped {line}', file=sys.stderr)
+    return 1
+
+
+def record_line(row, classes, thresholds):
+    """A scored record's line: its diagnoses, and the cart's reading where there is one."""
     present = utils.decide([row[f'score_{c}'] for c in classes], thresholds)
     shown = ', '.join(f'{c} {row[f"score_{c}"]:.3f}' for c, p in zip(classes, present)
                       if p) or 'none above threshold'
     extra = f", derived {row['derived']}" if row['derived'] else ''
-    print(f"{row['record']}: {shown}  (fs {row['fs']:g} Hz, {row['duration_s']:.1f} s{extra})")
+    line = f"{row['record']}: {shown}  (fs {row['fs']:g} Hz, {row['duration_s']:.1f} s{extra})"
     cart = ', '.join(f"{k} {row[device_column(k)]:g}" for k in DEVICE_KEYS
                      if pd.notna(row.get(device_column(k), np.nan)))
     if cart or row.get('device_statements'):
-        print(f"  cart's reading (the device's, not this model's): {cart or '-'}"
-              + (f"; {row['device_statements']}" if row.get('device_statements') else ''))
-
-
-def write_predictions(args, rows, classes, failed):
-    stem = Path(args.model_path).parent.name or 'model'
-    out = Path(args.out) if args.out else Path(f'predictions_{stem}.csv')
-    first = ['record', 'path', 'fs', 'duration_s'] + (['start_s', 'end_s'] if args.segments
-                                                      else [])
-    measured = [] if args.segments else MEASURE_COLUMNS
-    df = pd.DataFrame(rows, columns=first + ['quality', 'derived']
-                      + [f'score_{c}' for c in classes] + ['diagnoses'] + measured
-                      + DEVICE_COLUMNS)
-    utils.atomic_to_csv(df, out, index=False, float_format='%.6f')
-    what = 'windows' if args.segments else 'records'
-    print(f'{len(rows)} {what} scored, {failed} skipped; wrote {out}')
-    return df
+        line += (f"\n  cart's reading (the device's, not this model's): {cart or '-'}"
+                 + (f"; {row['device_statements']}" if row.get('device_statements') else ''))
+    return line
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    if args.records:
+    if args.records or args.records_from:
         return predict_records(args)
     if args.cv:
         if args.test_fold is not None or args.model_path:

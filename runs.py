@@ -272,11 +272,11 @@ def score_folds(run, data_dir, folds, device, precision, batch_size=32, workers=
     return list(ds.patient_ids), out['labels'], out['scores']
 
 
-def segment_ends(total, window):
-    """Ends (samples at 500 Hz) of consecutive windows from the start; the
-    last one ends at the record's end, overlapping the one before rather than
-    padded (a record shorter than one window is front-padded, as always)."""
-    return [min(start + window, total) for start in range(0, total, window)] or [total]
+def scored_row(row, scores, classes, thresholds):
+    """A row with its scores (NaN: no usable window) and the diagnoses they decide."""
+    present = utils.decide(scores, thresholds)
+    return dict(row, **{f'score_{c}': float(v) for c, v in zip(classes, scores)},
+                diagnoses=';'.join(c for c, p in zip(classes, present) if p))
 
 
 class SegmentScorer:
@@ -301,24 +301,23 @@ class SegmentScorer:
         out = []
         for row, has_x in self.pending:
             s = next(scores) if has_x else np.full(len(self.classes), np.nan)
-            present = utils.decide(s, self.thresholds)
-            out.append(dict(row, **{f'score_{c}': float(v) for c, v in zip(self.classes, s)},
-                            diagnoses=';'.join(c for c, p in zip(self.classes, present) if p)))
+            out.append(scored_row(row, s, self.classes, self.thresholds))
         if self.bar is not None:
             self.bar.update(len(self.pending))
         self.pending, self.xs = [], []
         return out
 
-    def summary(self, rec, rows):
-        """One line per record scored by --segments: windows per diagnosis."""
-        mine = [r for r in rows if r['record'] == rec.name]
+    def summary(self, mine):
+        """One line per record scored by --segments (its rows): windows per diagnosis."""
+        first = mine[0]
         bad = sum(1 for r in mine if np.isnan(r[f'score_{self.classes[0]}']))
         flagged = sum(1 for r in mine if r['quality'] != 'ok') - bad
         counts = {c: sum(c in r['diagnoses'].split(';') for r in mine) for c in self.classes}
         shown = ', '.join(f'{c} {n}' for c, n in counts.items() if n) or 'none above threshold'
-        print(f'{rec.name}: {len(mine)} windows of {rec.duration:.0f} s at {rec.fs:g} Hz; '
-              f'windows per diagnosis: {shown}' + (f'; {bad} unusable' if bad else '')
-              + (f'; {flagged} with quality flags (quality column)' if flagged else ''))
+        return (f"{first['record']}: {len(mine)} windows of {first['duration_s']:.0f} s at "
+                f"{first['fs']:g} Hz; windows per diagnosis: {shown}"
+                + (f'; {bad} unusable' if bad else '')
+                + (f'; {flagged} with quality flags (quality column)' if flagged else ''))
 
 
 # --------------------------------------------------------------------------

@@ -77,7 +77,7 @@ import utils
 from records import uploads
 from records.measurements import AXES
 from resnet import probabilities
-from runs import SegmentScorer, segment_ends
+from runs import SegmentScorer
 from web import app_text, clinic
 from web.app_text import PROBLEM_KINDS, t
 
@@ -504,7 +504,7 @@ def display_signal(r):
 def segment_rows(svc, rec, deadline):
     """segments=true: every window of the record, as predict.py --segments."""
     info = svc.info
-    ends = segment_ends(records.length_at_fs(rec), info.window)
+    ends = records.segment_ends(records.length_at_fs(rec), info.window)
     if len(ends) > MAX_SEGMENTS:
         raise ApiError(413, 'too_long', f'{len(ends)} windows; the API scores up to '
                        f'{MAX_SEGMENTS} (use predict.py --segments for a Holter)', rec.name)

@@ -97,6 +97,8 @@ from records.find import (
     WFDB_SUFFIXES,
     csv_names_a_lead,
     find_records,
+    iter_records,
+    read_list,
     record_base,
 )
 from records.leads import (
@@ -121,6 +123,7 @@ from records.prepare import (
     Reading,
     check_quality,
     length_at_fs,
+    segment_ends,
     prepare,
     quantise,
     resample_ratio,
@@ -133,11 +136,13 @@ from records.wfdb import contained, header_path, read_header
 
 __all__ = [
     'BEAT_SYMBOLS', 'Beats', 'read_beats', 'RecordError', 'FORMAT_SUFFIXES', 'RECORD_SUFFIXES',
-    'WFDB_SUFFIXES', 'csv_names_a_lead', 'find_records', 'record_base', 'LEADS', 'LIMB',
+    'WFDB_SUFFIXES', 'csv_names_a_lead', 'find_records', 'iter_records', 'read_list',
+    'record_base', 'LEADS', 'LIMB',
     'apply_lead_map', 'canonical_lead', 'channel_lead', 'ignored_channels', 'missing_leads',
     'obtainable',
     'parse_lead_map', 'parse_leads', 'recorded_leads', 'mat_check', 'FS', 'WINDOW', 'Prepared',
-    'Quality', 'check_quality', 'length_at_fs', 'prepare', 'quantise', 'resample_ratio',
+    'Quality', 'check_quality', 'length_at_fs', 'segment_ends', 'prepare', 'quantise',
+    'resample_ratio',
     'resampled_length', 'to_mV', 'Reading', 'read_record', 'UNITS_TO_MV', 'Record', 'contained',
     'header_path', 'read_header',
 ]

@@ -1,6 +1,10 @@
 """Finding the records that globs, files and folders name."""
+import contextlib
 import glob
+import hashlib
+import os
 import re
+import sys
 from pathlib import Path
 
 from records.formats.csv import csv_column
@@ -48,35 +52,86 @@ def csv_names_a_lead(path):
     return any(csv_column(c)[0] for c in re.split(r'[,;\t]', head))
 
 
-def find_records(patterns):
-    """Globs, files, folders (searched recursively) and bare WFDB record names
-    -> (paths, problems): one path per record, in the order given (A0001.hea
-    and A0001.mat are one record); problems are 'PATTERN: reason' lines for
-    patterns that name no record. The one record finder of every script."""
-    paths, seen, problems = [], set(), []
+def _walk(folder):
+    """A folder's files, recursively, in sorted order, one directory listed at
+    a time (an archive of a million files is never listed whole)."""
+    try:
+        # a folder sorts as 'name/', so the order is that of the sorted full paths
+        entries = sorted(os.scandir(folder),
+                         key=lambda e: e.name + ('/' if e.is_dir(follow_symlinks=False) else ''))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(entry.path)
+        elif entry.is_file():
+            yield Path(entry.path)
+
+
+def _is_record_file(m):
+    # A wide glob such as data/CPSC/* also finds labels.csv, .atr, cache/.
+    return m.suffix.lower() in RECORD_SUFFIXES and m.is_file() \
+        and (m.suffix.lower() != '.csv' or csv_names_a_lead(m))
+
+
+def _matches(pattern):
+    """One pattern -> its record files, lazily for a folder (a glob is
+    expanded whole: glob sorts nothing, and the order must be the same every run)."""
+    p = Path(pattern)
+    if p.is_dir():
+        return (m for m in _walk(p) if _is_record_file(m))
+    found = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
+    found = [m for m in found if _is_record_file(m)]
+    if not found and Path(pattern + '.hea').is_file():
+        found = [Path(pattern)]  # a bare WFDB record name such as mitdb/100
+    return found
+
+
+def _pattern_problem(pattern):
+    p = Path(pattern)
+    return f'{pattern}: ' + ('no such file or WFDB record' if not p.exists()
+                             else 'names no .hea, .mat or .dat record, nor a file of the '
+                                  f"formats read ({', '.join(FORMAT_SUFFIXES)})")
+
+
+def iter_records(patterns):
+    """Globs, files, folders (searched recursively, lazily) and bare WFDB
+    record names -> yields (path, None) once per record, in the order given
+    (A0001.hea and A0001.mat are one record), or (None, 'PATTERN: reason')
+    for a pattern that names no record. Memory holds one directory's listing
+    and an 8-byte key a record."""
+    seen = set()
     for pattern in patterns:
         pattern = str(Path(pattern).expanduser())
-        p = Path(pattern)
-        if p.is_dir():
-            matches = [m for m in sorted(p.rglob('*')) if m.is_file()]
-        else:
-            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
-        # A wide glob such as data/CPSC/* also finds labels.csv, .atr, cache/.
-        matches = [m for m in matches if m.is_file() and m.suffix.lower() in RECORD_SUFFIXES
-                   and (m.suffix.lower() != '.csv' or csv_names_a_lead(m))]
-        if not matches and Path(pattern + '.hea').is_file():
-            matches = [Path(pattern)]  # a bare WFDB record name such as mitdb/100
-        if not matches:
-            problems.append(f'{pattern}: ' + ('no such file or WFDB record' if not p.exists()
-                                              else 'names no .hea, .mat or .dat record, nor '
-                                                   'a file of the formats read '
-                                                   f"({', '.join(FORMAT_SUFFIXES)})"))
-        for m in matches:
+        found = False
+        for m in _matches(pattern):
+            found = True
             m = _record_file(m)
             if m.suffix.lower() in _SIGNAL_ONLY:
                 continue  # a signal file with no header is no record
-            key = str(record_base(m).resolve())
+            key = hashlib.blake2b(str(record_base(m).resolve()).encode(), digest_size=8).digest()
             if key not in seen:
                 seen.add(key)
-                paths.append(m)
+                yield m, None
+        if not found:
+            yield None, _pattern_problem(pattern)
+
+
+def read_list(path):
+    """--records-from: a text file (or '-', standard input) of one path, glob
+    or folder a line, read lazily; blank lines and '# ...' are skipped."""
+    f = sys.stdin if str(path) == '-' else open(path, encoding='utf-8')
+    with f if f is not sys.stdin else contextlib.nullcontext(f):
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith('#'):
+                yield line
+
+
+def find_records(patterns):
+    """iter_records as lists -> (paths, problems). The one record finder of
+    every script that needs them all (preprocess.py, visualize.py)."""
+    paths, problems = [], []
+    for path, problem in iter_records(patterns):
+        (paths if path is not None else problems).append(path or problem)
     return paths, problems

@@ -50,6 +50,13 @@ def length_at_fs(record):
     return resampled_length(record.sig_len, record.fs)
 
 
+def segment_ends(total, window):
+    """Ends (samples at 500 Hz) of consecutive windows from the start; the
+    last one ends at the record's end, overlapping the one before rather than
+    padded (a record shorter than one window is front-padded, as always)."""
+    return [min(start + window, total) for start in range(0, total, window)] or [total]
+
+
 def quantise(signal_mV):
     """mV -> int16 µV, the cache's storage (range ±32.767 mV, clipped beyond)."""
     uv = np.rint(np.asarray(signal_mV, dtype=np.float64) * 1000.0)

@@ -38,6 +38,7 @@ app_text.TEXT['clinical_AFL'] = {'en': 'Sawtooth flutter waves, often 2:1 conduc
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import main  # noqa: E402
+from archive import read_rows  # noqa: E402
 import predict  # noqa: E402
 import preprocess  # noqa: E402
 import runs  # noqa: E402
@@ -80,8 +81,9 @@ def through_every_script(tmp):
     metrics = predict.main(flags + ['--n-boot', '0'])
     run = utils.run_name(data, 'all', 42)
     best = root / 'models' / run / 'best.pt'
-    scored = predict.main(['--model-path', str(best), '--records', str(data / 'A0010.hea'),
-                           '--out', str(tmp / 'scores.csv'), '--device', 'cpu'])
+    scored = read_rows(predict.main(['--model-path', str(best), '--records',
+                                     str(data / 'A0010.hea'), '--out', str(tmp / 'scores.csv'),
+                                     '--device', 'cpu']))
     # shap_values.py's computation and cache (its figures are class-blind and
     # cost a minute here: left to test_shap.py)
     explained, _ = shap_values.explain_run(shap_values.get_args_parser().parse_args(

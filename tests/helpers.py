@@ -15,6 +15,7 @@ import torch
 import wfdb
 
 import main as main_py
+from archive import read_rows
 import predict
 import records
 import utils
@@ -211,5 +212,5 @@ def tiny_checkpoint(root, run, window):
 
 def predict_records(model, *paths, extra=()):
     """predict.py --records on CPU in fp32 -> its table of scores (a DataFrame)."""
-    return predict.main(['--model-path', str(model), '--device', 'cpu', '--precision', 'fp32',
-                         '--records', *map(str, paths), *extra])
+    return read_rows(predict.main(['--model-path', str(model), '--device', 'cpu', '--precision',
+                                   'fp32', '--records', *map(str, paths), *extra]))

@@ -12,6 +12,7 @@ import torch
 from helpers import FAST, make_signal, make_tiny_cache, random_labels, write_record
 
 import baselines
+from archive import read_rows
 import folds
 import main as main_py
 import predict
@@ -234,9 +235,9 @@ def test_checkpoint_without_manifest_scores_records_only(trained, tmp_path, shar
     with pytest.raises(SystemExit, match='no fold manifest.*--records.*--trust-folds'):
         predict.main(argv)
     predict.main(argv + ['--trust-folds'])
-    df = predict.main(['--model-path', str(bare), '--leads', 'all', '--device', 'cpu',
-                       '--records', str(shared_data / 'cpsc2018_wfdb' / 'A0001.hea'),
-                       '--out', str(tmp_path / 'p.csv'), '--root', str(tmp_path)])
+    df = read_rows(predict.main(['--model-path', str(bare), '--leads', 'all', '--device', 'cpu',
+                                 '--records', str(shared_data / 'cpsc2018_wfdb' / 'A0001.hea'),
+                                 '--out', str(tmp_path / 'p.csv'), '--root', str(tmp_path)]))
     assert df['record'].tolist() == ['A0001']
 
 

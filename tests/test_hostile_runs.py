@@ -19,6 +19,7 @@ import torch
 from helpers import FAST, ecg_like, make_signal, write_record, wrsamp
 
 import main as main_py
+from archive import read_rows
 import predict
 import preprocess
 import runs
@@ -139,8 +140,9 @@ def test_predict_scores_the_good_record_past_every_bad_one(model, tmp_path):
     assert all(BAD[name] in line and len(line) < 400 for name, line in why.items()), skipped
     assert f'{len(BAD)} skipped' in done.stdout
     # --segments: the same records, each window its own row, in this process
-    seg = predict.main(['--model-path', str(model), '--device', 'cpu', '--precision', 'fp32',
-                        '--records', str(data), '--out', str(tmp_path / 's.csv'), '--segments'])
+    seg = read_rows(predict.main(['--model-path', str(model), '--device', 'cpu', '--precision',
+                                  'fp32', '--records', str(data), '--out', str(tmp_path / 's.csv'),
+                                  '--segments']))
     assert set(seg['record']) == {'GOOD'} and len(seg) == 2
 
 

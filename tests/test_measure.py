@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import archive
 import expert_features as ef
 import measure
-import predict
 import synthetic
 from records import LEADS, read_record
 from records.measurements import DEVICE_KEYS, MEASUREMENTS
@@ -110,11 +110,11 @@ def test_predict_measurement_columns_with_the_carts_beside(tmp_path):
     rec = synthetic.make_record(6, 0, duration=12, classes=['IAVB'], noise_scale=0.5)
     synthetic.write_record(rec, tmp_path, 'A0001')
     r = read_record(tmp_path / 'A0001')
-    cols = predict.measurement_columns(r)
-    assert list(cols) == predict.MEASURE_COLUMNS
+    cols = archive.measurement_columns(r)
+    assert list(cols) == archive.MEASURE_COLUMNS
     assert abs(cols['pr_ms'] - rec['truth']['pr_ms']) < 15
     r.device_measurements = {'pr_ms': 330.0, 'qrs_ms': 96.0}
-    cols = predict.device_columns(r)
+    cols = archive.device_columns(r)
     assert cols['device_pr_ms'] == 330.0 and cols['device_qrs_ms'] == 96.0
     assert np.isnan(cols['device_qt_ms'])   # a figure the cart did not give stays empty
 
@@ -177,8 +177,8 @@ def test_one_table_names_every_output():
     assert {m.key for m in MEASUREMENTS} == set(ours) | set(cart)
     rec = synthetic.make_record(3, 0, duration=5, classes=['SNR'], noise_scale=0)
     assert set(ours) <= set(measure.measure(rec['signal'].T, 500, LEADS))
-    assert predict.MEASURE_COLUMNS == ours
-    assert predict.DEVICE_COLUMNS == [f'device_{k}' for k in cart] + ['device_statements']
+    assert archive.MEASURE_COLUMNS == ours
+    assert archive.DEVICE_COLUMNS == [f'device_{k}' for k in cart] + ['device_statements']
     assert ef.MEASURES == ours[1:]   # the rate is a rhythm feature
     assert clinic.GLOBAL_ROWS == [
         ('pr_ms', 'meas_pr', 'pr_ms'), ('qrs_ms', 'meas_qrs', 'qrs_ms'),

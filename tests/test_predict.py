@@ -10,6 +10,7 @@ import torch
 from helpers import FAST, make_tiny_cache
 
 import main as main_py
+from archive import read_rows
 import predict
 import utils
 from utils import CLASSES
@@ -176,7 +177,8 @@ def test_leads_are_the_checkpoints_in_record_mode(trained, shared_data, tmp_path
     main_py.main(['--data-dir', str(data), '--epochs', '1', '--leads', 'II',
                   '--root', str(tmp_path), *FAST])
     model = tmp_path / 'models' / 'TINY-II-s42-f10' / 'best.pt'
-    df = predict.main(['--model-path', str(model), '--device', 'cpu', '--root', str(tmp_path),
-                       '--records', str(shared_data / 'cpsc2018_wfdb' / 'A0001'),
-                       '--out', str(tmp_path / 'p.csv')])
+    df = read_rows(predict.main(['--model-path', str(model), '--device', 'cpu', '--root',
+                                 str(tmp_path), '--records',
+                                 str(shared_data / 'cpsc2018_wfdb' / 'A0001'),
+                                 '--out', str(tmp_path / 'p.csv')]))
     assert len(df) == 1 and '(leads II)' in capsys.readouterr().out

@@ -379,7 +379,7 @@ def test_segments_of_real_dat_records(tmp_path, shared_data):
     """segments=true on WFDB .dat records read on demand: a 41-s CPSC2021
     record in 2-s windows, and a 30-min MIT-BIH record refused (903 windows)."""
     from resnet import build_model
-    from runs import segment_ends
+    from records import segment_ends
     torch.manual_seed(0)
     path = tmp_path / 'models' / 'TINYII-II-s42-f7' / 'best.pt'
     utils.atomic_torch_save({'model': build_model('resnet18', 1).state_dict(), 'leads': ['II'],
