@@ -369,8 +369,10 @@ class Journal:
             os.replace(self.partial, self.out)
 
     def abandon(self):
-        """On an error: the journal stays for --resume."""
+        """On an error: the journal stays for --resume, unless it holds no row."""
         self.f.close()
+        if self.rows == 0:
+            self.partial.unlink()
 
 
 class Lines:
@@ -417,6 +419,8 @@ class Lines:
 
     def abandon(self):
         self.f.close()
+        if self.count == 0:
+            self.partial.unlink()
 
 
 TEXT_COLUMNS = {'record', 'path', 'sha256', 'quality', 'derived', 'diagnoses',

@@ -123,6 +123,13 @@ def test_records_from_a_list_and_the_refusals(model, folder, tmp_path, capsys):
     with pytest.raises(SystemExit, match='no records match'):
         predict.main(['--model-path', str(model), '--records', str(tmp_path / 'none*'),
                       '--out', str(tmp_path / 'n.csv')])
+    bad = tmp_path / 'bad'
+    bad.mkdir()
+    (bad / 'A0.hea').write_text('A0 12 500\n')   # a header with no signal lines
+    with pytest.raises(SystemExit, match='^error: A0'):
+        predict.main(['--model-path', str(model), '--records', str(bad), str(folder), '--strict',
+                      '--out', str(tmp_path / 's.csv')])
+    assert not list(tmp_path.glob('s.csv*'))   # stopped before any row: nothing left behind
     with pytest.raises(SystemExit, match='--engine ray'):
         predict.main(['--model-path', str(model), '--records', str(folder),
                       '--address', 'auto'])
