@@ -23,7 +23,8 @@ import json
 # Each tuple in the order `make bench` runs it, speed first; length_aware and
 # deviations share small training runs (benches/small_runs.py), made once.
 SPEED = ('synthetic', 'preprocess', 'loader', 'records', 'train', 'features', 'shap',
-         'metrics', 'length_aware', 'shap_population', 'app', 'formats', 'serve', 'archive')
+         'metrics', 'length_aware', 'shap_population', 'app', 'formats', 'serve', 'archive',
+         'audit')
 ACCURACY = ('qrs', 'deviations', 'measurements')
 SECTIONS = {**{name: f'benches.speed_{name}' for name in SPEED},
             **{name: f'benches.accuracy_{name}' for name in ACCURACY}}

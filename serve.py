@@ -26,10 +26,12 @@ gets 421 (--allowed-hosts), a cross-site POST 403 (--allowed-origins).
 The API is a thin layer: uploads.stage (the one upload path), records/,
 runs.load_run / SegmentScorer, resnet.probabilities (or onnxruntime on
 export.py's model.onnx, --backend onnx), shap_values.explain, clinic's texts
-and measurements, app_text's strings. Each analysis is appended to a SQLite
-audit log (WAL): time, endpoint, client address, status, the record's content
-hash, the model's hash, scores and decisions; never a signal, a file name or
-a patient field; refused requests are not logged. A request's whole body is
+and measurements, app_text's strings. Each analysis is appended to the audit
+log (web/audit.py; a SQLite file in WAL mode, or with --audit-db
+postgresql://user@host/db one PostgreSQL table that every replica and worker
+shares): time, endpoint, client address, status, the record's content hash,
+the model's hash, scores and decisions; never a signal, a file name or a
+patient field; refused requests are not logged. A request's whole body is
 received (--body-seconds) and checked before it takes a slot in the bounded
 pool; a full queue gets 503 with Retry-After, a job past --seconds 503 and
 its worker back. Every bad input gets a 4xx with a JSON body
@@ -50,7 +52,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -78,7 +79,7 @@ from records import uploads
 from records.measurements import AXES
 from resnet import probabilities
 from runs import SegmentScorer
-from web import app_text, clinic
+from web import app_text, audit, clinic
 from web.app_text import PROBLEM_KINDS, t
 
 ROOT = Path(__file__).resolve().parent
@@ -96,7 +97,6 @@ EXPLAIN_SECONDS = 180   # per /v1/explain (ResNet-34: ~10 s a class on 2 cores)
 MAX_SEGMENTS = 480      # windows per segments=true record (4 h of 30-s windows)
 QUEUE = 4               # requests waiting for the pool; more get 503 + Retry-After
 BODY_SECONDS = 60       # to receive a whole body: 64 MB at ~10 Mbit/s; a slow client gets 408
-AUDIT_MAX_ROWS = 1_000_000  # ~200 B a row: ~200 MB of log at most
 SIGNAL_SECONDS = 10     # signal=true returns what a printout shows
 TOKEN_MIN = 16
 
@@ -143,11 +143,13 @@ def get_args_parser():
                              'uses every core)')
     parser.add_argument('--queue', default=QUEUE, type=int, metavar='N',
                         help=f'requests waiting for the pool before 503 (default: {QUEUE})')
-    parser.add_argument('--audit-db', default='results/serve/audit.sqlite3', metavar='F',
-                        help='SQLite audit log of the analyses served (default: '
+    parser.add_argument('--audit-db', default='results/serve/audit.sqlite3', metavar='F|URL',
+                        help='audit log of the analyses served: a SQLite file, or a PostgreSQL '
+                             'URL (postgresql://user@host/db; password by PGPASSWORD or '
+                             '~/.pgpass) that replicas and --workers share (default: '
                              'results/serve/audit.sqlite3)')
-    parser.add_argument('--audit-max-rows', default=AUDIT_MAX_ROWS, type=int, metavar='N',
-                        help=f'rows kept, the oldest dropped first (default: {AUDIT_MAX_ROWS})')
+    parser.add_argument('--audit-max-rows', default=audit.MAX_ROWS, type=int, metavar='N',
+                        help=f'rows kept, the oldest dropped first (default: {audit.MAX_ROWS})')
     parser.add_argument('--audit-days', default=None, type=float, metavar='D',
                         help='rows older than D days are dropped (default: kept)')
     parser.add_argument('--body-seconds', default=BODY_SECONDS, type=float, metavar='S',
@@ -174,7 +176,7 @@ def get_args_parser():
 
 
 # --------------------------------------------------------------------------
-# Errors, tokens, audit.
+# Errors, tokens.
 
 class ApiError(Exception):
     """A 4xx/5xx answer {error, file, reason}."""
@@ -223,53 +225,6 @@ def token_ok(header, hashes):
     return any(hmac.compare_digest(given, h) for h in hashes)
 
 
-AUDIT_SCHEMA = """CREATE TABLE IF NOT EXISTS analyses (
-    id INTEGER PRIMARY KEY, time TEXT NOT NULL, endpoint TEXT NOT NULL, client TEXT,
-    status INTEGER NOT NULL, record_sha256 TEXT, model_sha256 TEXT NOT NULL, backend TEXT,
-    scores TEXT, decisions TEXT, error TEXT)"""
-AUDIT_COLUMNS = ('time', 'endpoint', 'client', 'status', 'record_sha256', 'model_sha256',
-                 'backend', 'scores', 'decisions', 'error')
-
-
-class Audit:
-    """Append-only SQLite log, WAL (several worker processes append at once).
-    Rows hold hashes, scores and decisions only: no signal, file name or patient field.
-    Retention: the newest `max_rows` rows, none older than `days` (pruned as rows come)."""
-
-    def __init__(self, path, max_rows=AUDIT_MAX_ROWS, days=None):
-        self.max_rows, self.days, self.pruned = max(1, int(max_rows)), days, -math.inf
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                  isolation_level=None)
-        self.db.execute('PRAGMA journal_mode=WAL')
-        self.db.execute(AUDIT_SCHEMA)
-        self.lock = threading.Lock()
-
-    def add(self, rows):
-        stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
-        with self.lock:
-            self.db.executemany(
-                f"INSERT INTO analyses ({','.join(AUDIT_COLUMNS)}) VALUES "
-                f"({','.join('?' * len(AUDIT_COLUMNS))})",
-                [tuple(stamp if c == 'time' else r.get(c) for c in AUDIT_COLUMNS) for r in rows])
-            self.db.execute('DELETE FROM analyses WHERE id <= (SELECT MAX(id) FROM analyses) - ?',
-                            (self.max_rows,))
-            # by age: a scan of the table, once a minute at most
-            if self.days is not None and time.monotonic() - self.pruned > 60:
-                self.pruned = time.monotonic()
-                cut = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time()
-                                                                      - self.days * 86400))
-                self.db.execute('DELETE FROM analyses WHERE time < ?', (cut,))
-
-    def last(self, n):
-        with self.lock:
-            cur = self.db.execute(f"SELECT id, {','.join(AUDIT_COLUMNS)} FROM analyses "
-                                  'ORDER BY id DESC LIMIT ?', (n,))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
 def problem_kind(reason):
     """A problem's kind for the audit log (app_text's kinds): the reason text
     itself may name a file, which the log must not hold."""
@@ -306,15 +261,17 @@ class Service:
         self.busy, self.lock = 0, threading.Lock()
         self.seconds = [0.1]  # recent service times, for Retry-After
         self.tokens = read_tokens(cfg.get('token_file'))
-        self.audit = Audit(cfg['audit_db'], cfg.get('audit_max_rows', AUDIT_MAX_ROWS),
-                           cfg.get('audit_days'))
+        self.audit = audit.Audit(cfg['audit_db'], cfg.get('audit_max_rows', audit.MAX_ROWS),
+                                 cfg.get('audit_days'))
         # main() makes the folder (shared by --workers processes); else our own
         self.own_tmp = not cfg.get('tmp')
         self.tmp = Path(tempfile.mkdtemp(prefix='ecg-serve-') if self.own_tmp else cfg['tmp'])
         self.bg = None
 
     def close(self):
-        """Remove the temporary folder this Service made (not main()'s)."""
+        """Release the audit log's connections; remove the temporary folder
+        this Service made (not main()'s)."""
+        self.audit.close()
         if self.own_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -1087,7 +1044,7 @@ def config(args):
     read_tokens(args.token_file)  # fail now, not in a worker
     return {'model_path': str(Path(path).resolve()), 'root': str(Path(args.root).resolve()),
             'backend': args.backend, 'pool': max(1, args.pool), 'queue': max(0, args.queue),
-            'audit_db': str(Path(args.audit_db).resolve()), 'tmp': None,
+            'audit_db': audit.where(args.audit_db), 'tmp': None,
             'token_file': str(Path(args.token_file).resolve()) if args.token_file else None,
             'max_body_mb': args.max_body_mb, 'max_files': args.max_files,
             'max_zip_mb': args.max_zip_mb, 'max_zip_ratio': args.max_zip_ratio,
@@ -1113,6 +1070,8 @@ def factory():
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     cfg = config(args)
+    # An audit database that cannot be reached stops the server here, in one line.
+    audit.Audit(cfg['audit_db'], cfg['audit_max_rows'], cfg['audit_days']).close()
     cfg['tmp'] = tempfile.mkdtemp(prefix='ecg-serve-')
     # uvicorn re-raises SIGTERM after its graceful shutdown: make that an
     # exit, so that the finally below removes the temporary folder.
@@ -1123,7 +1082,7 @@ def main(argv=None):
     print(f"serving {cfg['model_path']} ({cfg['backend']}) on http://{args.host}:{args.port} "
           f"with {args.workers} worker(s); tokens: "
           f"{'required' if cfg['token_file'] else 'none (localhost only)'}; audit log "
-          f"{cfg['audit_db']}; temporary files in {cfg['tmp']}", flush=True)
+          f"{audit.shown(cfg['audit_db'])}; temporary files in {cfg['tmp']}", flush=True)
     try:
         if args.workers > 1:
             if cfg['backend'] != 'torch':  # export once here, not in every worker at once
@@ -1133,8 +1092,11 @@ def main(argv=None):
                 if svc.error:
                     raise SystemExit(f'error: {svc.error}')
             os.environ['ECG_SERVE_CONFIG'] = json.dumps(cfg)
+            # a worker imports torch and the model before its first health check:
+            # uvicorn's 5 s would restart it in a loop on a loaded machine
             uvicorn.run('serve:factory', factory=True, host=args.host, port=args.port,
-                        workers=args.workers, log_level='info', app_dir=str(ROOT), **UVICORN)
+                        workers=args.workers, log_level='info', app_dir=str(ROOT),
+                        timeout_worker_healthcheck=60, **UVICORN)
         else:
             uvicorn.run(create_app(cfg)[0], host=args.host, port=args.port, log_level='info',
                         **UVICORN)

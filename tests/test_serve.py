@@ -13,7 +13,6 @@ tests check the API, not the model's accuracy.
 import asyncio
 import io
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -560,17 +559,6 @@ def test_trusted_proxy_gives_the_client_of_its_last_hop(tight, root):
                  record_upload('PROXIED'))
         assert r.status_code == 200, r.text
         assert db.execute('SELECT client FROM analyses ORDER BY id DESC').fetchone()[0] == want
-
-
-def test_audit_retention_by_rows_and_age(tmp_path):
-    audit = serve.Audit(tmp_path / 'a.sqlite3', max_rows=3, days=1)
-    for i in range(5):
-        audit.add([{'endpoint': 'predict', 'status': 200, 'model_sha256': str(i)}])
-    assert [r['model_sha256'] for r in audit.last(10)] == ['4', '3', '2']
-    audit.db.execute("UPDATE analyses SET time = '2000-01-01T00:00:00Z' WHERE model_sha256 = '2'")
-    audit.pruned = -math.inf
-    audit.add([{'endpoint': 'predict', 'status': 200, 'model_sha256': '5'}])
-    assert [r['model_sha256'] for r in audit.last(10)] == ['5', '4', '3']
 
 
 def _edf(name):
