@@ -1,7 +1,14 @@
 """Speed, `python bench.py --only preprocess`: preprocess.py's header scan,
 its read of a record for the cache and the cache build with 2 workers,
-against wfdb.rdheader, wfdb.rdsamp and 1 worker."""
+against wfdb.rdheader, wfdb.rdsamp and 1 worker; then the whole of
+`python preprocess.py` at dataset scale (1,000 and 10,000 synthetic
+records, generated once into data/bench/synthetic-N): time per record and
+peak resident memory, --workers 0 against --workers 2."""
 import os
+import platform
+import re
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -10,7 +17,7 @@ import wfdb
 
 import preprocess
 import synthetic
-from benches.common import timeit
+from benches.common import ROOT, run_measured, timeit
 from records import LEADS, prepare, quantise, read_record
 
 
@@ -73,4 +80,69 @@ def run(args):
               f'{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores')
         out['cache_build_records_per_s'] = n_cache / times[2]
         out['cache_build_2_workers_speedup'] = times[1] / times[2]
+    out.update(run_scale(args.quick))
+    return out
+
+
+def cpu_name():
+    """The CPU's model name (lscpu), for the figures."""
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
+    except OSError:
+        return platform.processor() or 'unknown CPU'
+    return next((line.split(':', 1)[1].strip() for line in out.splitlines()
+                 if line.startswith('Model name')), 'unknown CPU')
+
+
+def scale_dataset(n, folder):
+    """n synthetic records (seed 0) in folder, written once: a rerun skips
+    the records already there (synthetic.json)."""
+    t0 = time.perf_counter()
+    synthetic.write_dataset(folder, n, seed=0, workers=2, progress=False)
+    print(f'{n} synthetic records in {folder} ({time.perf_counter() - t0:.0f} s to write or '
+          'check)')
+    return folder
+
+
+def preprocess_run(folder, n, workers):
+    """`python preprocess.py` from scratch (no labels.csv, no cache) in a
+    fresh interpreter -> {s, ms_per_record, cache_ms_per_record, peak_mb}.
+    The peak is the main process's: with --workers 2 each worker holds one
+    record at a time on top of the imports."""
+    shutil.rmtree(folder / 'cache', ignore_errors=True)
+    (folder / 'labels.csv').unlink(missing_ok=True)  # folds assigned anew, as a first run does
+    seconds, peak, out = run_measured(['preprocess.py', '--data-dir', str(folder),
+                                       '--workers', str(workers)])
+    cache_s = float(re.search(r'cache: \d+ records, [\d.]+ MiB in ([\d.]+) s', out).group(1))
+    return {'s': seconds, 'ms_per_record': 1e3 * seconds / n,
+            'cache_ms_per_record': 1e3 * cache_s / n, 'peak_mb': peak}
+
+
+def run_scale(quick):
+    """preprocess.py per record and peak memory at two dataset sizes, 0 and 2 workers."""
+    sizes = (10, 40) if quick else (1000, 10000)
+    print(f'preprocess.py at dataset scale on {cpu_name()}, {os.cpu_count()} cores '
+          f'(load average {os.getloadavg()[0]:.1f}):')
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) if quick else ROOT / 'data' / 'bench'  # data/ is git-ignored
+        for n in sizes:
+            folder = scale_dataset(n, base / f'synthetic-{n}')
+            for workers in (0, 2):
+                r = preprocess_run(folder, n, workers)
+                print(f'  {n:6d} records, --workers {workers}: {r["s"]:6.1f} s, '
+                      f'{r["ms_per_record"]:5.2f} ms/record ({r["cache_ms_per_record"]:5.2f} '
+                      f'in the cache build), peak RSS {r["peak_mb"]:.0f} MiB')
+                for key, value in r.items():
+                    out[f'{key}_{n}_w{workers}'] = value
+            shutil.rmtree(folder / 'cache')  # GBs at 10k; the records stay for the next run
+    small, large = sizes
+    for workers in (0, 2):
+        out[f'per_record_ratio_w{workers}'] = (out[f'ms_per_record_{large}_w{workers}']
+                                               / out[f'ms_per_record_{small}_w{workers}'])
+        out[f'peak_rss_ratio_w{workers}'] = (out[f'peak_mb_{large}_w{workers}']
+                                             / out[f'peak_mb_{small}_w{workers}'])
+        print(f'  --workers {workers}: {large} against {small} records: time per record '
+              f'x{out[f"per_record_ratio_w{workers}"]:.2f}, peak RSS '
+              f'x{out[f"peak_rss_ratio_w{workers}"]:.2f}')
     return out
