@@ -7,6 +7,7 @@ so a section never fails on (or pays for) a module it does not use.
 import contextlib
 import io
 import os
+import platform
 import runpy
 import subprocess
 import sys
@@ -113,3 +114,13 @@ def random_checkpoint(root, arch, window):
     utils.atomic_torch_save({'model': build_model(arch, 12).state_dict(), 'arch': arch,
                              'leads': list(LEADS), 'window': window}, path)
     return path, runs.load_run(path, root)
+
+
+def cpu_name():
+    """The CPU's model name (lscpu), for the figures."""
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
+    except OSError:
+        return platform.processor() or 'unknown CPU'
+    return next((line.split(':', 1)[1].strip() for line in out.splitlines()
+                 if line.startswith('Model name')), 'unknown CPU')

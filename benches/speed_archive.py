@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import synthetic
-from benches.common import ROOT, md_head, md_row, random_checkpoint, run_measured
+from benches.common import ROOT, cpu_name, md_head, md_row, random_checkpoint, run_measured
 
 WINDOW = 5000   # the demo's 10 s at 500 Hz
 LINE = re.compile(r'(\d+) in ([\d.]+) s: ([\d.]+)/s \(([\d.na]+)/s after the first, start-up left '
@@ -59,7 +59,7 @@ def run(args):
     n = 20 if args.quick else 1000
     big = 60 if args.quick else 10_000
     folder = archive(n)
-    out = {}
+    out = {'cpu': cpu_name()}
     with tempfile.TemporaryDirectory() as tmp:
         model = random_checkpoint(tmp, 'resnet18', WINDOW)[0]
         for w in (0, 1, 2):
@@ -78,7 +78,7 @@ def run(args):
 
 def report(out, n, big):
     print(f'predict.py --records over {n} synthetic 12-lead records (ResNet-18, 10-s window, '
-          f'measurements on; {os.cpu_count()} CPUs)')
+          f'measurements on; {cpu_name()}, {os.cpu_count()} CPUs)')
     print(md_head('engine', 'records/s', 'after the first', 'read ms', 'prepare ms',
                   'measure ms', 'model ms', 'model busy', 'peak RSS MB (main)', right=8))
     for name in ('workers0', 'workers1', 'workers2', 'ray'):

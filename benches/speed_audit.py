@@ -12,9 +12,6 @@ PostgreSQL half is skipped with the reason."""
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,54 +21,19 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 import export
-import utils
-from benches.common import ROOT, random_checkpoint
-from benches.speed_serve import _serve_clients, _serve_cpu, _serve_records
+from benches.common import cpu_name, random_checkpoint
+from benches.speed_serve import (
+    _serve_clients,
+    _serve_cpu,
+    _serve_records,
+    serve_process,
+    wait_ready,
+)
 from records import WINDOW
 from web import audit
 
 LOCAL = 'postgresql+psycopg://ecg:ecg@127.0.0.1/ecg_test'   # .ci/run makes it
 CLIENTS = 4
-
-
-def _cpu():
-    with contextlib.suppress(OSError):
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    return 'unknown CPU'
-
-
-@contextlib.contextmanager
-def _server(model_path, tmp, audit_db, name):
-    """`python serve.py` (onnx, the default backend) with --audit-db, started
-    -> (its URL, the process, its log); stopped on exit."""
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    log_path = tmp / f'serve-{name}.log'
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / 'serve.py'), '--model-path', str(model_path),
-             '--root', str(tmp), '--port', str(port), '--queue', str(2 * CLIENTS),
-             '--audit-db', audit_db], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield f'http://127.0.0.1:{port}', proc, log_path
-    finally:
-        utils.stop_process(proc, 20)
-
-
-def _wait_ready(url, proc, log_path):
-    """Until readyz is 200 (the model loaded); the log's end if it exits."""
-    import httpx
-    t0 = time.perf_counter()
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f'{url}/readyz', timeout=2).status_code == 200:
-                return
-        if proc.poll() is not None or time.perf_counter() - t0 > 180:
-            raise RuntimeError(f'serve.py did not start: {log_path.read_text()[-500:]}')
-        time.sleep(0.3)
 
 
 def _backends(target):
@@ -143,7 +105,7 @@ def run(args):
     arch, window = ('resnet18', 2500) if args.quick else ('resnet34', WINDOW)
     rounds, n, seconds, adds = (1, 3, 15, 50) if args.quick else (8, 8, 40, 500)
     tmp = Path(tempfile.mkdtemp(prefix='bench-audit-'))
-    out = {'cpu': _cpu(), 'arch': arch, 'window': window, 'clients': CLIENTS}
+    out = {'cpu': cpu_name(), 'arch': arch, 'window': window, 'clients': CLIENTS}
     print(f"{out['cpu']}, {os.cpu_count()} cores; {arch}, 12 x {window}, onnx, 1 worker; "
           f'{CLIENTS} clients x {n} requests (<= {seconds} s) a round, {rounds} round(s) each:')
     try:
@@ -168,11 +130,12 @@ def _measure(stack, tmp, targets, arch, window, rounds, n, seconds, adds):
     recs, which = _serve_records(tmp)
     model_path, info = random_checkpoint(tmp, arch, window)
     export.export(model_path, tmp, quantize=None, calibration=8, run=info)  # once, not per server
-    started = {name: stack.enter_context(_server(model_path, tmp, target, name))
-               for name, target in targets.items()}
+    started = {name: stack.enter_context(serve_process(
+        model_path, tmp, name, '--queue', 2 * CLIENTS, '--audit-db', target))
+        for name, target in targets.items()}
     servers = {}
     for name, (url, proc, log_path) in started.items():
-        _wait_ready(url, proc, log_path)
+        wait_ready(url, proc, log_path)
         _serve_clients(url, recs, 2, 1, time.perf_counter() + 60)   # warm-up
         servers[name] = (url, psutil.Process(proc.pid), _backends(targets[name]))
     rates, cpus = {name: [] for name in targets}, {name: [] for name in targets}

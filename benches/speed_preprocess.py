@@ -5,10 +5,8 @@ against wfdb.rdheader, wfdb.rdsamp and 1 worker; then the whole of
 records, generated once into data/bench/synthetic-N): time per record and
 peak resident memory, --workers 0 against --workers 2."""
 import os
-import platform
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ import wfdb
 
 import preprocess
 import synthetic
-from benches.common import ROOT, run_measured, timeit
+from benches.common import ROOT, cpu_name, run_measured, timeit
 from records import LEADS, prepare, quantise, read_record
 
 
@@ -82,16 +80,6 @@ def run(args):
         out['cache_build_2_workers_speedup'] = times[1] / times[2]
     out.update(run_scale(args.quick))
     return out
-
-
-def cpu_name():
-    """The CPU's model name (lscpu), for the figures."""
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
-    except OSError:
-        return platform.processor() or 'unknown CPU'
-    return next((line.split(':', 1)[1].strip() for line in out.splitlines()
-                 if line.startswith('Model name')), 'unknown CPU')
 
 
 def scale_dataset(n, folder):

@@ -5,6 +5,7 @@ records read, scored and measured in this process (docs/serving.md).
 psutil and httpx are imported where they are used: they come with
 requirements-bench.txt and requirements-dev.txt, not with requirements.txt."""
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -108,32 +109,46 @@ def _serve_clients(url, recs, clients, n, stop_at):
     return lat, errors
 
 
-def _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s):
-    """`python serve.py` in a subprocess under C clients x N requests -> dict."""
-    import httpx
-    import psutil
+@contextlib.contextmanager
+def serve_process(model_path, tmp, name, *flags):
+    """`python serve.py FLAGS` on a free port of 127.0.0.1 (its audit log
+    under tmp unless FLAGS name one) -> (its URL, the process, its log);
+    stopped on exit."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    log_path = tmp / f'serve-{backend}-{workers}.log'
+    audit = [] if '--audit-db' in flags else ['--audit-db', str(tmp / 'audit.sqlite3')]
+    log_path = tmp / f'serve-{name}.log'
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / 'serve.py'),
-             '--model-path', str(model_path), '--root', str(tmp), '--port', str(port),
-             '--workers', str(workers), '--backend', backend, '--queue', str(2 * clients),
-             '--audit-db', str(tmp / 'audit.sqlite3')], stdout=log, stderr=subprocess.STDOUT)
-    url = f'http://127.0.0.1:{port}'
+            [sys.executable, str(ROOT / 'serve.py'), '--model-path', str(model_path),
+             '--root', str(tmp), '--port', str(port), *audit, *map(str, flags)],
+            stdout=log, stderr=subprocess.STDOUT)
     try:
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 180:
-            try:
-                if httpx.get(f'{url}/readyz', timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f'serve.py exited: {log_path.read_text()[-500:]}')
-            time.sleep(0.5)
+        yield f'http://127.0.0.1:{port}', proc, log_path
+    finally:
+        utils.stop_process(proc, 20)
+
+
+def wait_ready(url, proc, log_path, limit_s=180):
+    """Until readyz is 200 (the model loaded); the log's end if it exits."""
+    import httpx
+    t0 = time.perf_counter()
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f'{url}/readyz', timeout=2).status_code == 200:
+                return
+        if proc.poll() is not None or time.perf_counter() - t0 > limit_s:
+            raise RuntimeError(f'serve.py did not start: {log_path.read_text()[-500:]}')
+        time.sleep(0.3)
+
+
+def _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s):
+    """`python serve.py` in a subprocess under C clients x N requests -> dict."""
+    import psutil
+    with serve_process(model_path, tmp, f'{backend}-{workers}', '--workers', workers,
+                       '--backend', backend, '--queue', 2 * clients) as (url, proc, log_path):
+        wait_ready(url, proc, log_path)
         _serve_clients(url, recs, workers * 2, 1, time.perf_counter() + 60)  # warm-up
         ps = psutil.Process(proc.pid)
         rss0, cpu0 = _serve_rss(ps), _serve_cpu(ps)
@@ -141,8 +156,6 @@ def _serve_load(model_path, tmp, recs, backend, workers, clients, n, load_s):
         lat, errors = _serve_clients(url, recs, clients, n, t0 + load_s)
         wall = time.perf_counter() - t0
         rss1, cpu1 = _serve_rss(ps), _serve_cpu(ps)
-    finally:
-        utils.stop_process(proc, 20)
     ms = np.array(lat) * 1000
     pct = {f'p{q}_ms': float(np.percentile(ms, q)) if len(ms) else float('nan')
            for q in (50, 95, 99)}

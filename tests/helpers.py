@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.io
 import torch
 import wfdb
@@ -17,6 +18,7 @@ import wfdb
 import main as main_py
 from archive import read_rows
 import predict
+import preprocess
 import records
 import utils
 from records import FS, LEADS, WINDOW
@@ -214,3 +216,20 @@ def predict_records(model, *paths, extra=()):
     """predict.py --records on CPU in fp32 -> its table of scores (a DataFrame)."""
     return read_rows(predict.main(['--model-path', str(model), '--device', 'cpu', '--precision',
                                    'fp32', '--records', *map(str, paths), *extra]))
+
+
+def ctrl_c_on_third_record(monkeypatch, build):
+    """build() stopped by a Ctrl-C arriving while preprocess.py reads its
+    third record (in this process: --workers 0 or 1)."""
+    real, calls = preprocess._cache_one, []
+
+    def ctrl_c_on_third(job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(preprocess, '_cache_one', ctrl_c_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        build()
+    monkeypatch.setattr(preprocess, '_cache_one', real)

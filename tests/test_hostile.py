@@ -11,7 +11,6 @@ that base):
 prints one line per file: peak RSS (MB) and seconds.
 """
 import base64
-import binascii
 import io
 import json
 import os
@@ -27,6 +26,7 @@ import pandas as pd
 import pytest
 import scipy.io
 import wfdb
+from format_writers import scp_huffman, scp_leads_section, scp_record, scp_section3
 from helpers import make_signal, tiny_checkpoint, write_record
 from mfer_writer import hostile_mfer, mfer_file
 from web_helpers import errors, lying_zip, record_files, upload
@@ -641,51 +641,17 @@ def philips_file(path, data, method='XLI', duration=None, characteristics=True):
                           f'</restingecgdata>')
 
 
-def scp_huffman(values):
-    """Values in SCP-ECG's default Huffman table -> bytes (MSB first)."""
-    out = []
-    for v in values:
-        v = int(v)
-        if v == 0:
-            out.append('0')
-        elif abs(v) <= 8:
-            out.append('1' * abs(v) + '0' + ('1' if v < 0 else '0'))
-        elif -128 <= v < 128:
-            out.append('1' * 9 + '0' + f'{v & 0xFF:08b}')
-        else:
-            out.append('1' * 10 + f'{v & 0xFFFF:016b}')
-    bits = ''.join(out)
-    bits += '0' * (-len(bits) % 8)
-    return int(bits, 2).to_bytes(len(bits) // 8, 'big') if bits else b''
-
-
 def scp_file(path, leads, counts=None, interval=2000, huffman=False, first=1):
-    """An SCP-ECG record: sections 0, 2 (default Huffman, when huffman), 3
+    """An SCP-ECG record: sections 2 (default Huffman, when huffman), 3
     (leads) and 6 (rhythm, no differences, AVM 1000 nV); leads: bytes per
     lead (int16 or Huffman-coded), counts: the samples each declares, as the
     range first..count (the standard's first is 1; some writers' 0)."""
-    def section(sid, body):
-        return struct.pack('<HHIBB6s', 0, sid, 16 + len(body), 20, 20, b'SCPECG') + body
     counts = counts or [len(b) // 2 for b in leads]
-    s3 = bytes([len(leads), 0]) + b''.join(struct.pack('<IIB', first, c, 1 + k % 8)
-                                           for k, c in enumerate(counts))
-    s6 = struct.pack('<HHBB', 1000, interval, 0, 0) + \
-        struct.pack(f'<{len(leads)}H', *[len(b) for b in leads]) + b''.join(leads)
-    bodies = {2: struct.pack('<H', 19999)} if huffman else {}
-    bodies.update({3: s3, 6: s6})
-    ids = [0, 1, 2, 3, 4, 5, 6]
-    s0_len = 16 + 10 * len(ids)
-    offset, pointers, rest = 6 + s0_len, b'', b''
-    for i in ids[1:]:
-        sec = section(i, bodies[i]) if i in bodies else b''
-        pointers += struct.pack('<HII', i, len(sec), offset + 1 if sec else 0)
-        offset += len(sec)
-        rest += sec
-    s0 = section(0, struct.pack('<HII', 0, s0_len, 7) + pointers)
-    body = s0 + rest
-    rec = struct.pack('<I', 6 + len(body)) + body
-    path.write_bytes(struct.pack('<H', binascii.crc_hqx(rec, 0xFFFF)) + rec)
-    return path
+    sections = {3: scp_section3(counts, first=first),
+                6: scp_leads_section(leads, interval=interval)}
+    if huffman:
+        sections[2] = struct.pack('<H', 19999)
+    return scp_record(path, sections)
 
 
 def ishne_file(path, sig, fs=500, offset=None, var_len=0):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.io
 import wfdb
-from helpers import make_signal, random_labels, write_record
+from helpers import ctrl_c_on_third_record, make_signal, random_labels, write_record
 from scipy.signal import resample_poly
 
 import preprocess
@@ -223,21 +223,10 @@ def test_interrupted_build_leaves_nothing_half_written(tmp_path, capsys, monkeyp
     run(tmp_path, capsys=capsys)
     before = {p.name: p.read_bytes() for p in tmp_path.glob('*.csv')}
     write_record(tmp_path, 'A3', make_signal(2500, seed=5))  # forces a rebuild
-    real, calls = preprocess._cache_one, []
-
-    def ctrl_c_on_third(job):  # Ctrl-C arriving while the third record is read
-        calls.append(job)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(preprocess, '_cache_one', ctrl_c_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path)
+    ctrl_c_on_third_record(monkeypatch, lambda: run(tmp_path))
     assert not list(tmp_path.glob('**/.*.tmp'))
     assert not (tmp_path / 'cache' / 'meta.json').exists()  # the old cache is marked stale
     assert {p.name: p.read_bytes() for p in tmp_path.glob('*.csv')} == before
-    monkeypatch.setattr(preprocess, '_cache_one', real)
     assert 'cache: 4 records' in run(tmp_path, capsys=capsys)
     np.testing.assert_array_equal(cached(tmp_path)['A3'],
                                   np.rint(make_signal(2500, seed=5) * 1000).astype(np.int16))

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from conftest import ROOT
+from helpers import ctrl_c_on_third_record
 
 import preprocess
 import synthetic
@@ -131,18 +132,7 @@ def test_killed_build_resumes_to_the_files_of_an_uninterrupted_one(source, tmp_p
 
 def interrupt_build(data, monkeypatch):
     """A build stopped by Ctrl-C at its third record: the partial cache stays."""
-    real, calls = preprocess._cache_one, []
-
-    def ctrl_c_on_third(job):
-        calls.append(job)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(preprocess, '_cache_one', ctrl_c_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        run(data, '--workers', '0')
-    monkeypatch.setattr(preprocess, '_cache_one', real)
+    ctrl_c_on_third_record(monkeypatch, lambda: run(data, '--workers', '0'))
     assert (data / 'cache' / preprocess.PROGRESS).exists()
 
 
