@@ -124,3 +124,16 @@ def cpu_name():
         return platform.processor() or 'unknown CPU'
     return next((line.split(':', 1)[1].strip() for line in out.splitlines()
                  if line.startswith('Model name')), 'unknown CPU')
+
+
+def bench_records(n, base=None):
+    """n synthetic records (seed 0) in base/synthetic-N (default data/bench/,
+    git-ignored), written once: a rerun skips the records already there
+    (synthetic.json). The archive and preprocess sections share them."""
+    import synthetic
+    folder = Path(base or ROOT / 'data' / 'bench') / f'synthetic-{n}'
+    t0 = time.perf_counter()
+    synthetic.write_dataset(folder, n, seed=0, workers=2, progress=False)
+    print(f'{n} synthetic records in {folder} ({time.perf_counter() - t0:.0f} s to write or '
+          'check)')
+    return folder

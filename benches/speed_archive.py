@@ -14,22 +14,20 @@ import re
 import tempfile
 from pathlib import Path
 
-import synthetic
-from benches.common import ROOT, cpu_name, md_head, md_row, random_checkpoint, run_measured
+from benches.common import (
+    ROOT,
+    bench_records,
+    cpu_name,
+    md_head,
+    md_row,
+    random_checkpoint,
+    run_measured,
+)
 
 WINDOW = 5000   # the demo's 10 s at 500 Hz
 LINE = re.compile(r'(\d+) in ([\d.]+) s: ([\d.]+)/s \(([\d.na]+)/s after the first, start-up left '
                   r'out\); per record (.*?)(?:, model ([\d.]+) ms; '
                   r'the model busy (\d+)% of the run| \(the model in Ray actors\))?$')
-
-
-def archive(n):
-    """n synthetic records (seed 0), written once and kept under data/bench/."""
-    folder = ROOT / 'data' / 'bench' / f'archive-{n}'
-    if not (folder / 'DONE').exists():
-        synthetic.write_dataset(folder, n, seed=0, workers=os.cpu_count())
-        (folder / 'DONE').write_text('written whole\n')
-    return folder
 
 
 def score(model, folder, out, *flags):
@@ -58,7 +56,7 @@ def score(model, folder, out, *flags):
 def run(args):
     n = 20 if args.quick else 1000
     big = 60 if args.quick else 10_000
-    folder = archive(n)
+    folder = bench_records(n)
     out = {'cpu': cpu_name()}
     with tempfile.TemporaryDirectory() as tmp:
         model = random_checkpoint(tmp, 'resnet18', WINDOW)[0]
@@ -66,7 +64,7 @@ def run(args):
             out[f'workers{w}'] = score(model, folder, Path(tmp) / f'w{w}.csv', '--workers', str(w))
         out['ray'] = score(model, folder, Path(tmp) / 'ray.csv', '--engine', 'ray',
                            '--workers', '1')
-        out[f'rss_{big}'] = score(model, archive(big), Path(tmp) / 'big.csv',
+        out[f'rss_{big}'] = score(model, bench_records(big), Path(tmp) / 'big.csv',
                                   '--workers', '2')['rss_mb']
     out['workers2_speedup'] = out['workers2']['rate'] / out['workers0']['rate']
     # Ray's start-up (seconds) is paid once a cluster job, not once a record

@@ -15,7 +15,7 @@ import wfdb
 
 import preprocess
 import synthetic
-from benches.common import ROOT, cpu_name, run_measured, timeit
+from benches.common import bench_records, cpu_name, run_measured, timeit
 from records import LEADS, prepare, quantise, read_record
 
 
@@ -82,16 +82,6 @@ def run(args):
     return out
 
 
-def scale_dataset(n, folder):
-    """n synthetic records (seed 0) in folder, written once: a rerun skips
-    the records already there (synthetic.json)."""
-    t0 = time.perf_counter()
-    synthetic.write_dataset(folder, n, seed=0, workers=2, progress=False)
-    print(f'{n} synthetic records in {folder} ({time.perf_counter() - t0:.0f} s to write or '
-          'check)')
-    return folder
-
-
 def preprocess_run(folder, n, workers):
     """`python preprocess.py` from scratch (no labels.csv, no cache) in a
     fresh interpreter -> {s, ms_per_record, cache_ms_per_record, peak_mb}.
@@ -113,9 +103,8 @@ def run_scale(quick):
           f'(load average {os.getloadavg()[0]:.1f}):')
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) if quick else ROOT / 'data' / 'bench'  # data/ is git-ignored
         for n in sizes:
-            folder = scale_dataset(n, base / f'synthetic-{n}')
+            folder = bench_records(n, tmp if quick else None)
             for workers in (0, 2):
                 r = preprocess_run(folder, n, workers)
                 print(f'  {n:6d} records, --workers {workers}: {r["s"]:6.1f} s, '

@@ -8,6 +8,7 @@ The truth is the generator's (synthetic.make_record's `truth`, also written
 to truth.csv): PR is P onset to QRS onset, QRS onset to offset, QT QRS onset
 to the T end 2.6 sigma after the T peak, median over the conducted beats.
 """
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -195,3 +196,17 @@ def test_one_table_names_every_output():
     m = dict.fromkeys(ours, 100.0) | {'leads_used': LEADS}
     assert measure.line('A0001', m) == ('A0001  HR 100  PR 100  QRS 100  QT 100  QTcB 100  '
                                         'QTcF 100  axes P 100 QRS 100 T 100  (12 leads)')
+
+
+def test_median_beat_is_numpys_nanmedian():
+    """measure.nanmedian0 (one sort) against np.nanmedian: odd and even
+    counts, NaN edges, a column of NaNs only."""
+    rng = np.random.default_rng(0)
+    for beats in (1, 2, 7, 8, 31):
+        a = rng.normal(size=(beats, 50, 3))
+        a[rng.random(a.shape) < 0.2] = np.nan
+        a[:, 0, 0] = np.nan
+        with np.errstate(all='ignore'), warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            want = np.nanmedian(a, axis=0)
+        np.testing.assert_array_equal(measure.nanmedian0(a), want)
