@@ -573,8 +573,10 @@ def ray_results(paths, settings, done, spec, batch_size, workers, address=None):
     ctx.execution_options.preserve_order = True
     ds = ray.data.from_items([{'path': str(p)} for p in paths])
     ds = ds.map(_ray_load, fn_kwargs={'settings': settings, 'done': done})
+    # Ray hides the GPUs from an actor that does not ask for one
+    gpus = 1 if spec['device'] == 'cuda' or spec['use_gpu'] else 0
     ds = ds.map_batches(_RayScorer, fn_constructor_kwargs={'spec': spec, 'settings': settings},
-                        batch_size=batch_size, concurrency=max(1, workers),
+                        batch_size=batch_size, concurrency=max(1, workers), num_gpus=gpus,
                         batch_format='numpy')
     try:
         for out in ds.iter_rows():

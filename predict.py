@@ -119,8 +119,8 @@ def get_args_parser():
                         help='with --records: read and score here (--workers processes read '
                              'while the model scores), or on Ray Data (docs/scale.md)')
     parser.add_argument('--address', default=None, metavar='ADDR',
-                        help="with --engine ray: the cluster's address ('auto' on a node of "
-                             'one; default: a local Ray instance on this machine)')
+                        help="with --engine ray: the cluster's address ('auto' on one of its "
+                             'nodes; default: a local Ray instance on this machine)')
     parser.add_argument('--thresholds', default=None, metavar='JSON',
                         help="with --records: per-class thresholds (default: the "
                              "checkpoint run's results/<run>/thresholds.json, else 0.5)")
