@@ -25,7 +25,7 @@ import json
 SPEED = ('synthetic', 'preprocess', 'loader', 'records', 'train', 'features', 'shap',
          'metrics', 'length_aware', 'shap_population', 'app', 'formats', 'serve', 'archive',
          'audit')
-ACCURACY = ('qrs', 'deviations', 'measurements')
+ACCURACY = ('qrs', 'deviations', 'measurements', 'realism', 'sim2real')
 SECTIONS = {**{name: f'benches.speed_{name}' for name in SPEED},
             **{name: f'benches.accuracy_{name}' for name in ACCURACY}}
 
