@@ -1095,6 +1095,11 @@ def _job(job):
 PROVENANCE = {'provenance': 'synthetic'}
 
 
+# The generator's version: records written by another are rewritten, not reused
+# (v2: the PAC statistics of docs/data.md's realism section).
+GENERATOR = 'synthetic.py v2'
+
+
 def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
                   borderline=0.15, progress=True):
     """Write records A0001 .. A{n} into `out`; returns {class: count} of the
@@ -1104,7 +1109,7 @@ def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     args = {'seed': int(seed), 'duration': duration, 'noise_scale': float(noise_scale),
-            'borderline': float(borderline), 'generator': 'synthetic.py v1'}
+            'borderline': float(borderline), 'generator': GENERATOR}
     manifest = out / 'synthetic.json'
     skip = False
     if manifest.exists():

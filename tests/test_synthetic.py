@@ -660,3 +660,17 @@ def test_truth_csv_matches_the_records(tmp_path):
     assert synthetic.write_dataset(tmp_path, 3, seed=5, workers=1, duration=6,
                                    progress=False)['skipped'] == 3
     assert (tmp_path / 'truth.csv').read_bytes() == before
+
+
+def test_records_of_another_generator_version_are_rewritten(tmp_path):
+    """An old data/SYNTH is not reused after the generator changed."""
+    synthetic.write_dataset(tmp_path, 2, seed=0, workers=1, progress=False)
+    want = (tmp_path / 'A0001.mat').read_bytes()
+    manifest = json.loads((tmp_path / 'synthetic.json').read_text())
+    (tmp_path / 'synthetic.json').write_text(json.dumps({**manifest,
+                                                         'generator': 'synthetic.py v1'}))
+    (tmp_path / 'A0001.mat').write_bytes(b'old')
+    synthetic.write_dataset(tmp_path, 2, seed=0, workers=1, progress=False)
+    assert (tmp_path / 'A0001.mat').read_bytes() == want
+    assert json.loads((tmp_path / 'synthetic.json').read_text())['generator'] == \
+        synthetic.GENERATOR
