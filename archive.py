@@ -52,6 +52,9 @@ DEVICE_COLUMNS = [device_column(k) for k in DEVICE_KEYS] + [device_column('state
 # Windows a worker prepares in one task with --segments: a 24-h Holter is
 # 2,880 windows of 30 s, which must not sit in memory at once.
 CHUNK_WINDOWS = 64
+# Ray: the CPUs a reading task reserves. Reading waits on the disk as much as
+# it computes, and one core each left the cores idle beside the model's actor.
+READ_CPUS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -572,7 +575,7 @@ def ray_results(paths, settings, done, spec, batch_size, workers, address=None):
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ds = ray.data.from_items([{'path': str(p)} for p in paths])
-    ds = ds.map(_ray_load, fn_kwargs={'settings': settings, 'done': done})
+    ds = ds.map(_ray_load, fn_kwargs={'settings': settings, 'done': done}, num_cpus=READ_CPUS)
     # Ray hides the GPUs from an actor that does not ask for one
     gpus = 1 if spec['device'] == 'cuda' or spec['use_gpu'] else 0
     ds = ds.map_batches(_RayScorer, fn_constructor_kwargs={'spec': spec, 'settings': settings},
