@@ -34,10 +34,6 @@ wander and slow drift, band-limited muscle noise in bursts, 50 Hz mains), and
 the 12 leads are derived from the electrodes exactly as an electrocardiograph
 does, so III = II - I, aVR = -(I + II)/2, ... hold up to quantisation.
 QT follows the RR interval (Fridericia), heart rate varies with respiration.
-PACs reset the sinus node (the next P comes 1.05-1.3 cycles later); an early
-one may find a bundle branch refractory (a wide QRS, still annotated A) or
-the AV node (a P wave without QRS: truth['blocked_p_onset']). The ranges
-follow the real records of ../shared (`python bench.py --only realism`).
 
 Per-record ranges (heart rate, PR, QRS, ST, prematurity, noise) are in EFFECTS
 below; `--noise-scale` multiplies every noise source and `--borderline` is the
@@ -152,7 +148,7 @@ def check_classes(classes):
 # Effect sizes: (low, high) drawn uniformly unless noted. `borderline` ranges
 # sit next to the diagnostic threshold.
 EFFECTS = {
-    'hr_snr': (62, 97), 'hr_sinus': (48, 130), 'hr_af': (60, 150),
+    'hr_snr': (62, 97), 'hr_sinus': (48, 115), 'hr_af': (60, 150),
     'rr_cv_sinus': (0.01, 0.05), 'rr_cv_sinus_borderline': (0.06, 0.10),
     'rr_cv_af': (0.12, 0.30), 'rr_cv_af_borderline': (0.08, 0.12),
     'pr_ms': (120, 198), 'pr_ms_borderline': (185, 198),
@@ -162,11 +158,10 @@ EFFECTS = {
     'qrs_pvc_ms': (125, 185),
     'st_mv': (0.12, 0.35), 'st_mv_borderline': (0.10, 0.13),
     'st_nonspecific_mv': (0.0, 0.05), 'st_nonspecific_mv_borderline': (0.05, 0.085),
-    'pac_prematurity': (0.15, 0.45), 'pac_prematurity_borderline': (0.10, 0.15),
-    'pac_pause': (1.05, 1.30), 'pac_aberrant_qrs_ms': (110, 140),
+    'pac_prematurity': (0.15, 0.35), 'pac_prematurity_borderline': (0.10, 0.15),
     'pvc_coupling': (0.55, 0.78),
     'f_wave_hz': (4.0, 9.0), 'f_wave_mv': (0.02, 0.12),
-    'ectopic_per_10s': (0.8, 3.5),
+    'ectopic_per_10s': (0.3, 3.0),
 }
 
 # Durations: CPSC2018 has 6-60 s, median ~13 s, mean ~15.8 s, mostly 10-20 s.
@@ -366,7 +361,7 @@ def _beat_arrays(beats, tmpl, p_sinus, p_ect, qt_c, t_vec, st_vec, resp_gain):
         wc[m, :K_QRS] = onset[m, None] + c
         wsa[m, :K_QRS] = s
         wv[m, :K_QRS] = v * resp_gain[m, None, None]
-    for code, p in ((0, p_sinus), (1, p_ect), (4, p_ect), (5, p_ect)):
+    for code, p in ((0, p_sinus), (1, p_ect)):
         m = (kinds == code) & np.isfinite(ponset)
         for k, (c, s, v) in enumerate(p):
             wc[m, K_QRS + k] = ponset[m] + c
@@ -392,26 +387,12 @@ def _beat_arrays(beats, tmpl, p_sinus, p_ect, qt_c, t_vec, st_vec, resp_gain):
 # --------------------------------------------------------------------------
 # Rhythm.
 
-def _pac_kind(rng, coupling, aberrant, blocked):
-    """1 (conducted normally), 4 (with aberration) or 5 (blocked): the earlier
-    a PAC (P-P coupling under 0.7 sinus cycles), the likelier one bundle
-    branch, or the AV node, is still refractory."""
-    u = rng.random()
-    if coupling >= 0.7:
-        return 1
-    return 5 if u < blocked else 4 if u < blocked + aberrant else 1
-
-
-def _sinus_beats(rng, dur_s, hr, rr_cv, pr, plan, resp, pac, coupling):
+def _sinus_beats(rng, dur_s, hr, rr_cv, pr, plan, resp, pac_pr, prem, coupling):
     """Sinus rhythm with planned ectopic cycles. Beats are tuples (kind,
     P onset s or nan, QRS onset s, RR s that sets the QT); kind 0 sinus,
-    1 PAC, 2 PVC, 4 PAC conducted with aberration, 5 blocked PAC (a P wave,
-    no QRS: its 'QRS onset' only places the P). pac = (PR, prematurity,
-    aberrant and blocked shares of early PACs).
-    PACs reset the sinus node: the next sinus P comes a pause of 1.05-1.3
-    cycles later, less than compensatory; PVCs do not reset it
+    1 PAC, 2 PVC.
+    PACs reset the sinus node (non-compensatory pause), PVCs do not
     (compensatory pause: the sinus P behind the PVC is blocked)."""
-    pac_pr, prem, aberrant, blocked = pac
     rr0 = 60.0 / hr
     f_r, ph = resp
     rsa = rr_cv * np.sqrt(2) * 0.8
@@ -422,16 +403,10 @@ def _sinus_beats(rng, dur_s, hr, rr_cv, pr, plan, resp, pac, coupling):
                     + 0.45 * rr_cv * rng.standard_normal())
         kind = plan.get(k, 0)
         if kind == 1 and last_p is not None:
-            pm = float(np.clip(prem + rng.uniform(-0.03, 0.03), 0.08, 0.5))
-            pe = last_p + rr * (1 - pm)
+            pe = last_p + rr * (1 - prem)
             on = pe + pac_pr
-            code = _pac_kind(rng, 1 - pm, aberrant, blocked)
-            beats.append((code, pe, on, on - last_on))
-            pause = min(_u(rng, 'pac_pause'), max(1 + pm - 0.1, 1.0))   # < compensatory
-            last_p, p = pe, pe + rr * pause
-            last_on = last_on if code == 5 else on
-            k += 1
-            continue
+            beats.append((1, pe, on, on - last_on))
+            last_p, p = pe, pe + rr * rng.uniform(1.0, 1.05)
         elif kind == 2 and last_on is not None:
             on = last_on + rr * coupling * rng.uniform(0.97, 1.03)
             # a PVC's repolarisation follows the sinus cycle, not its coupling
@@ -468,8 +443,7 @@ def _af_beats(rng, dur_s, hr, rr_cv, plan, coupling):
 
 def _plan_ectopics(rng, dur_s, hr, kinds, borderline):
     """Which cycles are premature: {cycle index: 1 (PAC) or 2 (PVC)}. Isolated
-    beats (a single one when borderline), runs of bigeminy/trigeminy, or
-    (PACs) a couplet or a run of three."""
+    beats (a single one when borderline), or runs of bigeminy/trigeminy."""
     rr0 = 60.0 / hr
     first = int((PRE_S + 0.6 + 0.8 * rr0) / rr0) + 1
     last = first + max(1, int((dur_s - 1.6 * rr0 - 0.6) / rr0))
@@ -488,9 +462,6 @@ def _plan_ectopics(rng, dur_s, hr, kinds, borderline):
         elif pattern < 0.27:     # trigeminy
             start = free[rng.integers(max(1, len(free) // 2))]
             chosen = [c for c in free if c >= start and (c - start) % 3 == 0][:rng.integers(2, 7)]
-        elif kind == 1 and pattern < 0.37:   # a couplet or a short atrial run
-            start = free[rng.integers(len(free))]
-            chosen = [c for c in range(start, start + rng.integers(2, 4)) if c in free]
         else:   # isolated beats, never two in a row
             lam = _u(rng, 'ectopic_per_10s') * dur_s / 10
             m = 1 + rng.poisson(lam)
@@ -637,9 +608,8 @@ def _draw_patient(rng, cl, duration, borderline):
     h.rr_cv = _u(rng, 'rr_cv_af', h.bl) if h.af else _u(rng, 'rr_cv_sinus', h.mimic)
     pr = _u(rng, 'pr_iavb_ms', h.bl) if 'IAVB' in cl else _u(rng, 'pr_ms', h.mimic)
     h.pr = pr / 1000
-    if not h.af:   # the P wave may reach the end of the previous T wave (sinus
-        # tachycardia), no further; a long PR (IAVB) keeps it clear of the T wave
-        hr = min(hr, 60 / (h.pr + (0.33 if h.pr < 0.2 else 0.45)))
+    if not h.af:   # keep the P wave out of the previous T wave (long PR, fast rate)
+        hr = min(hr, 60 / (h.pr + 0.45))
     h.hr = hr
     frontal = np.clip(rng.normal(0, 25), -45, 45) + (-15 if 'LBBB' in cl else 0)
     h.rot = _rotation(rng, frontal)
@@ -698,25 +668,6 @@ def _conducted_beat(rng, h):
     h.qtc = rng.uniform(0.38, 0.44)
     h.f_r = rng.uniform(0.15, 0.3)
     h.resp_ph = rng.uniform(0, 2 * np.pi)
-    _aberrant_beat(rng, h, waves)
-
-
-def _aberrant_beat(rng, h, waves):
-    """The QRS of an early PAC that finds a bundle branch refractory (the
-    right one mostly; a block already there stays as it is), the empty
-    template of a blocked PAC, and how often early PACs are either."""
-    h.aberr_d, aberr, h.t_aberr = h.qd, waves, np.zeros(3)
-    if h.qrs_type == 'normal':
-        h.aberr_d = _u(rng, 'pac_aberrant_qrs_ms') / 1000
-        if rng.random() < 0.8:
-            aberr = _rbbb_qrs(rng, h.aberr_d, h.rot, h.gain)
-            h.t_aberr = -0.25 * aberr[-1][2]
-        else:
-            aberr = _lbbb_qrs(rng, h.aberr_d, h.rot, h.gain)
-    h.tmpl[4] = (*_pad(aberr), h.aberr_d)
-    h.tmpl[5] = (*_pad([]), 0.0)
-    h.p_aberrant = rng.uniform(0.05, 0.3)
-    h.p_blocked = rng.uniform(0.0, 0.1)
 
 
 def _ectopic_beats(rng, h, i):
@@ -729,11 +680,9 @@ def _ectopic_beats(rng, h, i):
             beats = _af_beats(rng, h.dur_s, h.hr, h.rr_cv, plan, h.coupling)
         else:
             beats = _sinus_beats(rng, h.dur_s, h.hr, h.rr_cv, h.pr, plan, (h.f_r, h.resp_ph),
-                                 (h.pac_pr, h.prem, h.p_aberrant, h.p_blocked), h.coupling)
+                                 h.pac_pr, h.prem, h.coupling)
         inside = [b for b in beats if 0.15 < b[2] < h.dur_s - 0.3]
-        # a labelled PAC record has a conducted PAC (an annotated 'A' beat)
-        shown = {k: (1, 4) if k == 1 else (k,) for k in ect_kinds}
-        if all(any(b[0] in shown[k] for b in inside) for k in ect_kinds):
+        if all(any(b[0] == k for b in inside) for k in ect_kinds):
             h.beats = beats
             return
     raise RuntimeError(f'record {i}: could not place ectopic beats in {h.dur_s:.1f} s')
@@ -743,8 +692,8 @@ def _probe(h, t_vec, st_vec, kind=None):
     """Clean 12-lead template (W, 12) of one beat of `kind` at the mean RR
     (sinus or AF by default), QRS onset at PRE_S."""
     mean_rr = 60.0 / h.hr
-    if kind in (2, 4):
-        beat = [(kind, np.nan, PRE_S + 0.05, mean_rr)]
+    if kind == 2:
+        beat = [(2, np.nan, PRE_S + 0.05, mean_rr)]
     else:
         beat = [(3, np.nan, 1.0, mean_rr)] if h.af else [(0, 1.0 - h.pr, 1.0, mean_rr)]
     arrs, _ = _beat_arrays(beat, h.tmpl, h.p_sinus, h.p_ect, h.qtc, t_vec, st_vec,
@@ -819,9 +768,8 @@ def _st_t(rng, h, i):
         if dep or ele:   # T overlap at a fast rate: pull the ST back to the baseline
             st_norm = st_norm - np.linalg.lstsq(LEAD_VECTORS, st, rcond=None)[0] * 0.8
             st, axis, r_off = probe_st(st_norm)
-    t_vec[4], t_vec[5] = t_vec[1] + h.t_aberr, np.zeros(3)
     h.t_vec, h.st, h.axis, h.r_off, h.territory = t_vec, st, axis, r_off, territory
-    h.st_vec = {0: st_norm, 1: st_norm, 2: h.st_pvc, 3: st_norm, 4: st_norm, 5: np.zeros(3)}
+    h.st_vec = {0: st_norm, 1: st_norm, 2: h.st_pvc, 3: st_norm}
 
 
 def _render_record(rng, h, noise_scale):
@@ -881,19 +829,17 @@ def _annotate(h):
     template), symbols and the ground truth."""
     n, onsets = h.n, h.onsets
     kinds = np.array([b[0] for b in h.beats])
-    r_offsets = {0: h.r_off, 1: h.r_off, 3: h.r_off, 5: 0}
-    for kind, d in ((2, h.pvc_d), (4, h.aberr_d)):
-        if kind in kinds:
-            lt = _probe(h, h.t_vec, h.st_vec, kind=kind)
-            on = int(PRE_S * FS)
-            r_offsets[kind] = int(np.argmax(np.linalg.norm(
-                lt[on:on + int(d * FS)] - lt[on - 8:on - 2].mean(0), axis=1)))
+    r_offsets = {0: h.r_off, 1: h.r_off, 3: h.r_off}
+    if 2 in kinds:
+        lt = _probe(h, h.t_vec, h.st_vec, kind=2)
+        on = int(PRE_S * FS)
+        r_offsets[2] = int(np.argmax(np.linalg.norm(
+            lt[on:on + int(h.pvc_d * FS)] - lt[on - 8:on - 2].mean(0), axis=1)))
     r = np.array([round(o * FS) + r_offsets[k] for o, k in zip(onsets, kinds)])
-    p_on = np.array([b[1] for b in h.beats])
-    blocked = p_on[(kinds == 5) & (p_on * FS >= 0) & (p_on * FS < n)]
-    keep = (r >= 0) & (r < n) & (kinds != 5)
-    sym_of = {0: 'N', 1: 'A', 2: 'V', 3: 'N', 4: 'A'}
+    keep = (r >= 0) & (r < n)
+    sym_of = {0: 'N', 1: 'A', 2: 'V', 3: 'N'}
     rr_in = np.diff(r[keep]) / FS
+    p_on = np.array([b[1] for b in h.beats])
     cl = h.cl
     p_axis, t_axis = _wave_axes(h)
     dominant = kinds[keep] == (3 if h.af else 0)
@@ -913,8 +859,6 @@ def _annotate(h):
         'axis_deg': h.axis, 'p_axis_deg': p_axis, 't_axis_deg': t_axis,
         'st_mv': h.st.astype(np.float64), 'st_territory': h.territory,
         'pac_prematurity': h.prem if 'PAC' in cl else np.nan,
-        'pac_aberrant_qrs_ms': h.aberr_d * 1000 if 'PAC' in cl else np.nan,
-        'blocked_p_onset': blocked * FS,   # float samples: P waves of blocked PACs
         'pvc_coupling': h.coupling if 'PVC' in cl else np.nan,
         'f_wave_hz': h.f0, 'f_wave_mv': h.f_amp,
         'snr_db': float(h.snr_db), 'snr_hf_db': float(h.snr_hf_db), 'noise': h.noise_info,
@@ -924,8 +868,7 @@ def _annotate(h):
         'beat_kind': kinds[keep],
         'beat_qrs_onset': np.round(onsets[keep] * FS).astype(np.int64),
         'beat_p_onset': p_on[keep] * FS,   # float samples, nan without a P wave
-        'beat_qrs_ms': np.select([kinds[keep] == 2, kinds[keep] == 4],
-                                 [h.pvc_d, h.aberr_d], h.qd) * 1000,
+        'beat_qrs_ms': np.where(kinds[keep] == 2, h.pvc_d, h.qd) * 1000,
         'beat_qt_ms': h.qt[keep] * 1000,
     }
     return r[keep].astype(np.int64), [sym_of[k] for k in kinds[keep]], truth
@@ -1095,9 +1038,8 @@ def _job(job):
 PROVENANCE = {'provenance': 'synthetic'}
 
 
-# The generator's version: records written by another are rewritten, not reused
-# (v2: the PAC statistics of docs/data.md's realism section).
-GENERATOR = 'synthetic.py v2'
+# The generator's version: records written by another are rewritten, not reused.
+GENERATOR = 'synthetic.py v1'
 
 
 def write_dataset(out, n, seed, workers=None, duration=None, noise_scale=1.0,

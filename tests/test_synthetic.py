@@ -369,8 +369,7 @@ def test_pac_premature_abnormal_p_narrow_qrs_non_compensatory():
                       + ms(tr['pac_pr_ms']) - ms(tr['pr_ms']))
             assert abs(rr[k - 1] - expect) < 0.07 * normal_rr, (rr[k - 1], expect)
             on, off = qrs_bounds(sig, beats[k])
-            if tr['beat_kind'][k] == 1:   # conducted normally (4: with aberration)
-                assert (off - on) * 1000 / FS < 115
+            assert (off - on) * 1000 / FS < 115
             # an abnormal P wave where the generator put it (often on the T wave)
             p = int(tr['beat_p_onset'][k])
             assert 0.08 <= (on - p) / FS <= 0.4
@@ -378,76 +377,6 @@ def test_pac_premature_abnormal_p_narrow_qrs_non_compensatory():
             cos = (pa * p_n).sum() / np.linalg.norm(pa) / np.linalg.norm(p_n)
             assert cos < 0.9, cos   # another P axis or shape
     assert seen >= 3
-
-
-def test_pac_pause_after_is_longer_than_a_sinus_cycle_and_less_than_compensatory():
-    """The sinus node, reset by the PAC, fires again 1.05-1.3 cycles after the
-    premature P (less when the PAC comes late): the pause after a PAC is
-    longer than a sinus cycle, the pair shorter than two."""
-    after = []
-    for rec in steady_records('PAC', 6):
-        tr, beats, sym = rec['truth'], rec['beats'], rec['symbols']
-        rr, normal_rr = rr_and_sinus_cycle(beats, sym)
-        for k in range(1, len(beats) - 1):
-            if sym[k] == 'A' and sym[k - 1] == 'N' and sym[k + 1] == 'N':
-                # P-P pause over the sinus cycle: the next P's PR is the sinus one
-                pause = rr[k] + ms(tr['pac_pr_ms']) - ms(tr['pr_ms'])
-                after.append(pause / normal_rr)
-                assert rr[k - 1] + rr[k] < 2 * normal_rr
-    assert len(after) >= 5
-    assert 1.0 <= np.median(after) <= 1.3 and min(after) > 0.95 and max(after) < 1.4, after
-
-
-def test_early_pacs_are_aberrant_or_blocked_in_some_records():
-    """Early PACs (P-P coupling under 0.7 cycles) may be conducted with a
-    bundle-branch block shape (kind 4: annotated A, a wide QRS measured on
-    the signal as the truth says) or not at all (kind 5: a P wave, no QRS)."""
-    aberrant = blocked = 0
-    for i in range(60):
-        rec = synthetic.make_record(7, i, duration=15, classes=['PAC'], noise_scale=0,
-                                    borderline=0)
-        tr, sig, beats, sym = rec['truth'], rec['signal'], rec['beats'], rec['symbols']
-        for k in np.flatnonzero(tr['beat_kind'] == 4):
-            aberrant += 1
-            assert sym[k] == 'A'
-            assert tr['beat_qrs_ms'][k] == pytest.approx(tr['pac_aberrant_qrs_ms'])
-            if not k or tr['qrs_type'] != 'normal' or beats[k] > len(sig) - ms(200):
-                continue
-            prev_t_end = tr['beat_qrs_onset'][k - 1] + ms(tr['beat_qt_ms'][k - 1])
-            if prev_t_end < tr['beat_qrs_onset'][k]:   # measurable off the T wave
-                on, off = qrs_bounds(sig, beats[k])
-                assert abs((off - on) * 1000 / FS - tr['pac_aberrant_qrs_ms']) <= 20
-        v = spatial_velocity(sig)
-        qrs_slope = np.median([v[b - ms(40):b + ms(40)].max() for b in beats[1:-1]])
-        for p in tr['blocked_p_onset']:
-            blocked += 1
-            # no QRS annotated, and none on the signal (no QRS-like slope),
-            # from the P wave until after the pause
-            end = int(p) + ms(tr['pac_pr_ms'] + 150)
-            assert not any(0 < b - p < end - p for b in beats)
-            assert v[int(p):end].max() < 0.3 * qrs_slope
-    assert aberrant >= 3 and blocked >= 2, (aberrant, blocked)
-
-
-def test_pac_records_rates_and_counts_as_in_real_pac_records():
-    """The real PAC records in ../shared have 1-4 premature beats per 10 s at
-    coupling 0.55-0.85 of the median RR, often in sinus tachycardia:
-    synthetic PAC records cover those ranges (accuracy_realism.py compares
-    them in full)."""
-    per_10s, coupling, hr = [], [], []
-    for i in range(60):
-        rec = synthetic.make_record(2, i, duration=10, classes=['PAC'], noise_scale=0)
-        tr = rec['truth']
-        rr = np.diff(rec['beats']) / FS
-        a = [k for k in range(1, len(rr) + 1) if rec['symbols'][k] == 'A']
-        per_10s.append(len(a) + len(tr['blocked_p_onset']))
-        coupling += [rr[k - 1] / np.median(rr) for k in a]
-        hr.append(tr['hr_bpm'])
-    per_10s, coupling, hr = map(np.array, (per_10s, coupling, hr))
-    assert (per_10s >= 1).all() and 1.5 <= np.median(per_10s) <= 4.5
-    assert np.percentile(coupling, 10) < 0.65 and np.percentile(coupling, 90) > 0.75
-    assert coupling.max() < 0.95
-    assert 0.15 <= (hr > 100).mean() <= 0.6 and hr.max() < 135
 
 
 def test_pvc_wide_no_p_discordant_t_compensatory():
@@ -668,7 +597,7 @@ def test_records_of_another_generator_version_are_rewritten(tmp_path):
     want = (tmp_path / 'A0001.mat').read_bytes()
     manifest = json.loads((tmp_path / 'synthetic.json').read_text())
     (tmp_path / 'synthetic.json').write_text(json.dumps({**manifest,
-                                                         'generator': 'synthetic.py v1'}))
+                                                         'generator': 'synthetic.py v0'}))
     (tmp_path / 'A0001.mat').write_bytes(b'old')
     synthetic.write_dataset(tmp_path, 2, seed=0, workers=1, progress=False)
     assert (tmp_path / 'A0001.mat').read_bytes() == want
