@@ -156,12 +156,13 @@ def measurement_columns(rec, seconds=30.0):
     return out
 
 
-def identify(path, settings):
+def identify(path, settings, sha=None):
     """A record, opened (a header; the signal is read as windows need it),
-    and its resume key -> (record, info columns, key)."""
+    and its resume key -> (record, info columns, key). sha: its content
+    hash when known (a Holter's every chunk of windows must not hash it again)."""
     rec = read_record(path, lead_map=settings.lead_map, fs=settings.fs,
                       allow_outside=settings.allow_outside)
-    sha = content_hash(path)
+    sha = sha or content_hash(path)
     info = {'record': rec.name, 'path': public_path(rec, path), 'sha256': sha, 'fs': rec.fs,
             'duration_s': rec.duration}
     return rec, info, key_of(rec.name, sha)
@@ -210,12 +211,12 @@ def load(path, settings, done=None):
             'seconds': {'read': t1 - t0, 'prepare': t2 - t1, 'measure': t3 - t2}}
 
 
-def load_windows(path, settings, ends, first):
+def load_windows(path, settings, ends, first, sha):
     """--segments: some of a record's windows -> kind 'rows' (an unusable
     window is a row without scores: the others go on)."""
     t0 = time.perf_counter()
     try:
-        rec, info, key = guarded(path, identify, path, settings)
+        rec, info, key = guarded(path, identify, path, settings, sha)
         info.update(device_columns(rec))
     except RecordError as e:
         return {'kind': 'skip', 'line': str(e)}
@@ -245,23 +246,23 @@ def _init_worker(done):
 
 def run_task(task):
     """A task -> load's result; the resume set is the worker's own copy."""
-    path, settings, ends, first = task
+    path, settings, ends, first, sha = task
     if ends is None:
         return load(path, settings, _DONE)
-    return load_windows(path, settings, ends, first)
+    return load_windows(path, settings, ends, first, sha)
 
 
 def tasks(paths, settings, done, skip, resumed):
-    """(path, settings, ends, first) a record, or with --segments one a chunk
+    """(path, settings, ends, first, sha) a record, or with --segments one a chunk
     of its windows: the record is opened here to know its length (a header;
     the windows are read in the workers). skip(line) reports what cannot be
     opened, resumed() a record the journal holds."""
     for path in paths:
         if not settings.segments:
-            yield path, settings, None, True
+            yield path, settings, None, True, None
             continue
         try:
-            rec, _, key = guarded(path, identify, path, settings)
+            rec, info, key = guarded(path, identify, path, settings)
             if key in done:
                 resumed()
                 continue
@@ -273,7 +274,7 @@ def tasks(paths, settings, done, skip, resumed):
             continue
         ends = segment_ends(length_at_fs(rec), settings.window)
         for i in range(0, len(ends), CHUNK_WINDOWS):
-            yield path, settings, ends[i:i + CHUNK_WINDOWS], i == 0
+            yield path, settings, ends[i:i + CHUNK_WINDOWS], i == 0, info['sha256']
 
 
 def ordered(fn, items, workers, done, ahead=None):
@@ -442,14 +443,14 @@ def read_rows(path):
                        na_values={c: [''] for c in head if c not in TEXT_COLUMNS})
 
 
-def to_parquet(journal, out, columns, block=1 << 16):
-    """The journal (CSV) -> Parquet, a block of rows at a time, atomically."""
+def to_parquet(journal, out, columns, block_bytes=4 << 20):
+    """The journal (CSV) -> Parquet, a block of the file at a time, atomically."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     types = {c: pa.string() if c in TEXT_COLUMNS else pa.float64() for c in columns}
     schema = pa.schema([(c, types[c]) for c in columns])
-    reader = pacsv.open_csv(journal, read_options=pacsv.ReadOptions(block_size=block * 64),
+    reader = pacsv.open_csv(journal, read_options=pacsv.ReadOptions(block_size=block_bytes),
                             convert_options=pacsv.ConvertOptions(
                                 column_types=types, strings_can_be_null=False,
                                 quoted_strings_can_be_null=False))
@@ -480,8 +481,8 @@ class Progress:
     def update(self, n=1):
         self.bar.update(n)
 
-    def write(self, line, file=None):
-        tqdm.write(line, file=file or sys.stdout)
+    def write(self, line):
+        tqdm.write(line, file=sys.stdout)
 
     def close(self):
         self.bar.close()
