@@ -304,6 +304,9 @@ def check_record_args(args):
         raise SystemExit('error: --engine ray scores records; --segments runs with --workers')
     if args.address and args.engine != 'ray':
         raise SystemExit('error: --address names a Ray cluster: add --engine ray')
+    if args.records_from not in (None, '-') and not Path(args.records_from).is_file():
+        raise SystemExit(f'error: --records-from {args.records_from}: no such file (one path, '
+                         "glob or folder a line; '-' reads them from standard input)")
     try:
         fhir_bundle.check_subject(args.fhir_subject)
     except ValueError as e:
